@@ -1,0 +1,5 @@
+//! One function per subcommand: load what it needs, call the library, print, pick the exit code.
+
+mod inventory;
+
+pub use inventory::inventory_check;

@@ -1,0 +1,9 @@
+//! regboot: bootstrap a private Docker registry across a cluster over SSH.
+//!
+//! The binary in `main.rs` is a thin clap front end; everything it does lives here so tests
+//! and later commands can call it directly.
+
+pub mod cli;
+mod commands;
+pub mod fsutil;
+pub mod ssh;

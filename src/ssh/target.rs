@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a host's SSH key is checked against known_hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyCheck {
+    /// An unknown or changed key refuses the connection.
+    Strict,
+    /// An unknown key is appended to known_hosts; a changed key refuses.
+    AcceptNew,
+    /// No check at all (a warning is printed on every run).
+    Off,
+}
+
+/// A jump host (OpenSSH ProxyJump), reached directly; the target is reached through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bastion {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Everything needed to open one SSH connection to one host, already resolved from the
+/// inventory (defaults applied, `~` expanded, sudo decided).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The inventory name, used in every message about this host.
+    pub name: String,
+    /// IP or DNS name this machine dials.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; `None` means use the ssh-agent at `$SSH_AUTH_SOCK`.
+    pub key: Option<PathBuf>,
+    /// Environment variable holding the key's passphrase, if the key is encrypted.
+    pub key_passphrase_env: Option<String>,
+    /// Run privileged commands through `sudo -n`.
+    pub sudo: bool,
+    pub bastion: Option<Bastion>,
+    pub known_hosts: PathBuf,
+    pub host_key_check: HostKeyCheck,
+    pub connect_timeout: Duration,
+}
