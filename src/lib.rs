@@ -5,5 +5,6 @@
 
 pub mod cli;
 mod commands;
+pub mod facts;
 pub mod fsutil;
 pub mod ssh;
