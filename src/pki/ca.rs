@@ -22,10 +22,12 @@ pub struct CaSpec {
     pub validity: Duration,
 }
 
+/// The default CA name carries a random suffix so two regboot CAs (say, before and after a
+/// rotation) never share a subject: clients pick a CA by name before checking signatures.
 impl Default for CaSpec {
     fn default() -> Self {
         Self {
-            common_name: "regboot CA".to_string(),
+            common_name: format!("regboot CA {}", hex::encode(rand::random::<[u8; 4]>())),
             key_algorithm: KeyAlgorithm::EcdsaP256,
             validity: Duration::days(3650),
         }
