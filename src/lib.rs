@@ -7,4 +7,5 @@ pub mod cli;
 mod commands;
 pub mod fsutil;
 pub mod inventory;
+pub mod pki;
 pub mod ssh;
