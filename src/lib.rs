@@ -5,6 +5,8 @@
 
 pub mod cli;
 mod commands;
+pub mod diff;
 pub mod fsutil;
+pub mod merge;
 pub mod render;
 pub mod ssh;

@@ -441,7 +441,7 @@ mod tests {
         let text = Templates::embedded()
             .registry_config(&base(Storage::S3(s3)))
             .unwrap();
-        // Lowercase booleans: YAML 1.2 (and Go's yaml.v3) reads `True` as a string.
+        // Booleans in YAML's canonical lowercase, not minijinja's Python-style `True`.
         assert!(text.contains("forcepathstyle: true\n"), "{text}");
         let doc = yaml(&text);
         let s3 = get(&doc, "storage.s3");
