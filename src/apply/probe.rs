@@ -10,11 +10,13 @@ use crate::host::RemoteHost;
 
 const PROBE: &str = include_str!("probe.sh");
 
-/// A file as the host has it (`None` when missing).
+/// A file as the host has it (`None` in the map when missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileState {
-    pub sha256: String,
     pub mode: u32,
+    pub sha256: String,
+    /// Only for files probed with their content.
+    pub content: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +39,6 @@ pub struct HostState {
     pub os_like: String,
     pub systemd: bool,
     pub files: HashMap<String, Option<FileState>>,
-    pub contents: HashMap<String, Option<Vec<u8>>>,
     pub docker: Docker,
     /// The registry image's id, when asked and present.
     pub image_id: Option<String>,
@@ -69,7 +70,6 @@ fn parse(text: &str) -> Result<HostState> {
         os_like: String::new(),
         systemd: false,
         files: HashMap::new(),
-        contents: HashMap::new(),
         docker: Docker::Missing,
         image_id: None,
         container: None,
@@ -81,27 +81,25 @@ fn parse(text: &str) -> Result<HostState> {
             ["os", "like", v] => st.os_like = v.to_string(),
             ["os", "version", _] => {}
             ["init", v] => st.systemd = *v == "systemd",
-            ["hash", p, "-", "-"] => {
+            ["file", p, "-"] => {
                 st.files.insert(p.to_string(), None);
             }
-            ["hash", p, sha, mode] => {
-                let mode = u32::from_str_radix(mode, 8).context("file mode")?;
-                st.files.insert(
-                    p.to_string(),
-                    Some(FileState {
-                        sha256: sha.to_string(),
-                        mode,
-                    }),
-                );
-            }
-            ["content", p, "-"] => {
-                st.contents.insert(p.to_string(), None);
-            }
-            ["content", p, b64] => {
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .context("file content")?;
-                st.contents.insert(p.to_string(), Some(data));
+            ["file", p, mode, sha, rest @ ..] => {
+                let content = match rest {
+                    [] => None,
+                    [b64] => Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .context("file content")?,
+                    ),
+                    _ => bail!("unrecognized line {line:?}"),
+                };
+                let file = FileState {
+                    mode: u32::from_str_radix(mode, 8).context("file mode")?,
+                    sha256: sha.to_string(),
+                    content,
+                };
+                st.files.insert(p.to_string(), Some(file));
             }
             ["docker", "missing"] => st.docker = Docker::Missing,
             ["docker", "stopped"] => st.docker = Docker::Stopped,
@@ -134,16 +132,16 @@ mod tests {
     #[test]
     fn parses_every_record() {
         let text = "os\tid\tdebian\nos\tlike\t\nos\tversion\t12\ninit\tsystemd\n\
-            hash\t/etc/a\tabc\t644\nhash\t/etc/b\t-\t-\ncontent\t/etc/hosts\taGk=\n\
-            content\t/etc/docker/daemon.json\t-\ndocker\trunning\t20.10.24\n\
+            file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
+            docker\trunning\t20.10.24\n\
             image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
         let st = parse(text).unwrap();
         assert_eq!(st.os_id, "debian");
         assert!(st.systemd);
         assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
         assert_eq!(st.files["/etc/b"], None);
-        assert_eq!(st.contents["/etc/hosts"].as_deref(), Some(&b"hi"[..]));
-        assert_eq!(st.contents["/etc/docker/daemon.json"], None);
+        let hosts = st.files["/etc/hosts"].as_ref().unwrap();
+        assert_eq!((hosts.mode, hosts.content.as_deref()), (0o600, Some(&b"hi"[..])));
         assert_eq!(st.image_id.as_deref(), Some("sha256:1"));
         let c = st.container.unwrap();
         assert!(c.running);

@@ -1,5 +1,5 @@
 # regboot's one-round-trip look at a host. Args: IMAGE then paths, each prefixed with
-# h: (report sha256 and mode) or c: (report the content, base64). One record per line:
+# h: (report sha256 and mode) or c: (also the content, base64). One record per line:
 # KIND<TAB>NAME<TAB>VALUE...
 set -u
 image=$1; shift
@@ -8,12 +8,11 @@ printf 'os\tid\t%s\nos\tlike\t%s\nos\tversion\t%s\n' "${ID:-unknown}" "${ID_LIKE
 if [ -d /run/systemd/system ]; then printf 'init\tsystemd\n'; else printf 'init\tother\n'; fi
 for a in "$@"; do
   p=${a#?:}
+  if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
+  line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
   case $a in
-    h:*) if [ -f "$p" ]; then
-           printf 'hash\t%s\t%s\t%s\n' "$p" "$(sha256sum < "$p" | cut -d' ' -f1)" "$(stat -c %a "$p")"
-         else printf 'hash\t%s\t-\t-\n' "$p"; fi ;;
-    c:*) if [ -f "$p" ]; then printf 'content\t%s\t%s\n' "$p" "$(base64 -w0 < "$p")"
-         else printf 'content\t%s\t-\n' "$p"; fi ;;
+    c:*) printf '%s\t%s\n' "$line" "$(base64 -w0 < "$p")" ;;
+    *) printf '%s\n' "$line" ;;
   esac
 done
 if ! command -v docker >/dev/null 2>&1; then printf 'docker\tmissing\n'; exit 0; fi

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::pki::KeyAlgorithm;
 use crate::ssh::Target;
 
 #[derive(Debug, Clone)]
@@ -151,14 +152,6 @@ pub enum TlsMode {
     },
     /// Plain HTTP; clients get insecure-registries.
     Insecure,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyAlgorithm {
-    #[default]
-    EcdsaP256,
-    Rsa2048,
 }
 
 #[derive(Debug, Clone)]
