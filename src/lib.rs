@@ -9,4 +9,6 @@ pub mod diff;
 pub mod fsutil;
 pub mod merge;
 pub mod render;
+pub mod smoke_image;
 pub mod ssh;
+pub mod trust_store;
