@@ -11,4 +11,6 @@ pub mod inventory;
 pub mod merge;
 pub mod pki;
 pub mod render;
+pub mod smoke_image;
 pub mod ssh;
+pub mod trust_store;
