@@ -55,6 +55,33 @@ pub enum Command {
     /// Read and validate an inventory file.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+
+    /// Connect to every host (in parallel) and print what it is: OS, init system, docker,
+    /// sudo, daemon.json, connect time. Exit 1 naming each host that failed, and why.
+    Facts {
+        /// Hosts handled at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+        forks: u16,
+    },
+
+    /// Manage the SSH host keys regboot checks (the same known_hosts file OpenSSH uses).
+    #[command(subcommand)]
+    KnownHosts(KnownHostsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KnownHostsCommand {
+    /// Remove a host's recorded keys (after a reinstall changed them), like `ssh-keygen -R`.
+    Forget {
+        /// An inventory host name (with -i), `[address]:port`, or an address.
+        host: String,
+        /// The port, when HOST is a bare address.
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// The known_hosts file (default: the inventory host's, else ~/.ssh/known_hosts).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,5 +119,9 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => commands::inventory_check(&cli),
+        Command::Facts { forks } => commands::facts(&cli, usize::from(*forks)),
+        Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
+            commands::known_hosts_forget(&cli, host, *port, file.as_ref())
+        }
     }
 }

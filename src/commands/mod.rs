@@ -1,5 +1,9 @@
 //! One function per subcommand: load what it needs, call the library, print, pick the exit code.
 
+mod facts;
 mod inventory;
+mod known_hosts;
 
+pub use facts::facts;
 pub use inventory::inventory_check;
+pub use known_hosts::forget as known_hosts_forget;

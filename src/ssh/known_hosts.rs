@@ -161,7 +161,11 @@ pub fn append(path: &Path, address: &str, port: u16, key: &PublicKey) -> io::Res
 /// Remove every line naming `address:port` (plain or hashed), keeping comments and all other
 /// lines byte for byte, like `ssh-keygen -R`. Returns how many lines were removed.
 pub fn forget(path: &Path, address: &str, port: u16) -> anyhow::Result<usize> {
-    let text = fs::read_to_string(path)?;
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
     let name = host_pattern(address, port);
     let mut removed = 0;
     let mut kept = String::with_capacity(text.len());

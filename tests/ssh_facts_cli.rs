@@ -1,0 +1,117 @@
+//! `regboot facts -i` end to end: the real binary against real sshd servers, one of them
+//! unreachable, one with a changed host key, one whose sudo wants a password.
+
+mod support;
+
+use std::fs;
+use std::net::TcpListener;
+use std::process::Command;
+
+use serde_json::Value;
+use support::sshd::{Sshd, SshdOptions, ensure_user, keygen, public_key};
+
+fn regboot(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
+        .args(args)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn facts_reports_every_host_and_names_each_failure() {
+    ensure_user("regboot-pw", "regboot-pw ALL=(ALL) ALL\n");
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let opts = SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        ..Default::default()
+    };
+    let (good, changed) = (Sshd::start(&opts), Sshd::start(&opts));
+    let impostor = Sshd::start(&SshdOptions::default());
+    let kh = dir.path().join("known_hosts");
+    let wrong = impostor.known_hosts_line().replacen(
+        &impostor.port.to_string(),
+        &changed.port.to_string(),
+        1,
+    );
+    fs::write(&kh, format!("{wrong}\n")).unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+
+    let inv = dir.path().join("inventory.yml");
+    fs::write(
+        &inv,
+        format!(
+            "version: 1\ndefaults:\n  user: root\n  key: {key}\n  known_hosts: {kh}\n  \
+             host_key_check: accept-new\nhosts:\n\
+             \x20 - {{ name: good, address: 127.0.0.1, port: {g}, roles: [registry] }}\n\
+             \x20 - {{ name: changed, address: 127.0.0.1, port: {c}, roles: [agent] }}\n\
+             \x20 - {{ name: gone, address: 127.0.0.1, port: {closed_port}, roles: [agent] }}\n\
+             \x20 - {{ name: pw, address: 127.0.0.1, port: {g}, user: regboot-pw, roles: [agent] }}\n\
+             registry:\n  hostname: registry.test\n",
+            key = key.display(),
+            kh = kh.display(),
+            g = good.port,
+            c = changed.port,
+        ),
+    )
+    .unwrap();
+    let inv = inv.to_str().unwrap();
+
+    let (code, rows, stderr) = regboot(&["facts", "-i", inv, "-o", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["host"] == name)
+            .unwrap()
+            .clone()
+    };
+    let g = row("good");
+    assert!(g["error"].is_null(), "{g}");
+    assert_eq!(g["facts"]["os"]["family"], "debian");
+    assert_eq!(g["facts"]["sudo"], "root");
+    assert!(g["facts"]["connect_ms"].as_u64().is_some());
+    assert_eq!(row("changed")["error"]["kind"], "host-key-changed");
+    assert_eq!(row("gone")["error"]["kind"], "unreachable");
+    let pw = row("pw");
+    assert_eq!(pw["error"]["kind"], "sudo-needs-password");
+    assert_eq!(pw["facts"]["sudo"], "password");
+    for name in ["changed:", "gone:", "pw:"] {
+        assert!(stderr.contains(name), "{name} not named in:\n{stderr}");
+    }
+    assert!(
+        stderr.contains(&format!("{}:1", kh.display())),
+        "file:line of the changed key:\n{stderr}"
+    );
+
+    // The fix the message gives, then the host is back.
+    let pattern = format!("[127.0.0.1]:{}", changed.port);
+    let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
+        .args([
+            "known-hosts",
+            "forget",
+            &pattern,
+            "--file",
+            kh.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (_, rows, _) = regboot(&["facts", "-i", inv, "-o", "json"]);
+    let c = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["host"] == "changed")
+        .unwrap();
+    assert!(c["error"].is_null(), "{c}");
+}
