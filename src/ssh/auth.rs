@@ -8,7 +8,7 @@ use std::sync::Arc;
 use russh::client::{AuthResult, Handle, Handler};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 use tokio::sync::Mutex;
 
 use super::error::ConnectError;
@@ -113,12 +113,6 @@ pub async fn authenticate<H: Handler>(
     user: &str,
     key: Option<(&Path, Arc<PrivateKey>)>,
 ) -> Result<(), ConnectError> {
-    let rsa_hash = handle
-        .best_supported_rsa_hash()
-        .await
-        .ok()
-        .flatten()
-        .flatten();
     let mut tried = Vec::new();
     let mut server_methods = String::from("unknown");
     let refused = |host: &str, tried, server_methods| ConnectError::AuthRefused {
@@ -135,7 +129,7 @@ pub async fn authenticate<H: Handler>(
             key.algorithm().as_str(),
             fingerprint(key.public_key())
         );
-        let hash = rsa_hash.filter(|_| key.algorithm().is_rsa());
+        let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
         let result = handle
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
             .await
@@ -177,7 +171,7 @@ pub async fn authenticate<H: Handler>(
             key.algorithm().as_str(),
             fingerprint(&key)
         );
-        let hash = rsa_hash.filter(|_| key.algorithm().is_rsa());
+        let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
         match handle
             .authenticate_publickey_with(user, key, hash, &mut agent)
             .await
@@ -191,6 +185,20 @@ pub async fn authenticate<H: Handler>(
         }
     }
     Err(refused(host, tried, server_methods))
+}
+
+/// The rsa-sha2 hash the server accepts (from its server-sig-algs), asked only for RSA keys:
+/// the question can wait up to a second for the server's EXT_INFO.
+async fn rsa_hash<H: Handler>(handle: &Handle<H>, is_rsa: bool) -> Option<HashAlg> {
+    if !is_rsa {
+        return None;
+    }
+    handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten()
 }
 
 /// Remember the methods a refusing server says it would still accept.
