@@ -123,7 +123,8 @@ pub fn fingerprint(key: &PublicKey) -> String {
 static APPEND_LOCK: Mutex<()> = Mutex::new(());
 
 /// Append `key` for `address:port` as a plain OpenSSH line, creating the file (0600, and its
-/// directory 0700) if needed.
+/// directory 0700) if needed. A key already there (learned by a parallel connection to the
+/// same server) is not added twice.
 pub fn append(path: &Path, address: &str, port: u16, key: &PublicKey) -> io::Result<()> {
     let mut key = key.clone();
     key.set_comment("");
@@ -131,6 +132,9 @@ pub fn append(path: &Path, address: &str, port: u16, key: &PublicKey) -> io::Res
     let line = format!("{} {}\n", host_pattern(address, port), encoded.trim());
 
     let _guard = APPEND_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if verdict(&lookup(path, address, port)?, &key) == Verdict::Known {
+        return Ok(());
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::DirBuilder::new()
             .recursive(true)
@@ -329,6 +333,7 @@ mod tests {
         let text = fs::read_to_string(&kh).unwrap();
         assert_eq!(text, format!("[10.1.1.1]:2222 {ED1}\n"));
         fs::write(&kh, format!("{text}@revoked * {ED2}")).unwrap();
+        append(&kh, "h", 22, &key(ED1)).unwrap();
         append(&kh, "h", 22, &key(ED1)).unwrap();
         assert!(
             fs::read_to_string(&kh)
