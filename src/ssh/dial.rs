@@ -56,6 +56,8 @@ type BastionCell = Arc<OnceCell<Result<Arc<Connection>, ConnectError>>>;
 pub struct Dialer {
     keys: KeyCache,
     handshakes: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// One connection per bastion (`user@host:port`), dialed with the key, known_hosts and
+    /// policy of the first target that needs it; its hosts' connections are channels on it.
     bastions: Mutex<HashMap<String, BastionCell>>,
 }
 
