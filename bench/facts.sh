@@ -87,9 +87,8 @@ for n in $SIZES; do printf '%s\n' "${ports[@]:0:$n}" > "$work/ports$n"; done
 
 # Prints "wall cpu" in seconds for one run of the command (CPU includes its children).
 measure() {
-  local t
-  t=$( { /usr/bin/time -f '%e %U %S' "$@" > "$work/out" 2>/dev/null; } 2>&1 | tail -n 1)
-  awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<< "$t"
+  /usr/bin/time -o "$work/time" -f '%e %U %S' "$@" > "$work/out" 2> "$work/err" || true
+  awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$work/time"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
