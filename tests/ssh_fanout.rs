@@ -79,5 +79,8 @@ async fn handshakes_retry_when_maxstartups_drops_them() {
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
     // 24 connections learned the same key: recorded once.
-    assert_eq!(fs::read_to_string(&kh).unwrap(), sshd.known_hosts_line() + "\n");
+    assert_eq!(
+        fs::read_to_string(&kh).unwrap(),
+        sshd.known_hosts_line() + "\n"
+    );
 }

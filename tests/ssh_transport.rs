@@ -191,6 +191,31 @@ async fn accept_new_then_strict_and_openssh_trusts_the_file() {
     );
     assert_eq!(fs::read_to_string(&kh).unwrap().lines().count(), 1);
 
+    // A host OpenSSH learned by its ecdsa key is checked by that key: recorded types are
+    // offered first, as OpenSSH does.
+    let ecdsa: Vec<&str> = sshd.host_keys[1].split_whitespace().take(2).collect();
+    let kh_ecdsa = dir.path().join("known_hosts_ecdsa");
+    fs::write(
+        &kh_ecdsa,
+        format!("[127.0.0.1]:{} {}\n", sshd.port, ecdsa.join(" ")),
+    )
+    .unwrap();
+    let mut by_ecdsa = target.clone();
+    by_ecdsa.known_hosts = kh_ecdsa;
+    Session::connect(&by_ecdsa).await.unwrap();
+
+    // `off` connects even to a changed key, and leaves the file alone.
+    let other = public_key(&keygen(dir.path(), "other", "ed25519", ""));
+    let other: Vec<&str> = other.split_whitespace().take(2).collect();
+    let kh_wrong = dir.path().join("known_hosts_wrong");
+    let wrong = format!("[127.0.0.1]:{} {}\n", sshd.port, other.join(" "));
+    fs::write(&kh_wrong, &wrong).unwrap();
+    let mut unchecked = target.clone();
+    unchecked.known_hosts = kh_wrong.clone();
+    unchecked.host_key_check = HostKeyCheck::Off;
+    Session::connect(&unchecked).await.unwrap();
+    assert_eq!(fs::read_to_string(&kh_wrong).unwrap(), wrong);
+
     let ssh = Command::new("ssh")
         .args([
             "-F",
