@@ -1,5 +1,7 @@
 //! One function per subcommand: load what it needs, call the library, print, pick the exit code.
 
+mod apply;
 mod inventory;
 
+pub use apply::{Kind, run_playbook, user_hash};
 pub use inventory::inventory_check;
