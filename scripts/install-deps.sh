@@ -2,9 +2,10 @@
 # Installs the Debian packages that regboot's tests and lab use, when they are missing.
 set -euo pipefail
 
-# docker-registry, nginx-light and keepalived: tests run the rendered registry config.yml,
-# nginx.conf and keepalived.conf with the real programs (their services are not started).
-packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived)
+# docker-registry, nginx-light, keepalived, skopeo: tests run the rendered registry config.yml,
+# nginx.conf and keepalived.conf with the real programs (their services are not started) and
+# push the generated smoke image with skopeo.
+packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -1,6 +1,7 @@
 //! The rendered files, run by the real programs on loopback: distribution's registry (Debian's
 //! docker-registry) serving the rendered config.yml with the rendered htpasswd, nginx with the
-//! rendered nginx.conf in front of it, and keepalived's config test on keepalived.conf.
+//! rendered nginx.conf in front of it, keepalived's config test on keepalived.conf, and the
+//! generated smoke image copied into the registry by skopeo.
 //!
 //! The registry runs outside a container here, so the in-container paths of config.yml are
 //! pointed at temp files through distribution's REGISTRY_* environment overrides; nginx gets
@@ -18,6 +19,7 @@ use rcgen::{
 };
 use regboot::merge::htpasswd::{self, Secret, User};
 use regboot::render::{Keepalived, LoadBalancer, RegistryConfig, S3Storage, Storage, Templates};
+use regboot::smoke_image;
 use sha2::{Digest, Sha256};
 
 const HOSTNAME: &str = "registry.test";
@@ -415,4 +417,54 @@ fn keepalived_accepts_the_rendered_config() {
     assert_eq!(check(&conf), "");
     let broken = swap(&conf, "virtual_router_id 55", "virtual_router_id 555");
     assert!(check(&broken).contains("555"));
+}
+
+#[test]
+fn smoke_image_tarball_pushes_to_a_registry_with_its_config_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = RegistryConfig {
+        storage: Storage::Filesystem,
+        delete_enabled: true,
+        http_secret: "x".into(),
+        tls: false,
+        auth_realm: None,
+    };
+    let registry = start_registry(dir.path(), &cfg, port, None);
+    let image = smoke_image::build(
+        &format!("127.0.0.1:{port}/regboot-smoke:t1"),
+        "amd64",
+        "nonce-42",
+    )
+    .unwrap();
+    let tarball = write(dir.path(), "smoke.tar", &image.tarball);
+
+    // skopeo reads the docker-archive as docker load does (manifest.json, config, layers).
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", tarball.display()))
+        .arg(format!("docker://127.0.0.1:{port}/regboot-smoke:t1"))
+        .output()
+        .expect("skopeo (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}\nregistry log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        registry.log()
+    );
+
+    // The pushed manifest names our config by the digest build() returned (the image ID).
+    let (status, _, body) = curl(
+        None,
+        &format!("http://127.0.0.1:{port}/v2/regboot-smoke/manifests/t1"),
+        false,
+        &[
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ],
+    );
+    assert_eq!(status, 200);
+    let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(manifest["config"]["digest"], image.config_digest.as_str());
+    assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(1));
 }
