@@ -12,6 +12,7 @@ pub mod host;
 pub mod inventory;
 pub mod merge;
 pub mod pki;
+pub mod registry_http;
 pub mod render;
 pub mod smoke_image;
 pub mod ssh;

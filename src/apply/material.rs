@@ -119,7 +119,11 @@ fn self_signed(
             if !check {
                 ca.store(state)?;
             }
-            notes.push(format!("{} CA {:?}", verb(check, "create"), ca.info().subject));
+            notes.push(format!(
+                "{} CA {:?}",
+                verb(check, "create"),
+                ca.info().subject
+            ));
             ca
         }
     };
@@ -129,19 +133,32 @@ fn self_signed(
             .read(name)?
             .with_context(|| format!("{name} missing from the state directory"))
     };
-    let (chain_pem, key_pem) = match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
-        None => (read(pki::state::REGISTRY_CHAIN)?, read(pki::state::REGISTRY_KEY)?),
-        Some(reason) => {
-            notes.push(format!("{} the registry certificate: {reason}", verb(check, "issue")));
-            if check {
-                let leaf = pki::leaf::issue(&ca, &spec)?;
-                (pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()), leaf.key_pem)
-            } else {
-                pki::leaf::ensure(state, &ca, &spec)?;
-                (read(pki::state::REGISTRY_CHAIN)?, read(pki::state::REGISTRY_KEY)?)
+    let (chain_pem, key_pem) =
+        match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
+            None => (
+                read(pki::state::REGISTRY_CHAIN)?,
+                read(pki::state::REGISTRY_KEY)?,
+            ),
+            Some(reason) => {
+                notes.push(format!(
+                    "{} the registry certificate: {reason}",
+                    verb(check, "issue")
+                ));
+                if check {
+                    let leaf = pki::leaf::issue(&ca, &spec)?;
+                    (
+                        pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()),
+                        leaf.key_pem,
+                    )
+                } else {
+                    pki::leaf::ensure(state, &ca, &spec)?;
+                    (
+                        read(pki::state::REGISTRY_CHAIN)?,
+                        read(pki::state::REGISTRY_KEY)?,
+                    )
+                }
             }
-        }
-    };
+        };
     Ok(Tls {
         ca_pem: ca.cert_pem().to_string(),
         chain_pem,
@@ -206,7 +223,10 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             secret_key: Some(env(&s3.secret_key_env)?),
             path_style: s3.path_style,
             v4auth: true,
-            secure: !s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+            secure: !s3
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
             redirect: s3.redirect,
         }),
         Storage::Oss(oss) => render::Storage::Oss(render::OssStorage {

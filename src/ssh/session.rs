@@ -244,6 +244,21 @@ impl Session {
     }
 
     /// Say goodbye to the server (dropping the session also closes the connection).
+    /// A TCP connection opened by the host to `host:port` (as the host sees it), carried over
+    /// this SSH connection (a direct-tcpip channel, like `ssh -L`). Lets regboot talk to a
+    /// service on a host without a route to it and without any client program there.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, russh::Error> {
+        let channel = self
+            .conn
+            .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
+            .await?;
+        Ok(channel.into_stream())
+    }
+
     pub async fn close(self) {
         let _ = self
             .conn
