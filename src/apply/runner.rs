@@ -221,8 +221,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
         out.line(&format!("\n== {}", step.name));
         let mut planned: Vec<(usize, Vec<Change>)> = Vec::new();
-        for i in 0..nodes.len() {
-            let n = &nodes[i];
+        for (i, n) in nodes.iter_mut().enumerate() {
             if !n.alive() || !step.hosts.matches(n.host) {
                 continue;
             }
@@ -237,7 +236,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                 Err(e) => {
                     let msg = format!("{e:#}");
                     out.line(&format!("  {}: FAILED: {msg}", n.host.name));
-                    nodes[i].fail(Some(&step.name), msg);
+                    n.fail(Some(&step.name), msg);
                 }
             }
         }
