@@ -6,5 +6,6 @@
 pub mod cli;
 mod commands;
 pub mod fsutil;
+pub mod inventory;
 pub mod pki;
 pub mod ssh;

@@ -57,6 +57,11 @@ fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result
     }
 }
 
+/// Serialize a time as RFC 3339 (`2027-11-23T00:31:00Z`) in JSON output.
+pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    rfc3339_opt(&Some(*t), s)
+}
+
 /// Build the row for the certificate read from `path` (`pem` is its text, `None` when the file
 /// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs).
 pub fn row(

@@ -29,13 +29,20 @@ pub struct ProvidedReport {
     pub ca: CertInfo,
     /// Required names the certificate does not cover, in inventory order.
     pub missing_sans: Vec<String>,
-    /// Every problem found, each a sentence naming the file and the fix.
+    /// What makes the files unfit apart from their dates (signer, key, usage, SANs), each a
+    /// sentence naming the file and the fix.
     pub problems: Vec<String>,
+    /// Expired, or expiring within renew_before.
+    pub expiry_problem: Option<String>,
 }
 
 impl ProvidedReport {
     pub fn is_fit(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.expiry_problem.is_none()
+    }
+
+    pub fn all_problems(&self) -> impl Iterator<Item = &String> {
+        self.problems.iter().chain(&self.expiry_problem)
     }
 }
 
@@ -106,19 +113,18 @@ pub fn check(
             files.cert.display()
         ));
     }
-    match expiry_reason(&cert, renew_before, now) {
-        Some(ReissueReason::Expired { .. }) => problems.push(format!(
+    let expiry_problem = expiry_reason(&cert, renew_before, now).map(|reason| match reason {
+        ReissueReason::Expired { .. } => format!(
             "{} expired on {}: renew it with your CA",
             files.cert.display(),
             super::check::date(cert.not_after)
-        )),
-        Some(_) => problems.push(format!(
+        ),
+        _ => format!(
             "{} expires on {}, within renew_before_days: renew it with your CA",
             files.cert.display(),
             super::check::date(cert.not_after)
-        )),
-        None => {}
-    }
+        ),
+    });
     let missing_sans = missing_sans(&cert, dns, ips);
     if !missing_sans.is_empty() {
         problems.push(format!(
@@ -132,6 +138,7 @@ pub fn check(
         ca,
         missing_sans,
         problems,
+        expiry_problem,
     })
 }
 
@@ -265,7 +272,8 @@ mod tests {
         };
         let later = OffsetDateTime::now_utc() + Duration::days(366);
         let report = check(&files, &spec.dns, &[], Duration::days(30), later).unwrap();
-        let all = report.problems.join("\n");
+        let all: Vec<&String> = report.all_problems().collect();
+        let all = format!("{all:?}");
         assert!(all.contains("is not signed by the CA"), "{all}");
         assert!(all.contains("is not the key of"), "{all}");
         assert!(all.contains("expired on"), "{all}");
