@@ -161,7 +161,8 @@ pub fn issue(ca: &Ca, spec: &LeafSpec) -> Result<IssuedLeaf> {
     params.serial_number = Some(random_serial());
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
-    params.not_after = now + spec.validity;
+    // A certificate outliving its CA would be rejected then anyway; end with the CA instead.
+    params.not_after = (now + spec.validity).min(ca.info().not_after);
     let cert = params
         .signed_by(&key, ca.issuer())
         .context("signing the registry certificate")?;
@@ -432,6 +433,18 @@ mod tests {
             left <= Duration::minutes(3) && left > Duration::minutes(2),
             "{left}"
         );
+    }
+
+    #[test]
+    fn leaf_never_outlives_its_ca() {
+        let ca = Ca::generate(&CaSpec {
+            validity: Duration::days(100),
+            ..CaSpec::default()
+        })
+        .unwrap();
+        let leaf = issue(&ca, &spec()).unwrap();
+        let info = inspect::cert_info(&leaf.cert_pem).unwrap();
+        assert_eq!(info.not_after, ca.info().not_after);
     }
 
     #[test]

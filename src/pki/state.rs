@@ -125,8 +125,8 @@ impl StateDir {
         Ok(secret)
     }
 
-    /// The mode bits of a file in the state directory (for checks and tests).
-    pub fn mode_of(&self, name: &str) -> Result<u32> {
+    #[cfg(test)]
+    pub(crate) fn mode_of(&self, name: &str) -> Result<u32> {
         let path = self.path(name);
         let meta =
             fs::metadata(&path).with_context(|| format!("cannot stat {}", path.display()))?;
