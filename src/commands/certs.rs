@@ -125,6 +125,14 @@ fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
                 ca.info().key_algorithm,
                 check::date(ca.info().not_after)
             );
+            if ca.info().key_algorithm != inv.tls.key_algorithm.label() {
+                println!(
+                    "  note: the existing CA keeps its {} key; tls.key_algorithm ({}) applies to the \
+                     server certificate and to a new CA only",
+                    ca.info().key_algorithm,
+                    inv.tls.key_algorithm.label()
+                );
+            }
             match reason {
                 Some(reason) => println!("server certificate: issued ({reason})"),
                 None => println!("server certificate: kept (it fits the inventory)"),

@@ -55,6 +55,11 @@ pub enum ReissueReason {
     NotSignedByCa,
     /// The stored key is not the certificate's key.
     KeyMismatch,
+    /// tls.key_algorithm now asks for another key type.
+    KeyAlgorithmChanged {
+        from: String,
+        to: String,
+    },
     /// The inventory now needs other names than the certificate carries.
     SansChanged {
         added: Vec<String>,
@@ -78,6 +83,9 @@ impl fmt::Display for ReissueReason {
             }
             Self::NotSignedByCa => write!(f, "not signed by the current CA"),
             Self::KeyMismatch => write!(f, "the stored key does not match the certificate"),
+            Self::KeyAlgorithmChanged { from, to } => {
+                write!(f, "key type changes from {from} to {to}")
+            }
             Self::SansChanged { added, removed } => {
                 write!(f, "SANs changed")?;
                 if !added.is_empty() {
@@ -201,6 +209,12 @@ pub fn reissue_reason(
         .transpose()?;
     if key_fits != Some(true) {
         return Ok(Some(ReissueReason::KeyMismatch));
+    }
+    if info.key_algorithm != spec.key_algorithm.label() {
+        return Ok(Some(ReissueReason::KeyAlgorithmChanged {
+            from: info.key_algorithm,
+            to: spec.key_algorithm.label().to_string(),
+        }));
     }
     Ok(sans_diff(&info, spec).or_else(|| expiry_reason(&info, spec.renew_before, now)))
 }
@@ -419,6 +433,25 @@ mod tests {
         std::fs::remove_file(state.path(REGISTRY_KEY)).unwrap();
         let reason = reissue_reason(&state, &ca, &spec(), OffsetDateTime::now_utc()).unwrap();
         assert_eq!(reason, Some(ReissueReason::Missing));
+    }
+
+    #[test]
+    fn reissued_when_the_key_type_changes() {
+        let (_tmp, state, ca) = setup();
+        ensure(&state, &ca, &spec()).unwrap();
+        let mut rsa = spec();
+        rsa.key_algorithm = KeyAlgorithm::Rsa2048;
+        let outcome = ensure(&state, &ca, &rsa).unwrap();
+        assert_eq!(
+            outcome,
+            LeafOutcome::Issued {
+                reason: ReissueReason::KeyAlgorithmChanged {
+                    from: "ECDSA P-256".into(),
+                    to: "RSA 2048".into()
+                }
+            }
+        );
+        assert_eq!(ensure(&state, &ca, &rsa).unwrap(), LeafOutcome::Kept);
     }
 
     #[test]

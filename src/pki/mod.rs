@@ -41,6 +41,14 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
+    /// How certificates name this key type (`CertInfo::key_algorithm`), e.g. "ECDSA P-256".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ECDSA P-256",
+            Self::Rsa2048 => "RSA 2048",
+        }
+    }
+
     fn generate(self) -> Result<KeyPair> {
         let alg = match self {
             Self::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
