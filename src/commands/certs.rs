@@ -159,7 +159,6 @@ fn check_provided(files: &ProvidedFiles, inv: &Inventory) -> Result<ProvidedRepo
 }
 
 fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> Result<()> {
-    let problems: Vec<&String> = report.all_problems().collect();
     match cli.output {
         Output::Json => {
             let value = json!({
@@ -168,7 +167,8 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
                 "cert": report.cert,
                 "ca": report.ca,
                 "missing_sans": report.missing_sans,
-                "problems": problems,
+                "problems": report.problems,
+                "warnings": report.warnings,
             });
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
@@ -178,15 +178,18 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
                 files.cert.display(),
                 files.ca_cert.display()
             );
-            if problems.is_empty() {
+            if report.is_fit() {
                 println!(
                     "ok: signed by the CA, key matches, covers every name ({}), valid until {}",
                     report.cert.sans().join(", "),
                     check::date(report.cert.not_after)
                 );
             }
-            for p in problems {
+            for p in &report.problems {
                 println!("problem: {p}");
+            }
+            for w in &report.warnings {
+                println!("warning: {w}");
             }
         }
     }

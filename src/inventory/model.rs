@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::pki::KeyAlgorithm;
 use crate::ssh::Target;
 
 #[derive(Debug, Clone)]
@@ -152,9 +153,6 @@ pub enum TlsMode {
     /// Plain HTTP; clients get insecure-registries.
     Insecure,
 }
-
-/// tls.key_algorithm: the PKI's own type, so the inventory and the issuer cannot disagree.
-pub use crate::pki::KeyAlgorithm;
 
 #[derive(Debug, Clone)]
 pub struct Tls {

@@ -63,7 +63,8 @@ pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<
 }
 
 /// Build the row for the certificate read from `path` (`pem` is its text, `None` when the file
-/// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs).
+/// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs);
+/// it is not asked about an expired certificate.
 pub fn row(
     name: &str,
     path: &Path,
@@ -103,13 +104,14 @@ pub fn row(
     row.not_after = Some(info.not_after);
     row.residual_seconds = Some(residual.whole_seconds());
     row.issuer = info.issuer.clone();
-    (row.status, row.problem) = if let Some(problem) = verify(&info) {
-        (CheckStatus::Invalid, Some(problem))
-    } else if residual <= Duration::ZERO {
+    // Expired first: it says the most about what to do, whatever else is wrong.
+    (row.status, row.problem) = if residual <= Duration::ZERO {
         (
             CheckStatus::Expired,
             Some(format!("expired on {}", date(info.not_after))),
         )
+    } else if let Some(problem) = verify(&info) {
+        (CheckStatus::Invalid, Some(problem))
     } else if info.not_before > now {
         (
             CheckStatus::Invalid,

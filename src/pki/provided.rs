@@ -29,20 +29,16 @@ pub struct ProvidedReport {
     pub ca: CertInfo,
     /// Required names the certificate does not cover, in inventory order.
     pub missing_sans: Vec<String>,
-    /// What makes the files unfit apart from their dates (signer, key, usage, SANs), each a
-    /// sentence naming the file and the fix.
+    /// What makes the files unusable (wrong signer, foreign key, not for servers, missing
+    /// SANs, expired), each a sentence naming the file and the fix.
     pub problems: Vec<String>,
-    /// Expired, or expiring within renew_before.
-    pub expiry_problem: Option<String>,
+    /// Usable, but worth acting on: it expires within renew_before.
+    pub warnings: Vec<String>,
 }
 
 impl ProvidedReport {
     pub fn is_fit(&self) -> bool {
-        self.problems.is_empty() && self.expiry_problem.is_none()
-    }
-
-    pub fn all_problems(&self) -> impl Iterator<Item = &String> {
-        self.problems.iter().chain(&self.expiry_problem)
+        self.problems.is_empty()
     }
 }
 
@@ -113,18 +109,20 @@ pub fn check(
             files.cert.display()
         ));
     }
-    let expiry_problem = expiry_reason(&cert, renew_before, now).map(|reason| match reason {
-        ReissueReason::Expired { .. } => format!(
+    let mut warnings = Vec::new();
+    match expiry_reason(&cert, renew_before, now) {
+        Some(ReissueReason::Expired { .. }) => problems.push(format!(
             "{} expired on {}: renew it with your CA",
             files.cert.display(),
             super::check::date(cert.not_after)
-        ),
-        _ => format!(
+        )),
+        Some(_) => warnings.push(format!(
             "{} expires on {}, within renew_before_days: renew it with your CA",
             files.cert.display(),
             super::check::date(cert.not_after)
-        ),
-    });
+        )),
+        None => {}
+    }
     let missing_sans = missing_sans(&cert, dns, ips);
     if !missing_sans.is_empty() {
         problems.push(format!(
@@ -138,7 +136,7 @@ pub fn check(
         ca,
         missing_sans,
         problems,
-        expiry_problem,
+        warnings,
     })
 }
 
@@ -272,12 +270,30 @@ mod tests {
         };
         let later = OffsetDateTime::now_utc() + Duration::days(366);
         let report = check(&files, &spec.dns, &[], Duration::days(30), later).unwrap();
-        let all: Vec<&String> = report.all_problems().collect();
-        let all = format!("{all:?}");
+        let all = report.problems.join("\n");
         assert!(all.contains("is not signed by the CA"), "{all}");
         assert!(all.contains("is not the key of"), "{all}");
         assert!(all.contains("expired on"), "{all}");
         assert!(report.missing_sans.is_empty());
+    }
+
+    #[test]
+    fn expiring_soon_is_a_warning_not_a_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::generate(&CaSpec::default()).unwrap();
+        let mut spec = leaf_spec(&["registry01.dev.com"], &[]);
+        spec.validity = Duration::days(10);
+        let leaf = issue(&ca, &spec).unwrap();
+        let files = ProvidedFiles {
+            ca_cert: write(tmp.path(), "ca.crt", ca.cert_pem()),
+            cert: write(tmp.path(), "r.crt", &leaf.cert_pem),
+            key: write(tmp.path(), "r.key", &leaf.key_pem),
+        };
+        let now = OffsetDateTime::now_utc();
+        let report = check(&files, &spec.dns, &[], Duration::days(30), now).unwrap();
+        assert!(report.is_fit(), "{:?}", report.problems);
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(report.warnings[0].contains("within renew_before_days"));
     }
 
     #[test]
