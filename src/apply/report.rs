@@ -31,6 +31,8 @@ pub struct HostReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub seconds: f64,
+    /// SSH commands run on the host (each about one round trip), tunnels not counted.
+    pub commands: usize,
 }
 
 impl HostReport {

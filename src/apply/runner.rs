@@ -172,6 +172,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                     steps: Vec::new(),
                     error: None,
                     seconds: 0.0,
+                    commands: 0,
                 },
                 started,
             };
@@ -280,9 +281,6 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
     }
 
-    for n in &mut nodes {
-        n.report.seconds = n.started.elapsed().as_secs_f64();
-    }
     if playbook.steps.iter().any(|s| s.module == Module::SmokeTest) {
         if opts.check {
             report.smoke_skipped = Some("plan does not run the smoke test".into());
@@ -291,7 +289,9 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
     }
     for n in &mut nodes {
+        n.report.seconds = n.started.elapsed().as_secs_f64();
         if let Some(remote) = n.remote.take() {
+            n.report.commands = remote.session.commands_run();
             remote.session.close().await;
         }
     }
