@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-use crate::commands;
+use crate::commands::{self, Kind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,6 +67,94 @@ pub enum Command {
     /// Manage the SSH host keys regboot checks (the same known_hosts file OpenSSH uses).
     #[command(subcommand)]
     KnownHosts(KnownHostsCommand),
+
+    /// Set up every host: CA and certificate, certs.d and trust store, /etc/hosts,
+    /// daemon.json, the registry container, then a push/pull smoke test. Safe to run again:
+    /// only what differs changes. Exit 0 when every host succeeded, 1 otherwise.
+    Apply(PlaybookArgs),
+
+    /// Show, per host, what `apply` would change (with diffs), changing nothing.
+    /// Exit 0: nothing to change; 2: changes pending; 1: a host could not be checked.
+    Plan(PlaybookArgs),
+
+    /// Run the smoke test alone: push a tiny image from one agent, pull it on every other
+    /// host through its own docker daemon, compare digests, clean up.
+    Verify(PlaybookArgs),
+
+    /// Registry users.
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// Create, check and show the registry's TLS certificates (the CA and the server
+    /// certificate) kept in the state directory.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlaybookArgs {
+    /// Print a unified diff for every file that changes (plan always does; secrets are
+    /// shown only as a digest).
+    #[arg(long)]
+    pub diff: bool,
+
+    /// How many hosts to connect to and work on at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Read a password on stdin and print its bcrypt hash, for `password_hash:` in the
+    /// inventory (so the file never holds the password itself).
+    Hash,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create the CA and the registry's server certificate in the state directory.
+    ///
+    /// With tls.mode self-signed (the default), regboot keeps its own certificate authority
+    /// (CA) in the state directory: a CA certificate (ca.crt) that every host will trust, and
+    /// its private key (ca.key, readable only by you). This command creates the CA when there
+    /// is none and reuses it otherwise. It then makes sure the registry's server certificate
+    /// (registry.crt, its key registry.key, and registry-chain.crt = certificate + CA) names
+    /// every address clients may use: the registry hostname and aliases, the HA VIP, every
+    /// registry host's addresses, extra_ips, localhost and 127.0.0.1. The certificate is
+    /// reissued only when those names changed, when it expires within renew_before_days, or
+    /// when the current CA did not sign it; otherwise it is left untouched. `apply` does the
+    /// same on every run, so you only need this command to create the files ahead of time.
+    ///
+    /// With tls.mode provided, nothing is created: your certificate is checked against your
+    /// CA and the names the inventory needs, listing exactly the missing ones (exit 1 when
+    /// unfit).
+    ///
+    /// Needs -i inventory.yml. Private keys are never printed.
+    Init,
+
+    /// Report how long each certificate remains valid, like `kubeadm certs check-expiration`.
+    ///
+    /// Prints one row per certificate (the CA and the registry's server certificate): its
+    /// subject, SANs (the names it is valid for), expiry date, time left and issuer. With
+    /// -o json the same rows as JSON. The server certificate is also checked against the CA
+    /// and against the names the inventory needs.
+    ///
+    /// Exit status, for scripts and monitoring: 0 when every certificate is valid for longer
+    /// than renew_before_days; 1 when one expires within renew_before_days (run `regboot
+    /// apply` or `regboot certs init` to renew); 2 when one is expired, missing or invalid.
+    ///
+    /// Looks at local files only (the state directory, or the provided files). Give -i
+    /// inventory.yml, or --state-dir DIR alone to check a state directory with
+    /// renew_before_days = 30.
+    Check,
+
+    /// Show the details of the CA and the server certificate (never any key material).
+    ///
+    /// For each: the file, subject, issuer, serial number, key type, whether it is a CA,
+    /// validity dates, SANs and SHA-256 fingerprint (compare it with `openssl x509
+    /// -fingerprint -sha256 -noout -in FILE` on a host). -o json prints the same as JSON.
+    /// Give -i inventory.yml, or --state-dir DIR alone.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,5 +211,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
             commands::known_hosts_forget(&cli, host, *port, file.as_ref())
         }
+        Command::Apply(a) => commands::run_playbook(&cli, Kind::Apply, a.diff, a.forks.into()),
+        Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a.diff, a.forks.into()),
+        Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a.diff, a.forks.into()),
+        Command::User(UserCommand::Hash) => commands::user_hash(),
+        Command::Certs(CertsCommand::Init) => commands::certs_init(&cli),
+        Command::Certs(CertsCommand::Check) => commands::certs_check(&cli),
+        Command::Certs(CertsCommand::Show) => commands::certs_show(&cli),
     }
 }

@@ -3,14 +3,17 @@
 //! The binary in `main.rs` is a thin clap front end; everything it does lives here so tests
 //! and later commands can call it directly.
 
+pub mod apply;
 pub mod cli;
 mod commands;
 pub mod diff;
 pub mod facts;
 pub mod fsutil;
+pub mod host;
 pub mod inventory;
 pub mod merge;
 pub mod pki;
+pub mod registry_http;
 pub mod render;
 pub mod smoke_image;
 pub mod ssh;

@@ -3,11 +3,11 @@
 //! config.yml. Every module reads from this; none of it is printed.
 
 use anyhow::{Context, Result, bail};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
-use crate::pki::{self, Ca, CaOutcome, CaSpec, LeafOutcome, LeafSpec, StateDir};
+use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir, setup};
 use crate::render::{self, RegistryConfig, Templates};
 
 /// The TLS files the registry serves and clients trust; `None` in tls.mode insecure.
@@ -30,11 +30,16 @@ pub struct Material {
 
 impl Material {
     /// Ensure the CA and certificate in `state` and gather everything else.
-    pub fn prepare(inv: &Inventory, state: &StateDir, templates: &Templates) -> Result<Material> {
+    pub fn prepare(
+        inv: &Inventory,
+        state: &StateDir,
+        templates: &Templates,
+        check: bool,
+    ) -> Result<Material> {
         let mut notes = Vec::new();
         let tls = match &inv.tls.mode {
             TlsMode::Insecure => None,
-            TlsMode::SelfSigned => Some(self_signed(inv, state, &mut notes)?),
+            TlsMode::SelfSigned => Some(self_signed(inv, state, check, &mut notes)?),
             TlsMode::Provided { ca_cert, cert, key } => Some(provided(inv, ca_cert, cert, key)?),
         };
         let mut users = Vec::new();
@@ -56,7 +61,7 @@ impl Material {
         let registry_config = templates.registry_config(&RegistryConfig {
             storage: storage(inv)?,
             delete_enabled: inv.registry.delete_enabled,
-            http_secret: state.http_secret()?,
+            http_secret: http_secret(state, check)?,
             tls: tls.is_some(),
             auth_realm: (!users.is_empty()).then(|| "regboot registry".to_string()),
         })?;
@@ -70,43 +75,70 @@ impl Material {
     }
 }
 
-/// The leaf the inventory asks for.
-pub fn leaf_spec(inv: &Inventory) -> LeafSpec {
-    LeafSpec {
-        dns: inv.cert_dns_sans(),
-        ips: inv.cert_ip_sans(),
-        validity: Duration::days(inv.tls.cert_validity_days.into()),
-        renew_before: Duration::days(inv.tls.renew_before_days.into()),
-        key_algorithm: inv.tls.key_algorithm,
+/// The shared http secret; in check mode a missing one is made up and not stored (config.yml
+/// is shown redacted anyway).
+fn http_secret(state: &StateDir, check: bool) -> Result<String> {
+    match state.read(pki::state::HTTP_SECRET)? {
+        None if check => Ok(hex::encode(rand::random::<[u8; 32]>())),
+        _ => state.http_secret(),
     }
 }
 
-/// How a missing CA is created.
-pub fn ca_spec(inv: &Inventory) -> CaSpec {
-    CaSpec {
-        key_algorithm: inv.tls.key_algorithm,
-        validity: Duration::days(inv.tls.ca_validity_days.into()),
-        ..CaSpec::default()
-    }
-}
-
-fn self_signed(inv: &Inventory, state: &StateDir, notes: &mut Vec<String>) -> Result<Tls> {
-    let (ca, outcome) = Ca::ensure(state, &ca_spec(inv))?;
-    if outcome == CaOutcome::Created {
-        notes.push(format!("created CA {:?}", ca.info().subject));
-    }
-    if let LeafOutcome::Issued { reason } = pki::leaf::ensure(state, &ca, &leaf_spec(inv))? {
-        notes.push(format!("issued the registry certificate: {reason}"));
-    }
+/// The CA and leaf from the state directory, created or reissued when needed. In check mode
+/// nothing is written: a missing CA or a due leaf is made in memory, to show the diffs.
+fn self_signed(
+    inv: &Inventory,
+    state: &StateDir,
+    check: bool,
+    notes: &mut Vec<String>,
+) -> Result<Tls> {
     let read = |name| {
         state
             .read(name)?
             .with_context(|| format!("{name} missing from the state directory"))
     };
+    if !check {
+        let (ca, ensured) = setup::ensure(state, inv)?;
+        if ensured.ca == CaOutcome::Created {
+            notes.push(format!("created CA {:?}", ca.info().subject));
+        }
+        if let LeafOutcome::Issued { reason } = ensured.leaf {
+            notes.push(format!("issued the registry certificate: {reason}"));
+        }
+        return Ok(Tls {
+            ca_pem: ca.cert_pem().to_string(),
+            chain_pem: read(pki::state::REGISTRY_CHAIN)?,
+            key_pem: read(pki::state::REGISTRY_KEY)?,
+        });
+    }
+    let ca = match Ca::load_from(state)? {
+        Some(ca) => ca,
+        None => {
+            let ca = Ca::generate(&setup::ca_spec(&inv.tls))?;
+            notes.push(format!("would create CA {:?}", ca.info().subject));
+            ca
+        }
+    };
+    let spec = setup::leaf_spec(inv);
+    let (chain_pem, key_pem) =
+        match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
+            None => (
+                read(pki::state::REGISTRY_CHAIN)?,
+                read(pki::state::REGISTRY_KEY)?,
+            ),
+            Some(reason) => {
+                notes.push(format!("would issue the registry certificate: {reason}"));
+                let leaf = pki::leaf::issue(&ca, &spec)?;
+                (
+                    pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()),
+                    leaf.key_pem,
+                )
+            }
+        };
     Ok(Tls {
         ca_pem: ca.cert_pem().to_string(),
-        chain_pem: read(pki::state::REGISTRY_CHAIN)?,
-        key_pem: read(pki::state::REGISTRY_KEY)?,
+        chain_pem,
+        key_pem,
     })
 }
 
@@ -125,7 +157,7 @@ fn provided(
         &files,
         &inv.cert_dns_sans(),
         &inv.cert_ip_sans(),
-        Duration::days(inv.tls.renew_before_days.into()),
+        setup::renew_before(&inv.tls),
         OffsetDateTime::now_utc(),
     )?;
     if !report.is_fit() {
@@ -159,7 +191,10 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             secret_key: Some(env(&s3.secret_key_env)?),
             path_style: s3.path_style,
             v4auth: true,
-            secure: !s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+            secure: !s3
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
             redirect: s3.redirect,
         }),
         Storage::Oss(oss) => render::Storage::Oss(render::OssStorage {

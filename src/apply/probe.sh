@@ -3,8 +3,7 @@
 # KIND<TAB>NAME<TAB>VALUE...
 set -u
 image=$1; shift
-. /etc/os-release 2>/dev/null
-printf 'os\tid\t%s\nos\tlike\t%s\nos\tversion\t%s\n' "${ID:-unknown}" "${ID_LIKE:-}" "${VERSION_ID:-}"
+printf 'arch\t%s\n' "$(uname -m)"
 if [ -d /run/systemd/system ]; then printf 'init\tsystemd\n'; else printf 'init\tother\n'; fi
 for a in "$@"; do
   p=${a#?:}
@@ -20,7 +19,8 @@ v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || v=
 if [ -z "$v" ]; then printf 'docker\tstopped\n'; exit 0; fi
 printf 'docker\trunning\t%s\n' "$v"
 if [ -n "$image" ]; then
-  printf 'image\t%s\n' "$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || echo -)"
+  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
+  printf 'image\t%s\n' "$id"
   c=$(docker inspect --format '{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' regboot-registry 2>/dev/null) || c=
   [ -n "$c" ] && printf 'container\t%s\n' "$c"
 fi
