@@ -27,7 +27,7 @@ if pidof dockerd >/dev/null 2>&1 || { [ -d /run/systemd/system ] && systemctl is
 then echo docker_running=yes; else echo docker_running=no; fi
 if [ "$(id -u)" = 0 ]; then echo sudo=root
 elif ! command -v sudo >/dev/null 2>&1; then echo sudo=missing
-elif e=$(sudo -n true 2>&1 </dev/null); then echo sudo=nopasswd
+elif e=$(LC_ALL=C sudo -n true 2>&1 </dev/null); then echo sudo=nopasswd
 else case "$e" in *tty*) echo sudo=requiretty ;; *) echo sudo=password ;; esac; fi
 if [ -e /etc/docker/daemon.json ]; then echo daemon_json=yes; else echo daemon_json=no; fi
 "#;

@@ -45,10 +45,11 @@ impl RemoteCommand {
     }
 
     /// The same command run as root by `sudo -n` (never prompts: a password requirement is an
-    /// error, reported by [`crate::ssh::Session::exec_as_root`]).
+    /// error, reported by [`crate::ssh::Session::exec_as_root`]). In the C locale, so sudo's
+    /// messages, which regboot recognizes, are in English.
     pub fn sudo(&self) -> Self {
-        RemoteCommand::new("sudo")
-            .args(["-n", "--", "sh", "-c"])
+        RemoteCommand::new("env")
+            .args(["LC_ALL=C", "sudo", "-n", "--", "sh", "-c"])
             .arg(&self.line)
     }
 
