@@ -55,6 +55,43 @@ pub enum Command {
     /// Read and validate an inventory file.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+    /// A lab of containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine,
+    /// with an inventory that reaches them: rehearse a setup before touching real machines.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab (or confirm it runs): docker engine, host image (built once), network,
+    /// hosts, and in DIR an SSH key, known_hosts and an inventory.
+    Up {
+        /// How many hosts: host1 is the registry, the others agents.
+        #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
+        hosts: usize,
+        /// Lab name: several labs with different names run side by side.
+        #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
+        name: String,
+        /// Where to write the key, known_hosts and inventory. Default: .regboot-lab/NAME/
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Show the labs on this docker engine (or only --name): hosts, state, addresses.
+    Status {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove the lab's containers, its network and what `lab up` wrote.
+    Down {
+        #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
+        name: String,
+        /// The lab's directory, when its hosts are already gone. Default: .regboot-lab/NAME/
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Also remove the cached host and registry images and the lab's build cache.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,5 +129,6 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => commands::inventory_check(&cli),
+        Command::Lab(cmd) => commands::lab(&cli, cmd),
     }
 }

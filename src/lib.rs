@@ -6,4 +6,5 @@
 pub mod cli;
 mod commands;
 pub mod fsutil;
+pub mod lab;
 pub mod ssh;
