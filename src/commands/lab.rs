@@ -80,7 +80,11 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                     .as_ref()
                     .map(|d| d.display().to_string())
                     .unwrap_or_else(|| "-".into());
-                println!("lab {:?}: {} hosts, {net}, files in {dir}", l.name, l.hosts.len());
+                println!(
+                    "lab {:?}: {} hosts, {net}, files in {dir}",
+                    l.name,
+                    l.hosts.len()
+                );
                 for (h, state) in &l.hosts {
                     println!(
                         "  {:<8} {:<9} {:<16} port {:<5} user {:<5} container {}",

@@ -54,7 +54,9 @@ fn start() -> Result<()> {
         bail!("no docker engine answers and dockerd is not installed: {INSTALL_HINT}");
     };
     if unsafe { libc::geteuid() } != 0 {
-        bail!("no docker engine answers and starting dockerd needs root: run `sudo dockerd &` or run the lab as root");
+        bail!(
+            "no docker engine answers and starting dockerd needs root: run `sudo dockerd &` or run the lab as root"
+        );
     }
     let mut child = None;
     let log = log_path();

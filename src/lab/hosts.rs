@@ -39,7 +39,7 @@ pub fn plan(lab: &str, index: usize) -> LabHost {
         container: container_name(lab, &name),
         name,
         address: String::new(),
-        port: if index % 3 == 0 { 2222 } else { 22 },
+        port: if index.is_multiple_of(3) { 2222 } else { 22 },
         user: if index % 3 == 2 { "ops" } else { "root" }.to_string(),
     }
 }
@@ -173,20 +173,28 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
 
 /// Wait until systemd has finished booting and sshd and dockerd are active.
 fn wait_booted(host: &LabHost) -> Result<()> {
-    // `--wait` returns once boot is over (running, degraded, ...); `timeout` bounds it. It exits
-    // non-zero for anything but "running", so read what it printed instead.
-    let state = docker::run([
-        "exec",
-        &host.container,
-        "sh",
-        "-c",
-        &format!(
-            "timeout {} systemctl is-system-running --wait; true",
-            BOOT_TIMEOUT.as_secs()
-        ),
-    ])
-    .with_context(|| format!("asking {}'s systemd for its state", host.name))?;
-    let state = state.lines().last().unwrap_or("").trim().to_string();
+    let started = Instant::now();
+    let mut state = String::new();
+    // Bounded by time; each probe is one `docker exec`.
+    while started.elapsed() < BOOT_TIMEOUT {
+        // Non-zero for anything but "running", and before systemd's bus is up it prints
+        // "offline" or nothing: read what it printed, not its exit status.
+        state = docker::run([
+            "exec",
+            &host.container,
+            "sh",
+            "-c",
+            "systemctl is-system-running 2>/dev/null; true",
+        ])
+        .with_context(|| format!("asking {}'s systemd for its state", host.name))?;
+        if matches!(
+            state.as_str(),
+            "running" | "degraded" | "maintenance" | "stopping"
+        ) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     match state.as_str() {
         "running" => {}
         "degraded" => {
@@ -234,11 +242,19 @@ fn wait_booted(host: &LabHost) -> Result<()> {
 
 /// Why a host may not boot, with what to look at.
 fn boot_diagnosis(host: &LabHost) -> String {
-    let jobs = docker::run(["exec", &host.container, "systemctl", "list-jobs", "--no-legend"])
-        .unwrap_or_default();
+    let jobs = docker::run([
+        "exec",
+        &host.container,
+        "systemctl",
+        "list-jobs",
+        "--no-legend",
+    ])
+    .unwrap_or_default();
     let logs = docker::cmd(["logs", "--tail", "15", &host.container])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+        })
         .unwrap_or_default();
     format!(
         "Pending jobs:\n{jobs}\nContainer log:\n{}\nIf many hosts run, raise the inotify limits \

@@ -71,14 +71,24 @@ mod tests {
 
     #[test]
     fn first_host_is_registry_and_overrides_only_when_needed() {
-        let hosts = [host(1, "root", 22), host(2, "ops", 22), host(3, "root", 2222)];
+        let hosts = [
+            host(1, "root", 22),
+            host(2, "ops", 22),
+            host(3, "root", 2222),
+        ];
         let text = render("t", Path::new("/tmp/my lab"), "net", &hosts);
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(doc["hosts"][0]["roles"][0].as_str(), Some("registry"));
         assert_eq!(doc["hosts"][1]["user"].as_str(), Some("ops"));
         assert!(doc["hosts"][0].get("user").is_none());
         assert_eq!(doc["hosts"][2]["port"].as_u64(), Some(2222));
-        assert_eq!(doc["defaults"]["key"].as_str(), Some("/tmp/my lab/id_ed25519"));
-        assert_eq!(doc["registry"]["image"].as_str(), Some("regboot-lab/registry:2.8"));
+        assert_eq!(
+            doc["defaults"]["key"].as_str(),
+            Some("/tmp/my lab/id_ed25519")
+        );
+        assert_eq!(
+            doc["registry"]["image"].as_str(),
+            Some("regboot-lab/registry:2.8")
+        );
     }
 }

@@ -145,7 +145,15 @@ pub fn remove(dir: &Path, lab: &str) -> Result<()> {
         return fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()));
     }
     let key_pub = format!("{KEY}.pub");
-    for name in [KEY, &key_pub, KNOWN_HOSTS, PASSWORD, INVENTORY, ARCHIVE, MARKER] {
+    for name in [
+        KEY,
+        &key_pub,
+        KNOWN_HOSTS,
+        PASSWORD,
+        INVENTORY,
+        ARCHIVE,
+        MARKER,
+    ] {
         let path = dir.join(name);
         if path.exists() {
             fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;

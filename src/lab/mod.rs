@@ -87,7 +87,10 @@ impl Lab {
 pub fn up(opts: &LabOptions) -> Result<Lab> {
     check_name(&opts.name)?;
     if opts.hosts == 0 || opts.hosts > MAX_HOSTS {
-        bail!("--hosts must be between 1 and {MAX_HOSTS}, not {}", opts.hosts);
+        bail!(
+            "--hosts must be between 1 and {MAX_HOSTS}, not {}",
+            opts.hosts
+        );
     }
     let name = opts.name.as_str();
     let engine = engine::ensure_running()?;
@@ -227,13 +230,9 @@ fn purge_images(report: &mut DownReport) -> Result<()> {
         "{{.Repository}}:{{.Tag}}",
         image::REPOSITORY,
     ])?;
-    let images = listed
-        .lines()
-        .map(str::to_string)
-        .chain(
-            docker::succeeds(&["image", "inspect", REGISTRY_IMAGE])
-                .then(|| REGISTRY_IMAGE.to_string()),
-        );
+    let images = listed.lines().map(str::to_string).chain(
+        docker::succeeds(&["image", "inspect", REGISTRY_IMAGE]).then(|| REGISTRY_IMAGE.to_string()),
+    );
     for image in images {
         match docker::run(["rmi", &image]) {
             Ok(_) => report.images.push(image),
@@ -322,8 +321,12 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
         entry.network = network::inspect(&network::name_for(lab))?;
     }
     for lab in labs.values_mut() {
-        lab.hosts
-            .sort_by_key(|(h, _)| h.name.trim_start_matches("host").parse::<usize>().unwrap_or(0));
+        lab.hosts.sort_by_key(|(h, _)| {
+            h.name
+                .trim_start_matches("host")
+                .parse::<usize>()
+                .unwrap_or(0)
+        });
     }
     Ok(labs.into_values().collect())
 }

@@ -44,7 +44,10 @@ pub fn ensure(lab: &str) -> Result<LabNetwork> {
     let taken = routes();
     for k in 0..=255u8 {
         let net = Ipv4Addr::new(BASE[0], BASE[1], k, 0);
-        if taken.iter().any(|(dest, mask)| overlaps(net, 24, *dest, *mask)) {
+        if taken
+            .iter()
+            .any(|(dest, mask)| overlaps(net, 24, *dest, *mask))
+        {
             continue;
         }
         let subnet = format!("{net}/24");

@@ -5,9 +5,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::{cache, docker};
 
@@ -19,7 +19,9 @@ const CONTENT_LABEL: &str = "io.regboot.lab.content";
 /// The path of a `docker save` tarball of [`IMAGE`] in the cache, building it when missing.
 pub fn ensure_archive(cache_dir: &Path) -> Result<PathBuf> {
     let binary = fs::read(BINARY).with_context(|| {
-        format!("cannot read {BINARY}: the lab's registry image needs `apt-get install docker-registry`")
+        format!(
+            "cannot read {BINARY}: the lab's registry image needs `apt-get install docker-registry`"
+        )
     })?;
     let id = cache::content_id(&[&binary, CONFIG.as_bytes()]);
     let archive = cache_dir.join(format!("registry-{id}.tar"));
@@ -79,37 +81,38 @@ fn build(cache_dir: &Path, id: &str) -> Result<()> {
         fs::copy(bundle, ctx.join("etc/ssl/certs/ca-certificates.crt"))?;
     }
 
-    let mut tar = Command::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-        .arg(&ctx)
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot run tar")?;
-    let tar_out = tar.stdout.take().context("tar has no stdout")?;
-    let mut import = docker::cmd([
-        "import",
-        "-c",
-        r#"ENTRYPOINT ["/bin/registry"]"#,
-        "-c",
-        r#"CMD ["serve", "/etc/docker/registry/config.yml"]"#,
-        "-c",
-        r#"VOLUME ["/var/lib/registry"]"#,
-        "-c",
-        "EXPOSE 5000",
-        "-c",
-        &format!("LABEL {CONTENT_LABEL}={id}"),
-        "-",
-        IMAGE,
-    ]);
-    import.stdin(Stdio::from(tar_out));
-    let result = docker::run_command(import);
-    let tar_status = tar.wait()?;
+    // A file rather than a pipe: docker import stops reading at the end-of-archive marker,
+    // which would kill tar with SIGPIPE on its trailing padding.
+    let tarball = cache_dir.join("registry-build.tar");
+    let packed = docker::run_command({
+        let mut c = Command::new("tar");
+        c.args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+            .arg(&ctx)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".");
+        c
+    });
+    let imported = packed.and_then(|_| {
+        docker::run([
+            "import",
+            "-c",
+            r#"ENTRYPOINT ["/bin/registry"]"#,
+            "-c",
+            r#"CMD ["serve", "/etc/docker/registry/config.yml"]"#,
+            "-c",
+            r#"VOLUME ["/var/lib/registry"]"#,
+            "-c",
+            "EXPOSE 5000",
+            "-c",
+            &format!("LABEL {CONTENT_LABEL}={id}"),
+            &tarball.to_string_lossy(),
+            IMAGE,
+        ])
+    });
+    let _ = fs::remove_file(&tarball);
     fs::remove_dir_all(&ctx)?;
-    result.with_context(|| format!("importing {IMAGE}"))?;
-    if !tar_status.success() {
-        bail!("tar of the registry image context failed ({tar_status})");
-    }
+    imported.with_context(|| format!("building {IMAGE}"))?;
     Ok(())
 }
 
