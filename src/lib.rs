@@ -5,6 +5,13 @@
 
 pub mod cli;
 mod commands;
+pub mod diff;
 pub mod fsutil;
+pub mod inventory;
 pub mod lab;
+pub mod merge;
+pub mod pki;
+pub mod render;
+pub mod smoke_image;
 pub mod ssh;
+pub mod trust_store;

@@ -2,9 +2,15 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Output};
+use crate::inventory::{self, Summary};
 
 pub fn inventory_check(cli: &Cli) -> Result<ExitCode> {
-    let _path = cli.inventory_path()?;
-    anyhow::bail!("inventory check is being written")
+    let inv = inventory::load(cli.inventory_path()?)?;
+    let summary = Summary::new(&inv);
+    match cli.output {
+        Output::Text => print!("{summary}"),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }

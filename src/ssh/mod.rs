@@ -1,5 +1,18 @@
-//! SSH transport: how regboot reaches a host.
+//! SSH transport: how regboot reaches a host. One russh connection per host per run; commands
+//! run on channels over it, built with [`quote`] and checked against known_hosts.
 
+mod auth;
+mod dial;
+mod error;
+mod fanout;
+pub mod known_hosts;
+pub mod quote;
+mod session;
 mod target;
+mod verifier;
 
+pub use error::{ConnectError, ExecError};
+pub use fanout::{connect_all, run_all};
+pub use quote::{RemoteCommand, quote};
+pub use session::{ExecOutput, Session};
 pub use target::{Bastion, HostKeyCheck, Target};

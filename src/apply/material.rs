@@ -1,0 +1,175 @@
+//! What a run computes locally before it touches a host: the CA and the registry
+//! certificate (from the state directory), the http secret, the users and the registry's
+//! config.yml. Every module reads from this; none of it is printed.
+
+use anyhow::{Context, Result, bail};
+use time::{Duration, OffsetDateTime};
+
+use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
+use crate::merge::htpasswd;
+use crate::pki::{self, Ca, CaOutcome, CaSpec, LeafOutcome, LeafSpec, StateDir};
+use crate::render::{self, RegistryConfig, Templates};
+
+/// The TLS files the registry serves and clients trust; `None` in tls.mode insecure.
+pub struct Tls {
+    pub ca_pem: String,
+    /// Leaf then CA (or the provided chain).
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+pub struct Material {
+    pub tls: Option<Tls>,
+    pub users: Vec<htpasswd::User>,
+    /// A user with a known password, for the smoke test's login.
+    pub smoke_login: Option<(String, String)>,
+    pub registry_config: String,
+    /// What changed in the state directory this run (printed before the host steps).
+    pub notes: Vec<String>,
+}
+
+impl Material {
+    /// Ensure the CA and certificate in `state` and gather everything else.
+    pub fn prepare(inv: &Inventory, state: &StateDir, templates: &Templates) -> Result<Material> {
+        let mut notes = Vec::new();
+        let tls = match &inv.tls.mode {
+            TlsMode::Insecure => None,
+            TlsMode::SelfSigned => Some(self_signed(inv, state, &mut notes)?),
+            TlsMode::Provided { ca_cert, cert, key } => Some(provided(inv, ca_cert, cert, key)?),
+        };
+        let mut users = Vec::new();
+        let mut smoke_login = None;
+        for u in &inv.registry.users {
+            let secret = match (&u.secret, u.password()?) {
+                (UserSecret::Hash(h), _) => htpasswd::Secret::BcryptHash(h.clone()),
+                (_, Some(pw)) => {
+                    smoke_login.get_or_insert_with(|| (u.name.clone(), pw.clone()));
+                    htpasswd::Secret::Password(pw)
+                }
+                (_, None) => bail!("user {}: no password found", u.name),
+            };
+            users.push(htpasswd::User {
+                name: u.name.clone(),
+                secret,
+            });
+        }
+        let registry_config = templates.registry_config(&RegistryConfig {
+            storage: storage(inv)?,
+            delete_enabled: inv.registry.delete_enabled,
+            http_secret: state.http_secret()?,
+            tls: tls.is_some(),
+            auth_realm: (!users.is_empty()).then(|| "regboot registry".to_string()),
+        })?;
+        Ok(Material {
+            tls,
+            users,
+            smoke_login,
+            registry_config,
+            notes,
+        })
+    }
+}
+
+/// The leaf the inventory asks for.
+pub fn leaf_spec(inv: &Inventory) -> LeafSpec {
+    LeafSpec {
+        dns: inv.cert_dns_sans(),
+        ips: inv.cert_ip_sans(),
+        validity: Duration::days(inv.tls.cert_validity_days.into()),
+        renew_before: Duration::days(inv.tls.renew_before_days.into()),
+        key_algorithm: inv.tls.key_algorithm,
+    }
+}
+
+/// How a missing CA is created.
+pub fn ca_spec(inv: &Inventory) -> CaSpec {
+    CaSpec {
+        key_algorithm: inv.tls.key_algorithm,
+        validity: Duration::days(inv.tls.ca_validity_days.into()),
+        ..CaSpec::default()
+    }
+}
+
+fn self_signed(inv: &Inventory, state: &StateDir, notes: &mut Vec<String>) -> Result<Tls> {
+    let (ca, outcome) = Ca::ensure(state, &ca_spec(inv))?;
+    if outcome == CaOutcome::Created {
+        notes.push(format!("created CA {:?}", ca.info().subject));
+    }
+    if let LeafOutcome::Issued { reason } = pki::leaf::ensure(state, &ca, &leaf_spec(inv))? {
+        notes.push(format!("issued the registry certificate: {reason}"));
+    }
+    let read = |name| {
+        state
+            .read(name)?
+            .with_context(|| format!("{name} missing from the state directory"))
+    };
+    Ok(Tls {
+        ca_pem: ca.cert_pem().to_string(),
+        chain_pem: read(pki::state::REGISTRY_CHAIN)?,
+        key_pem: read(pki::state::REGISTRY_KEY)?,
+    })
+}
+
+fn provided(
+    inv: &Inventory,
+    ca_cert: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Tls> {
+    let files = pki::provided::ProvidedFiles {
+        ca_cert: ca_cert.to_path_buf(),
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    };
+    let report = pki::provided::check(
+        &files,
+        &inv.cert_dns_sans(),
+        &inv.cert_ip_sans(),
+        Duration::days(inv.tls.renew_before_days.into()),
+        OffsetDateTime::now_utc(),
+    )?;
+    if !report.is_fit() {
+        bail!(
+            "the provided certificate cannot be used:\n  {}",
+            report.problems.join("\n  ")
+        );
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let ca_pem = read(ca_cert)?;
+    Ok(Tls {
+        chain_pem: format!("{}{}", read(cert)?.trim_end(), format_args!("\n{}", ca_pem)),
+        ca_pem,
+        key_pem: read(key)?,
+    })
+}
+
+fn storage(inv: &Inventory) -> Result<render::Storage> {
+    let env = |var: &str| {
+        std::env::var(var).with_context(|| format!("environment variable {var} is not set"))
+    };
+    Ok(match &inv.registry.storage {
+        Storage::Filesystem { .. } => render::Storage::Filesystem,
+        Storage::S3(s3) => render::Storage::S3(render::S3Storage {
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            access_key: Some(env(&s3.access_key_env)?),
+            secret_key: Some(env(&s3.secret_key_env)?),
+            path_style: s3.path_style,
+            v4auth: true,
+            secure: !s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+            redirect: s3.redirect,
+        }),
+        Storage::Oss(oss) => render::Storage::Oss(render::OssStorage {
+            bucket: oss.bucket.clone(),
+            region: oss.region.clone(),
+            endpoint: oss.endpoint.clone(),
+            access_key_id: env(&oss.access_key_env)?,
+            access_key_secret: env(&oss.secret_key_env)?,
+            secure: oss.secure,
+            redirect: false,
+        }),
+    })
+}

@@ -1,0 +1,27 @@
+# regboot's one-round-trip look at a host. Args: IMAGE then paths, each prefixed with
+# h: (report sha256 and mode) or c: (also the content, base64). One record per line:
+# KIND<TAB>NAME<TAB>VALUE...
+set -u
+image=$1; shift
+. /etc/os-release 2>/dev/null
+printf 'os\tid\t%s\nos\tlike\t%s\nos\tversion\t%s\n' "${ID:-unknown}" "${ID_LIKE:-}" "${VERSION_ID:-}"
+if [ -d /run/systemd/system ]; then printf 'init\tsystemd\n'; else printf 'init\tother\n'; fi
+for a in "$@"; do
+  p=${a#?:}
+  if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
+  line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
+  case $a in
+    c:*) printf '%s\t%s\n' "$line" "$(base64 -w0 < "$p")" ;;
+    *) printf '%s\n' "$line" ;;
+  esac
+done
+if ! command -v docker >/dev/null 2>&1; then printf 'docker\tmissing\n'; exit 0; fi
+v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || v=
+if [ -z "$v" ]; then printf 'docker\tstopped\n'; exit 0; fi
+printf 'docker\trunning\t%s\n' "$v"
+if [ -n "$image" ]; then
+  printf 'image\t%s\n' "$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || echo -)"
+  c=$(docker inspect --format '{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' regboot-registry 2>/dev/null) || c=
+  [ -n "$c" ] && printf 'container\t%s\n' "$c"
+fi
+exit 0

@@ -1,0 +1,692 @@
+//! From the file as written (`raw`) to the checked model: defaults, paths, and every rule,
+//! collecting all problems with their places instead of stopping at the first.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::Diagnostic;
+use super::locate::{Locations, YamlPath};
+use super::model::*;
+use super::raw::*;
+use crate::fsutil::expand_tilde;
+use crate::ssh::{Bastion, HostKeyCheck, Target};
+
+pub struct Checker<'a> {
+    locs: &'a Locations,
+    /// Relative paths in the inventory are relative to the inventory's directory.
+    base_dir: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn at(keys: &[&str]) -> YamlPath {
+    keys.iter().fold(YamlPath::default(), |p, k| p.key(k))
+}
+
+/// A valid DNS host name (RFC 1123 labels).
+pub fn is_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !s
+            .rsplit('.')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .all(|c| c.is_ascii_digit())
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(
+        locs: &'a Locations,
+        inventory_path: &Path,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        let base_dir = inventory_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Checker {
+            locs,
+            base_dir,
+            env,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, path: &YamlPath, message: impl Into<String>, hint: Option<String>) {
+        self.diagnostics.push(Diagnostic {
+            pos: self.locs.value(path),
+            field: path.to_string(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn resolve_path(&self, p: &str) -> PathBuf {
+        let expanded = expand_tilde(p);
+        if expanded.is_absolute() {
+            expanded
+        } else {
+            self.base_dir.join(expanded)
+        }
+    }
+
+    /// A file the inventory names that must exist and be readable now.
+    fn readable_file(&mut self, path: &YamlPath, p: &str, what: &str) -> PathBuf {
+        let resolved = self.resolve_path(p);
+        if let Err(e) = std::fs::File::open(&resolved) {
+            self.error(
+                path,
+                format!("{what} {} cannot be read: {e}", resolved.display()),
+                Some(format!(
+                    "check the path (relative paths start at {}) and its permissions",
+                    self.base_dir.display()
+                )),
+            );
+        }
+        resolved
+    }
+
+    fn port(&mut self, path: &YamlPath, value: Option<i64>, default: u16) -> u16 {
+        match value {
+            None => default,
+            Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).unwrap_or_else(|| {
+                self.error(
+                    path,
+                    format!("port {p} is out of range"),
+                    Some("use a port between 1 and 65535".into()),
+                );
+                default
+            }),
+        }
+    }
+
+    fn days(&mut self, path: &YamlPath, value: Option<i64>, default: u32) -> u32 {
+        match value {
+            None => default,
+            Some(d) => u32::try_from(d).ok().filter(|d| *d > 0).unwrap_or_else(|| {
+                self.error(
+                    path,
+                    format!("{d} is not a valid number of days"),
+                    Some("use a whole number of days, at least 1".into()),
+                );
+                default
+            }),
+        }
+    }
+
+    fn address(&mut self, path: &YamlPath, a: &str) {
+        if a.parse::<IpAddr>().is_err() && !is_hostname(a) {
+            self.error(
+                path,
+                format!("{a:?} is neither an IP address nor a valid host name"),
+                Some(
+                    "use an IPv4/IPv6 address or a DNS name made of letters, digits, '-' and '.'"
+                        .into(),
+                ),
+            );
+        }
+    }
+
+    fn env_set(&mut self, path: &YamlPath, var: &str) {
+        if (self.env)(var).is_none() {
+            self.error(
+                path,
+                format!("environment variable {var} is not set"),
+                Some(format!("export {var}=... before running regboot")),
+            );
+        }
+    }
+
+    pub fn inventory(&mut self, raw: RawInventory, path: &Path) -> Inventory {
+        if raw.version != 1 {
+            self.error(
+                &at(&["version"]),
+                format!("version {} is not supported", raw.version),
+                Some("this regboot reads inventory version 1: set `version: 1`".into()),
+            );
+        }
+        let hosts = self.hosts(&raw.defaults, &raw.hosts);
+        let ha = raw.ha.as_ref().map(|h| self.ha(h));
+        let registry = self.registry(raw.registry, &hosts);
+        let tls = self.tls(raw.tls);
+        let inv = Inventory {
+            path: path.to_path_buf(),
+            hosts,
+            registry,
+            tls,
+            daemon_json: raw.docker.daemon_json,
+            ha,
+        };
+        self.cross_checks(&inv);
+        inv
+    }
+
+    fn hosts(&mut self, defaults: &RawHost, raw: &[RawHost]) -> Vec<Host> {
+        for (field, set) in [
+            ("name", defaults.name.is_some()),
+            ("address", defaults.address.is_some()),
+            ("private_address", defaults.private_address.is_some()),
+            ("roles", defaults.roles.is_some()),
+        ] {
+            if set {
+                self.error(
+                    &at(&["defaults", field]),
+                    format!("`{field}` belongs to each host, not to defaults"),
+                    Some("move it under the host it describes".into()),
+                );
+            }
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut hosts = Vec::new();
+        for (i, h) in raw.iter().enumerate() {
+            let hp = YamlPath::default().key("hosts").index(i);
+            let Some(name) = h.name.clone() else {
+                self.error(
+                    &hp,
+                    "host has no name",
+                    Some("add `name: ...` (unique, used in output and --limit)".into()),
+                );
+                continue;
+            };
+            if let Some(first) = seen.insert(name.clone(), i) {
+                let line = self
+                    .locs
+                    .value(&YamlPath::default().key("hosts").index(first).key("name"))
+                    .map(|p| format!(" (first at line {})", p.line))
+                    .unwrap_or_default();
+                self.error(
+                    &hp.key("name"),
+                    format!("duplicate host name {name:?}{line}"),
+                    Some("give every host a unique name".into()),
+                );
+            }
+            let Some(address) = h.address.clone() else {
+                self.error(
+                    &hp,
+                    format!("host {name} has no address"),
+                    Some("add `address: IP or DNS name`".into()),
+                );
+                continue;
+            };
+            self.address(&hp.key("address"), &address);
+            if let Some(p) = &h.private_address {
+                self.address(&hp.key("private_address"), p);
+            }
+            let private_address = h.private_address.clone().unwrap_or_else(|| address.clone());
+            let roles = h.roles.clone().unwrap_or_default();
+            if roles.is_empty() {
+                self.error(
+                    &hp.key("roles"),
+                    format!("host {name} has no role"),
+                    Some("add `roles: [registry]`, `[agent]` or `[lb]`".into()),
+                );
+            }
+            let ssh = self.ssh(&hp, defaults, h, &name, &address);
+            hosts.push(Host {
+                name,
+                address,
+                private_address,
+                roles,
+                ssh,
+            });
+        }
+        hosts
+    }
+
+    /// The host's SSH settings: its own value, else the default, else the built-in default.
+    fn ssh(
+        &mut self,
+        hp: &YamlPath,
+        d: &RawHost,
+        h: &RawHost,
+        name: &str,
+        address: &str,
+    ) -> Target {
+        // Errors point at whichever entry supplied the value.
+        let src = |field: &str, host_has: bool| {
+            if host_has {
+                hp.key(field)
+            } else {
+                at(&["defaults", field])
+            }
+        };
+        let user = h
+            .user
+            .clone()
+            .or_else(|| d.user.clone())
+            .unwrap_or_else(|| "root".into());
+        let port = self.port(&src("port", h.port.is_some()), h.port.or(d.port), 22);
+        let key = h
+            .key
+            .as_ref()
+            .or(d.key.as_ref())
+            .map(|k| self.readable_file(&src("key", h.key.is_some()), k, "SSH key"));
+        let sudo = match h.sudo.or(d.sudo) {
+            None | Some(RawSudo::Word(SudoWord::Auto)) => user != "root",
+            Some(RawSudo::Bool(b)) => b,
+        };
+        let bastion = h.bastion.as_ref().or(d.bastion.as_ref()).and_then(|b| {
+            let parsed = parse_bastion(b, &user);
+            if parsed.is_none() {
+                self.error(
+                    &src("bastion", h.bastion.is_some()),
+                    format!("bastion {b:?} is not user@host:port"),
+                    Some("write it like ops@203.0.113.10:22 (user and port optional)".into()),
+                );
+            }
+            parsed
+        });
+        let known_hosts = self.resolve_path(
+            h.known_hosts
+                .as_deref()
+                .or(d.known_hosts.as_deref())
+                .unwrap_or("~/.ssh/known_hosts"),
+        );
+        let timeout = h
+            .connect_timeout_secs
+            .or(d.connect_timeout_secs)
+            .unwrap_or(10);
+        if !(1..=600).contains(&timeout) {
+            self.error(
+                &src("connect_timeout_secs", h.connect_timeout_secs.is_some()),
+                format!("connect timeout {timeout}s is out of range"),
+                Some("use 1 to 600 seconds".into()),
+            );
+        }
+        Target {
+            name: name.to_string(),
+            address: address.to_string(),
+            port,
+            user,
+            key,
+            key_passphrase_env: h
+                .key_passphrase_env
+                .clone()
+                .or_else(|| d.key_passphrase_env.clone()),
+            sudo,
+            bastion,
+            known_hosts,
+            host_key_check: h
+                .host_key_check
+                .or(d.host_key_check)
+                .unwrap_or(HostKeyCheck::AcceptNew),
+            connect_timeout: Duration::from_secs(timeout.clamp(1, 600) as u64),
+        }
+    }
+
+    fn registry(&mut self, r: RawRegistry, hosts: &[Host]) -> Registry {
+        let rp = at(&["registry"]);
+        if !is_hostname(&r.hostname) {
+            self.error(
+                &rp.key("hostname"),
+                format!("{:?} is not a valid DNS name", r.hostname),
+                Some("clients put this name in image references: use a DNS name like registry.example.com".into()),
+            );
+        }
+        for (i, a) in r.aliases.iter().enumerate() {
+            if !is_hostname(a) {
+                self.error(
+                    &rp.key("aliases").index(i),
+                    format!("{a:?} is not a valid DNS name"),
+                    None,
+                );
+            }
+        }
+        let mut extra_ips = Vec::new();
+        for (i, ip) in r.extra_ips.iter().enumerate() {
+            match ip.parse() {
+                Ok(ip) => extra_ips.push(ip),
+                Err(_) => self.error(
+                    &rp.key("extra_ips").index(i),
+                    format!("{ip:?} is not an IP address"),
+                    None,
+                ),
+            }
+        }
+        let port = self.port(&rp.key("port"), r.port, 5000);
+        let image_archive = r
+            .image_archive
+            .as_ref()
+            .map(|a| self.readable_file(&rp.key("image_archive"), a, "image archive"));
+        let data_dir = r
+            .data_dir
+            .unwrap_or_else(|| "/var/lib/regboot/registry".into());
+        if !data_dir.starts_with('/') {
+            self.error(
+                &rp.key("data_dir"),
+                format!("data_dir {data_dir:?} is not an absolute path"),
+                Some("use a path on the registry hosts starting with /".into()),
+            );
+        }
+        let storage = self.storage(r.storage, hosts);
+        let users = self.users(&r.users);
+        for (i, name) in r.login_agents.iter().enumerate() {
+            if !users.iter().any(|u| &u.name == name) {
+                self.error(
+                    &rp.key("login_agents").index(i),
+                    format!("login_agents names {name:?}, which is not in registry.users"),
+                    Some("list only users defined under registry.users".into()),
+                );
+            }
+        }
+        Registry {
+            hostname: r.hostname,
+            port,
+            aliases: r.aliases,
+            extra_ips,
+            hosts_file: r.hosts_file.unwrap_or(true),
+            image: r.image.unwrap_or_else(|| "registry:2".into()),
+            image_archive,
+            data_dir,
+            delete_enabled: r.delete_enabled.unwrap_or(true),
+            storage,
+            users,
+            login_agents: r.login_agents,
+        }
+    }
+
+    fn storage(&mut self, s: RawStorage, hosts: &[Host]) -> Storage {
+        let sp = at(&["registry", "storage"]);
+        let driver = s.driver.unwrap_or(StorageDriver::Filesystem);
+        let missing = |this: &mut Self, section: &str| {
+            this.error(
+                &sp,
+                format!("storage driver {section} needs a `{section}:` section"),
+                Some(format!("add registry.storage.{section} with bucket, region and the key variables (see INVENTORY.md)")),
+            );
+        };
+        match driver {
+            StorageDriver::Filesystem => {
+                let shared = s.shared.unwrap_or(false);
+                let replicas = hosts.iter().filter(|h| h.has_role(Role::Registry)).count();
+                if replicas > 1 && !shared {
+                    self.error(
+                        &sp.key("driver"),
+                        format!("{replicas} registry hosts with filesystem storage would each keep their own images"),
+                        Some("use s3 or oss storage, or mount shared storage at data_dir and set `shared: true`".into()),
+                    );
+                }
+                Storage::Filesystem { shared }
+            }
+            StorageDriver::S3 => match s.s3 {
+                None => {
+                    missing(self, "s3");
+                    Storage::Filesystem { shared: false }
+                }
+                Some(s3) => {
+                    self.env_set(&sp.key("s3").key("access_key_env"), &s3.access_key_env);
+                    self.env_set(&sp.key("s3").key("secret_key_env"), &s3.secret_key_env);
+                    Storage::S3(S3Storage {
+                        bucket: s3.bucket,
+                        region: s3.region.unwrap_or_else(|| "us-east-1".into()),
+                        endpoint: s3.endpoint,
+                        access_key_env: s3.access_key_env,
+                        secret_key_env: s3.secret_key_env,
+                        path_style: s3.path_style.unwrap_or(true),
+                        redirect: s3.redirect.unwrap_or(false),
+                        create_bucket: s3.create_bucket.unwrap_or(false),
+                    })
+                }
+            },
+            StorageDriver::Oss => match s.oss {
+                None => {
+                    missing(self, "oss");
+                    Storage::Filesystem { shared: false }
+                }
+                Some(oss) => {
+                    self.env_set(&sp.key("oss").key("access_key_env"), &oss.access_key_env);
+                    self.env_set(&sp.key("oss").key("secret_key_env"), &oss.secret_key_env);
+                    Storage::Oss(OssStorage {
+                        bucket: oss.bucket,
+                        region: oss.region,
+                        endpoint: oss.endpoint,
+                        access_key_env: oss.access_key_env,
+                        secret_key_env: oss.secret_key_env,
+                        secure: oss.secure.unwrap_or(true),
+                    })
+                }
+            },
+        }
+    }
+
+    fn users(&mut self, raw: &[RawUser]) -> Vec<User> {
+        let mut users: Vec<User> = Vec::new();
+        for (i, u) in raw.iter().enumerate() {
+            let up = at(&["registry", "users"]).index(i);
+            if u.password.is_some() {
+                self.error(
+                    &up.key("password"),
+                    format!("user {}: a plaintext password is not allowed in the inventory", u.name),
+                    Some("use password_env (a variable name), password_file (a path), or password_hash (from `regboot user hash`)".into()),
+                );
+                continue;
+            }
+            if users.iter().any(|x| x.name == u.name) {
+                self.error(
+                    &up.key("name"),
+                    format!("duplicate user {:?}", u.name),
+                    None,
+                );
+                continue;
+            }
+            let secret = match (&u.password_env, &u.password_file, &u.password_hash) {
+                (Some(var), None, None) => {
+                    self.env_set(&up.key("password_env"), var);
+                    UserSecret::Env(var.clone())
+                }
+                (None, Some(file), None) => UserSecret::File(self.readable_file(
+                    &up.key("password_file"),
+                    file,
+                    "password file",
+                )),
+                (None, None, Some(hash)) => {
+                    if !is_bcrypt_hash(hash) {
+                        self.error(
+                            &up.key("password_hash"),
+                            "password_hash is not a bcrypt hash ($2b$/$2y$...)",
+                            Some(
+                                "create one with `regboot user hash` (reads the password on stdin)"
+                                    .into(),
+                            ),
+                        );
+                    }
+                    UserSecret::Hash(hash.clone())
+                }
+                _ => {
+                    self.error(
+                        &up,
+                        format!("user {} needs exactly one of password_env, password_file, password_hash", u.name),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            users.push(User {
+                name: u.name.clone(),
+                secret,
+            });
+        }
+        users
+    }
+
+    fn tls(&mut self, t: RawTls) -> Tls {
+        let tp = at(&["tls"]);
+        let mode = match t.mode.unwrap_or(TlsModeName::SelfSigned) {
+            TlsModeName::SelfSigned => TlsMode::SelfSigned,
+            TlsModeName::Insecure => TlsMode::Insecure,
+            TlsModeName::Provided => {
+                let p = t.provided.as_ref();
+                let mut file = |field: &str, value: Option<&String>| match value {
+                    Some(v) => {
+                        self.readable_file(&tp.key("provided").key(field), v, "provided file")
+                    }
+                    None => {
+                        self.error(
+                            &tp.key("mode"),
+                            format!("tls.mode provided needs tls.provided.{field}"),
+                            Some(
+                                "add `provided: { ca_cert: ..., cert: ..., key: ... }` under tls"
+                                    .into(),
+                            ),
+                        );
+                        PathBuf::new()
+                    }
+                };
+                TlsMode::Provided {
+                    ca_cert: file("ca_cert", p.and_then(|p| p.ca_cert.as_ref())),
+                    cert: file("cert", p.and_then(|p| p.cert.as_ref())),
+                    key: file("key", p.and_then(|p| p.key.as_ref())),
+                }
+            }
+        };
+        let tls = Tls {
+            mode,
+            key_algorithm: t.key_algorithm.unwrap_or_default(),
+            ca_validity_days: self.days(&tp.key("ca_validity_days"), t.ca_validity_days, 3650),
+            cert_validity_days: self.days(&tp.key("cert_validity_days"), t.cert_validity_days, 365),
+            renew_before_days: self.days(&tp.key("renew_before_days"), t.renew_before_days, 30),
+        };
+        if tls.renew_before_days >= tls.cert_validity_days {
+            self.error(
+                &tp.key("renew_before_days"),
+                format!(
+                    "renew_before_days ({}) is not shorter than cert_validity_days ({}): every apply would reissue",
+                    tls.renew_before_days, tls.cert_validity_days
+                ),
+                Some("make renew_before_days smaller than cert_validity_days".into()),
+            );
+        }
+        tls
+    }
+
+    fn ha(&mut self, h: &RawHa) -> Ha {
+        let hp = at(&["ha"]);
+        let vip = h.vip.parse().unwrap_or_else(|_| {
+            self.error(
+                &hp.key("vip"),
+                format!("vip {:?} is not an IP address", h.vip),
+                None,
+            );
+            IpAddr::from([0, 0, 0, 0])
+        });
+        let vrid = h.virtual_router_id.unwrap_or(51);
+        let virtual_router_id = u8::try_from(vrid)
+            .ok()
+            .filter(|v| *v > 0)
+            .unwrap_or_else(|| {
+                self.error(
+                    &hp.key("virtual_router_id"),
+                    format!("virtual_router_id {vrid} is out of range"),
+                    Some("use 1 to 255, unique on the network segment".into()),
+                );
+                51
+            });
+        Ha {
+            vip,
+            interface: h.interface.clone().unwrap_or_else(|| "eth0".into()),
+            virtual_router_id,
+        }
+    }
+
+    fn cross_checks(&mut self, inv: &Inventory) {
+        if inv.hosts_with(Role::Registry).next().is_none() {
+            self.error(
+                &at(&["hosts"]),
+                "no host has the role registry",
+                Some(
+                    "add `registry` to the roles of the host(s) that should run the registry"
+                        .into(),
+                ),
+            );
+        }
+        if inv.hosts_with(Role::Lb).next().is_some() && inv.ha.is_none() {
+            self.error(
+                &at(&["hosts"]),
+                "hosts with role lb need an `ha:` section (vip, interface, virtual_router_id)",
+                Some("add `ha: { vip: ..., interface: eth0, virtual_router_id: 55 }`".into()),
+            );
+        }
+        if inv.registry.hosts_file
+            && let Some(ep) = inv
+                .registry_endpoint()
+                .filter(|e| e.parse::<IpAddr>().is_err())
+        {
+            self.error(
+                    &at(&["registry", "hosts_file"]),
+                    format!("/etc/hosts needs an IP, but the registry is reached at {ep:?}"),
+                    Some("give the first registry host an IP private_address, or set hosts_file: false and use DNS".into()),
+                );
+        }
+    }
+}
+
+fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
+    let (user, rest) = match s.split_once('@') {
+        Some((u, r)) if !u.is_empty() => (u.to_string(), r),
+        Some(_) => return None,
+        None => (default_user.to_string(), s),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse::<u16>().ok().filter(|p| *p > 0)?),
+        _ => (rest, 22),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.parse::<IpAddr>().is_ok() || is_hostname(host)).then(|| Bastion {
+        user,
+        host: host.to_string(),
+        port,
+    })
+}
+
+fn is_bcrypt_hash(h: &str) -> bool {
+    h.len() == 60 && ["$2a$", "$2b$", "$2y$"].iter().any(|p| h.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert!(is_hostname("registry01.dev.com"));
+        assert!(is_hostname("reg-1"));
+        assert!(!is_hostname("-bad.com"));
+        assert!(!is_hostname("under_score.com"));
+        assert!(!is_hostname("300.1.1.1"));
+        assert!(!is_hostname(""));
+    }
+
+    #[test]
+    fn bastions() {
+        assert_eq!(
+            parse_bastion("ops@203.0.113.10:2200", "root"),
+            Some(Bastion {
+                user: "ops".into(),
+                host: "203.0.113.10".into(),
+                port: 2200
+            })
+        );
+        assert_eq!(
+            parse_bastion("jump.example.com", "root"),
+            Some(Bastion {
+                user: "root".into(),
+                host: "jump.example.com".into(),
+                port: 22
+            })
+        );
+        assert_eq!(parse_bastion("ops@host:99999", "root"), None);
+        assert_eq!(parse_bastion("@host", "root"), None);
+    }
+}

@@ -1,0 +1,385 @@
+//! `certs check`: one row per certificate (like `kubeadm certs check-expiration`), a table for
+//! people, JSON for scripts, and the exit code rule: 0 all valid beyond renew_before, 1 one
+//! expires within it, 2 one is expired or invalid.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Duration, OffsetDateTime};
+
+use super::inspect::{self, CertInfo};
+use super::leaf::{LeafSpec, sans_diff};
+use super::state::{CA_CERT, REGISTRY_CERT, StateDir};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Valid,
+    ExpiresSoon,
+    Expired,
+    Invalid,
+}
+
+impl CheckStatus {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Valid => 0,
+            Self::ExpiresSoon => 1,
+            Self::Expired | Self::Invalid => 2,
+        }
+    }
+}
+
+/// One certificate's line in `certs check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRow {
+    pub name: String,
+    pub path: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub not_after: Option<OffsetDateTime>,
+    /// Seconds until not_after (negative when expired).
+    pub residual_seconds: Option<i64>,
+    pub issuer: String,
+    pub status: CheckStatus,
+    /// Why the status is not `valid`, as a sentence with the fix.
+    pub problem: Option<String>,
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t.map(|t| t.format(&Rfc3339)).transpose() {
+        Ok(text) => text.serialize(s),
+        Err(e) => Err(serde::ser::Error::custom(e)),
+    }
+}
+
+/// Build the row for the certificate read from `path` (`pem` is its text, `None` when the file
+/// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs).
+pub fn row(
+    name: &str,
+    path: &Path,
+    pem: Option<&str>,
+    renew_before: Duration,
+    now: OffsetDateTime,
+    verify: impl FnOnce(&CertInfo) -> Option<String>,
+) -> CheckRow {
+    let mut row = CheckRow {
+        name: name.to_string(),
+        path: path.display().to_string(),
+        subject: String::new(),
+        sans: Vec::new(),
+        not_after: None,
+        residual_seconds: None,
+        issuer: String::new(),
+        status: CheckStatus::Invalid,
+        problem: None,
+    };
+    let Some(pem) = pem else {
+        row.problem = Some(format!(
+            "{} does not exist: run `regboot certs init`",
+            path.display()
+        ));
+        return row;
+    };
+    let info = match inspect::cert_info(pem) {
+        Ok(info) => info,
+        Err(e) => {
+            row.problem = Some(format!("{}: {e}", path.display()));
+            return row;
+        }
+    };
+    let residual = info.not_after - now;
+    row.subject = info.subject.clone();
+    row.sans = info.sans();
+    row.not_after = Some(info.not_after);
+    row.residual_seconds = Some(residual.whole_seconds());
+    row.issuer = info.issuer.clone();
+    (row.status, row.problem) = if let Some(problem) = verify(&info) {
+        (CheckStatus::Invalid, Some(problem))
+    } else if residual <= Duration::ZERO {
+        (
+            CheckStatus::Expired,
+            Some(format!("expired on {}", date(info.not_after))),
+        )
+    } else if info.not_before > now {
+        (
+            CheckStatus::Invalid,
+            Some(format!(
+                "not valid before {} (is this machine's clock right?)",
+                date(info.not_before)
+            )),
+        )
+    } else if residual <= renew_before {
+        (
+            CheckStatus::ExpiresSoon,
+            Some(format!(
+                "expires within renew_before_days ({} days)",
+                renew_before.whole_days()
+            )),
+        )
+    } else {
+        (CheckStatus::Valid, None)
+    };
+    row
+}
+
+/// The rows for the certificates in the state directory: the CA (must be a CA) and the
+/// registry certificate (must be signed by that CA and, when `spec` is given, carry exactly
+/// its SANs).
+pub fn local_rows(
+    state: &StateDir,
+    spec: Option<&LeafSpec>,
+    renew_before: Duration,
+    now: OffsetDateTime,
+) -> Result<Vec<CheckRow>> {
+    let ca_pem = state.read(CA_CERT)?;
+    let ca_row = row(
+        "ca",
+        &state.path(CA_CERT),
+        ca_pem.as_deref(),
+        renew_before,
+        now,
+        |info| {
+            (!info.is_ca).then(|| "not a CA certificate (basicConstraints CA:true missing)".into())
+        },
+    );
+    let leaf_pem = state.read(REGISTRY_CERT)?;
+    let leaf_row = row(
+        "registry",
+        &state.path(REGISTRY_CERT),
+        leaf_pem.as_deref(),
+        renew_before,
+        now,
+        |info| {
+            let (Some(ca), Some(leaf)) = (&ca_pem, &leaf_pem) else {
+                return Some("there is no CA to verify it against".into());
+            };
+            match inspect::verify_signed_by(leaf, ca) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Some(
+                        "not signed by the CA in ca.crt: run `regboot certs init` to reissue it"
+                            .into(),
+                    );
+                }
+                Err(e) => return Some(format!("{e:#}")),
+            }
+            spec.and_then(|spec| sans_diff(info, spec)).map(|diff| {
+                format!(
+                    "{diff} compared with the inventory: run `regboot certs init` to reissue it"
+                )
+            })
+        },
+    );
+    Ok(vec![ca_row, leaf_row])
+}
+
+/// The exit code for a set of rows: the worst row decides.
+pub fn exit_code(rows: &[CheckRow]) -> u8 {
+    rows.iter().map(|r| r.status.exit_code()).max().unwrap_or(0)
+}
+
+/// A date as the tables show it, e.g. `2027-11-23 00:31 UTC`.
+pub fn date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_else(|_| t.to_string())
+}
+
+/// Time left, as kubeadm shows it: `9y`, `364d`, `5h`, `12m`, or `expired`.
+pub fn residual(d: Duration) -> String {
+    if d <= Duration::ZERO {
+        "expired".to_string()
+    } else if d.whole_days() >= 365 {
+        format!("{}y", d.whole_days() / 365)
+    } else if d.whole_days() >= 1 {
+        format!("{}d", d.whole_days())
+    } else if d.whole_hours() >= 1 {
+        format!("{}h", d.whole_hours())
+    } else {
+        format!("{}m", d.whole_minutes().max(1))
+    }
+}
+
+/// The rows as an aligned text table, problems listed below it.
+pub fn table(rows: &[CheckRow]) -> String {
+    let header = [
+        "CERTIFICATE",
+        "SUBJECT",
+        "SANS",
+        "EXPIRES",
+        "RESIDUAL TIME",
+        "ISSUER",
+        "STATUS",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.subject.clone(),
+                if r.sans.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.sans.join(",")
+                },
+                r.not_after.map(date).unwrap_or_else(|| "-".to_string()),
+                r.residual_seconds
+                    .map(|s| residual(Duration::seconds(s)))
+                    .unwrap_or_else(|| "-".to_string()),
+                r.issuer.clone(),
+                status_text(r.status).to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for line in &cells {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push_line = |line: &[&str]| {
+        let text: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(text.join("   ").trim_end());
+        out.push('\n');
+    };
+    push_line(&header);
+    for line in &cells {
+        push_line(&line.each_ref().map(String::as_str));
+    }
+    for r in rows {
+        if let Some(problem) = &r.problem {
+            out.push_str(&format!("\n{}: {problem}", r.name));
+        }
+    }
+    if rows.iter().any(|r| r.problem.is_some()) {
+        out.push('\n');
+    }
+    out
+}
+
+fn status_text(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Valid => "ok",
+        CheckStatus::ExpiresSoon => "expires soon",
+        CheckStatus::Expired => "EXPIRED",
+        CheckStatus::Invalid => "INVALID",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::{Ca, CaSpec};
+    use crate::pki::leaf::{LeafSpec, issue};
+
+    fn leaf_pem(ca: &Ca, validity: Duration) -> String {
+        let spec = LeafSpec {
+            dns: vec!["registry01.dev.com".into()],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+            validity,
+            renew_before: Duration::days(30),
+            key_algorithm: Default::default(),
+        };
+        issue(ca, &spec).unwrap().cert_pem
+    }
+
+    #[test]
+    fn status_and_exit_code_follow_the_rule() {
+        let ca = Ca::generate(&CaSpec::default()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let p = Path::new("registry.crt");
+        let rb = Duration::days(30);
+        let long = leaf_pem(&ca, Duration::days(365));
+        let short = leaf_pem(&ca, Duration::days(10));
+
+        let ok = row("registry", p, Some(&long), rb, now, |_| None);
+        assert_eq!(ok.status, CheckStatus::Valid);
+        assert_eq!(ok.sans, vec!["registry01.dev.com", "127.0.0.1"]);
+        assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
+
+        let soon = row("registry", p, Some(&short), rb, now, |_| None);
+        assert_eq!(soon.status, CheckStatus::ExpiresSoon);
+        assert_eq!(exit_code(&[ok.clone(), soon.clone()]), 1);
+
+        let expired = row(
+            "registry",
+            p,
+            Some(&short),
+            rb,
+            now + Duration::days(11),
+            |_| None,
+        );
+        assert_eq!(expired.status, CheckStatus::Expired);
+        assert_eq!(exit_code(&[ok.clone(), soon.clone(), expired]), 2);
+
+        let invalid = row("registry", p, Some(&long), rb, now, |_| Some("bad".into()));
+        assert_eq!(invalid.status, CheckStatus::Invalid);
+        assert_eq!(exit_code(&[ok.clone(), invalid]), 2);
+
+        let missing = row("registry", p, None, rb, now, |_| None);
+        assert_eq!(missing.status, CheckStatus::Invalid);
+        assert!(missing.problem.unwrap().contains("certs init"));
+        let garbage = row("registry", p, Some("junk"), rb, now, |_| None);
+        assert_eq!(garbage.status, CheckStatus::Invalid);
+    }
+
+    #[test]
+    fn table_and_json_carry_the_columns() {
+        let ca = Ca::generate(&CaSpec::default()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let rows = vec![
+            row(
+                "ca",
+                Path::new("ca.crt"),
+                Some(ca.cert_pem()),
+                Duration::days(30),
+                now,
+                |_| None,
+            ),
+            row(
+                "registry",
+                Path::new("registry.crt"),
+                Some(&leaf_pem(&ca, Duration::days(365))),
+                Duration::days(30),
+                now,
+                |_| None,
+            ),
+        ];
+        let text = table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("CERTIFICATE"));
+        assert!(
+            lines[1].starts_with("ca ") && lines[1].contains("9y"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("registry01.dev.com,127.0.0.1") && lines[2].contains("364d"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&rows).unwrap();
+        assert_eq!(json[1]["status"], "valid");
+        assert_eq!(json[1]["sans"][1], "127.0.0.1");
+        assert!(json[0]["not_after"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn residual_units() {
+        assert_eq!(residual(Duration::days(3649)), "9y");
+        assert_eq!(residual(Duration::days(364) + Duration::hours(23)), "364d");
+        assert_eq!(residual(Duration::hours(5)), "5h");
+        assert_eq!(residual(Duration::seconds(30)), "1m");
+        assert_eq!(residual(Duration::seconds(-1)), "expired");
+    }
+}

@@ -1,0 +1,196 @@
+//! The state directory: what regboot keeps because it cannot be read back from the hosts
+//! (the CA key, the issued server key, the registry http secret) and the run lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::fsutil::{ensure_dir, write_atomic};
+
+pub const CA_CERT: &str = "ca.crt";
+pub const CA_KEY: &str = "ca.key";
+pub const REGISTRY_CERT: &str = "registry.crt";
+pub const REGISTRY_KEY: &str = "registry.key";
+pub const REGISTRY_CHAIN: &str = "registry-chain.crt";
+pub const HTTP_SECRET: &str = "http-secret";
+const LOCK: &str = "lock";
+
+/// Mode of the state directory itself: only the owner may list or enter it.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of private keys and secrets.
+pub const SECRET_MODE: u32 = 0o600;
+/// Mode of certificates (public, but they live in a 0700 directory anyway).
+pub const PUBLIC_MODE: u32 = 0o644;
+
+/// An opened state directory (created with mode 0700 when missing).
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Open `root`, creating it (and its parents) when missing, and set its mode to 0700.
+    pub fn open(root: &Path) -> Result<Self> {
+        ensure_dir(root, DIR_MODE).with_context(|| {
+            format!(
+                "cannot use state directory {} (choose another with --state-dir)",
+                root.display()
+            )
+        })?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Open `root` only when it already exists: read-only commands (`certs check`, `certs show`)
+    /// must not create an empty state directory as a side effect.
+    pub fn open_existing(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            bail!(
+                "state directory {} does not exist: run `regboot certs init` (or pass the right --state-dir)",
+                root.display()
+            );
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of a well-known file, e.g. `state.path(CA_CERT)`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Read a well-known text file; `None` when it does not exist.
+    pub fn read(&self, name: &str) -> Result<Option<String>> {
+        let path = self.path(name);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Write a private key or secret (mode 0600), atomically.
+    pub fn write_secret(&self, name: &str, data: &str) -> Result<()> {
+        write_atomic(&self.path(name), data.as_bytes(), SECRET_MODE)
+    }
+
+    /// Write a certificate (mode 0644), atomically.
+    pub fn write_public(&self, name: &str, data: &str) -> Result<()> {
+        write_atomic(&self.path(name), data.as_bytes(), PUBLIC_MODE)
+    }
+
+    /// Take the run lock, so two runs never change the state (or the hosts) at once.
+    /// Held until the returned guard is dropped; the kernel releases it if the process dies.
+    pub fn lock(&self) -> Result<RunLock> {
+        let path = self.path(LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(SECRET_MODE)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == ErrorKind::WouldBlock {
+                bail!(
+                    "another regboot run holds the lock on {} (file {}): wait for it to finish",
+                    self.root.display(),
+                    path.display()
+                );
+            }
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+        Ok(RunLock { _file: file })
+    }
+
+    /// The registry's http secret (shared by every replica), created once as 32 random
+    /// bytes in hex and kept from then on.
+    pub fn http_secret(&self) -> Result<String> {
+        if let Some(secret) = self.read(HTTP_SECRET)? {
+            let secret = secret.trim();
+            if !secret.is_empty() {
+                return Ok(secret.to_string());
+            }
+        }
+        let bytes: [u8; 32] = rand::random();
+        let secret = hex::encode(bytes);
+        self.write_secret(HTTP_SECRET, &secret)?;
+        Ok(secret)
+    }
+
+    /// The mode bits of a file in the state directory (for checks and tests).
+    pub fn mode_of(&self, name: &str) -> Result<u32> {
+        let path = self.path(name);
+        let meta =
+            fs::metadata(&path).with_context(|| format!("cannot stat {}", path.display()))?;
+        Ok(meta.permissions().mode() & 0o777)
+    }
+}
+
+/// The run lock; released on drop.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_with_0700_and_tightened_when_wider() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("a/b/.regboot");
+        StateDir::open(&root).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        StateDir::open(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+    }
+
+    #[test]
+    fn open_existing_refuses_a_missing_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = StateDir::open_existing(&tmp.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("certs init"), "{err}");
+    }
+
+    #[test]
+    fn second_lock_fails_until_first_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let first = state.lock().unwrap();
+        let err = state.lock().unwrap_err();
+        assert!(err.to_string().contains("another regboot run"), "{err}");
+        drop(first);
+        state.lock().unwrap();
+    }
+
+    #[test]
+    fn http_secret_is_created_once_with_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let secret = state.http_secret().unwrap();
+        assert_eq!(secret.len(), 64);
+        assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(state.http_secret().unwrap(), secret);
+        assert_eq!(state.mode_of(HTTP_SECRET).unwrap(), 0o600);
+        let other_tmp = tempfile::tempdir().unwrap();
+        let other = StateDir::open(other_tmp.path()).unwrap();
+        assert_ne!(other.http_secret().unwrap(), secret);
+    }
+}

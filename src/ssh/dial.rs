@@ -1,0 +1,302 @@
+//! Opening authenticated connections: TCP (or a direct-tcpip channel through a bastion), key
+//! exchange, host key check, user auth. Shared by every host of a run, so that keys are
+//! decrypted once, each bastion is dialed once, and no sshd sees more than a few handshakes at
+//! a time (sshd's MaxStartups drops connections beyond ~10 unauthenticated ones).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::Preferred;
+use russh::client::{self, Handle};
+use russh::keys::PrivateKey;
+use tokio::net::TcpStream;
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::Target;
+use super::auth::{self, KeyCache};
+use super::error::ConnectError;
+use super::known_hosts;
+use super::verifier::Verifier;
+
+/// Unauthenticated handshakes in flight per server address.
+pub const HANDSHAKES_PER_ADDRESS: usize = 8;
+/// Attempts when a server drops the connection during banner or key exchange.
+const HANDSHAKE_ATTEMPTS: u32 = 6;
+
+pub type Connection = Handle<Verifier>;
+
+/// One SSH hop: the target itself, or the bastion in front of it.
+struct Hop<'a> {
+    /// How messages name this hop.
+    label: String,
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    target: &'a Target,
+}
+
+impl Hop<'_> {
+    fn addr(&self) -> String {
+        format!("{}:{}", self.address, self.port)
+    }
+}
+
+enum Failure {
+    Fatal(ConnectError),
+    /// The server reset or closed the connection before auth: likely MaxStartups.
+    Retry(String),
+}
+
+type BastionCell = Arc<OnceCell<Result<Arc<Connection>, ConnectError>>>;
+
+#[derive(Default)]
+pub struct Dialer {
+    keys: KeyCache,
+    handshakes: Mutex<HashMap<String, Arc<Semaphore>>>,
+    bastions: Mutex<HashMap<String, BastionCell>>,
+}
+
+impl Dialer {
+    /// An authenticated connection to `target`, and the bastion connection it runs over.
+    pub async fn connect(
+        &self,
+        target: &Target,
+    ) -> Result<(Connection, Option<Arc<Connection>>), ConnectError> {
+        let key = self.key(target).await?;
+        let hop = Hop {
+            label: target.name.clone(),
+            address: &target.address,
+            port: target.port,
+            user: &target.user,
+            target,
+        };
+        let Some(b) = &target.bastion else {
+            return Ok((self.connect_hop(&hop, key, None).await?, None));
+        };
+        let via = format!("{}@{}:{}", b.user, b.host, b.port);
+        let cell = self
+            .bastions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(via.clone())
+            .or_default()
+            .clone();
+        let bastion = cell
+            .get_or_init(|| async {
+                let hop = Hop {
+                    label: format!("bastion {via}"),
+                    address: &b.host,
+                    port: b.port,
+                    user: &b.user,
+                    target,
+                };
+                self.connect_hop(&hop, key.clone(), None)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .clone()
+            .map_err(|e| ConnectError::Bastion {
+                host: target.name.clone(),
+                bastion: via.clone(),
+                source: Box::new(e),
+            })?;
+        let conn = self.connect_hop(&hop, key, Some(&bastion)).await?;
+        Ok((conn, Some(bastion)))
+    }
+
+    async fn key(
+        &self,
+        target: &Target,
+    ) -> Result<Option<(PathBuf, Arc<PrivateKey>)>, ConnectError> {
+        let Some(path) = &target.key else {
+            return Ok(None);
+        };
+        let key = self
+            .keys
+            .load(&target.name, path, target.key_passphrase_env.as_deref())
+            .await?;
+        Ok(Some((path.clone(), key)))
+    }
+
+    async fn connect_hop(
+        &self,
+        hop: &Hop<'_>,
+        key: Option<(PathBuf, Arc<PrivateKey>)>,
+        via: Option<&Connection>,
+    ) -> Result<Connection, ConnectError> {
+        let limit = self
+            .handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(hop.addr())
+            .or_insert_with(|| Arc::new(Semaphore::new(HANDSHAKES_PER_ADDRESS)))
+            .clone();
+        let mut last = String::new();
+        for attempt in 1..=HANDSHAKE_ATTEMPTS {
+            if attempt > 1 {
+                // Exponential backoff with jitter so retrying hosts do not return in lockstep.
+                let base = 100u64 << (attempt - 1).min(5);
+                let jitter = rand::random_range(0..=base);
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+            }
+            let _permit = limit.acquire().await.map_err(|e| self.fatal(hop, e))?;
+            match self.attempt(hop, key.clone(), via).await {
+                Ok(conn) => return Ok(conn),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Retry(reason)) => {
+                    tracing::debug!(
+                        "{}: handshake attempt {attempt} failed: {reason}",
+                        hop.label
+                    );
+                    last = reason;
+                }
+            }
+        }
+        Err(ConnectError::Handshake {
+            host: hop.label.clone(),
+            addr: hop.addr(),
+            attempts: HANDSHAKE_ATTEMPTS,
+            reason: last,
+        })
+    }
+
+    fn fatal(&self, hop: &Hop<'_>, e: impl std::fmt::Display) -> ConnectError {
+        ConnectError::Handshake {
+            host: hop.label.clone(),
+            addr: hop.addr(),
+            attempts: 1,
+            reason: e.to_string(),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        hop: &Hop<'_>,
+        key: Option<(PathBuf, Arc<PrivateKey>)>,
+        via: Option<&Connection>,
+    ) -> Result<Connection, Failure> {
+        let target = hop.target;
+        let timeout = target.connect_timeout;
+        let entries =
+            known_hosts::lookup(&target.known_hosts, hop.address, hop.port).map_err(|e| {
+                Failure::Fatal(ConnectError::KnownHostsFile {
+                    host: hop.label.clone(),
+                    file: target.known_hosts.clone(),
+                    reason: format!("cannot read it: {e}"),
+                })
+            })?;
+        let config = Arc::new(client::Config {
+            nodelay: true,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_max: 3,
+            preferred: Preferred {
+                key: Cow::Owned(known_hosts::preferred_algorithms(
+                    &entries,
+                    &Preferred::DEFAULT.key,
+                )),
+                ..Preferred::DEFAULT
+            },
+            ..Default::default()
+        });
+        let refusal = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            host: hop.label.clone(),
+            address: hop.address.to_string(),
+            port: hop.port,
+            file: target.known_hosts.clone(),
+            policy: target.host_key_check,
+            entries,
+            refusal: refusal.clone(),
+        };
+
+        let start = Instant::now();
+        let unreachable = |reason: String| {
+            Failure::Fatal(ConnectError::Unreachable {
+                host: hop.label.clone(),
+                addr: hop.addr(),
+                reason,
+                after: start.elapsed(),
+            })
+        };
+        let handshake = match via {
+            None => {
+                let tcp = tokio::time::timeout(timeout, TcpStream::connect(hop.addr()))
+                    .await
+                    .map_err(|_| unreachable("did not answer (TCP connect timed out)".into()))?
+                    .map_err(|e| unreachable(format!("refused the TCP connection ({e})")))?;
+                let _ = tcp.set_nodelay(true);
+                tokio::time::timeout(timeout, client::connect_stream(config, tcp, verifier)).await
+            }
+            Some(bastion) => {
+                let channel = tokio::time::timeout(
+                    timeout,
+                    bastion.channel_open_direct_tcpip(
+                        hop.address,
+                        u32::from(hop.port),
+                        "127.0.0.1",
+                        0,
+                    ),
+                )
+                .await
+                .map_err(|_| unreachable("did not answer through the bastion (timed out)".into()))?
+                .map_err(|e| unreachable(format!("could not be reached from the bastion ({e})")))?;
+                tokio::time::timeout(
+                    timeout,
+                    client::connect_stream(config, channel.into_stream(), verifier),
+                )
+                .await
+            }
+        };
+        let taken =
+            |r: &Mutex<Option<ConnectError>>| r.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut conn = match handshake {
+            Err(_) => {
+                return Err(Failure::Fatal(ConnectError::Handshake {
+                    host: hop.label.clone(),
+                    addr: hop.addr(),
+                    attempts: 1,
+                    reason: format!("no key exchange within {} s", timeout.as_secs()),
+                }));
+            }
+            Ok(Err(e)) => {
+                if let Some(refused) = taken(&refusal) {
+                    return Err(Failure::Fatal(refused));
+                }
+                return Err(if is_dropped(&e) {
+                    Failure::Retry(e.to_string())
+                } else {
+                    Failure::Fatal(self.fatal(hop, e))
+                });
+            }
+            Ok(Ok(conn)) => conn,
+        };
+        let key_ref = key.as_ref().map(|(p, k)| (p.as_path(), k.clone()));
+        match tokio::time::timeout(
+            timeout,
+            auth::authenticate(&mut conn, &hop.label, hop.user, key_ref),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(e)) => Err(Failure::Fatal(e)),
+            Err(_) => Err(Failure::Fatal(self.fatal(hop, "authentication timed out"))),
+        }
+    }
+}
+
+/// A connection the server closed or reset before auth, as sshd does beyond MaxStartups.
+fn is_dropped(e: &russh::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match e {
+        russh::Error::IO(io) => matches!(
+            io.kind(),
+            ConnectionReset | UnexpectedEof | BrokenPipe | ConnectionAborted
+        ),
+        russh::Error::Disconnect | russh::Error::HUP => true,
+        _ => false,
+    }
+}

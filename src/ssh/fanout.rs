@@ -1,0 +1,55 @@
+//! Many hosts at once: bounded parallelism (`--forks`), one shared [`Dialer`] so keys,
+//! bastions and per-address handshake limits are shared, and one host's failure never stops
+//! another's work.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::Target;
+use super::dial::Dialer;
+use super::error::ConnectError;
+use super::session::Session;
+
+/// Connect to every target (at most `forks` at once) and run `work` on each session as soon
+/// as it is up. Results come back in the order of `targets`.
+pub async fn run_all<T, F, Fut>(
+    targets: &[Target],
+    forks: usize,
+    work: F,
+) -> Vec<(Target, Result<T, ConnectError>)>
+where
+    T: Send + 'static,
+    F: Fn(Session) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send,
+{
+    let dialer = Arc::new(Dialer::default());
+    let forks = Arc::new(Semaphore::new(forks.max(1)));
+    let work = Arc::new(work);
+    let mut set = JoinSet::new();
+    for (i, target) in targets.iter().cloned().enumerate() {
+        let (dialer, forks, work) = (dialer.clone(), forks.clone(), work.clone());
+        set.spawn(async move {
+            // The semaphore lives as long as this function and is never closed.
+            let _slot = forks.acquire_owned().await;
+            let result = match Session::connect_with(&dialer, &target).await {
+                Ok(session) => Ok(work(session).await),
+                Err(e) => Err(e),
+            };
+            (i, target, result)
+        });
+    }
+    let mut results: Vec<_> = set.join_all().await;
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, t, r)| (t, r)).collect()
+}
+
+/// Connect to every target, at most `forks` handshakes at once, and hand back the sessions.
+pub async fn connect_all(
+    targets: &[Target],
+    forks: usize,
+) -> Vec<(Target, Result<Session, ConnectError>)> {
+    run_all(targets, forks, |session| async move { session }).await
+}

@@ -1,0 +1,258 @@
+//! The inventory contract (shared/INVENTORY.md): good files load, every bad input is refused
+//! with its own message naming file:line:column, and the CLI exits 1 without panicking.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use regboot::inventory::{self, Role};
+
+const GOOD: &str = "\
+version: 1
+defaults:
+  user: root
+hosts:
+  - name: reg1
+    address: 10.1.0.1
+    roles: [registry]
+  - name: node1
+    address: node1.example.com
+    roles: [agent]
+registry:
+  hostname: registry.example.com
+  users:
+    - name: ci
+      password_env: CI_PASS
+";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "CI_PASS" => Some("secret".into()),
+        "PORT" => Some("2222".into()),
+        _ => None,
+    }
+}
+
+fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+    let p = dir.path().join("inventory.yml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Load `text` and return the whole error message (panics if it loads).
+fn error_of(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, text);
+    match inventory::load_with_env(&p, &env) {
+        Ok(_) => panic!("inventory unexpectedly valid:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn good_inventory_loads_with_defaults_and_sans() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory::load_with_env(&write(&dir, GOOD), &env).unwrap();
+    assert_eq!(inv.hosts.len(), 2);
+    assert_eq!(inv.hosts[0].ssh.port, 22);
+    assert!(!inv.hosts[0].ssh.sudo, "root needs no sudo");
+    assert!(inv.hosts[0].has_role(Role::Registry));
+    assert_eq!(inv.registry.port, 5000);
+    assert_eq!(inv.registry.image, "registry:2");
+    assert_eq!(
+        inv.references(),
+        ["registry.example.com:5000", "10.1.0.1:5000"]
+    );
+    assert_eq!(inv.cert_dns_sans(), ["registry.example.com", "localhost"]);
+    let ips: Vec<String> = inv.cert_ip_sans().iter().map(|i| i.to_string()).collect();
+    assert_eq!(ips, ["10.1.0.1", "127.0.0.1"]);
+    assert_eq!(inv.state_dir(None), dir.path().join(".regboot"));
+}
+
+#[test]
+fn variables_are_expanded_with_their_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD.replace("  user: root\n", "  user: root\n  port: ${PORT}\n");
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    assert_eq!(inv.hosts[1].ssh.port, 2222);
+}
+
+#[test]
+fn unknown_field_is_located_with_the_nearest_name() {
+    let e = error_of(&GOOD.replace("    address: 10.1.0.1", "    adress: 10.1.0.1"));
+    assert!(
+        e.contains("inventory.yml:6:5: hosts[0].adress: unknown field `adress`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `address`?"), "{e}");
+}
+
+#[test]
+fn unknown_role_suggests_the_valid_ones() {
+    let e = error_of(&GOOD.replace("[registry]", "[registy]"));
+    assert!(
+        e.contains(":7:13: hosts[0].roles[0]: unknown variant `registy`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `registry`?"), "{e}");
+}
+
+#[test]
+fn duplicate_host_name() {
+    let e = error_of(&GOOD.replace("name: node1", "name: reg1"));
+    assert!(
+        e.contains(":8:11: hosts[1].name: duplicate host name \"reg1\" (first at line 5)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn no_registry_host() {
+    let e = error_of(&GOOD.replace("[registry]", "[agent]"));
+    assert!(e.contains("hosts: no host has the role registry"), "{e}");
+}
+
+#[test]
+fn plaintext_password_is_refused() {
+    let e = error_of(&GOOD.replace("password_env: CI_PASS", "password: hunter2"));
+    assert!(
+        e.contains(
+            ":15:17: registry.users[0].password: user ci: a plaintext password is not allowed"
+        ),
+        "{e}"
+    );
+    assert!(
+        !e.contains("hunter2"),
+        "the password must not be echoed: {e}"
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    let e = error_of(&GOOD.replace("  user: root\n", "  user: root\n  port: 70000\n"));
+    assert!(
+        e.contains(":4:9: defaults.port: port 70000 is out of range"),
+        "{e}"
+    );
+    assert!(e.contains("between 1 and 65535"), "{e}");
+}
+
+#[test]
+fn bad_address() {
+    let e = error_of(&GOOD.replace("node1.example.com", "node_1!"));
+    assert!(
+        e.contains(
+            ":9:14: hosts[1].address: \"node_1!\" is neither an IP address nor a valid host name"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn unset_variable_is_named() {
+    let e = error_of(&GOOD.replace("hostname: registry.example.com", "hostname: ${REG_NAME}"));
+    assert!(
+        e.contains(":12:13: registry.hostname: environment variable REG_NAME is not set"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("CI_PASS", "NOT_SET_PASS"));
+    assert!(
+        e.contains("registry.users[0].password_env: environment variable NOT_SET_PASS is not set"),
+        "{e}"
+    );
+}
+
+#[test]
+fn provided_tls_without_files() {
+    let e = error_of(&format!("{GOOD}tls:\n  mode: provided\n"));
+    assert!(
+        e.contains("tls.mode: tls.mode provided needs tls.provided.ca_cert"),
+        "{e}"
+    );
+    assert!(e.contains("tls.provided.key"), "{e}");
+}
+
+#[test]
+fn missing_key_file() {
+    let e = error_of(&GOOD.replace("  user: root\n", "  user: root\n  key: keys/nope\n"));
+    assert!(e.contains(":4:8: defaults.key: SSH key"), "{e}");
+    assert!(e.contains("keys/nope cannot be read"), "{e}");
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let e = error_of("version: 1\nhosts:\n  - name: a\n   address: [\n");
+    assert!(e.contains("YAML syntax error"), "{e}");
+    assert!(e.contains("inventory.yml:4:"), "{e}");
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let text = GOOD
+        .replace("node1.example.com", "bad_name")
+        .replace("registry.example.com", "reg_istry");
+    let e = error_of(&text);
+    assert!(e.contains("has 2 problems"), "{e}");
+}
+
+#[test]
+fn shipped_examples_pass_the_check() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    inventory::load(&root.join("inventory/single.yml")).unwrap();
+    // ha.yml names a key file in ~/.ssh and three secrets from the environment.
+    let home = PathBuf::from(std::env::var("HOME").unwrap());
+    let key = home.join(".ssh/id_ed25519");
+    if !key.exists() {
+        std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let ha_env = |n: &str| {
+        ["S3_ACCESS_KEY", "S3_SECRET_KEY", "REGBOOT_CI_PASSWORD"]
+            .contains(&n)
+            .then(|| "x".to_string())
+    };
+    let inv = inventory::load_with_env(&root.join("inventory/ha.yml"), &ha_env).unwrap();
+    assert_eq!(inv.hosts_with(Role::Registry).count(), 3);
+    assert_eq!(inv.hosts_with(Role::Lb).count(), 2);
+    assert!(inv.cert_ip_sans().contains(&"10.0.0.50".parse().unwrap()));
+    assert_eq!(inv.references()[0], "registry.prod.example.com");
+}
+
+#[test]
+fn cli_exits_1_with_located_errors_and_0_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_regboot");
+    let bad = write(&dir, &GOOD.replace("roles: [agent]", "roles: [agnet]"));
+    let out = Command::new(bin)
+        .args(["inventory", "check", "-i"])
+        .arg(&bad)
+        .env("CI_PASS", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("inventory.yml:10:13: hosts[1].roles[0]: unknown variant `agnet`"),
+        "{stderr}"
+    );
+
+    let good = write(&dir, GOOD);
+    let out = Command::new(bin)
+        .args(["inventory", "check", "-o", "json", "-i"])
+        .arg(&good)
+        .env("CI_PASS", "x")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["references"][0], "registry.example.com:5000");
+}
