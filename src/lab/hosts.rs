@@ -33,12 +33,15 @@ pub struct LabHost {
 
 /// What host `index` (1-based) looks like. The mix matters: host 2, 5, 8... are reached as the
 /// non-root user `ops` (passwordless sudo), host 3, 6, 9... run sshd on port 2222.
-pub fn plan(lab: &str, index: usize) -> LabHost {
+pub fn plan(lab: &str, network: &LabNetwork, index: usize) -> LabHost {
     let name = format!("host{index}");
     LabHost {
         container: container_name(lab, &name),
         name,
-        address: String::new(),
+        address: network
+            .host_address(index)
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
         port: if index.is_multiple_of(3) { 2222 } else { 22 },
         user: if index % 3 == 2 { "ops" } else { "root" }.to_string(),
     }
@@ -122,6 +125,8 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
         host.name.clone(),
         "--network".into(),
         boot.network.name.clone(),
+        "--ip".into(),
+        host.address.clone(),
     ];
     for label in labels {
         args.extend(["--label".into(), label]);

@@ -118,7 +118,9 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
 
     let network = network::ensure(name)?;
     hosts::remove_extra(name, opts.hosts)?;
-    let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts).map(|i| hosts::plan(name, i)).collect();
+    let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
+        .map(|i| hosts::plan(name, &network, i))
+        .collect();
     let boot = hosts::Boot {
         lab: name,
         dir: &dir,
@@ -215,6 +217,10 @@ pub fn down(name: &str, dir: Option<&Path>, purge: bool) -> Result<DownReport> {
     }
     if dir.exists() {
         labdir::remove(&dir, name)?;
+        // The default parent, .regboot-lab/, goes with its last lab (remove_dir keeps it if not).
+        if let Some(parent) = dir.parent().filter(|p| p.ends_with(".regboot-lab")) {
+            let _ = std::fs::remove_dir(parent);
+        }
         report.dir = Some(dir);
     }
     if purge {

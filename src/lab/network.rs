@@ -22,6 +22,15 @@ pub struct LabNetwork {
 }
 
 impl LabNetwork {
+    /// Host `index`'s fixed address: .10 + index, inside the ip range, so a lab's addresses do
+    /// not depend on which container started first.
+    pub fn host_address(&self, index: usize) -> Option<Ipv4Addr> {
+        let base: Ipv4Addr = self.subnet.split('/').next()?.parse().ok()?;
+        let last = u8::try_from(10 + index).ok().filter(|a| *a <= 126)?;
+        let [a, b, c, _] = base.octets();
+        Some(Ipv4Addr::new(a, b, c, last))
+    }
+
     /// The n-th address (0-based) of the subnet that docker never hands out: .200 + n, up to .254.
     pub fn spare_address(&self, n: u8) -> Option<Ipv4Addr> {
         let base: Ipv4Addr = self.subnet.split('/').next()?.parse().ok()?;
@@ -157,5 +166,7 @@ mod tests {
         };
         assert_eq!(net.spare_address(0), Some(Ipv4Addr::new(10, 231, 7, 200)));
         assert_eq!(net.spare_address(55), None);
+        assert_eq!(net.host_address(1), Some(Ipv4Addr::new(10, 231, 7, 11)));
+        assert_eq!(net.host_address(200), None);
     }
 }
