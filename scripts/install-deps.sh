@@ -2,7 +2,13 @@
 # Installs the Debian packages that regboot's tests and lab use, when they are missing.
 set -euo pipefail
 
-packages=(openssl openssh-server openssh-client curl)
+# docker-registry, nginx-light, keepalived, skopeo: tests run the rendered registry config.yml,
+# nginx.conf and keepalived.conf with the real programs (their services are not started) and
+# push the generated smoke image with skopeo.
+# docker.io, debootstrap: the lab (`regboot lab up` starts dockerd itself and builds its host
+# image with debootstrap; its registry image comes from docker-registry).
+packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
+  docker.io debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -10,5 +16,12 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq
+  # The tests start their own instances on loopback ports: keep the packages' services (nginx
+  # on :80, the registry on :5000, keepalived) from starting on install.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-use crate::commands;
+use crate::commands::{self, Kind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,10 +55,47 @@ pub enum Command {
     /// Read and validate an inventory file.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+
     /// A lab of containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine,
     /// with an inventory that reaches them: rehearse a setup before touching real machines.
     #[command(subcommand)]
     Lab(LabCommand),
+
+    /// Set up every host: CA and certificate, certs.d and trust store, /etc/hosts,
+    /// daemon.json, the registry container, then a push/pull smoke test. Safe to run again:
+    /// only what differs changes. Exit 0 when every host succeeded, 1 otherwise.
+    Apply(PlaybookArgs),
+
+    /// Show, per host, what `apply` would change (with diffs), changing nothing.
+    /// Exit 0: nothing to change; 2: changes pending; 1: a host could not be checked.
+    Plan(PlaybookArgs),
+
+    /// Run the smoke test alone: push a tiny image from one agent, pull it on every other
+    /// host through its own docker daemon, compare digests, clean up.
+    Verify(PlaybookArgs),
+
+    /// Registry users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlaybookArgs {
+    /// Print a unified diff for every file that changes (plan always does; secrets are
+    /// shown only as a digest).
+    #[arg(long)]
+    pub diff: bool,
+
+    /// How many hosts to connect to and work on at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Read a password on stdin and print its bcrypt hash, for `password_hash:` in the
+    /// inventory (so the file never holds the password itself).
+    Hash,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,5 +167,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => commands::inventory_check(&cli),
         Command::Lab(cmd) => commands::lab(&cli, cmd),
+        Command::Apply(a) => commands::run_playbook(&cli, Kind::Apply, a.diff, a.forks.into()),
+        Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a.diff, a.forks.into()),
+        Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a.diff, a.forks.into()),
+        Command::User(UserCommand::Hash) => commands::user_hash(),
     }
 }

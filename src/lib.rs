@@ -3,10 +3,12 @@
 //! The binary in `main.rs` is a thin clap front end; everything it does lives here so tests
 //! and later commands can call it directly.
 
+pub mod apply;
 pub mod cli;
 mod commands;
 pub mod diff;
 pub mod fsutil;
+pub mod host;
 pub mod inventory;
 pub mod lab;
 pub mod merge;

@@ -37,7 +37,8 @@ pub enum RenderError {
 }
 
 /// The registry's `config.yml`.
-#[derive(Debug, Clone, Serialize)]
+/// `Debug` leaves out the secrets (http secret, storage keys).
+#[derive(Clone, Serialize)]
 pub struct RegistryConfig {
     pub storage: Storage,
     pub delete_enabled: bool,
@@ -59,7 +60,7 @@ pub enum Storage {
     Oss(OssStorage),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct S3Storage {
     pub bucket: String,
     pub region: String,
@@ -75,7 +76,7 @@ pub struct S3Storage {
     pub redirect: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct OssStorage {
     pub bucket: String,
     pub region: String,
@@ -84,6 +85,43 @@ pub struct OssStorage {
     pub access_key_secret: String,
     pub secure: bool,
     pub redirect: bool,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("storage", &self.storage)
+            .field("delete_enabled", &self.delete_enabled)
+            .field("tls", &self.tls)
+            .field("auth_realm", &self.auth_realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path_style", &self.path_style)
+            .field("v4auth", &self.v4auth)
+            .field("secure", &self.secure)
+            .field("redirect", &self.redirect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for OssStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OssStorage")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("secure", &self.secure)
+            .field("redirect", &self.redirect)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One `/etc/hosts` line: `ip name alias...`.
@@ -181,6 +219,10 @@ impl Templates {
 
     /// The registry `config.yml` (contains secrets: write it 0600).
     pub fn registry_config(&self, cfg: &RegistryConfig) -> Result<String, RenderError> {
+        if cfg.http_secret.is_empty() {
+            // distribution would pick a random one per replica, breaking uploads across them.
+            return Err(invalid("registry http secret", String::new(), "is empty"));
+        }
         self.render(
             REGISTRY_CONFIG,
             context! {
@@ -512,6 +554,28 @@ mod tests {
         assert_eq!(get(oss, "bucket").as_str(), Some("reg"));
         assert_eq!(get(oss, "secure").as_bool(), Some(true));
         assert_eq!(get(&doc, "storage.redirect.disable").as_bool(), Some(true));
+    }
+
+    #[test]
+    fn registry_config_debug_hides_secrets_and_empty_secret_is_refused() {
+        let s3 = S3Storage {
+            bucket: "b".into(),
+            region: "r".into(),
+            endpoint: None,
+            access_key: Some("AKIDSECRET".into()),
+            secret_key: Some("SKSECRET".into()),
+            path_style: false,
+            v4auth: true,
+            secure: true,
+            redirect: true,
+        };
+        let mut cfg = base(Storage::S3(s3));
+        let shown = format!("{cfg:?}");
+        for secret in ["AKIDSECRET", "SKSECRET", "s3cr3t"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        cfg.http_secret.clear();
+        assert!(Templates::embedded().registry_config(&cfg).is_err());
     }
 
     #[test]

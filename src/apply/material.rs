@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
-use crate::pki::{self, Ca, CaOutcome, CaSpec, LeafOutcome, LeafSpec, StateDir};
+use crate::pki::{self, Ca, CaSpec, LeafSpec, StateDir};
 use crate::render::{self, RegistryConfig, Templates};
 
 /// The TLS files the registry serves and clients trust; `None` in tls.mode insecure.
@@ -30,11 +30,16 @@ pub struct Material {
 
 impl Material {
     /// Ensure the CA and certificate in `state` and gather everything else.
-    pub fn prepare(inv: &Inventory, state: &StateDir, templates: &Templates) -> Result<Material> {
+    pub fn prepare(
+        inv: &Inventory,
+        state: &StateDir,
+        templates: &Templates,
+        check: bool,
+    ) -> Result<Material> {
         let mut notes = Vec::new();
         let tls = match &inv.tls.mode {
             TlsMode::Insecure => None,
-            TlsMode::SelfSigned => Some(self_signed(inv, state, &mut notes)?),
+            TlsMode::SelfSigned => Some(self_signed(inv, state, check, &mut notes)?),
             TlsMode::Provided { ca_cert, cert, key } => Some(provided(inv, ca_cert, cert, key)?),
         };
         let mut users = Vec::new();
@@ -56,7 +61,7 @@ impl Material {
         let registry_config = templates.registry_config(&RegistryConfig {
             storage: storage(inv)?,
             delete_enabled: inv.registry.delete_enabled,
-            http_secret: state.http_secret()?,
+            http_secret: http_secret(state, check)?,
             tls: tls.is_some(),
             auth_realm: (!users.is_empty()).then(|| "regboot registry".to_string()),
         })?;
@@ -67,6 +72,15 @@ impl Material {
             registry_config,
             notes,
         })
+    }
+}
+
+/// The shared http secret; in check mode a missing one is made up and not stored (config.yml
+/// is shown redacted anyway).
+fn http_secret(state: &StateDir, check: bool) -> Result<String> {
+    match state.read(pki::state::HTTP_SECRET)? {
+        None if check => Ok(hex::encode(rand::random::<[u8; 32]>())),
+        _ => state.http_secret(),
     }
 }
 
@@ -90,24 +104,57 @@ pub fn ca_spec(inv: &Inventory) -> CaSpec {
     }
 }
 
-fn self_signed(inv: &Inventory, state: &StateDir, notes: &mut Vec<String>) -> Result<Tls> {
-    let (ca, outcome) = Ca::ensure(state, &ca_spec(inv))?;
-    if outcome == CaOutcome::Created {
-        notes.push(format!("created CA {:?}", ca.info().subject));
-    }
-    if let LeafOutcome::Issued { reason } = pki::leaf::ensure(state, &ca, &leaf_spec(inv))? {
-        notes.push(format!("issued the registry certificate: {reason}"));
-    }
+/// The CA and leaf from the state directory, created or reissued when needed. In check mode
+/// nothing is written: a missing CA or a due leaf is made in memory, to show the diffs.
+fn self_signed(
+    inv: &Inventory,
+    state: &StateDir,
+    check: bool,
+    notes: &mut Vec<String>,
+) -> Result<Tls> {
+    let ca = match Ca::load_from(state)? {
+        Some(ca) => ca,
+        None => {
+            let ca = Ca::generate(&ca_spec(inv))?;
+            if !check {
+                ca.store(state)?;
+            }
+            notes.push(format!("{} CA {:?}", verb(check, "create"), ca.info().subject));
+            ca
+        }
+    };
+    let spec = leaf_spec(inv);
     let read = |name| {
         state
             .read(name)?
             .with_context(|| format!("{name} missing from the state directory"))
     };
+    let (chain_pem, key_pem) = match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
+        None => (read(pki::state::REGISTRY_CHAIN)?, read(pki::state::REGISTRY_KEY)?),
+        Some(reason) => {
+            notes.push(format!("{} the registry certificate: {reason}", verb(check, "issue")));
+            if check {
+                let leaf = pki::leaf::issue(&ca, &spec)?;
+                (pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()), leaf.key_pem)
+            } else {
+                pki::leaf::ensure(state, &ca, &spec)?;
+                (read(pki::state::REGISTRY_CHAIN)?, read(pki::state::REGISTRY_KEY)?)
+            }
+        }
+    };
     Ok(Tls {
         ca_pem: ca.cert_pem().to_string(),
-        chain_pem: read(pki::state::REGISTRY_CHAIN)?,
-        key_pem: read(pki::state::REGISTRY_KEY)?,
+        chain_pem,
+        key_pem,
     })
+}
+
+fn verb(check: bool, what: &str) -> String {
+    if check {
+        format!("would {what}")
+    } else {
+        format!("{what}d")
+    }
 }
 
 fn provided(

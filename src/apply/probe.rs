@@ -1,5 +1,6 @@
-//! What a host has now, read in one round trip: OS family, init, the managed files' hashes,
-//! the contents of the files regboot merges into, and the docker engine's image and container.
+//! What a host has now, read in one round trip: architecture, init, the managed files' hashes
+//! (and contents where a module merges or diffs them), and the docker engine's image and
+//! container.
 
 use std::collections::HashMap;
 
@@ -35,14 +36,22 @@ pub struct Container {
 
 #[derive(Debug, Clone)]
 pub struct HostState {
-    pub os_id: String,
-    pub os_like: String,
+    /// `uname -m`.
+    pub arch: String,
     pub systemd: bool,
     pub files: HashMap<String, Option<FileState>>,
     pub docker: Docker,
     /// The registry image's id, when asked and present.
     pub image_id: Option<String>,
     pub container: Option<Container>,
+}
+
+impl HostState {
+    /// The text of a file probed with its content; empty when missing.
+    pub fn text(&self, path: &str) -> Option<String> {
+        let file = self.files.get(path)?.as_ref()?;
+        Some(String::from_utf8_lossy(file.content.as_deref()?).into_owned())
+    }
 }
 
 /// What to ask a host about.
@@ -66,8 +75,7 @@ pub async fn probe(host: &RemoteHost, req: &ProbeRequest) -> Result<HostState> {
 
 fn parse(text: &str) -> Result<HostState> {
     let mut st = HostState {
-        os_id: String::new(),
-        os_like: String::new(),
+        arch: String::new(),
         systemd: false,
         files: HashMap::new(),
         docker: Docker::Missing,
@@ -77,9 +85,7 @@ fn parse(text: &str) -> Result<HostState> {
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
-            ["os", "id", v] => st.os_id = v.to_string(),
-            ["os", "like", v] => st.os_like = v.to_string(),
-            ["os", "version", _] => {}
+            ["arch", v] => st.arch = v.to_string(),
             ["init", v] => st.systemd = *v == "systemd",
             ["file", p, "-"] => {
                 st.files.insert(p.to_string(), None);
@@ -131,12 +137,12 @@ mod tests {
 
     #[test]
     fn parses_every_record() {
-        let text = "os\tid\tdebian\nos\tlike\t\nos\tversion\t12\ninit\tsystemd\n\
+        let text = "arch\tx86_64\ninit\tsystemd\n\
             file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
             docker\trunning\t20.10.24\n\
             image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
         let st = parse(text).unwrap();
-        assert_eq!(st.os_id, "debian");
+        assert_eq!(st.arch, "x86_64");
         assert!(st.systemd);
         assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
         assert_eq!(st.files["/etc/b"], None);

@@ -3,8 +3,7 @@
 # KIND<TAB>NAME<TAB>VALUE...
 set -u
 image=$1; shift
-. /etc/os-release 2>/dev/null
-printf 'os\tid\t%s\nos\tlike\t%s\nos\tversion\t%s\n' "${ID:-unknown}" "${ID_LIKE:-}" "${VERSION_ID:-}"
+printf 'arch\t%s\n' "$(uname -m)"
 if [ -d /run/systemd/system ]; then printf 'init\tsystemd\n'; else printf 'init\tother\n'; fi
 for a in "$@"; do
   p=${a#?:}

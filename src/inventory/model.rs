@@ -197,14 +197,7 @@ impl Inventory {
 
     /// `name` or `name:port`: how an image reference names the registry on `name`.
     pub fn reference(&self, name: &str) -> String {
-        let name = match name.parse::<IpAddr>() {
-            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
-            _ => name.to_string(),
-        };
-        match self.registry.port {
-            443 => name,
-            port => format!("{name}:{port}"),
-        }
+        crate::trust_store::certs_d_name(name, self.registry.port)
     }
 
     /// Every registry reference a client may use (each gets a certs.d directory): the

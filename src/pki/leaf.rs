@@ -259,7 +259,7 @@ pub fn ensure(state: &StateDir, ca: &Ca, spec: &LeafSpec) -> Result<LeafOutcome>
     Ok(outcome)
 }
 
-fn chain_pem(leaf: &str, ca: &str) -> String {
+pub fn chain_pem(leaf: &str, ca: &str) -> String {
     let mut chain = leaf.trim_end().to_string();
     chain.push('\n');
     chain.push_str(ca.trim_end());

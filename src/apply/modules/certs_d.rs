@@ -6,7 +6,7 @@ use crate::apply::change::Change;
 
 /// The certs.d CA file for `reference` (as printed by `Inventory::reference`).
 pub fn ca_path(reference: &str) -> String {
-    format!("/etc/docker/certs.d/{reference}/ca.crt")
+    format!("{}/{reference}/ca.crt", crate::trust_store::CERTS_D)
 }
 
 fn paths(references: Vec<String>) -> Vec<String> {

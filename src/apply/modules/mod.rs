@@ -16,20 +16,20 @@ use super::material::Material;
 use super::probe::{HostState, ProbeRequest};
 use crate::diff;
 use crate::host::Mode;
-use crate::inventory::{Host, Inventory};
+use crate::inventory::Inventory;
 
 /// What a module sees for one host.
 pub struct Ctx<'a> {
     pub inv: &'a Inventory,
     pub material: &'a Material,
-    pub host: &'a Host,
     pub state: &'a HostState,
+    /// The registry files this host should have (registry hosts only; else empty).
+    pub registry_files: &'a [registry_files::ManagedFile],
 }
 
 /// What a module needs probed, before the probe.
 pub struct Want<'a> {
     pub inv: &'a Inventory,
-    pub host: &'a Host,
     pub req: &'a mut ProbeRequest,
 }
 

@@ -1,0 +1,15 @@
+//! `regboot apply`, `plan` and `verify`: playbooks of modules run over SSH on every host.
+
+mod change;
+mod material;
+mod modules;
+pub mod playbook;
+mod probe;
+pub mod report;
+mod runner;
+mod smoke;
+
+pub use material::{ca_spec, leaf_spec};
+pub use playbook::Playbook;
+pub use report::RunReport;
+pub use runner::{Options, run};

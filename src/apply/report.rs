@@ -1,0 +1,119 @@
+//! What a run tells people (lines as it goes, diffs, a summary table) and scripts (JSON).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Failed,
+    Skipped,
+}
+
+/// One step's outcome on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub step: String,
+    pub status: Status,
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub steps: Vec<StepResult>,
+    /// Why the host stopped, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+impl HostReport {
+    pub fn count(&self, status: Status) -> usize {
+        self.steps.iter().filter(|s| s.status == status).count()
+    }
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeHost {
+    pub host: String,
+    /// push, pull or cleanup.
+    pub action: &'static str,
+    pub ok: bool,
+    pub seconds: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunReport {
+    pub playbook: String,
+    pub check: bool,
+    pub notes: Vec<String>,
+    pub hosts: Vec<HostReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<SmokeHost>,
+    /// The smoke test did not run (and why), when it was part of the playbook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoke_skipped: Option<String>,
+}
+
+impl RunReport {
+    pub fn failed_hosts(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .hosts
+            .iter()
+            .filter(|h| h.failed())
+            .map(|h| h.host.as_str())
+            .collect();
+        for s in self.smoke.iter().filter(|s| !s.ok) {
+            if !names.contains(&s.host.as_str()) {
+                names.push(&s.host);
+            }
+        }
+        names
+    }
+
+    pub fn changed(&self) -> usize {
+        self.hosts.iter().map(|h| h.count(Status::Changed)).sum()
+    }
+
+    /// The table printed at the end of a text run.
+    pub fn summary(&self) -> String {
+        let width = self.hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
+        let mut out = format!(
+            "\n{:<width$}  {:>3}  {:>7}  {:>6}  {:>7}\n",
+            "HOST", "OK", "CHANGED", "FAILED", "SECONDS"
+        );
+        for h in &self.hosts {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>3}  {:>7}  {:>6}  {:>7.1}",
+                h.host,
+                h.count(Status::Ok),
+                h.count(Status::Changed),
+                usize::from(h.failed()),
+                h.seconds
+            );
+        }
+        let verb = if self.check { "would change" } else { "changed" };
+        let _ = write!(out, "\n{} step(s) {verb}", self.changed());
+        let failed = self.failed_hosts();
+        if failed.is_empty() {
+            out.push_str(", no host failed\n");
+        } else {
+            let _ = writeln!(out, "; FAILED: {}", failed.join(", "));
+            for h in self.hosts.iter().filter(|h| h.failed()) {
+                let _ = writeln!(out, "  {}: {}", h.host, h.error.as_deref().unwrap_or(""));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,191 @@
+//! The smoke test: a tiny unique image pushed from one agent and pulled on every other host
+//! through that host's own daemon (its certs.d, its /etc/hosts, real auth), digests compared,
+//! and everything cleaned up. Credentials go through stdin into a temporary DOCKER_CONFIG.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use super::material::Material;
+use super::modules::certs_d;
+use super::report::SmokeHost;
+use crate::host::RemoteHost;
+use crate::inventory::Inventory;
+use crate::smoke_image;
+
+/// Args: reference, image, user (empty: no auth). Stdin: the password.
+const LOGIN: &str = r#"ref=$1; image=$2; user=$3
+DOCKER_CONFIG=$(mktemp -d); export DOCKER_CONFIG
+trap 'rm -rf "$DOCKER_CONFIG"' EXIT
+if [ -n "$user" ]; then
+  docker login --username "$user" --password-stdin "$ref" >/dev/null || exit 1
+fi
+"#;
+
+const PUSH: &str = r#"out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
+docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
+"#;
+
+const PULL: &str = r#"trap 'rm -rf "$DOCKER_CONFIG"; docker rmi "$image" >/dev/null 2>&1' EXIT
+docker pull --quiet "$image" >/dev/null || exit 1
+docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
+"#;
+
+/// Args: image, digest URL, CA file, user. Stdin: a curl config line with the credentials.
+const CLEANUP: &str = r#"image=$1; url=$2; ca=$3; user=$4
+docker rmi "$image" >/dev/null 2>&1
+[ -n "$url" ] || exit 0
+if [ -n "$user" ]; then auth="-K -"; else auth=""; exec </dev/null; fi
+curl -sS -f -o /dev/null -X DELETE --max-time 20 ${ca:+--cacert "$ca"} $auth "$url"
+"#;
+
+pub struct SmokeTarget<'a> {
+    pub name: &'a str,
+    pub remote: &'a RemoteHost,
+    pub role_agent: bool,
+    pub arch: &'a str,
+}
+
+/// The digest of `repo` in `docker image inspect`'s RepoDigests output.
+fn digest_of(out: &str, repo: &str) -> Option<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix(repo)?.strip_prefix('@'))
+        .map(str::to_string)
+        .next()
+}
+
+pub async fn run(inv: &Inventory, material: &Material, hosts: &[SmokeTarget<'_>]) -> Result<Vec<SmokeHost>> {
+    let users_need_login = !material.users.is_empty();
+    let (user, password) = match (&material.smoke_login, users_need_login) {
+        (Some((u, p)), _) => (u.clone(), p.clone()),
+        (None, false) => (String::new(), String::new()),
+        (None, true) => bail!(
+            "no registry user has a password regboot can read (password_env or password_file), \
+             so the smoke test cannot log in; give one user such a password"
+        ),
+    };
+    let pusher = hosts
+        .iter()
+        .find(|h| h.role_agent)
+        .or(hosts.first())
+        .context("no host is reachable for the smoke test")?;
+    let reference = inv.reference(&inv.registry.hostname);
+    let repo = format!("{reference}/regboot-smoke");
+    let nonce = hex::encode(rand::random::<[u8; 6]>());
+    let image = format!("{repo}:{nonce}");
+    let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
+    let built = smoke_image::build(&image, arch, &nonce)?;
+    let args = [reference.as_str(), image.as_str(), user.as_str()];
+    let pw = format!("{password}\n").into_bytes();
+    let mut results = Vec::new();
+
+    let start = Instant::now();
+    let pushed = async {
+        pusher
+            .remote
+            .run("docker load of the smoke image", "docker load >/dev/null", &[], Some(&built.tarball))
+            .await?;
+        let out = pusher
+            .remote
+            .run("docker push", &format!("{LOGIN}{PUSH}"), &args, Some(&pw))
+            .await?;
+        digest_of(&out.stdout_text(), &repo).context("docker push reported no digest")
+    }
+    .await;
+    let digest = match pushed {
+        Ok(d) => {
+            results.push(SmokeHost {
+                host: pusher.name.to_string(),
+                action: "push",
+                ok: true,
+                seconds: start.elapsed().as_secs_f64(),
+                detail: format!("pushed {image} ({d})"),
+            });
+            d
+        }
+        Err(e) => {
+            results.push(SmokeHost {
+                host: pusher.name.to_string(),
+                action: "push",
+                ok: false,
+                seconds: start.elapsed().as_secs_f64(),
+                detail: format!("{e:#}"),
+            });
+            let _ = pusher.remote.script("docker rmi \"$1\"", &[&image], None).await;
+            return Ok(results);
+        }
+    };
+
+    let pulls = hosts.iter().filter(|h| h.name != pusher.name).map(|h| {
+        let (args, pw, repo, digest) = (&args, &pw, &repo, &digest);
+        async move {
+            let start = Instant::now();
+            let out = h
+                .remote
+                .run("docker pull", &format!("{LOGIN}{PULL}"), args, Some(pw))
+                .await;
+            let (ok, detail) = match out {
+                Ok(o) => match digest_of(&o.stdout_text(), repo) {
+                    Some(d) if &d == digest => (true, format!("pulled, digest matches ({d})")),
+                    Some(d) => (false, format!("pulled digest {d} differs from pushed {digest}")),
+                    None => (false, "pulled, but docker reports no digest".to_string()),
+                },
+                Err(e) => (false, format!("{e:#}")),
+            };
+            SmokeHost {
+                host: h.name.to_string(),
+                action: "pull",
+                ok,
+                seconds: start.elapsed().as_secs_f64(),
+                detail,
+            }
+        }
+    });
+    results.extend(futures::future::join_all(pulls).await);
+
+    let start = Instant::now();
+    let url = if inv.registry.delete_enabled {
+        let scheme = if material.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{reference}/v2/regboot-smoke/manifests/{digest}")
+    } else {
+        String::new()
+    };
+    let ca = match material.tls {
+        Some(_) => certs_d::ca_path(&reference),
+        None => String::new(),
+    };
+    let creds = format!(
+        "user = \"{}:{}\"\n",
+        user.replace('\\', "\\\\").replace('"', "\\\""),
+        password.replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    let cleanup = pusher
+        .remote
+        .run("cleanup", CLEANUP, &[&image, &url, &ca, &user], Some(creds.as_bytes()))
+        .await;
+    if let Err(e) = cleanup {
+        results.push(SmokeHost {
+            host: pusher.name.to_string(),
+            action: "cleanup",
+            ok: false,
+            seconds: start.elapsed().as_secs_f64(),
+            detail: format!("{e:#}"),
+        });
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_read_for_the_right_repository() {
+        let out = "other/x@sha256:aa\nreg.lab:5000/regboot-smoke@sha256:bb\n";
+        assert_eq!(
+            digest_of(out, "reg.lab:5000/regboot-smoke").as_deref(),
+            Some("sha256:bb")
+        );
+        assert_eq!(digest_of(out, "reg.lab:5000/none"), None);
+    }
+}

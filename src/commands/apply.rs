@@ -1,0 +1,60 @@
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::apply::{self, Options, Playbook, RunReport};
+use crate::cli::{Cli, Output};
+use crate::inventory;
+
+/// Which of the playbook commands runs.
+pub enum Kind {
+    Apply,
+    Plan,
+    Verify,
+}
+
+pub fn run_playbook(cli: &Cli, kind: Kind, diff: bool, forks: usize) -> Result<ExitCode> {
+    let inv = inventory::load(cli.inventory_path()?)?;
+    let playbook = match kind {
+        Kind::Verify => Playbook::verify()?,
+        Kind::Apply | Kind::Plan => Playbook::apply()?,
+    };
+    let opts = Options {
+        check: matches!(kind, Kind::Plan),
+        diff,
+        forks,
+        quiet: cli.output == Output::Json || cli.quiet,
+        state_dir: inv.state_dir(cli.state_dir.as_deref()),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(apply::run(&inv, &playbook, &opts))?;
+    match cli.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => print!("{}", report.summary()),
+    }
+    Ok(exit_code(&kind, &report))
+}
+
+fn exit_code(kind: &Kind, report: &RunReport) -> ExitCode {
+    if !report.failed_hosts().is_empty() {
+        return ExitCode::from(1);
+    }
+    match kind {
+        Kind::Plan if report.changed() > 0 => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// `regboot user hash`: a bcrypt hash (cost 10) of the password read on stdin.
+pub fn user_hash() -> Result<ExitCode> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from stdin")?;
+    let password = input.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(!password.is_empty(), "no password on stdin: pipe it in, e.g. `printf %s \"$PW\" | regboot user hash`");
+    anyhow::ensure!(password.len() <= 72, "the password is longer than 72 bytes, which bcrypt cannot hash");
+    println!("{}", bcrypt::hash(password, crate::merge::htpasswd::COST)?);
+    Ok(ExitCode::SUCCESS)
+}
