@@ -157,7 +157,14 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
         args.push("--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
     }
     args.push(boot.image.into());
-    docker::run(&args).with_context(|| format!("creating {}", host.name))?;
+    docker::run(&args).with_context(|| {
+        format!(
+            "creating {}: the engine refused a host container (systemd and a nested dockerd \
+             need --cap-add ALL, unconfined seccomp/apparmor/systempaths, all devices and a \
+             writable cgroup tree; rootless or restricted engines cannot give that)",
+            host.name
+        )
+    })?;
 
     // The host's first boot reads these (see regboot-lab-firstboot in host-image.sh).
     let staging = boot.dir.join(format!(".boot-{}", host.name));
@@ -288,6 +295,18 @@ fn wait_port(host: &LabHost) -> Result<()> {
          to docker networks?",
         host.name
     )
+}
+
+/// How many of `hosts` have no running container yet.
+pub fn missing(hosts: &[LabHost]) -> Result<usize> {
+    let mut n = 0;
+    for host in hosts {
+        let running = docker::run(["inspect", "--format", "{{.State.Running}}", &host.container]);
+        if running.as_deref().ok() != Some("true") {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Remove the lab's containers whose host number is above `keep` (after `--hosts` shrank).

@@ -109,8 +109,10 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     labdir::claim(&dir, name)?;
 
     let cache = cache::dir();
-    let image = image::ensure(&cache)?;
+    // The registry image first: it takes seconds, and a missing docker-registry package should
+    // stop the run before the long host image build, not after.
     let archive = registry_image::ensure_archive(&cache)?;
+    let image = image::ensure(&cache)?;
     let image_archive = dir.join(labdir::ARCHIVE);
     registry_image::install_archive(&archive, &image_archive)?;
     let authorized_key = labdir::ensure_key(&dir, name)?;
@@ -121,6 +123,13 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
         .map(|i| hosts::plan(name, &network, i))
         .collect();
+    let missing = hosts::missing(&lab_hosts)?;
+    if missing > 0 {
+        eprintln!(
+            "starting {missing} lab host(s) on {} ({})",
+            network.name, network.subnet
+        );
+    }
     let boot = hosts::Boot {
         lab: name,
         dir: &dir,
