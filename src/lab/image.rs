@@ -43,7 +43,17 @@ pub fn ensure(cache_dir: &Path) -> Result<String> {
         bail!("building the lab's host image (debootstrap, chroot) needs root: run as root once");
     }
     build(cache_dir, &tag)?;
+    remove_stale(&tag);
     Ok(tag)
+}
+
+/// Drop host images of older recipes; one that a running lab still uses stays (rmi refuses).
+fn remove_stale(current: &str) {
+    let listed = docker::run(["images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY])
+        .unwrap_or_default();
+    for image in listed.lines().filter(|i| *i != current) {
+        let _ = docker::run(["rmi", image]);
+    }
 }
 
 fn build(cache_dir: &Path, tag: &str) -> Result<()> {
