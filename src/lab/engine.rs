@@ -131,6 +131,29 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// On cgroup v1, systemd in a container needs the host's `name=systemd` hierarchy (a machine
+/// booted by systemd has it; others may not). Mount it when missing, or say how.
+pub fn ensure_systemd_cgroup(engine: Engine) -> Result<()> {
+    let dir = Path::new("/sys/fs/cgroup/systemd");
+    if engine.cgroup_version != 1 || dir.is_dir() {
+        return Ok(());
+    }
+    let mounted = fs::create_dir_all(dir).is_ok()
+        && Command::new("mount")
+            .args(["-t", "cgroup", "-o", "none,name=systemd", "cgroup"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        bail!(
+            "this machine uses cgroup v1 without the name=systemd hierarchy, which systemd in the \
+             lab hosts needs. Fix (as root): mkdir -p /sys/fs/cgroup/systemd && \
+             mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd"
+        );
+    }
+    Ok(())
+}
+
 /// Each systemd host uses several inotify instances; with the kernel default (128 per user)
 /// hosts beyond a dozen or so hang in "initializing". Raise the limits, or say why not.
 pub fn raise_inotify_limits() {

@@ -162,3 +162,60 @@ pub fn remove(dir: &Path, lab: &str) -> Result<()> {
     let _ = fs::remove_dir(dir.join("images"));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hosts_brackets_only_other_ports() {
+        let host = |address: &str, port| LabHost {
+            name: "h".into(),
+            container: "c".into(),
+            address: address.into(),
+            port,
+            user: "root".into(),
+        };
+        let text = known_hosts(&[
+            (host("10.0.0.1", 22), vec!["ssh-ed25519 AAAA1".into()]),
+            (
+                host("10.0.0.2", 2222),
+                vec!["ssh-ed25519 AAAA2".into(), "ssh-rsa BBBB".into()],
+            ),
+        ]);
+        assert_eq!(
+            text,
+            "10.0.0.1 ssh-ed25519 AAAA1\n[10.0.0.2]:2222 ssh-ed25519 AAAA2\n[10.0.0.2]:2222 ssh-rsa BBBB\n"
+        );
+    }
+
+    #[test]
+    fn rewrites_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert!(write_if_changed(&p, b"a", 0o644).unwrap());
+        assert!(!write_if_changed(&p, b"a", 0o644).unwrap());
+        assert!(write_if_changed(&p, b"a", 0o600).unwrap());
+        assert!(write_if_changed(&p, b"b", 0o600).unwrap());
+    }
+
+    #[test]
+    fn down_removes_only_a_directory_of_the_same_lab() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("lab");
+        claim(&dir, "one").unwrap();
+        assert!(claim(&dir, "two").is_err());
+        assert!(remove(&dir, "two").is_err());
+        remove(&dir, "one").unwrap();
+        assert!(!dir.exists());
+
+        // A directory that existed before keeps what the lab did not write.
+        let own = parent.path().join("own");
+        fs::create_dir(&own).unwrap();
+        fs::write(own.join("notes"), "mine").unwrap();
+        claim(&own, "one").unwrap();
+        ensure_password(&own).unwrap();
+        remove(&own, "one").unwrap();
+        assert!(own.join("notes").exists() && !own.join(PASSWORD).exists());
+    }
+}

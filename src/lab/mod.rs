@@ -94,6 +94,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     }
     let name = opts.name.as_str();
     let engine = engine::ensure_running()?;
+    engine::ensure_systemd_cgroup(engine)?;
     engine::raise_inotify_limits();
 
     let dir = absolute(&opts.dir.clone().unwrap_or_else(|| default_dir(name)))?;
