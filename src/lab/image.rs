@@ -95,7 +95,8 @@ fn build(cache_dir: &Path, tag: &str) -> Result<()> {
     if !status.success() {
         progress.fail();
         bail!(
-            "building the host image {tag} failed ({status}); the build log {} ends with:\n{}",
+            "building the host image {tag} failed ({status}); it needs root and Debian's package \
+             mirror (REGBOOT_LAB_MIRROR picks another). The build log {} ends with:\n{}",
             log_path.display(),
             docker::tail(&fs::read_to_string(&log_path).unwrap_or_default(), 20)
         );
