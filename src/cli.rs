@@ -77,6 +77,11 @@ pub enum Command {
     /// Registry users.
     #[command(subcommand)]
     User(UserCommand),
+
+    /// Create, check and show the registry's TLS certificates (the CA and the server
+    /// certificate) kept in the state directory.
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,6 +137,53 @@ pub enum LabCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create the CA and the registry's server certificate in the state directory.
+    ///
+    /// With tls.mode self-signed (the default), regboot keeps its own certificate authority
+    /// (CA) in the state directory: a CA certificate (ca.crt) that every host will trust, and
+    /// its private key (ca.key, readable only by you). This command creates the CA when there
+    /// is none and reuses it otherwise. It then makes sure the registry's server certificate
+    /// (registry.crt, its key registry.key, and registry-chain.crt = certificate + CA) names
+    /// every address clients may use: the registry hostname and aliases, the HA VIP, every
+    /// registry host's addresses, extra_ips, localhost and 127.0.0.1. The certificate is
+    /// reissued only when those names changed, when it expires within renew_before_days, or
+    /// when the current CA did not sign it; otherwise it is left untouched. `apply` does the
+    /// same on every run, so you only need this command to create the files ahead of time.
+    ///
+    /// With tls.mode provided, nothing is created: your certificate is checked against your
+    /// CA and the names the inventory needs, listing exactly the missing ones (exit 1 when
+    /// unfit).
+    ///
+    /// Needs -i inventory.yml. Private keys are never printed.
+    Init,
+
+    /// Report how long each certificate remains valid, like `kubeadm certs check-expiration`.
+    ///
+    /// Prints one row per certificate (the CA and the registry's server certificate): its
+    /// subject, SANs (the names it is valid for), expiry date, time left and issuer. With
+    /// -o json the same rows as JSON. The server certificate is also checked against the CA
+    /// and against the names the inventory needs.
+    ///
+    /// Exit status, for scripts and monitoring: 0 when every certificate is valid for longer
+    /// than renew_before_days; 1 when one expires within renew_before_days (run `regboot
+    /// apply` or `regboot certs init` to renew); 2 when one is expired, missing or invalid.
+    ///
+    /// Looks at local files only (the state directory, or the provided files). Give -i
+    /// inventory.yml, or --state-dir DIR alone to check a state directory with
+    /// renew_before_days = 30.
+    Check,
+
+    /// Show the details of the CA and the server certificate (never any key material).
+    ///
+    /// For each: the file, subject, issuer, serial number, key type, whether it is a CA,
+    /// validity dates, SANs and SHA-256 fingerprint (compare it with `openssl x509
+    /// -fingerprint -sha256 -noout -in FILE` on a host). -o json prints the same as JSON.
+    /// Give -i inventory.yml, or --state-dir DIR alone.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum InventoryCommand {
     /// Validate the inventory and print a summary: hosts by role, the registry's references,
     /// and the names the server certificate will carry. Exit 1 with located errors otherwise.
@@ -171,5 +223,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a.diff, a.forks.into()),
         Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a.diff, a.forks.into()),
         Command::User(UserCommand::Hash) => commands::user_hash(),
+        Command::Certs(CertsCommand::Init) => commands::certs_init(&cli),
+        Command::Certs(CertsCommand::Check) => commands::certs_check(&cli),
+        Command::Certs(CertsCommand::Show) => commands::certs_show(&cli),
     }
 }

@@ -65,7 +65,7 @@ impl RemoteHost {
         self.session
             .exec_as_root(&cmd, stdin)
             .await
-            .with_context(|| format!("{}: command failed to run", self.name))
+            .context("the command could not run")
     }
 
     /// Like `script`, but a non-zero exit is an error carrying `what` and stderr's tail.
@@ -93,8 +93,13 @@ impl RemoteHost {
             Mode::Set(m) => format!("{m:o}"),
             Mode::Keep => "keep".into(),
         };
-        self.run(&format!("writing {path}"), PUT_FILE, &[path, &mode], Some(data))
-            .await
-            .map(|_| ())
+        self.run(
+            &format!("writing {path}"),
+            PUT_FILE,
+            &[path, &mode],
+            Some(data),
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod lab;
 pub mod merge;
 pub mod pki;
+pub mod registry_http;
 pub mod render;
 pub mod smoke_image;
 pub mod ssh;

@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `regboot ... | head` should end quietly, like other Unix tools, not panic on EPIPE.
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = regboot::cli::Cli::parse();
     cli.init_logging();
     match regboot::cli::run(cli) {

@@ -1,9 +1,14 @@
 //! A change a module wants on a host: a line for people, an optional diff, and the action
 //! that makes it so. Modules only compute changes; the runner shows or applies them.
 
-use anyhow::Result;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
 
 use crate::host::{Mode, RemoteHost};
+use crate::registry_http::{self, Request};
+
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -19,6 +24,12 @@ pub enum Action {
         script: String,
         args: Vec<String>,
         stdin: Option<Vec<u8>>,
+    },
+    /// Wait (bounded) until the registry on this host answers `GET /v2/` with 200 or 401.
+    WaitHealthy {
+        hostname: String,
+        port: u16,
+        ca_pem: Option<String>,
     },
 }
 
@@ -79,6 +90,49 @@ impl Change {
                     .await
                     .map(|_| ())
             }
+            Action::WaitHealthy {
+                hostname,
+                port,
+                ca_pem,
+            } => wait_healthy(host, hostname, *port, ca_pem.as_deref()).await,
         }
     }
+}
+
+async fn wait_healthy(
+    host: &RemoteHost,
+    hostname: &str,
+    port: u16,
+    ca_pem: Option<&str>,
+) -> Result<()> {
+    let req = Request {
+        method: "GET",
+        path: "/v2/",
+        hostname,
+        port,
+        ca_pem,
+        basic_auth: None,
+    };
+    let start = Instant::now();
+    let last = loop {
+        let last = match registry_http::status(&host.session, &req).await {
+            Ok(200 | 401) => return Ok(()),
+            Ok(code) => format!("HTTP {code}"),
+            Err(e) => format!("{e:#}"),
+        };
+        if start.elapsed() > HEALTH_TIMEOUT {
+            break last;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let logs = host
+        .script("docker logs --tail 15 regboot-registry 2>&1", &[], None)
+        .await
+        .map(|o| o.stdout_text())
+        .unwrap_or_default();
+    bail!(
+        "the registry did not answer GET /v2/ within {} s (last: {last}); its last log lines:\n{}",
+        HEALTH_TIMEOUT.as_secs(),
+        logs.trim_end()
+    )
 }

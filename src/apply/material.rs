@@ -3,11 +3,11 @@
 //! config.yml. Every module reads from this; none of it is printed.
 
 use anyhow::{Context, Result, bail};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
-use crate::pki::{self, Ca, CaSpec, LeafSpec, StateDir};
+use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir, setup};
 use crate::render::{self, RegistryConfig, Templates};
 
 /// The TLS files the registry serves and clients trust; `None` in tls.mode insecure.
@@ -84,26 +84,6 @@ fn http_secret(state: &StateDir, check: bool) -> Result<String> {
     }
 }
 
-/// The leaf the inventory asks for.
-pub fn leaf_spec(inv: &Inventory) -> LeafSpec {
-    LeafSpec {
-        dns: inv.cert_dns_sans(),
-        ips: inv.cert_ip_sans(),
-        validity: Duration::days(inv.tls.cert_validity_days.into()),
-        renew_before: Duration::days(inv.tls.renew_before_days.into()),
-        key_algorithm: inv.tls.key_algorithm,
-    }
-}
-
-/// How a missing CA is created.
-pub fn ca_spec(inv: &Inventory) -> CaSpec {
-    CaSpec {
-        key_algorithm: inv.tls.key_algorithm,
-        validity: Duration::days(inv.tls.ca_validity_days.into()),
-        ..CaSpec::default()
-    }
-}
-
 /// The CA and leaf from the state directory, created or reissued when needed. In check mode
 /// nothing is written: a missing CA or a due leaf is made in memory, to show the diffs.
 fn self_signed(
@@ -112,49 +92,54 @@ fn self_signed(
     check: bool,
     notes: &mut Vec<String>,
 ) -> Result<Tls> {
-    let ca = match Ca::load_from(state)? {
-        Some(ca) => ca,
-        None => {
-            let ca = Ca::generate(&ca_spec(inv))?;
-            if !check {
-                ca.store(state)?;
-            }
-            notes.push(format!("{} CA {:?}", verb(check, "create"), ca.info().subject));
-            ca
-        }
-    };
-    let spec = leaf_spec(inv);
     let read = |name| {
         state
             .read(name)?
             .with_context(|| format!("{name} missing from the state directory"))
     };
-    let (chain_pem, key_pem) = match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
-        None => (read(pki::state::REGISTRY_CHAIN)?, read(pki::state::REGISTRY_KEY)?),
-        Some(reason) => {
-            notes.push(format!("{} the registry certificate: {reason}", verb(check, "issue")));
-            if check {
-                let leaf = pki::leaf::issue(&ca, &spec)?;
-                (pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()), leaf.key_pem)
-            } else {
-                pki::leaf::ensure(state, &ca, &spec)?;
-                (read(pki::state::REGISTRY_CHAIN)?, read(pki::state::REGISTRY_KEY)?)
-            }
+    if !check {
+        let (ca, ensured) = setup::ensure(state, inv)?;
+        if ensured.ca == CaOutcome::Created {
+            notes.push(format!("created CA {:?}", ca.info().subject));
+        }
+        if let LeafOutcome::Issued { reason } = ensured.leaf {
+            notes.push(format!("issued the registry certificate: {reason}"));
+        }
+        return Ok(Tls {
+            ca_pem: ca.cert_pem().to_string(),
+            chain_pem: read(pki::state::REGISTRY_CHAIN)?,
+            key_pem: read(pki::state::REGISTRY_KEY)?,
+        });
+    }
+    let ca = match Ca::load_from(state)? {
+        Some(ca) => ca,
+        None => {
+            let ca = Ca::generate(&setup::ca_spec(&inv.tls))?;
+            notes.push(format!("would create CA {:?}", ca.info().subject));
+            ca
         }
     };
+    let spec = setup::leaf_spec(inv);
+    let (chain_pem, key_pem) =
+        match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
+            None => (
+                read(pki::state::REGISTRY_CHAIN)?,
+                read(pki::state::REGISTRY_KEY)?,
+            ),
+            Some(reason) => {
+                notes.push(format!("would issue the registry certificate: {reason}"));
+                let leaf = pki::leaf::issue(&ca, &spec)?;
+                (
+                    pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()),
+                    leaf.key_pem,
+                )
+            }
+        };
     Ok(Tls {
         ca_pem: ca.cert_pem().to_string(),
         chain_pem,
         key_pem,
     })
-}
-
-fn verb(check: bool, what: &str) -> String {
-    if check {
-        format!("would {what}")
-    } else {
-        format!("{what}d")
-    }
 }
 
 fn provided(
@@ -172,7 +157,7 @@ fn provided(
         &files,
         &inv.cert_dns_sans(),
         &inv.cert_ip_sans(),
-        Duration::days(inv.tls.renew_before_days.into()),
+        setup::renew_before(&inv.tls),
         OffsetDateTime::now_utc(),
     )?;
     if !report.is_fit() {
@@ -206,7 +191,10 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             secret_key: Some(env(&s3.secret_key_env)?),
             path_style: s3.path_style,
             v4auth: true,
-            secure: !s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+            secure: !s3
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
             redirect: s3.redirect,
         }),
         Storage::Oss(oss) => render::Storage::Oss(render::OssStorage {

@@ -9,7 +9,6 @@ pub mod report;
 mod runner;
 mod smoke;
 
-pub use material::{ca_spec, leaf_spec};
 pub use playbook::Playbook;
 pub use report::RunReport;
 pub use runner::{Options, run};

@@ -70,7 +70,7 @@ pub async fn probe(host: &RemoteHost, req: &ProbeRequest) -> Result<HostState> {
     let out = host
         .run("reading the host's state", PROBE, &arg_refs, None)
         .await?;
-    parse(&out.stdout_text()).with_context(|| format!("{}: unexpected probe output", host.name))
+    parse(&out.stdout_text()).context("unexpected probe output")
 }
 
 fn parse(text: &str) -> Result<HostState> {
@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
         assert_eq!(st.files["/etc/b"], None);
         let hosts = st.files["/etc/hosts"].as_ref().unwrap();
-        assert_eq!((hosts.mode, hosts.content.as_deref()), (0o600, Some(&b"hi"[..])));
+        assert_eq!(
+            (hosts.mode, hosts.content.as_deref()),
+            (0o600, Some(&b"hi"[..]))
+        );
         assert_eq!(st.image_id.as_deref(), Some("sha256:1"));
         let c = st.container.unwrap();
         assert!(c.running);

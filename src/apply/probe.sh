@@ -19,7 +19,8 @@ v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || v=
 if [ -z "$v" ]; then printf 'docker\tstopped\n'; exit 0; fi
 printf 'docker\trunning\t%s\n' "$v"
 if [ -n "$image" ]; then
-  printf 'image\t%s\n' "$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || echo -)"
+  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
+  printf 'image\t%s\n' "$id"
   c=$(docker inspect --format '{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' regboot-registry 2>/dev/null) || c=
   [ -n "$c" ] && printf 'container\t%s\n' "$c"
 fi

@@ -31,6 +31,8 @@ pub struct HostReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub seconds: f64,
+    /// SSH commands run on the host (each about one round trip), tunnels not counted.
+    pub commands: usize,
 }
 
 impl HostReport {
@@ -87,7 +89,13 @@ impl RunReport {
 
     /// The table printed at the end of a text run.
     pub fn summary(&self) -> String {
-        let width = self.hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
+        let width = self
+            .hosts
+            .iter()
+            .map(|h| h.host.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         let mut out = format!(
             "\n{:<width$}  {:>3}  {:>7}  {:>6}  {:>7}\n",
             "HOST", "OK", "CHANGED", "FAILED", "SECONDS"
@@ -103,7 +111,11 @@ impl RunReport {
                 h.seconds
             );
         }
-        let verb = if self.check { "would change" } else { "changed" };
+        let verb = if self.check {
+            "would change"
+        } else {
+            "changed"
+        };
         let _ = write!(out, "\n{} step(s) {verb}", self.changed());
         let failed = self.failed_hosts();
         if failed.is_empty() {

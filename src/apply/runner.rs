@@ -47,6 +47,11 @@ impl Node<'_> {
         self.report.error.is_none() && self.remote.is_some()
     }
     fn fail(&mut self, step: Option<&str>, error: String) {
+        // Transport errors already name the host; the report names it once.
+        let error = match error.strip_prefix(&format!("{}: ", self.host.name)) {
+            Some(rest) => rest.to_string(),
+            None => error,
+        };
         if let Some(step) = step {
             self.report.steps.push(StepResult {
                 step: step.to_string(),
@@ -75,7 +80,11 @@ impl Printer {
         if changes.is_empty() {
             return self.line(&format!("  {host}: ok"));
         }
-        let verb = if self.check { "would change" } else { "changed" };
+        let verb = if self.check {
+            "would change"
+        } else {
+            "changed"
+        };
         for c in changes {
             self.line(&format!("  {host}: {verb}: {}", c.summary));
             if let Some(d) = c.diff.as_ref().filter(|_| self.diff) {
@@ -163,6 +172,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                     steps: Vec::new(),
                     error: None,
                     seconds: 0.0,
+                    commands: 0,
                 },
                 started,
             };
@@ -199,7 +209,11 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
     }
     for n in nodes.iter().filter(|n| !n.alive()) {
-        out.line(&format!("  {}: FAILED: {}", n.host.name, n.report.error.as_deref().unwrap_or("")));
+        out.line(&format!(
+            "  {}: FAILED: {}",
+            n.host.name,
+            n.report.error.as_deref().unwrap_or("")
+        ));
     }
 
     for step in &playbook.steps {
@@ -208,8 +222,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
         out.line(&format!("\n== {}", step.name));
         let mut planned: Vec<(usize, Vec<Change>)> = Vec::new();
-        for i in 0..nodes.len() {
-            let n = &nodes[i];
+        for (i, n) in nodes.iter_mut().enumerate() {
             if !n.alive() || !step.hosts.matches(n.host) {
                 continue;
             }
@@ -224,7 +237,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                 Err(e) => {
                     let msg = format!("{e:#}");
                     out.line(&format!("  {}: FAILED: {msg}", n.host.name));
-                    nodes[i].fail(Some(&step.name), msg);
+                    n.fail(Some(&step.name), msg);
                 }
             }
         }
@@ -234,7 +247,10 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                 batch.iter().map(|_| Ok(())).collect()
             } else {
                 join_all(batch.iter().map(|(i, changes)| {
-                    let remote = nodes[*i].remote.as_ref().expect("alive nodes are connected");
+                    let remote = nodes[*i]
+                        .remote
+                        .as_ref()
+                        .expect("alive nodes are connected");
                     apply_all(remote, changes)
                 }))
                 .await
@@ -246,7 +262,11 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                         out.changes(&node.host.name, changes);
                         node.report.steps.push(StepResult {
                             step: step.name.clone(),
-                            status: if changes.is_empty() { Status::Ok } else { Status::Changed },
+                            status: if changes.is_empty() {
+                                Status::Ok
+                            } else {
+                                Status::Changed
+                            },
                             changes: changes.iter().map(|c| c.summary.clone()).collect(),
                             error: None,
                         });
@@ -261,9 +281,6 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
     }
 
-    for n in &mut nodes {
-        n.report.seconds = n.started.elapsed().as_secs_f64();
-    }
     if playbook.steps.iter().any(|s| s.module == Module::SmokeTest) {
         if opts.check {
             report.smoke_skipped = Some("plan does not run the smoke test".into());
@@ -272,7 +289,9 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
     }
     for n in &mut nodes {
+        n.report.seconds = n.started.elapsed().as_secs_f64();
         if let Some(remote) = n.remote.take() {
+            n.report.commands = remote.session.commands_run();
             remote.session.close().await;
         }
     }
@@ -312,11 +331,18 @@ async fn run_smoke(
             arch: n.state.as_ref().map(|s| s.arch.as_str()).unwrap_or(""),
         })
         .collect();
-    match smoke::run(inv, material, &targets).await {
+    let registry = nodes
+        .iter()
+        .find(|n| n.alive() && n.host.has_role(Role::Registry))
+        .and_then(|n| n.remote.as_ref());
+    match smoke::run(inv, material, &targets, registry).await {
         Ok(results) => {
             for r in &results {
                 let status = if r.ok { "ok" } else { "FAILED" };
-                out.line(&format!("  {}: {} {status} ({:.1} s): {}", r.host, r.action, r.seconds, r.detail));
+                out.line(&format!(
+                    "  {}: {} {status} ({:.1} s): {}",
+                    r.host, r.action, r.seconds, r.detail
+                ));
             }
             report.smoke = results;
         }

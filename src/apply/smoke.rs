@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::material::Material;
-use super::modules::certs_d;
 use super::report::SmokeHost;
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
+use crate::registry_http::{self, Request};
 use crate::smoke_image;
 
 /// Args: reference, image, user (empty: no auth). Stdin: the password.
@@ -31,14 +31,6 @@ docker pull --quiet "$image" >/dev/null || exit 1
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
-/// Args: image, digest URL, CA file, user. Stdin: a curl config line with the credentials.
-const CLEANUP: &str = r#"image=$1; url=$2; ca=$3; user=$4
-docker rmi "$image" >/dev/null 2>&1
-[ -n "$url" ] || exit 0
-if [ -n "$user" ]; then auth="-K -"; else auth=""; exec </dev/null; fi
-curl -sS -f -o /dev/null -X DELETE --max-time 20 ${ca:+--cacert "$ca"} $auth "$url"
-"#;
-
 pub struct SmokeTarget<'a> {
     pub name: &'a str,
     pub remote: &'a RemoteHost,
@@ -54,7 +46,39 @@ fn digest_of(out: &str, repo: &str) -> Option<String> {
         .next()
 }
 
-pub async fn run(inv: &Inventory, material: &Material, hosts: &[SmokeTarget<'_>]) -> Result<Vec<SmokeHost>> {
+/// Delete the smoke manifest through a registry host (the repository itself stays: the
+/// registry API cannot delete repositories; its blobs go at the next garbage collection).
+async fn delete_manifest(
+    inv: &Inventory,
+    material: &Material,
+    registry: &RemoteHost,
+    digest: &str,
+    user: &str,
+    password: &str,
+) -> Result<()> {
+    let path = format!("/v2/regboot-smoke/manifests/{digest}");
+    let req = Request {
+        method: "DELETE",
+        path: &path,
+        hostname: &inv.registry.hostname,
+        port: inv.registry.port,
+        ca_pem: material.tls.as_ref().map(|t| t.ca_pem.as_str()),
+        basic_auth: (!user.is_empty()).then_some((user, password)),
+    };
+    match registry_http::status(&registry.session, &req).await? {
+        202 | 404 => Ok(()),
+        code => bail!("deleting the smoke manifest answered HTTP {code}"),
+    }
+}
+
+/// Push from an agent (or the first host), pull on every other host, clean up. `registry`:
+/// a registry host to delete the manifest through.
+pub async fn run(
+    inv: &Inventory,
+    material: &Material,
+    hosts: &[SmokeTarget<'_>],
+    registry: Option<&RemoteHost>,
+) -> Result<Vec<SmokeHost>> {
     let users_need_login = !material.users.is_empty();
     let (user, password) = match (&material.smoke_login, users_need_login) {
         (Some((u, p)), _) => (u.clone(), p.clone()),
@@ -83,7 +107,12 @@ pub async fn run(inv: &Inventory, material: &Material, hosts: &[SmokeTarget<'_>]
     let pushed = async {
         pusher
             .remote
-            .run("docker load of the smoke image", "docker load >/dev/null", &[], Some(&built.tarball))
+            .run(
+                "docker load of the smoke image",
+                "docker load >/dev/null",
+                &[],
+                Some(&built.tarball),
+            )
             .await?;
         let out = pusher
             .remote
@@ -111,7 +140,10 @@ pub async fn run(inv: &Inventory, material: &Material, hosts: &[SmokeTarget<'_>]
                 seconds: start.elapsed().as_secs_f64(),
                 detail: format!("{e:#}"),
             });
-            let _ = pusher.remote.script("docker rmi \"$1\"", &[&image], None).await;
+            let _ = pusher
+                .remote
+                .script("docker rmi \"$1\"", &[&image], None)
+                .await;
             return Ok(results);
         }
     };
@@ -127,7 +159,10 @@ pub async fn run(inv: &Inventory, material: &Material, hosts: &[SmokeTarget<'_>]
             let (ok, detail) = match out {
                 Ok(o) => match digest_of(&o.stdout_text(), repo) {
                     Some(d) if &d == digest => (true, format!("pulled, digest matches ({d})")),
-                    Some(d) => (false, format!("pulled digest {d} differs from pushed {digest}")),
+                    Some(d) => (
+                        false,
+                        format!("pulled digest {d} differs from pushed {digest}"),
+                    ),
                     None => (false, "pulled, but docker reports no digest".to_string()),
                 },
                 Err(e) => (false, format!("{e:#}")),
@@ -144,26 +179,24 @@ pub async fn run(inv: &Inventory, material: &Material, hosts: &[SmokeTarget<'_>]
     results.extend(futures::future::join_all(pulls).await);
 
     let start = Instant::now();
-    let url = if inv.registry.delete_enabled {
-        let scheme = if material.tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://{reference}/v2/regboot-smoke/manifests/{digest}")
-    } else {
-        String::new()
+    let cleanup = async {
+        pusher
+            .remote
+            .run(
+                "docker rmi of the smoke image",
+                "docker rmi \"$1\" >/dev/null",
+                &[&image],
+                None,
+            )
+            .await?;
+        match (inv.registry.delete_enabled, registry) {
+            (true, Some(reg)) => {
+                delete_manifest(inv, material, reg, &digest, &user, &password).await
+            }
+            _ => Ok(()),
+        }
     };
-    let ca = match material.tls {
-        Some(_) => certs_d::ca_path(&reference),
-        None => String::new(),
-    };
-    let creds = format!(
-        "user = \"{}:{}\"\n",
-        user.replace('\\', "\\\\").replace('"', "\\\""),
-        password.replace('\\', "\\\\").replace('"', "\\\"")
-    );
-    let cleanup = pusher
-        .remote
-        .run("cleanup", CLEANUP, &[&image, &url, &ca, &user], Some(creds.as_bytes()))
-        .await;
-    if let Err(e) = cleanup {
+    if let Err(e) = cleanup.await {
         results.push(SmokeHost {
             host: pusher.name.to_string(),
             action: "cleanup",

@@ -53,8 +53,14 @@ pub fn user_hash() -> Result<ExitCode> {
         .read_to_string(&mut input)
         .context("cannot read the password from stdin")?;
     let password = input.trim_end_matches(['\n', '\r']);
-    anyhow::ensure!(!password.is_empty(), "no password on stdin: pipe it in, e.g. `printf %s \"$PW\" | regboot user hash`");
-    anyhow::ensure!(password.len() <= 72, "the password is longer than 72 bytes, which bcrypt cannot hash");
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password on stdin: pipe it in, e.g. `printf %s \"$PW\" | regboot user hash`"
+    );
+    anyhow::ensure!(
+        password.len() <= 72,
+        "the password is longer than 72 bytes, which bcrypt cannot hash"
+    );
     println!("{}", bcrypt::hash(password, crate::merge::htpasswd::COST)?);
     Ok(ExitCode::SUCCESS)
 }

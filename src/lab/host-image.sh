@@ -1,8 +1,7 @@
 #!/bin/sh
 # Builds the lab's host image: Debian bookworm with systemd as PID 1, OpenSSH server, the docker
-# engine, sudo, ca-certificates and curl (real servers have it; apply health-checks with it).
-# No public image can be pulled, so the root filesystem comes from debootstrap and becomes an
-# image with `docker import`.
+# engine, sudo and ca-certificates. No public image can be pulled, so the root filesystem comes
+# from debootstrap and is turned into an image with `docker import`.
 #
 # Usage: host-image.sh TAG WORKDIR   (run as root; WORKDIR is scratch space, removed by the caller)
 # Lines starting with "==> " name the step for the caller's progress display.
@@ -18,7 +17,7 @@ trap cleanup EXIT
 
 echo "==> debootstrap bookworm (downloads ~150 MB of packages)"
 debootstrap --variant=minbase \
-  --include=openssh-server,docker.io,ca-certificates,sudo,curl,iproute2,procps,iptables \
+  --include=openssh-server,docker.io,ca-certificates,sudo,iproute2,procps,iptables \
   bookworm "$rootfs" "$mirror"
 
 echo "==> install systemd as PID 1"

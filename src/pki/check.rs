@@ -57,8 +57,14 @@ fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result
     }
 }
 
+/// Serialize a time as RFC 3339 (`2027-11-23T00:31:00Z`) in JSON output.
+pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    rfc3339_opt(&Some(*t), s)
+}
+
 /// Build the row for the certificate read from `path` (`pem` is its text, `None` when the file
-/// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs).
+/// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs);
+/// it is not asked about an expired certificate.
 pub fn row(
     name: &str,
     path: &Path,
@@ -98,13 +104,14 @@ pub fn row(
     row.not_after = Some(info.not_after);
     row.residual_seconds = Some(residual.whole_seconds());
     row.issuer = info.issuer.clone();
-    (row.status, row.problem) = if let Some(problem) = verify(&info) {
-        (CheckStatus::Invalid, Some(problem))
-    } else if residual <= Duration::ZERO {
+    // Expired first: it says the most about what to do, whatever else is wrong.
+    (row.status, row.problem) = if residual <= Duration::ZERO {
         (
             CheckStatus::Expired,
             Some(format!("expired on {}", date(info.not_after))),
         )
+    } else if let Some(problem) = verify(&info) {
+        (CheckStatus::Invalid, Some(problem))
     } else if info.not_before > now {
         (
             CheckStatus::Invalid,

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result, anyhow, bail};
 use rcgen::{KeyPair, PublicKeyData};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
@@ -12,7 +13,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
 /// What a certificate says, in plain values (no key material: a certificate has none).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertInfo {
     pub subject: String,
     pub issuer: String,
@@ -20,7 +21,9 @@ pub struct CertInfo {
     pub serial: String,
     pub dns_sans: Vec<String>,
     pub ip_sans: Vec<IpAddr>,
+    #[serde(serialize_with = "super::check::rfc3339")]
     pub not_before: OffsetDateTime,
+    #[serde(serialize_with = "super::check::rfc3339")]
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
     /// Upper-case hex SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` shows it.

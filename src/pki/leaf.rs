@@ -55,6 +55,11 @@ pub enum ReissueReason {
     NotSignedByCa,
     /// The stored key is not the certificate's key.
     KeyMismatch,
+    /// tls.key_algorithm now asks for another key type.
+    KeyAlgorithmChanged {
+        from: String,
+        to: String,
+    },
     /// The inventory now needs other names than the certificate carries.
     SansChanged {
         added: Vec<String>,
@@ -78,6 +83,9 @@ impl fmt::Display for ReissueReason {
             }
             Self::NotSignedByCa => write!(f, "not signed by the current CA"),
             Self::KeyMismatch => write!(f, "the stored key does not match the certificate"),
+            Self::KeyAlgorithmChanged { from, to } => {
+                write!(f, "key type changes from {from} to {to}")
+            }
             Self::SansChanged { added, removed } => {
                 write!(f, "SANs changed")?;
                 if !added.is_empty() {
@@ -161,7 +169,8 @@ pub fn issue(ca: &Ca, spec: &LeafSpec) -> Result<IssuedLeaf> {
     params.serial_number = Some(random_serial());
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
-    params.not_after = now + spec.validity;
+    // A certificate outliving its CA would be rejected then anyway; end with the CA instead.
+    params.not_after = (now + spec.validity).min(ca.info().not_after);
     let cert = params
         .signed_by(&key, ca.issuer())
         .context("signing the registry certificate")?;
@@ -200,6 +209,12 @@ pub fn reissue_reason(
         .transpose()?;
     if key_fits != Some(true) {
         return Ok(Some(ReissueReason::KeyMismatch));
+    }
+    if info.key_algorithm != spec.key_algorithm.label() {
+        return Ok(Some(ReissueReason::KeyAlgorithmChanged {
+            from: info.key_algorithm,
+            to: spec.key_algorithm.label().to_string(),
+        }));
     }
     Ok(sans_diff(&info, spec).or_else(|| expiry_reason(&info, spec.renew_before, now)))
 }
@@ -421,6 +436,25 @@ mod tests {
     }
 
     #[test]
+    fn reissued_when_the_key_type_changes() {
+        let (_tmp, state, ca) = setup();
+        ensure(&state, &ca, &spec()).unwrap();
+        let mut rsa = spec();
+        rsa.key_algorithm = KeyAlgorithm::Rsa2048;
+        let outcome = ensure(&state, &ca, &rsa).unwrap();
+        assert_eq!(
+            outcome,
+            LeafOutcome::Issued {
+                reason: ReissueReason::KeyAlgorithmChanged {
+                    from: "ECDSA P-256".into(),
+                    to: "RSA 2048".into()
+                }
+            }
+        );
+        assert_eq!(ensure(&state, &ca, &rsa).unwrap(), LeafOutcome::Kept);
+    }
+
+    #[test]
     fn short_lived_leaf_in_minutes() {
         let (_tmp, _state, ca) = setup();
         let mut s = spec();
@@ -432,6 +466,18 @@ mod tests {
             left <= Duration::minutes(3) && left > Duration::minutes(2),
             "{left}"
         );
+    }
+
+    #[test]
+    fn leaf_never_outlives_its_ca() {
+        let ca = Ca::generate(&CaSpec {
+            validity: Duration::days(100),
+            ..CaSpec::default()
+        })
+        .unwrap();
+        let leaf = issue(&ca, &spec()).unwrap();
+        let info = inspect::cert_info(&leaf.cert_pem).unwrap();
+        assert_eq!(info.not_after, ca.info().not_after);
     }
 
     #[test]

@@ -7,17 +7,19 @@
 //! - `inspect`: read a certificate's facts, verify a signature
 //! - `provided`: check a user-provided certificate (tls.mode provided)
 //! - `check`: the `certs check` rows, table, JSON and exit code
+//! - `setup`: what the inventory asks for, and making the state directory hold it
 
 pub mod ca;
 pub mod check;
 pub mod inspect;
 pub mod leaf;
 pub mod provided;
+pub mod setup;
 pub mod state;
 
 use anyhow::{Result, anyhow};
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, SerialNumber};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::Duration;
 
 pub use ca::{Ca, CaOutcome, CaSpec};
@@ -27,17 +29,26 @@ pub use leaf::{LeafOutcome, LeafSpec, ReissueReason};
 pub use state::StateDir;
 
 /// The key type of the CA and the registry certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     /// ECDSA on P-256 with SHA-256: small, fast, accepted by every current TLS client.
     #[default]
     EcdsaP256,
     /// RSA 2048 with SHA-256, for old clients that do not speak ECDSA.
+    #[serde(rename = "rsa-2048", alias = "rsa2048")]
     Rsa2048,
 }
 
 impl KeyAlgorithm {
+    /// How certificates name this key type (`CertInfo::key_algorithm`), e.g. "ECDSA P-256".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ECDSA P-256",
+            Self::Rsa2048 => "RSA 2048",
+        }
+    }
+
     fn generate(self) -> Result<KeyPair> {
         let alg = match self {
             Self::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,

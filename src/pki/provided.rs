@@ -29,8 +29,11 @@ pub struct ProvidedReport {
     pub ca: CertInfo,
     /// Required names the certificate does not cover, in inventory order.
     pub missing_sans: Vec<String>,
-    /// Every problem found, each a sentence naming the file and the fix.
+    /// What makes the files unusable (wrong signer, foreign key, not for servers, missing
+    /// SANs, expired), each a sentence naming the file and the fix.
     pub problems: Vec<String>,
+    /// Usable, but worth acting on: it expires within renew_before.
+    pub warnings: Vec<String>,
 }
 
 impl ProvidedReport {
@@ -106,13 +109,14 @@ pub fn check(
             files.cert.display()
         ));
     }
+    let mut warnings = Vec::new();
     match expiry_reason(&cert, renew_before, now) {
         Some(ReissueReason::Expired { .. }) => problems.push(format!(
             "{} expired on {}: renew it with your CA",
             files.cert.display(),
             super::check::date(cert.not_after)
         )),
-        Some(_) => problems.push(format!(
+        Some(_) => warnings.push(format!(
             "{} expires on {}, within renew_before_days: renew it with your CA",
             files.cert.display(),
             super::check::date(cert.not_after)
@@ -132,6 +136,7 @@ pub fn check(
         ca,
         missing_sans,
         problems,
+        warnings,
     })
 }
 
@@ -270,6 +275,25 @@ mod tests {
         assert!(all.contains("is not the key of"), "{all}");
         assert!(all.contains("expired on"), "{all}");
         assert!(report.missing_sans.is_empty());
+    }
+
+    #[test]
+    fn expiring_soon_is_a_warning_not_a_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::generate(&CaSpec::default()).unwrap();
+        let mut spec = leaf_spec(&["registry01.dev.com"], &[]);
+        spec.validity = Duration::days(10);
+        let leaf = issue(&ca, &spec).unwrap();
+        let files = ProvidedFiles {
+            ca_cert: write(tmp.path(), "ca.crt", ca.cert_pem()),
+            cert: write(tmp.path(), "r.crt", &leaf.cert_pem),
+            key: write(tmp.path(), "r.key", &leaf.key_pem),
+        };
+        let now = OffsetDateTime::now_utc();
+        let report = check(&files, &spec.dns, &[], Duration::days(30), now).unwrap();
+        assert!(report.is_fit(), "{:?}", report.problems);
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(report.warnings[0].contains("within renew_before_days"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One SSH connection to one host, for the whole run; commands run on channels over it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use russh::{ChannelMsg, Disconnect, Pty};
@@ -48,6 +49,8 @@ pub struct Session {
     connect_time: Duration,
     channels: Semaphore,
     command_timeout: Duration,
+    /// Commands run so far (each one channel, about one round trip): for benchmarks.
+    commands_run: AtomicUsize,
 }
 
 impl Session {
@@ -70,6 +73,7 @@ impl Session {
             connect_time: start.elapsed(),
             channels: Semaphore::new(CHANNELS_PER_SESSION),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            commands_run: AtomicUsize::new(0),
         })
     }
 
@@ -80,6 +84,11 @@ impl Session {
     /// From the first TCP packet to authenticated (bastion included).
     pub fn connect_time(&self) -> Duration {
         self.connect_time
+    }
+
+    /// How many commands (channels) this session has run.
+    pub fn commands_run(&self) -> usize {
+        self.commands_run.load(Ordering::Relaxed)
     }
 
     /// How long one command may run before [`ExecError::Timeout`] (default 120 s).
@@ -177,6 +186,7 @@ impl Session {
             .acquire()
             .await
             .map_err(|e| failed(e.to_string()))?;
+        self.commands_run.fetch_add(1, Ordering::Relaxed);
         let work = async {
             let channel = self
                 .conn
@@ -244,6 +254,21 @@ impl Session {
     }
 
     /// Say goodbye to the server (dropping the session also closes the connection).
+    /// A TCP connection opened by the host to `host:port` (as the host sees it), carried over
+    /// this SSH connection (a direct-tcpip channel, like `ssh -L`). Lets regboot talk to a
+    /// service on a host without a route to it and without any client program there.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, russh::Error> {
+        let channel = self
+            .conn
+            .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
+            .await?;
+        Ok(channel.into_stream())
+    }
+
     pub async fn close(self) {
         let _ = self
             .conn

@@ -34,13 +34,11 @@ pub fn want(w: &mut Want) {
 
 pub fn check(ctx: &Ctx) -> Result<Vec<Change>> {
     let keys = wanted(ctx.inv);
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
     let current = ctx.state.text(DAEMON_JSON);
+    // Merged even with no keys to add: a file dockerd cannot parse stops the host either way.
     let outcome = daemon_json::merge(current.as_deref(), &keys)
         .map_err(|e| anyhow::anyhow!("{DAEMON_JSON}: {e}"))?;
-    if !outcome.changed {
+    if keys.is_empty() || !outcome.changed {
         return Ok(Vec::new());
     }
     let d = diff::unified(DAEMON_JSON, current.as_deref().unwrap_or(""), &outcome.text);

@@ -39,5 +39,10 @@ pub fn check(ctx: &Ctx, templates: &Templates) -> Result<Vec<Change>> {
         return Ok(Vec::new());
     }
     let d = diff::unified(HOSTS, &current, &wanted);
-    Ok(vec![Change::put_file(HOSTS, wanted.into_bytes(), Mode::Keep, Some(d))])
+    Ok(vec![Change::put_file(
+        HOSTS,
+        wanted.into_bytes(),
+        Mode::Keep,
+        Some(d),
+    )])
 }

@@ -4,9 +4,9 @@
 
 use sha2::{Digest, Sha256};
 
+use super::Ctx;
 use super::registry_files::{self, ManagedFile};
-use super::{Ctx, certs_d};
-use crate::apply::change::Change;
+use crate::apply::change::{Action, Change};
 
 pub const NAME: &str = "regboot-registry";
 pub const CONFIG_LABEL: &str = "io.regboot.config";
@@ -23,21 +23,6 @@ docker run -d --name regboot-registry --restart unless-stopped -p "$port:5000" \
   -v "$base/config.yml:/etc/distribution/config.yml:ro" \
   -v "$base/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
   --label "io.regboot.config=$label" "$image" >/dev/null
-"#;
-
-/// Args: scheme, hostname, port, CA file. Waits (bounded: 60 s) for /v2/ to answer 200 or 401.
-const WAIT_HEALTHY: &str = r#"scheme=$1; name=$2; port=$3; ca=$4
-command -v curl >/dev/null || { echo "curl is needed on registry hosts for the health check: install it" >&2; exit 1; }
-i=0; code=
-while [ $i -lt 120 ]; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${ca:+--cacert "$ca"} \
-    --resolve "$name:$port:127.0.0.1" "$scheme://$name:$port/v2/") || true
-  case $code in 200|401) exit 0 ;; esac
-  i=$((i+1)); sleep 0.5
-done
-echo "the registry did not answer on /v2/ within 60 s (last status: ${code:-none}); last log lines:" >&2
-docker logs --tail 15 regboot-registry >&2 2>&1
-exit 1
 "#;
 
 /// A digest of everything the container's behaviour depends on.
@@ -83,16 +68,22 @@ pub fn check(ctx: &Ctx) -> Vec<Change> {
     let run = Change::script(
         format!("{why} container {NAME} ({}, port {port})", reg.image),
         RUN,
-        &[&reg.image, &port, &reg.data_dir, &label, registry_files::BASE],
+        &[
+            &reg.image,
+            &port,
+            &reg.data_dir,
+            &label,
+            registry_files::BASE,
+        ],
     );
-    let (scheme, ca) = match ctx.material.tls {
-        Some(_) => ("https", certs_d::ca_path(&ctx.inv.reference(&reg.hostname))),
-        None => ("http", String::new()),
+    let wait = Change {
+        summary: format!("wait until {NAME} answers on /v2/"),
+        diff: None,
+        action: Action::WaitHealthy {
+            hostname: reg.hostname.clone(),
+            port: reg.port,
+            ca_pem: ctx.material.tls.as_ref().map(|t| t.ca_pem.clone()),
+        },
     };
-    let wait = Change::script(
-        format!("wait until {NAME} answers on /v2/"),
-        WAIT_HEALTHY,
-        &[scheme, &reg.hostname, &port, &ca],
-    );
     vec![run, wait]
 }

@@ -45,10 +45,18 @@ pub fn check(ctx: &Ctx) -> Result<Vec<Change>> {
         return Ok(Vec::new());
     };
     let store = store_of(ctx)?;
-    let Some(write) = file_change(ctx.state, store.anchor_path, tls.ca_pem.as_bytes(), 0o644, false)
-    else {
+    let Some(write) = file_change(
+        ctx.state,
+        store.anchor_path,
+        tls.ca_pem.as_bytes(),
+        0o644,
+        false,
+    ) else {
         return Ok(Vec::new());
     };
     let update = store.update_command.join(" ");
-    Ok(vec![write, Change::script(format!("run {update}"), &update, &[])])
+    Ok(vec![
+        write,
+        Change::script(format!("run {update}"), &update, &[]),
+    ])
 }

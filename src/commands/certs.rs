@@ -1,0 +1,351 @@
+//! `regboot certs init | check | show`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::cli::{Cli, Output};
+use crate::inventory::{self, Inventory, TlsMode};
+use crate::pki::check::{self, CheckRow};
+use crate::pki::leaf::{LeafOutcome, LeafSpec};
+use crate::pki::provided::{self, ProvidedFiles, ProvidedReport};
+use crate::pki::setup;
+use crate::pki::state::{CA_CERT, REGISTRY_CERT, REGISTRY_CHAIN};
+use crate::pki::{CaOutcome, CertInfo, StateDir};
+
+/// renew_before_days when only a state directory is given (the inventory's default).
+const DEFAULT_RENEW_BEFORE_DAYS: i64 = 30;
+
+/// Where the certificates to look at come from.
+enum Source {
+    /// regboot's own CA and server certificate in the state directory. `spec` is what the
+    /// inventory asks for (absent when only --state-dir was given).
+    SelfSigned {
+        state: StateDir,
+        spec: Option<LeafSpec>,
+        renew_before: Duration,
+    },
+    Provided {
+        files: ProvidedFiles,
+        inv: Box<Inventory>,
+    },
+    Insecure,
+}
+
+fn source(cli: &Cli) -> Result<Source> {
+    let Some(path) = &cli.inventory else {
+        let dir = cli.state_dir.as_ref().context(
+            "no inventory given: pass -i inventory.yml (or --state-dir DIR to look at a state directory alone)",
+        )?;
+        return Ok(Source::SelfSigned {
+            state: StateDir::at(dir),
+            spec: None,
+            renew_before: Duration::days(DEFAULT_RENEW_BEFORE_DAYS),
+        });
+    };
+    let inv = inventory::load(path)?;
+    Ok(match &inv.tls.mode {
+        TlsMode::SelfSigned => Source::SelfSigned {
+            state: StateDir::at(&inv.state_dir(cli.state_dir.as_deref())),
+            spec: Some(setup::leaf_spec(&inv)),
+            renew_before: setup::renew_before(&inv.tls),
+        },
+        TlsMode::Provided { ca_cert, cert, key } => Source::Provided {
+            files: ProvidedFiles {
+                ca_cert: ca_cert.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            inv: Box::new(inv),
+        },
+        TlsMode::Insecure => Source::Insecure,
+    })
+}
+
+const INSECURE_NOTE: &str = "tls.mode is insecure: the registry serves plain HTTP and has no \
+certificates (set tls.mode: self-signed to have regboot create them)";
+
+pub fn certs_init(cli: &Cli) -> Result<ExitCode> {
+    let inv = inventory::load(cli.inventory_path()?)?;
+    match &inv.tls.mode {
+        TlsMode::SelfSigned => init_self_signed(cli, &inv),
+        TlsMode::Provided { ca_cert, cert, key } => {
+            let files = ProvidedFiles {
+                ca_cert: ca_cert.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let report = check_provided(&files, &inv)?;
+            print_provided(cli, &files, &report)?;
+            Ok(ExitCode::from(u8::from(!report.is_fit())))
+        }
+        TlsMode::Insecure => bail!("{INSECURE_NOTE}"),
+    }
+}
+
+fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
+    let state = StateDir::open(&inv.state_dir(cli.state_dir.as_deref()))?;
+    let _lock = state.lock()?;
+    let (ca, ensured) = setup::ensure(&state, inv)?;
+    let leaf_pem = state
+        .read(REGISTRY_CERT)?
+        .context("the registry certificate was not written")?;
+    let leaf = crate::pki::cert_info(&leaf_pem)?;
+    let ca_outcome = match ensured.ca {
+        CaOutcome::Created => "created",
+        CaOutcome::Kept => "kept",
+    };
+    let (leaf_outcome, reason) = match &ensured.leaf {
+        LeafOutcome::Kept => ("kept", None),
+        LeafOutcome::Issued { reason } => ("issued", Some(reason.to_string())),
+    };
+    match cli.output {
+        Output::Json => {
+            let value = json!({
+                "state_dir": state.root(),
+                "ca": { "outcome": ca_outcome, "path": state.path(CA_CERT), "certificate": ca.info() },
+                "registry": {
+                    "outcome": leaf_outcome,
+                    "reason": reason,
+                    "path": state.path(REGISTRY_CERT),
+                    "chain": state.path(REGISTRY_CHAIN),
+                    "certificate": leaf,
+                },
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Output::Text => {
+            println!("state directory: {}", state.root().display());
+            println!(
+                "CA: {ca_outcome} ({}, {}, valid until {})",
+                ca.info().subject,
+                ca.info().key_algorithm,
+                check::date(ca.info().not_after)
+            );
+            if ca.info().key_algorithm != inv.tls.key_algorithm.label() {
+                println!(
+                    "  note: the existing CA keeps its {} key; tls.key_algorithm ({}) applies to the \
+                     server certificate and to a new CA only",
+                    ca.info().key_algorithm,
+                    inv.tls.key_algorithm.label()
+                );
+            }
+            match reason {
+                Some(reason) => println!("server certificate: issued ({reason})"),
+                None => println!("server certificate: kept (it fits the inventory)"),
+            }
+            println!("  SANs: {}", leaf.sans().join(", "));
+            println!("  valid until {}", check::date(leaf.not_after));
+            println!(
+                "  chain (certificate + CA): {}",
+                state.path(REGISTRY_CHAIN).display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_provided(files: &ProvidedFiles, inv: &Inventory) -> Result<ProvidedReport> {
+    provided::check(
+        files,
+        &inv.cert_dns_sans(),
+        &inv.cert_ip_sans(),
+        setup::renew_before(&inv.tls),
+        OffsetDateTime::now_utc(),
+    )
+}
+
+fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> Result<()> {
+    match cli.output {
+        Output::Json => {
+            let value = json!({
+                "mode": "provided",
+                "fit": report.is_fit(),
+                "cert": report.cert,
+                "ca": report.ca,
+                "missing_sans": report.missing_sans,
+                "problems": report.problems,
+                "warnings": report.warnings,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Output::Text => {
+            println!(
+                "tls.mode is provided: regboot issues nothing and checks {} against {}",
+                files.cert.display(),
+                files.ca_cert.display()
+            );
+            if report.is_fit() {
+                println!(
+                    "ok: signed by the CA, key matches, covers every name ({}), valid until {}",
+                    report.cert.sans().join(", "),
+                    check::date(report.cert.not_after)
+                );
+            }
+            for p in &report.problems {
+                println!("problem: {p}");
+            }
+            for w in &report.warnings {
+                println!("warning: {w}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn certs_check(cli: &Cli) -> Result<ExitCode> {
+    let now = OffsetDateTime::now_utc();
+    let (rows, renew_before) = match source(cli)? {
+        Source::Insecure => return note_insecure(cli),
+        Source::SelfSigned {
+            state,
+            spec,
+            renew_before,
+        } => (
+            check::local_rows(&state, spec.as_ref(), renew_before, now)?,
+            renew_before,
+        ),
+        Source::Provided { files, inv } => {
+            let renew_before = setup::renew_before(&inv.tls);
+            (provided_rows(&files, &inv, now)?, renew_before)
+        }
+    };
+    match cli.output {
+        Output::Json => {
+            let value = json!({
+                "renew_before_days": renew_before.whole_days(),
+                "certificates": rows,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Output::Text => print!("{}", check::table(&rows)),
+    }
+    Ok(ExitCode::from(check::exit_code(&rows)))
+}
+
+/// The `certs check` rows for tls.mode provided: the CA, and the server certificate judged by
+/// the provided checks (signer, key, usage, SANs); dates are judged by the row itself.
+fn provided_rows(
+    files: &ProvidedFiles,
+    inv: &Inventory,
+    now: OffsetDateTime,
+) -> Result<Vec<CheckRow>> {
+    let renew_before = setup::renew_before(&inv.tls);
+    let read = |p: &PathBuf| -> Result<Option<String>> {
+        match std::fs::read_to_string(p) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    };
+    let ca_pem = read(&files.ca_cert)?;
+    let cert_pem = read(&files.cert)?;
+    let ca_row = check::row(
+        "ca",
+        &files.ca_cert,
+        ca_pem.as_deref(),
+        renew_before,
+        now,
+        |info| {
+            (!info.is_ca).then(|| "not a CA certificate (basicConstraints CA:true missing)".into())
+        },
+    );
+    let cert_row = check::row(
+        "registry",
+        &files.cert,
+        cert_pem.as_deref(),
+        renew_before,
+        now,
+        |_| match provided::check(
+            files,
+            &inv.cert_dns_sans(),
+            &inv.cert_ip_sans(),
+            renew_before,
+            now,
+        ) {
+            Ok(report) if report.problems.is_empty() => None,
+            Ok(report) => Some(report.problems.join("; ")),
+            Err(e) => Some(format!("{e:#}")),
+        },
+    );
+    Ok(vec![ca_row, cert_row])
+}
+
+fn note_insecure(cli: &Cli) -> Result<ExitCode> {
+    match cli.output {
+        Output::Json => println!("{}", json!({ "mode": "insecure", "certificates": [] })),
+        Output::Text => println!("{INSECURE_NOTE}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn certs_show(cli: &Cli) -> Result<ExitCode> {
+    let certs: Vec<(&str, PathBuf)> = match source(cli)? {
+        Source::Insecure => return note_insecure(cli),
+        Source::SelfSigned { state, .. } => vec![
+            ("ca", state.path(CA_CERT)),
+            ("registry", state.path(REGISTRY_CERT)),
+        ],
+        Source::Provided { files, .. } => vec![("ca", files.ca_cert), ("registry", files.cert)],
+    };
+    let mut shown = Vec::new();
+    for (name, path) in &certs {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the {name} certificate {}: run `regboot certs init` first",
+                path.display()
+            )
+        })?;
+        let info = crate::pki::cert_info(&text).with_context(|| path.display().to_string())?;
+        shown.push((*name, path, info));
+    }
+    match cli.output {
+        Output::Json => {
+            let value: Vec<_> = shown
+                .iter()
+                .map(
+                    |(name, path, info)| json!({ "name": name, "path": path, "certificate": info }),
+                )
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Output::Text => {
+            let now = OffsetDateTime::now_utc();
+            for (i, (name, path, info)) in shown.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print_cert(name, path, info, now);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_cert(name: &str, path: &std::path::Path, info: &CertInfo, now: OffsetDateTime) {
+    let sans = info.sans();
+    println!("{name}: {}", path.display());
+    println!("  subject:      {}", info.subject);
+    println!("  issuer:       {}", info.issuer);
+    println!("  serial:       {}", info.serial);
+    println!("  key:          {}", info.key_algorithm);
+    println!("  is a CA:      {}", if info.is_ca { "yes" } else { "no" });
+    println!("  not before:   {}", check::date(info.not_before));
+    let left = match check::residual(info.not_after - now) {
+        expired if info.not_after <= now => expired,
+        left => format!("{left} left"),
+    };
+    println!("  not after:    {} ({left})", check::date(info.not_after));
+    println!(
+        "  SANs:         {}",
+        if sans.is_empty() {
+            "-".to_string()
+        } else {
+            sans.join(", ")
+        }
+    );
+    println!("  SHA-256:      {}", info.fingerprint_sha256);
+}

@@ -1,0 +1,55 @@
+//! From the inventory to the PKI: what CA and server certificate it asks for, and making the
+//! state directory hold them (`certs init` and, later, every apply).
+
+use anyhow::Result;
+use time::Duration;
+
+use super::ca::{Ca, CaOutcome, CaSpec};
+use super::leaf::{self, LeafOutcome, LeafSpec};
+use super::state::StateDir;
+use crate::inventory::{Inventory, Tls};
+
+/// The CA to create when none exists.
+pub fn ca_spec(tls: &Tls) -> CaSpec {
+    CaSpec {
+        key_algorithm: tls.key_algorithm,
+        validity: Duration::days(tls.ca_validity_days.into()),
+        ..CaSpec::default()
+    }
+}
+
+/// The registry certificate the inventory needs: every name clients may use for it.
+pub fn leaf_spec(inv: &Inventory) -> LeafSpec {
+    LeafSpec {
+        dns: inv.cert_dns_sans(),
+        ips: inv.cert_ip_sans(),
+        validity: Duration::days(inv.tls.cert_validity_days.into()),
+        renew_before: renew_before(&inv.tls),
+        key_algorithm: inv.tls.key_algorithm,
+    }
+}
+
+pub fn renew_before(tls: &Tls) -> Duration {
+    Duration::days(tls.renew_before_days.into())
+}
+
+/// What `ensure` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensured {
+    pub ca: CaOutcome,
+    pub leaf: LeafOutcome,
+}
+
+/// Make `state` hold a CA (kept when present) and a registry certificate that fits `inv`
+/// (kept byte-identical when it does). The caller holds the run lock.
+pub fn ensure(state: &StateDir, inv: &Inventory) -> Result<(Ca, Ensured)> {
+    let (ca, ca_outcome) = Ca::ensure(state, &ca_spec(&inv.tls))?;
+    let leaf_outcome = leaf::ensure(state, &ca, &leaf_spec(inv))?;
+    Ok((
+        ca,
+        Ensured {
+            ca: ca_outcome,
+            leaf: leaf_outcome,
+        },
+    ))
+}

@@ -1,0 +1,338 @@
+//! `regboot certs init | check | show` as a user runs them: the files and their modes, reuse
+//! without change, reissue on a SAN change, the exit codes of `certs check`, provided mode
+//! naming the missing SANs, the run lock, and no key material in any output.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use regboot::inventory;
+use regboot::pki::state::{CA_CERT, CA_KEY, REGISTRY_CERT, REGISTRY_CHAIN, REGISTRY_KEY};
+use regboot::pki::{Ca, CaSpec, StateDir, leaf, setup};
+use time::Duration;
+
+fn inventory_text(aliases: &str, tls: &str) -> String {
+    format!(
+        "\
+version: 1
+hosts:
+  - name: reg1
+    address: 10.1.0.1
+    private_address: 10.2.0.1
+    roles: [registry]
+  - name: node1
+    address: 10.1.0.2
+    roles: [agent]
+registry:
+  hostname: registry.example.com
+  aliases: [{aliases}]
+  extra_ips: [192.0.2.7]
+  users:
+    - name: ci
+      password_hash: \"$2b$10$S8G05dafihOHo1.sAr.Z/.RoNEhpLNBgVN2Vku5hk.d21hD6I7xIO\"
+tls:
+{tls}"
+    )
+}
+
+const SELF_SIGNED: &str = "  mode: self-signed\n";
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(text: &str) -> Self {
+        let lab = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        lab.write_inventory(text);
+        lab
+    }
+
+    fn write_inventory(&self, text: &str) {
+        std::fs::write(self.inventory(), text).unwrap();
+    }
+
+    fn inventory(&self) -> PathBuf {
+        self.dir.path().join("inventory.yml")
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.path().join(".regboot")
+    }
+
+    fn state(&self) -> StateDir {
+        StateDir::at(&self.state_path())
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
+            .args(args)
+            .arg("-i")
+            .arg(self.inventory())
+            .env_remove("REGBOOT_STATE_DIR")
+            .output()
+            .unwrap();
+        for key in [CA_KEY, REGISTRY_KEY] {
+            if let Ok(pem) = std::fs::read_to_string(self.state_path().join(key)) {
+                let body = pem.lines().nth(1).unwrap_or("-");
+                for stream in [&out.stdout, &out.stderr] {
+                    let text = String::from_utf8_lossy(stream);
+                    assert!(
+                        !text.contains("PRIVATE KEY") && !text.contains(body),
+                        "key material in the output of {args:?}"
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Replace the registry certificate and key with `leaf`.
+    fn put_leaf(&self, leaf: &leaf::IssuedLeaf) {
+        let state = self.state();
+        state.write_secret(REGISTRY_KEY, &leaf.key_pem).unwrap();
+        state.write_public(REGISTRY_CERT, &leaf.cert_pem).unwrap();
+    }
+
+    fn spec(&self) -> leaf::LeafSpec {
+        setup::leaf_spec(&inventory::load(&self.inventory()).unwrap())
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn state_files(lab: &Lab) -> Vec<Vec<u8>> {
+    [CA_CERT, CA_KEY, REGISTRY_CERT, REGISTRY_KEY, REGISTRY_CHAIN]
+        .iter()
+        .map(|n| std::fs::read(lab.state_path().join(n)).unwrap())
+        .collect()
+}
+
+#[test]
+fn init_creates_with_modes_then_keeps_byte_identical() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let out = lab.run(&["certs", "init"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("CA: created"), "{text}");
+    assert!(
+        text.contains("server certificate: issued (no certificate yet)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("registry.example.com, registry.local, localhost, 10.1.0.1, 10.2.0.1, 192.0.2.7, 127.0.0.1"),
+        "{text}"
+    );
+    let state = lab.state_path();
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join(CA_KEY)), 0o600);
+    assert_eq!(mode(&state.join(REGISTRY_KEY)), 0o600);
+    assert_eq!(mode(&state.join(CA_CERT)), 0o644);
+    let before = state_files(&lab);
+
+    let out = lab.run(&["certs", "init"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("CA: kept"));
+    assert!(stdout(&out).contains("server certificate: kept"));
+    assert_eq!(
+        state_files(&lab),
+        before,
+        "nothing changed, nothing rewritten"
+    );
+
+    // A new alias: the CA stays, the certificate is reissued with exactly that difference.
+    lab.write_inventory(&inventory_text(
+        "registry.local, hub.example.com",
+        SELF_SIGNED,
+    ));
+    let out = lab.run(&["certs", "init", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ca"]["outcome"], "kept");
+    assert_eq!(json["registry"]["outcome"], "issued");
+    assert_eq!(
+        json["registry"]["reason"],
+        "SANs changed; added: hub.example.com"
+    );
+    let after = state_files(&lab);
+    assert_eq!(after[..2], before[..2], "CA unchanged");
+    assert_ne!(after[2], before[2]);
+}
+
+#[test]
+fn check_exit_codes_follow_renew_before_and_validity() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    // Nothing yet: missing certificates are invalid.
+    let out = lab.run(&["certs", "check"]);
+    assert_eq!(code(&out), 2, "{out:?}");
+    assert!(stdout(&out).contains("run `regboot certs init`"));
+    assert!(
+        !lab.state_path().exists(),
+        "check must not create the state directory"
+    );
+
+    assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+    let out = lab.run(&["certs", "check"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let header = stdout(&out).lines().next().unwrap().to_string();
+    for column in [
+        "CERTIFICATE",
+        "SUBJECT",
+        "SANS",
+        "EXPIRES",
+        "RESIDUAL TIME",
+        "ISSUER",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+
+    let ca = Ca::load_from(&lab.state()).unwrap().unwrap();
+    let mut spec = lab.spec();
+
+    spec.validity = Duration::days(10);
+    lab.put_leaf(&leaf::issue(&ca, &spec).unwrap());
+    let out = lab.run(&["certs", "check", "-o", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["certificates"][0]["status"], "valid");
+    assert_eq!(json["certificates"][1]["status"], "expires-soon");
+
+    spec.validity = Duration::seconds(1);
+    lab.put_leaf(&leaf::issue(&ca, &spec).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = lab.run(&["certs", "check"]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(stdout(&out).contains("EXPIRED"));
+
+    spec.validity = Duration::days(365);
+    let stranger = Ca::generate(&CaSpec::default()).unwrap();
+    lab.put_leaf(&leaf::issue(&stranger, &spec).unwrap());
+    let out = lab.run(&["certs", "check"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stdout(&out).contains("not signed by the CA"),
+        "{}",
+        stdout(&out)
+    );
+
+    // init repairs it, and check is happy again.
+    let out = lab.run(&["certs", "init"]);
+    assert!(
+        stdout(&out).contains("issued (not signed by the current CA)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(code(&lab.run(&["certs", "check"])), 0);
+}
+
+#[test]
+fn show_prints_details_and_no_key() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    assert_ne!(code(&lab.run(&["certs", "show"])), 0, "nothing to show yet");
+    lab.run(&["certs", "init"]);
+    let out = lab.run(&["certs", "show"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    for field in [
+        "subject:",
+        "issuer:",
+        "serial:",
+        "not after:",
+        "SHA-256:",
+        "is a CA:      yes",
+    ] {
+        assert!(text.contains(field), "{text}");
+    }
+    let out = lab.run(&["certs", "show", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json[1]["certificate"]["dns_sans"][0],
+        "registry.example.com"
+    );
+    // The fingerprint is the one openssl computes.
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(lab.state_path().join(REGISTRY_CERT))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&openssl.stdout).replace(':', "");
+    let ours = json[1]["certificate"]["fingerprint_sha256"]
+        .as_str()
+        .unwrap();
+    assert!(fp.contains(ours), "{fp} vs {ours}");
+}
+
+#[test]
+fn provided_mode_lists_exactly_the_missing_sans() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let ca = Ca::generate(&CaSpec::default()).unwrap();
+    let mut spec = lab.spec();
+    // The user's certificate lacks the alias and the private address.
+    spec.dns.retain(|d| d != "registry.local");
+    spec.ips.retain(|ip| ip.to_string() != "10.2.0.1");
+    let issued = leaf::issue(&ca, &spec).unwrap();
+    let pki = lab.dir.path().join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    std::fs::write(pki.join("ca.crt"), ca.cert_pem()).unwrap();
+    std::fs::write(pki.join("registry.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(pki.join("registry.key"), &issued.key_pem).unwrap();
+    let provided = "  mode: provided\n  provided: { ca_cert: pki/ca.crt, cert: pki/registry.crt, key: pki/registry.key }\n";
+    lab.write_inventory(&inventory_text("registry.local", provided));
+
+    let out = lab.run(&["certs", "init", "-o", "json"]);
+    assert_eq!(code(&out), 1, "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["missing_sans"],
+        serde_json::json!(["registry.local", "10.2.0.1"])
+    );
+    assert!(!lab.state_path().exists(), "provided mode writes no state");
+    let out = lab.run(&["certs", "check"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stdout(&out).contains("registry.local, 10.2.0.1"),
+        "{}",
+        stdout(&out)
+    );
+
+    // With the full names it is fit.
+    let issued = leaf::issue(&ca, &lab.spec()).unwrap();
+    std::fs::write(pki.join("registry.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(pki.join("registry.key"), &issued.key_pem).unwrap();
+    let out = lab.run(&["certs", "init"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(code(&lab.run(&["certs", "check"])), 0);
+}
+
+#[test]
+fn insecure_mode_has_nothing_to_create() {
+    let lab = Lab::new(&inventory_text("registry.local", "  mode: insecure\n"));
+    let out = lab.run(&["certs", "init"]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls.mode is insecure"));
+    assert_eq!(code(&lab.run(&["certs", "check"])), 0);
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_lock_is_held() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let state = StateDir::open(&lab.state_path()).unwrap();
+    let held = state.lock().unwrap();
+    let out = lab.run(&["certs", "init"]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another regboot run holds the lock"));
+    assert!(!lab.state_path().join(CA_KEY).exists());
+    drop(held);
+    assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+}
