@@ -5,7 +5,10 @@ set -euo pipefail
 # docker-registry, nginx-light, keepalived, skopeo: tests run the rendered registry config.yml,
 # nginx.conf and keepalived.conf with the real programs (their services are not started) and
 # push the generated smoke image with skopeo. sudo: the SSH tests' non-root users.
-packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo sudo)
+# docker.io, debootstrap: the lab (`regboot lab up` starts dockerd itself and builds its host
+# image with debootstrap; its registry image comes from docker-registry).
+packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
+  sudo docker.io debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -67,6 +67,10 @@ pub enum Command {
     /// Manage the SSH host keys regboot checks (the same known_hosts file OpenSSH uses).
     #[command(subcommand)]
     KnownHosts(KnownHostsCommand),
+    /// A lab of containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine,
+    /// with an inventory that reaches them: rehearse a setup before touching real machines.
+    #[command(subcommand)]
+    Lab(LabCommand),
 
     /// Set up every host: CA and certificate, certs.d and trust store, /etc/hosts,
     /// daemon.json, the registry container, then a push/pull smoke test. Safe to run again:
@@ -108,6 +112,39 @@ pub enum UserCommand {
     /// Read a password on stdin and print its bcrypt hash, for `password_hash:` in the
     /// inventory (so the file never holds the password itself).
     Hash,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab (or confirm it runs): docker engine, host image (built once), network,
+    /// hosts, and in DIR an SSH key, known_hosts and an inventory.
+    Up {
+        /// How many hosts: host1 is the registry, the others agents.
+        #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
+        hosts: usize,
+        /// Lab name: several labs with different names run side by side.
+        #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
+        name: String,
+        /// Where to write the key, known_hosts and inventory. Default: .regboot-lab/NAME/
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Show the labs on this docker engine (or only --name): hosts, state, addresses.
+    Status {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove the lab's containers, its network and what `lab up` wrote.
+    Down {
+        #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
+        name: String,
+        /// The lab's directory, when its hosts are already gone. Default: .regboot-lab/NAME/
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Also remove the cached host and registry images and the lab's build cache.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +248,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
             commands::known_hosts_forget(&cli, host, *port, file.as_ref())
         }
+        Command::Lab(cmd) => commands::lab(&cli, cmd),
         Command::Apply(a) => commands::run_playbook(&cli, Kind::Apply, a.diff, a.forks.into()),
         Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a.diff, a.forks.into()),
         Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a.diff, a.forks.into()),

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod fsutil;
 pub mod host;
 pub mod inventory;
+pub mod lab;
 pub mod merge;
 pub mod pki;
 pub mod registry_http;

@@ -118,9 +118,14 @@ fn apply_converges_repairs_drift_and_keeps_foreign_config() {
     assert_eq!(daemon["max-concurrent-downloads"], 4);
     assert!(daemon.get("insecure-registries").is_none());
     let hosts = lab.ssh_ok(agent, "cat /etc/hosts");
-    assert!(hosts.lines().any(|l| l == "192.0.2.7 mine.example"), "{hosts}");
     assert!(
-        hosts.lines().any(|l| l == format!("{} registry.lab", lab.host("host1").address)),
+        hosts.lines().any(|l| l == "192.0.2.7 mine.example"),
+        "{hosts}"
+    );
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l == format!("{} registry.lab", lab.host("host1").address)),
         "{hosts}"
     );
     assert_eq!(dockerd_started(&lab, "host2"), started, "dockerd restarted");
@@ -205,7 +210,10 @@ fn a_broken_host_fails_clearly_while_the_others_complete() {
     let (code, report) = run_json(&inv, "apply");
     assert_eq!(code, 1, "{report:#}");
     let e2 = host_error(&report, "host2").expect("host2 failed");
-    assert!(e2.contains("daemon.json is not valid JSON at line 1"), "{e2}");
+    assert!(
+        e2.contains("daemon.json is not valid JSON at line 1"),
+        "{e2}"
+    );
     let e3 = host_error(&report, "host3").expect("host3 failed");
     assert!(e3.contains("docker engine is not running"), "{e3}");
     assert!(host_error(&report, "host1").is_none(), "{report:#}");

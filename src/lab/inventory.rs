@@ -1,0 +1,94 @@
+//! The inventory a lab writes (INVENTORY.md's format): host 1 is the registry, the others are
+//! agents, every path absolute so the file works from any working directory.
+
+use std::path::Path;
+
+use super::hosts::LabHost;
+use super::labdir;
+use super::registry_image;
+
+/// The registry's hostname in a lab; hosts reach it through apply's /etc/hosts entry.
+pub const REGISTRY_HOSTNAME: &str = "registry.lab";
+pub const REGISTRY_USER: &str = "lab";
+
+pub fn render(lab: &str, dir: &Path, network: &str, hosts: &[LabHost]) -> String {
+    let path = |name: &str| yaml_str(&dir.join(name).to_string_lossy());
+    let mut out = format!(
+        "# Written by `regboot lab up --name {lab}`: {} containerized hosts on the docker network\n\
+         # {network}. `regboot lab down --name {lab}` removes them and this directory.\n\
+         version: 1\n\n\
+         defaults:\n  user: root\n  port: 22\n  key: {}\n  known_hosts: {}\n  host_key_check: strict\n\n\
+         hosts:\n",
+        hosts.len(),
+        path(labdir::KEY),
+        path(labdir::KNOWN_HOSTS),
+    );
+    for (i, host) in hosts.iter().enumerate() {
+        out.push_str(&format!(
+            "  - name: {}\n    address: {}\n",
+            host.name, host.address
+        ));
+        if host.user != "root" {
+            out.push_str(&format!("    user: {}\n", host.user));
+        }
+        if host.port != 22 {
+            out.push_str(&format!("    port: {}\n", host.port));
+        }
+        let role = if i == 0 { "registry" } else { "agent" };
+        out.push_str(&format!("    roles: [{role}]\n"));
+    }
+    out.push_str(&format!(
+        "\nregistry:\n  hostname: {REGISTRY_HOSTNAME}\n  port: 5000\n  image: {}\n  image_archive: {}\n  \
+         users:\n    - name: {REGISTRY_USER}\n      password_file: {}\n\n\
+         tls:\n  mode: self-signed\n",
+        registry_image::IMAGE,
+        path(labdir::ARCHIVE),
+        path(labdir::PASSWORD),
+    ));
+    out
+}
+
+/// A YAML scalar for any string (quoted when it needs to be).
+fn yaml_str(s: &str) -> String {
+    serde_yaml_ng::to_string(s)
+        .map(|y| y.trim_end().to_string())
+        .unwrap_or_else(|_| format!("{s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(n: usize, user: &str, port: u16) -> LabHost {
+        LabHost {
+            name: format!("host{n}"),
+            container: format!("c{n}"),
+            address: format!("10.231.0.{}", n + 1),
+            port,
+            user: user.into(),
+        }
+    }
+
+    #[test]
+    fn first_host_is_registry_and_overrides_only_when_needed() {
+        let hosts = [
+            host(1, "root", 22),
+            host(2, "ops", 22),
+            host(3, "root", 2222),
+        ];
+        let text = render("t", Path::new("/tmp/my lab"), "net", &hosts);
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(doc["hosts"][0]["roles"][0].as_str(), Some("registry"));
+        assert_eq!(doc["hosts"][1]["user"].as_str(), Some("ops"));
+        assert!(doc["hosts"][0].get("user").is_none());
+        assert_eq!(doc["hosts"][2]["port"].as_u64(), Some(2222));
+        assert_eq!(
+            doc["defaults"]["key"].as_str(),
+            Some("/tmp/my lab/id_ed25519")
+        );
+        assert_eq!(
+            doc["registry"]["image"].as_str(),
+            Some("regboot-lab/registry:2.8")
+        );
+    }
+}

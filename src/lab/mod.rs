@@ -1,0 +1,387 @@
+//! The lab: containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine, with
+//! an inventory that reaches them. Users rehearse a setup against it in CI; regboot's own
+//! end-to-end tests and the README's demo run against it.
+//!
+//! `up` is safe to run again: a running lab is left as it is and no file is rewritten.
+
+mod cache;
+mod docker;
+mod engine;
+mod hosts;
+mod image;
+mod inventory;
+mod labdir;
+mod network;
+mod registry_image;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+pub use hosts::LabHost;
+pub use network::LabNetwork;
+pub use registry_image::IMAGE as REGISTRY_IMAGE;
+
+use crate::ssh::{HostKeyCheck, Target};
+
+pub const DEFAULT_NAME: &str = "default";
+pub const DEFAULT_HOSTS: usize = 3;
+/// The network's ip range holds 125 addresses; keep well inside it.
+pub const MAX_HOSTS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub name: String,
+    pub hosts: usize,
+    /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            name: DEFAULT_NAME.into(),
+            hosts: DEFAULT_HOSTS,
+            dir: None,
+        }
+    }
+}
+
+/// A running lab and the files that reach it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lab {
+    pub name: String,
+    pub dir: PathBuf,
+    pub inventory_path: PathBuf,
+    pub key_path: PathBuf,
+    pub known_hosts_path: PathBuf,
+    pub password_path: PathBuf,
+    pub image_archive: PathBuf,
+    pub network: LabNetwork,
+    /// host1 (the registry) first.
+    pub hosts: Vec<LabHost>,
+}
+
+impl Lab {
+    /// How regboot's SSH client reaches `host`, checked strictly against the lab's known_hosts.
+    pub fn target(&self, host: &LabHost) -> Target {
+        Target {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            user: host.user.clone(),
+            key: Some(self.key_path.clone()),
+            key_passphrase_env: None,
+            sudo: host.user != "root",
+            bastion: None,
+            known_hosts: self.known_hosts_path.clone(),
+            host_key_check: HostKeyCheck::Strict,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Bring the lab up (or confirm it is up): engine, images, network, hosts, files.
+pub fn up(opts: &LabOptions) -> Result<Lab> {
+    check_name(&opts.name)?;
+    if opts.hosts == 0 || opts.hosts > MAX_HOSTS {
+        bail!(
+            "--hosts must be between 1 and {MAX_HOSTS}, not {}",
+            opts.hosts
+        );
+    }
+    let name = opts.name.as_str();
+    let engine = engine::ensure_running()?;
+    engine::ensure_systemd_cgroup(engine)?;
+    engine::raise_inotify_limits();
+
+    let dir = absolute(&opts.dir.clone().unwrap_or_else(|| default_dir(name)))?;
+    if let Some(running) = running_dir(name)?
+        && running != dir
+    {
+        bail!(
+            "the lab {name:?} already runs with its files in {}: use that --dir, or \
+             `regboot lab down --name {name}` first",
+            running.display()
+        );
+    }
+    labdir::claim(&dir, name)?;
+
+    let cache = cache::dir();
+    // The registry image first: it takes seconds, and a missing docker-registry package should
+    // stop the run before the long host image build, not after.
+    let archive = registry_image::ensure_archive(&cache)?;
+    let image = image::ensure(&cache)?;
+    let image_archive = dir.join(labdir::ARCHIVE);
+    registry_image::install_archive(&archive, &image_archive)?;
+    let authorized_key = labdir::ensure_key(&dir, name)?;
+    let password_path = labdir::ensure_password(&dir)?;
+
+    let network = network::ensure(name)?;
+    hosts::remove_extra(name, opts.hosts)?;
+    let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
+        .map(|i| hosts::plan(name, &network, i))
+        .collect();
+    let missing = hosts::missing(&lab_hosts)?;
+    if missing > 0 {
+        eprintln!(
+            "starting {missing} lab host(s) on {} ({})",
+            network.name, network.subnet
+        );
+    }
+    let boot = hosts::Boot {
+        lab: name,
+        dir: &dir,
+        image: &image,
+        network: &network,
+        engine,
+        authorized_key: &authorized_key,
+    };
+    let results: Vec<Result<Vec<String>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lab_hosts
+            .iter_mut()
+            .map(|host| s.spawn(|| hosts::ensure(&boot, host)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a host thread panicked")))
+            })
+            .collect()
+    });
+    let mut keyed = Vec::new();
+    let mut failures = Vec::new();
+    for (host, result) in lab_hosts.iter().zip(results) {
+        match result {
+            Ok(keys) => keyed.push((host.clone(), keys)),
+            Err(err) => failures.push(format!("{}: {err:#}", host.name)),
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} lab hosts did not come up:\n{}",
+            failures.len(),
+            lab_hosts.len(),
+            failures.join("\n")
+        );
+    }
+
+    let known_hosts_path = dir.join(labdir::KNOWN_HOSTS);
+    labdir::write_if_changed(
+        &known_hosts_path,
+        labdir::known_hosts(&keyed).as_bytes(),
+        0o644,
+    )?;
+    let inventory_path = dir.join(labdir::INVENTORY);
+    labdir::write_if_changed(
+        &inventory_path,
+        inventory::render(name, &dir, &network.name, &lab_hosts).as_bytes(),
+        0o644,
+    )?;
+    Ok(Lab {
+        name: name.to_string(),
+        key_path: dir.join(labdir::KEY),
+        known_hosts_path,
+        inventory_path,
+        password_path,
+        image_archive,
+        network,
+        hosts: lab_hosts,
+        dir,
+    })
+}
+
+/// What `down` removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DownReport {
+    pub containers: Vec<String>,
+    pub network: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub images: Vec<String>,
+    /// Images `--purge` could not remove (still used by another lab), with docker's reason.
+    pub images_kept: Vec<String>,
+}
+
+/// Remove the lab's containers (with their inner docker volumes), its network and what up
+/// wrote; with `purge` also the cached images and tarballs. Safe to run on a lab already gone.
+pub fn down(name: &str, dir: Option<&Path>, purge: bool) -> Result<DownReport> {
+    check_name(name)?;
+    engine::ensure_running()?;
+    let mut report = DownReport::default();
+    let dir = match (running_dir(name)?, dir) {
+        (Some(running), _) => running,
+        (None, Some(given)) => absolute(given)?,
+        (None, None) => absolute(&default_dir(name))?,
+    };
+    for (container, _) in hosts::list(name)? {
+        docker::run(["rm", "--force", "--volumes", &container])?;
+        report.containers.push(container);
+    }
+    let net = network::name_for(name);
+    if network::inspect(&net).is_ok_and(|n| n.is_some()) {
+        docker::run(["network", "rm", &net])?;
+        report.network = Some(net);
+    }
+    if dir.exists() {
+        labdir::remove(&dir, name)?;
+        // The default parent, .regboot-lab/, goes with its last lab (remove_dir keeps it if not).
+        if let Some(parent) = dir.parent().filter(|p| p.ends_with(".regboot-lab")) {
+            let _ = std::fs::remove_dir(parent);
+        }
+        report.dir = Some(dir);
+    }
+    if purge {
+        purge_images(&mut report)?;
+    }
+    Ok(report)
+}
+
+fn purge_images(report: &mut DownReport) -> Result<()> {
+    let listed = docker::run([
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        image::REPOSITORY,
+    ])?;
+    let images = listed.lines().map(str::to_string).chain(
+        docker::succeeds(&["image", "inspect", REGISTRY_IMAGE]).then(|| REGISTRY_IMAGE.to_string()),
+    );
+    for image in images {
+        match docker::run(["rmi", &image]) {
+            Ok(_) => report.images.push(image),
+            Err(err) => report.images_kept.push(format!("{image}: {err:#}")),
+        }
+    }
+    let cache = cache::dir();
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache)
+            .with_context(|| format!("cannot remove the lab cache {}", cache.display()))?;
+    }
+    Ok(())
+}
+
+/// One lab as the engine sees it.
+#[derive(Debug, serde::Serialize)]
+pub struct LabStatus {
+    pub name: String,
+    pub dir: Option<PathBuf>,
+    pub network: Option<LabNetwork>,
+    /// (host, docker's state: running, exited, ...)
+    pub hosts: Vec<(LabHost, String)>,
+}
+
+/// Every lab on this engine, or only `name`.
+pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
+    engine::ensure_running()?;
+    let filter = match name {
+        Some(n) => format!("label={}={n}", hosts::LAB_LABEL),
+        None => format!("label={}", hosts::LAB_LABEL),
+    };
+    let ids = docker::run(["ps", "--all", "--quiet", "--filter", &filter])?;
+    let mut labs: BTreeMap<String, LabStatus> = BTreeMap::new();
+    let ids: Vec<&str> = ids.lines().collect();
+    if !ids.is_empty() {
+        let format = format!(
+            "{{{{.Name}}}}\t{{{{index .Config.Labels \"{}\"}}}}\t{{{{index .Config.Labels \"{}\"}}}}\t\
+             {{{{index .Config.Labels \"{}\"}}}}\t{{{{index .Config.Labels \"io.regboot.lab.user\"}}}}\t\
+             {{{{index .Config.Labels \"io.regboot.lab.port\"}}}}\t{{{{.State.Status}}}}\t\
+             {{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}",
+            hosts::LAB_LABEL,
+            hosts::HOST_LABEL,
+            hosts::DIR_LABEL
+        );
+        let mut args = vec!["inspect", "--format", &format];
+        args.extend(ids);
+        for line in docker::run(&args)?.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let [container, lab, host, dir, user, port, state, address] = f[..] else {
+                continue;
+            };
+            let entry = labs.entry(lab.to_string()).or_insert_with(|| LabStatus {
+                name: lab.to_string(),
+                dir: Some(PathBuf::from(dir)),
+                network: None,
+                hosts: Vec::new(),
+            });
+            entry.hosts.push((
+                LabHost {
+                    name: host.to_string(),
+                    container: container.trim_start_matches('/').to_string(),
+                    address: address.to_string(),
+                    port: port.parse().unwrap_or(22),
+                    user: user.to_string(),
+                },
+                state.to_string(),
+            ));
+        }
+    }
+    // A lab whose hosts are gone may still hold its network.
+    let nets = docker::run([
+        "network",
+        "ls",
+        "--filter",
+        &filter,
+        "--format",
+        &format!("{{{{.Label \"{}\"}}}}", hosts::LAB_LABEL),
+    ])?;
+    for lab in nets.lines().filter(|l| !l.is_empty()) {
+        let entry = labs.entry(lab.to_string()).or_insert_with(|| LabStatus {
+            name: lab.to_string(),
+            dir: None,
+            network: None,
+            hosts: Vec::new(),
+        });
+        entry.network = network::inspect(&network::name_for(lab))?;
+    }
+    for lab in labs.values_mut() {
+        lab.hosts.sort_by_key(|(h, _)| {
+            h.name
+                .trim_start_matches("host")
+                .parse::<usize>()
+                .unwrap_or(0)
+        });
+    }
+    Ok(labs.into_values().collect())
+}
+
+/// The directory recorded on a running lab's containers.
+fn running_dir(name: &str) -> Result<Option<PathBuf>> {
+    let Some((container, _)) = hosts::list(name)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let dir = docker::run([
+        "inspect",
+        "--format",
+        &format!("{{{{index .Config.Labels \"{}\"}}}}", hosts::DIR_LABEL),
+        &container,
+    ])?;
+    Ok((!dir.is_empty()).then(|| PathBuf::from(dir)))
+}
+
+fn default_dir(name: &str) -> PathBuf {
+    Path::new(".regboot-lab").join(name)
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))
+}
+
+/// Lab names become parts of container and network names.
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        bail!(
+            "lab name {name:?} is not usable: 1 to 40 characters of a-z, 0-9, '-' and '_', \
+             starting with a letter or digit"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! A lab for one test: `TestLab::up("name", 3)` starts containerized hosts under a name unique
+//! to this test process, in a temporary directory, and `Drop` takes them down again (also when
+//! the test panics). End-to-end tests (apply, rotate, HA) build on it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use regboot::lab::{self, Lab, LabHost, LabOptions};
+
+pub struct TestLab {
+    pub lab: Lab,
+    // Kept so the directory lives as long as the lab; `down` removes it first.
+    _dir: tempfile::TempDir,
+}
+
+impl TestLab {
+    /// Bring up `hosts` hosts for the test `test` (a short name: letters, digits, '-').
+    pub fn up(test: &str, hosts: usize) -> TestLab {
+        let dir = tempfile::tempdir().expect("temp dir for the lab");
+        let name = format!("t{}-{test}", std::process::id());
+        let lab = lab::up(&LabOptions {
+            name,
+            hosts,
+            dir: Some(dir.path().join("lab")),
+        })
+        .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));
+        TestLab { lab, _dir: dir }
+    }
+
+    /// The host by inventory name (host1, ...).
+    pub fn host(&self, name: &str) -> &LabHost {
+        self.lab
+            .hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("the lab has no {name}"))
+    }
+
+    /// Run `command` on `host` through OpenSSH's client with the lab's key and known_hosts,
+    /// host keys checked strictly.
+    pub fn ssh(&self, host: &LabHost, command: &str) -> Output {
+        self.ssh_with_stdin(host, command, None)
+    }
+
+    /// Like [`ssh`](Self::ssh), with `stdin` fed from a file.
+    pub fn ssh_with_stdin(&self, host: &LabHost, command: &str, stdin: Option<&Path>) -> Output {
+        let mut c = Command::new("ssh");
+        c.args(ssh_options(&self.lab))
+            .arg("-p")
+            .arg(host.port.to_string())
+            .arg(format!("{}@{}", host.user, host.address))
+            .arg(command);
+        if let Some(file) = stdin {
+            c.stdin(std::fs::File::open(file).expect("stdin file"));
+        }
+        c.output().expect("run ssh")
+    }
+
+    /// Like [`ssh`](Self::ssh), panicking with the command's stderr unless it succeeds;
+    /// returns trimmed stdout.
+    pub fn ssh_ok(&self, host: &LabHost, command: &str) -> String {
+        let out = self.ssh(host, command);
+        assert!(
+            out.status.success(),
+            "`{command}` on {} failed ({}): {}",
+            host.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// OpenSSH client options for the lab: only its key, only its known_hosts, strict checking.
+pub fn ssh_options(lab: &Lab) -> Vec<String> {
+    vec![
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", lab.known_hosts_path.display()),
+        "-o".into(),
+        "GlobalKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        format!("ConnectTimeout={}", Duration::from_secs(10).as_secs()),
+        "-i".into(),
+        lab.key_path.display().to_string(),
+    ]
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        if let Err(e) = lab::down(&self.lab.name, Some(&self.lab.dir), false) {
+            eprintln!("lab down {}: {e:#}", self.lab.name);
+        }
+    }
+}
