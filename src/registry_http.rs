@@ -1,14 +1,16 @@
 //! Asking a registry for an HTTP status over TLS that trusts only our CA, through an SSH
 //! tunnel to the registry host: the health check (`GET /v2/` answers 200 or 401) and the
-//! smoke test's manifest delete. Only the status line matters, so a request line and its
-//! headers are written by hand rather than pulling in a full HTTP client.
+//! smoke test's manifest checks and delete, each replica's catalog. The answers are small, so a
+//! request line and its headers are written by hand rather than pulling in a full HTTP client.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 
 use crate::ssh::Session;
 
@@ -26,12 +28,18 @@ pub struct Request<'a> {
 
 /// Send `req` to 127.0.0.1:port on the host and return the HTTP status.
 pub async fn status(session: &Session, req: &Request<'_>) -> Result<u16> {
+    Ok(fetch(session, req).await?.0)
+}
+
+/// Send `req` to 127.0.0.1:port on the host and return the HTTP status and body.
+pub async fn fetch(session: &Session, req: &Request<'_>) -> Result<(u16, Vec<u8>)> {
     let stream = session
         .tunnel("127.0.0.1", req.port)
         .await
         .with_context(|| format!("cannot reach port {} on the host through SSH", req.port))?;
+    let head = request_head(req);
     match req.ca_pem {
-        None => exchange(stream, req).await,
+        None => exchange(stream, &head).await,
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
@@ -47,14 +55,20 @@ pub async fn status(session: &Session, req: &Request<'_>) -> Result<u16> {
                 .connect(name, stream)
                 .await
                 .with_context(|| format!("TLS handshake as {} failed", req.hostname))?;
-            exchange(tls, req).await
+            exchange(tls, &head).await
         }
     }
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, req: &Request<'_>) -> Result<u16> {
+/// Manifest types the smoke image and common clients use: without them a registry may answer
+/// a GET by tag with a converted (schema 1) manifest.
+const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.index.v1+json";
+
+fn request_head(req: &Request<'_>) -> String {
     let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: regboot\r\nConnection: close\r\n",
+        "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: regboot\r\nAccept: {ACCEPT}\r\nConnection: close\r\n",
         req.method, req.path, req.hostname, req.port
     );
     if let Some((user, pw)) = req.basic_auth {
@@ -62,14 +76,68 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, req: &Request<'_
         head.push_str(&format!("Authorization: Basic {token}\r\n"));
     }
     head.push_str("\r\n");
+    head
+}
+
+/// Bodies regboot reads are small JSON documents (a catalog, an S3 error).
+const MAX_BODY: usize = 4 << 20;
+
+/// Write a request `head` (with `Connection: close`), read the status and the body
+/// (Content-Length, chunked, or up to the end of the stream).
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    head: &str,
+) -> Result<(u16, Vec<u8>)> {
     io.write_all(head.as_bytes()).await?;
     io.flush().await?;
+    let mut r = BufReader::new(io);
     let mut line = String::new();
-    BufReader::new(io).read_line(&mut line).await?;
-    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+    r.read_line(&mut line).await?;
+    let code: u16 = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
         [version, code, ..] if version.starts_with("HTTP/1.") => code
             .parse()
-            .with_context(|| format!("bad status line {line:?}")),
+            .with_context(|| format!("bad status line {line:?}"))?,
         _ => bail!("not an HTTP answer: {:?}", line.trim_end()),
+    };
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<usize>().ok();
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            }
+        }
     }
+    let mut body = Vec::new();
+    if head.starts_with("HEAD ") {
+        return Ok((code, body));
+    }
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line).await?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .with_context(|| format!("bad chunk size {line:?}"))?;
+            if size == 0 || body.len() + size > MAX_BODY {
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..]).await?;
+            line.clear();
+            r.read_line(&mut line).await?;
+        }
+    } else if let Some(n) = length {
+        body.resize(n.min(MAX_BODY), 0);
+        r.read_exact(&mut body).await?;
+    } else {
+        r.take(MAX_BODY as u64).read_to_end(&mut body).await?;
+    }
+    Ok((code, body))
 }

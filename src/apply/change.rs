@@ -30,6 +30,8 @@ pub enum Action {
         hostname: String,
         port: u16,
         ca_pem: Option<String>,
+        /// A script whose output explains a timeout (the server's last log lines).
+        diagnose: &'static str,
     },
 }
 
@@ -94,7 +96,8 @@ impl Change {
                 hostname,
                 port,
                 ca_pem,
-            } => wait_healthy(host, hostname, *port, ca_pem.as_deref()).await,
+                diagnose,
+            } => wait_healthy(host, hostname, *port, ca_pem.as_deref(), diagnose).await,
         }
     }
 }
@@ -104,6 +107,7 @@ async fn wait_healthy(
     hostname: &str,
     port: u16,
     ca_pem: Option<&str>,
+    diagnose: &str,
 ) -> Result<()> {
     let req = Request {
         method: "GET",
@@ -126,12 +130,12 @@ async fn wait_healthy(
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let logs = host
-        .script("docker logs --tail 15 regboot-registry 2>&1", &[], None)
+        .script(diagnose, &[], None)
         .await
         .map(|o| o.stdout_text())
         .unwrap_or_default();
     bail!(
-        "the registry did not answer GET /v2/ within {} s (last: {last}); its last log lines:\n{}",
+        "the registry did not answer GET /v2/ within {} s (last: {last}); the last log lines:\n{}",
         HEALTH_TIMEOUT.as_secs(),
         logs.trim_end()
     )

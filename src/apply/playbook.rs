@@ -15,6 +15,9 @@ pub enum Module {
     RegistryFiles,
     RegistryImage,
     RegistryContainer,
+    LbPackages,
+    Nginx,
+    Keepalived,
     SmokeTest,
 }
 

@@ -44,6 +44,10 @@ pub struct HostState {
     /// The registry image's id, when asked and present.
     pub image_id: Option<String>,
     pub container: Option<Container>,
+    /// Commands asked about: name -> found on PATH.
+    pub commands: HashMap<String, bool>,
+    /// systemd units asked about: name -> `systemctl is-active` (active, inactive, failed...).
+    pub services: HashMap<String, String>,
 }
 
 impl HostState {
@@ -60,12 +64,16 @@ pub struct ProbeRequest {
     pub image: Option<String>,
     pub hash: Vec<String>,
     pub content: Vec<String>,
+    pub commands: Vec<String>,
+    pub services: Vec<String>,
 }
 
 pub async fn probe(host: &RemoteHost, req: &ProbeRequest) -> Result<HostState> {
     let mut args: Vec<String> = vec![req.image.clone().unwrap_or_default()];
     args.extend(req.hash.iter().map(|p| format!("h:{p}")));
     args.extend(req.content.iter().map(|p| format!("c:{p}")));
+    args.extend(req.commands.iter().map(|c| format!("x:{c}")));
+    args.extend(req.services.iter().map(|s| format!("s:{s}")));
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = host
         .run("reading the host's state", PROBE, &arg_refs, None)
@@ -81,6 +89,8 @@ fn parse(text: &str) -> Result<HostState> {
         docker: Docker::Missing,
         image_id: None,
         container: None,
+        commands: HashMap::new(),
+        services: HashMap::new(),
     };
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -106,6 +116,12 @@ fn parse(text: &str) -> Result<HostState> {
                     content,
                 };
                 st.files.insert(p.to_string(), Some(file));
+            }
+            ["command", name, path] => {
+                st.commands.insert(name.to_string(), *path != "-");
+            }
+            ["service", name, state] => {
+                st.services.insert(name.to_string(), state.to_string());
             }
             ["docker", "missing"] => st.docker = Docker::Missing,
             ["docker", "stopped"] => st.docker = Docker::Stopped,
@@ -139,6 +155,7 @@ mod tests {
     fn parses_every_record() {
         let text = "arch\tx86_64\ninit\tsystemd\n\
             file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
+            command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
             docker\trunning\t20.10.24\n\
             image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
         let st = parse(text).unwrap();
@@ -152,6 +169,8 @@ mod tests {
             (0o600, Some(&b"hi"[..]))
         );
         assert_eq!(st.image_id.as_deref(), Some("sha256:1"));
+        assert!(st.commands["nginx"] && !st.commands["keepalived"]);
+        assert_eq!(st.services["nginx"], "active");
         let c = st.container.unwrap();
         assert!(c.running);
         assert_eq!(c.labels["regboot.config"], "x");

@@ -105,6 +105,9 @@ fn module_changes(step: &Step, ctx: &Ctx, templates: &Templates) -> Result<Vec<C
         Module::RegistryFiles => modules::registry_files::check(ctx),
         Module::RegistryImage => modules::registry_image::check(ctx)?,
         Module::RegistryContainer => modules::registry_container::check(ctx),
+        Module::LbPackages => modules::lb_packages::check(ctx),
+        Module::Nginx => modules::nginx::check(ctx, templates)?,
+        Module::Keepalived => modules::keepalived::check(ctx, templates)?,
         Module::SmokeTest => Vec::new(),
     })
 }
@@ -121,6 +124,9 @@ fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequ
             Module::DaemonJson => modules::daemon_json::want(&mut w),
             Module::RegistryFiles => modules::registry_files::want(&mut w),
             Module::RegistryContainer => w.req.image = Some(inv.registry.image.clone()),
+            Module::LbPackages => modules::lb_packages::want(&mut w),
+            Module::Nginx => modules::nginx::want(&mut w),
+            Module::Keepalived => modules::keepalived::want(&mut w),
             Module::RegistryImage | Module::SmokeTest => {}
         }
     }
@@ -194,7 +200,9 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
             None => {}
             Some(Err(e)) => node.fail(None, format!("{e:#}")),
             Some(Ok(state)) => {
-                if let Some(problem) = docker_problem(&state.docker) {
+                // A host that is only a load balancer needs no docker engine.
+                let lb_only = node.host.roles.iter().all(|r| *r == Role::Lb);
+                if let Some(problem) = docker_problem(&state.docker).filter(|_| !lb_only) {
                     node.fail(None, problem);
                     continue;
                 }
@@ -228,6 +236,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
             }
             let ctx = Ctx {
                 inv,
+                host: n.host,
                 material: &material,
                 state: n.state.as_ref().expect("alive nodes were probed"),
                 registry_files: &n.registry_files,
@@ -323,7 +332,12 @@ async fn run_smoke(
     out.line("\n== smoke test");
     let targets: Vec<SmokeTarget> = nodes
         .iter()
-        .filter(|n| n.alive())
+        .filter(|n| {
+            n.alive()
+                && n.state
+                    .as_ref()
+                    .is_some_and(|s| matches!(s.docker, Docker::Running { .. }))
+        })
         .map(|n| SmokeTarget {
             name: &n.host.name,
             remote: n.remote.as_ref().expect("alive nodes are connected"),
@@ -331,11 +345,12 @@ async fn run_smoke(
             arch: n.state.as_ref().map(|s| s.arch.as_str()).unwrap_or(""),
         })
         .collect();
-    let registry = nodes
+    let replicas: Vec<(&str, &RemoteHost)> = nodes
         .iter()
-        .find(|n| n.alive() && n.host.has_role(Role::Registry))
-        .and_then(|n| n.remote.as_ref());
-    match smoke::run(inv, material, &targets, registry).await {
+        .filter(|n| n.alive() && n.host.has_role(Role::Registry))
+        .filter_map(|n| Some((n.host.name.as_str(), n.remote.as_ref()?)))
+        .collect();
+    match smoke::run(inv, material, &targets, &replicas).await {
         Ok(results) => {
             for r in &results {
                 let status = if r.ok { "ok" } else { "FAILED" };

@@ -71,14 +71,16 @@ async fn delete_manifest(
     }
 }
 
-/// Push from an agent (or the first host), pull on every other host, clean up. `registry`:
-/// a registry host to delete the manifest through.
+/// Push from an agent (or the first host), pull on every other host, read the manifest and
+/// the catalog on every replica directly, clean up. `replicas`: the registry hosts (name,
+/// connection); the manifest is deleted through the first.
 pub async fn run(
     inv: &Inventory,
     material: &Material,
     hosts: &[SmokeTarget<'_>],
-    registry: Option<&RemoteHost>,
+    replicas: &[(&str, &RemoteHost)],
 ) -> Result<Vec<SmokeHost>> {
+    let registry = replicas.first().map(|(_, r)| *r);
     let users_need_login = !material.users.is_empty();
     let (user, password) = match (&material.smoke_login, users_need_login) {
         (Some((u, p)), _) => (u.clone(), p.clone()),
@@ -177,6 +179,8 @@ pub async fn run(
         }
     });
     results.extend(futures::future::join_all(pulls).await);
+    let auth = (!user.is_empty()).then_some((user.as_str(), password.as_str()));
+    results.extend(check_replicas(inv, material, replicas, &digest, auth).await);
 
     let start = Instant::now();
     let cleanup = async {
@@ -208,6 +212,116 @@ pub async fn run(
     Ok(results)
 }
 
+fn replica_request<'a>(
+    inv: &'a Inventory,
+    material: &'a Material,
+    path: &'a str,
+    auth: Option<(&'a str, &'a str)>,
+) -> Request<'a> {
+    Request {
+        method: "GET",
+        path,
+        hostname: &inv.registry.hostname,
+        port: inv.registry.port,
+        ca_pem: material.tls.as_ref().map(|t| t.ca_pem.as_str()),
+        basic_auth: auth,
+    }
+}
+
+/// Every replica answers for the pushed manifest itself (not through the load balancer): the
+/// image pushed through one replica is readable on all, so their storage is shared. Their
+/// catalogs must be equal too.
+async fn check_replicas(
+    inv: &Inventory,
+    material: &Material,
+    replicas: &[(&str, &RemoteHost)],
+    digest: &str,
+    auth: Option<(&str, &str)>,
+) -> Vec<SmokeHost> {
+    let manifest = format!("/v2/regboot-smoke/manifests/{digest}");
+    let catalog = "/v2/_catalog?n=10000";
+    let checks = replicas.iter().map(|(name, remote)| {
+        let manifest = &manifest;
+        async move {
+            let start = Instant::now();
+            let read = registry_http::status(
+                &remote.session,
+                &replica_request(inv, material, manifest, auth),
+            )
+            .await;
+            let (ok, detail) = match read {
+                Ok(200) => (true, format!("this replica serves {digest}")),
+                Ok(code) => (false, format!("GET {manifest} on this replica: HTTP {code}")),
+                Err(e) => (false, format!("{e:#}")),
+            };
+            let manifest_result = SmokeHost {
+                host: name.to_string(),
+                action: "replica",
+                ok,
+                seconds: start.elapsed().as_secs_f64(),
+                detail,
+            };
+            let listed = registry_http::fetch(
+                &remote.session,
+                &replica_request(inv, material, catalog, auth),
+            )
+            .await;
+            let repos = match listed {
+                Ok((200, body)) => parse_catalog(&body),
+                Ok((code, _)) => Err(format!("GET {catalog}: HTTP {code}")),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            (manifest_result, repos)
+        }
+    });
+    let answers = futures::future::join_all(checks).await;
+    let first = answers
+        .iter()
+        .zip(replicas)
+        .find_map(|((_, r), (name, _))| r.as_ref().ok().map(|r| (*name, r.clone())));
+    let mut results = Vec::new();
+    for ((manifest_result, repos), (name, _)) in answers.into_iter().zip(replicas) {
+        results.push(manifest_result);
+        let (ok, detail) = match (repos, &first) {
+            (Err(e), _) => (false, e),
+            (Ok(r), Some((first_name, first_repos))) if &r == first_repos => (
+                true,
+                format!("catalog of {} repositories, equal to {first_name}'s", r.len()),
+            ),
+            (Ok(r), Some((first_name, first_repos))) => (
+                false,
+                format!(
+                    "catalog differs from {first_name}'s: only here {:?}, missing here {:?}",
+                    r.iter().filter(|x| !first_repos.contains(x)).collect::<Vec<_>>(),
+                    first_repos.iter().filter(|x| !r.contains(x)).collect::<Vec<_>>()
+                ),
+            ),
+            (Ok(_), None) => unreachable!("a readable catalog makes `first` Some"),
+        };
+        results.push(SmokeHost {
+            host: name.to_string(),
+            action: "catalog",
+            ok,
+            seconds: 0.0,
+            detail,
+        });
+    }
+    results
+}
+
+/// The sorted repository names of a `/v2/_catalog` answer.
+fn parse_catalog(body: &[u8]) -> std::result::Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Catalog {
+        repositories: Option<Vec<String>>,
+    }
+    let c: Catalog =
+        serde_json::from_slice(body).map_err(|e| format!("the catalog is not JSON: {e}"))?;
+    let mut repos = c.repositories.unwrap_or_default();
+    repos.sort();
+    Ok(repos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +334,13 @@ mod tests {
             Some("sha256:bb")
         );
         assert_eq!(digest_of(out, "reg.lab:5000/none"), None);
+    }
+
+    #[test]
+    fn catalogs_are_compared_sorted() {
+        let a = parse_catalog(br#"{"repositories":["b","a"]}"#).unwrap();
+        assert_eq!(a, ["a", "b"]);
+        assert_eq!(parse_catalog(br#"{"repositories":null}"#).unwrap().len(), 0);
+        assert!(parse_catalog(b"<html>").is_err());
     }
 }

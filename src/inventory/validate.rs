@@ -611,6 +611,18 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
+        for (i, h) in inv.hosts.iter().enumerate() {
+            if h.has_role(Role::Registry) && h.has_role(Role::Lb) {
+                self.error(
+                    &at(&["hosts"]).index(i).key("roles"),
+                    format!(
+                        "host {} has the roles registry and lb: nginx and the registry container would both listen on port {}",
+                        h.name, inv.registry.port
+                    ),
+                    Some("give the lb role to other hosts than the registry replicas".into()),
+                );
+            }
+        }
         if inv.hosts_with(Role::Lb).next().is_some() && inv.ha.is_none() {
             self.error(
                 &at(&["hosts"]),

@@ -4,6 +4,9 @@
 pub mod certs_d;
 pub mod daemon_json;
 pub mod hosts_block;
+pub mod keepalived;
+pub mod lb_packages;
+pub mod nginx;
 pub mod registry_container;
 pub mod registry_files;
 pub mod registry_image;
@@ -16,11 +19,12 @@ use super::material::Material;
 use super::probe::{HostState, ProbeRequest};
 use crate::diff;
 use crate::host::Mode;
-use crate::inventory::Inventory;
+use crate::inventory::{Host, Inventory};
 
 /// What a module sees for one host.
 pub struct Ctx<'a> {
     pub inv: &'a Inventory,
+    pub host: &'a Host,
     pub material: &'a Material,
     pub state: &'a HostState,
     /// The registry files this host should have (registry hosts only; else empty).

@@ -83,6 +83,7 @@ pub fn check(ctx: &Ctx) -> Vec<Change> {
             hostname: reg.hostname.clone(),
             port: reg.port,
             ca_pem: ctx.material.tls.as_ref().map(|t| t.ca_pem.clone()),
+            diagnose: "docker logs --tail 15 regboot-registry 2>&1",
         },
     };
     vec![run, wait]
