@@ -8,6 +8,7 @@ mod probe;
 pub mod report;
 mod runner;
 mod smoke;
+mod storage;
 
 pub use playbook::Playbook;
 pub use report::RunReport;

@@ -15,8 +15,9 @@ use super::playbook::{Module, Playbook, Step};
 use super::probe::{self, Docker, HostState, ProbeRequest};
 use super::report::{HostReport, RunReport, Status, StepResult};
 use super::smoke::{self, SmokeTarget};
+use super::storage;
 use crate::host::RemoteHost;
-use crate::inventory::{Host, Inventory, Role};
+use crate::inventory::{Host, Inventory, Role, Storage};
 use crate::pki::StateDir;
 use crate::render::Templates;
 use crate::ssh;
@@ -224,6 +225,14 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         ));
     }
 
+    if playbook
+        .steps
+        .iter()
+        .any(|s| s.module == Module::RegistryContainer)
+    {
+        check_storage(inv, &mut nodes, &out, &mut report, opts.check).await;
+    }
+
     for step in &playbook.steps {
         if step.module == Module::SmokeTest {
             continue;
@@ -306,6 +315,56 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
     }
     report.hosts = nodes.into_iter().map(|n| n.report).collect();
     Ok(report)
+}
+
+/// Say what storage regboot trusts, and make sure an S3 bucket exists before the replicas
+/// start (seen from the first registry host). A missing bucket fails every registry host.
+async fn check_storage(
+    inv: &Inventory,
+    nodes: &mut [Node<'_>],
+    out: &Printer,
+    report: &mut RunReport,
+    check: bool,
+) {
+    if let Some(note) = storage::note(inv) {
+        out.line(&note);
+        report.notes.push(note);
+    }
+    let Storage::S3(s3) = &inv.registry.storage else {
+        return;
+    };
+    let Some(via) = nodes
+        .iter()
+        .find(|n| n.alive() && n.host.has_role(Role::Registry))
+    else {
+        return;
+    };
+    let keys = (
+        std::env::var(&s3.access_key_env).unwrap_or_default(),
+        std::env::var(&s3.secret_key_env).unwrap_or_default(),
+    );
+    let remote = via.remote.as_ref().expect("alive nodes are connected");
+    let found = storage::ensure_bucket(remote, s3, (&keys.0, &keys.1), check).await;
+    let line = match found {
+        Ok(storage::Bucket::Exists) => return,
+        Ok(storage::Bucket::Created) => format!("storage: created bucket {:?}", s3.bucket),
+        Ok(storage::Bucket::WouldCreate) => {
+            format!("storage: would create bucket {:?}", s3.bucket)
+        }
+        Err(e) => {
+            let msg = format!("storage: {e:#}");
+            out.line(&format!("  FAILED: {msg}"));
+            for n in nodes
+                .iter_mut()
+                .filter(|n| n.alive() && n.host.has_role(Role::Registry))
+            {
+                n.fail(Some("storage"), msg.clone());
+            }
+            return;
+        }
+    };
+    out.line(&line);
+    report.notes.push(line);
 }
 
 fn docker_problem(docker: &Docker) -> Option<String> {
