@@ -122,6 +122,9 @@ pub enum LabCommand {
         /// How many hosts: host1 is the registry, the others agents.
         #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
         hosts: usize,
+        /// What the hosts are for: basic, or ha (2 lb, 3 registry on S3, 2 agents, 1 storage).
+        #[arg(long, value_enum, default_value_t)]
+        profile: crate::lab::Profile,
         /// Lab name: several labs with different names run side by side.
         #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
         name: String,

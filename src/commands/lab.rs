@@ -8,11 +8,17 @@ use crate::lab::{self, LabOptions};
 
 pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
     match cmd {
-        LabCommand::Up { hosts, name, dir } => {
+        LabCommand::Up {
+            hosts,
+            profile,
+            name,
+            dir,
+        } => {
             let started = Instant::now();
             let lab = lab::up(&LabOptions {
                 name: name.clone(),
                 hosts: *hosts,
+                profile: *profile,
                 dir: dir.clone(),
             })?;
             if cli.output == Output::Json {
@@ -34,7 +40,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                     h.address,
                     h.port,
                     h.user,
-                    if i == 0 { "registry" } else { "agent" },
+                    lab.profile.role(i + 1),
                     h.container
                 );
             }
@@ -57,6 +63,10 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                     h.user,
                     h.address
                 );
+            }
+            if let (Some(env), Some(vip)) = (&lab.s3_env, &lab.vip) {
+                println!("VIP {vip}; the inventory reads the S3 keys from the environment:");
+                println!("  set -a; . {}; set +a", env.display());
             }
             println!("next: regboot apply -i {}", lab.inventory_path.display());
         }

@@ -48,6 +48,57 @@ pub fn render(lab: &str, dir: &Path, network: &str, hosts: &[LabHost]) -> String
     out
 }
 
+/// The HA profile's inventory: two lb hosts holding `vip`, three registry replicas on the
+/// storage host's S3 (the bucket made by apply), two agents. The storage host is not in it.
+pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &str) -> String {
+    let profile = super::Profile::Ha;
+    let path = |name: &str| yaml_str(&dir.join(name).to_string_lossy());
+    let storage = hosts.iter().enumerate().find(|(i, _)| profile.role(i + 1) == "storage");
+    let endpoint = storage.map(|(_, h)| h.address.as_str()).unwrap_or_default();
+    let mut out = format!(
+        "# Written by `regboot lab up --profile ha --name {lab}`: containerized hosts on the docker\n\
+         # network {network}. The S3 keys are in {env} (export them before apply:\n\
+         #   set -a; . {env}; set +a). `regboot lab down --name {lab}` removes it all.\n\
+         version: 1\n\n\
+         defaults:\n  user: root\n  port: 22\n  key: {}\n  known_hosts: {}\n  host_key_check: strict\n\n\
+         hosts:\n",
+        path(labdir::KEY),
+        path(labdir::KNOWN_HOSTS),
+        env = dir.join(super::seaweed::ENV_FILE).display(),
+    );
+    for (i, host) in hosts.iter().enumerate() {
+        let role = profile.role(i + 1);
+        if role == "storage" {
+            continue;
+        }
+        out.push_str(&format!("  - name: {}\n    address: {}\n", host.name, host.address));
+        if host.user != "root" {
+            out.push_str(&format!("    user: {}\n", host.user));
+        }
+        if host.port != 22 {
+            out.push_str(&format!("    port: {}\n", host.port));
+        }
+        out.push_str(&format!("    roles: [{role}]\n"));
+    }
+    out.push_str(&format!(
+        "\nregistry:\n  hostname: {REGISTRY_HOSTNAME}\n  port: 5000\n  image: {}\n  image_archive: {}\n  \
+         storage:\n    driver: s3\n    s3:\n      bucket: {}\n      region: us-east-1\n      \
+         endpoint: http://{endpoint}:{}\n      access_key_env: {}\n      secret_key_env: {}\n      \
+         path_style: true\n      redirect: false\n      create_bucket: true\n  \
+         users:\n    - name: {REGISTRY_USER}\n      password_file: {}\n\n\
+         tls:\n  mode: self-signed\n\n\
+         ha:\n  vip: {vip}\n  interface: eth0\n  virtual_router_id: 55\n",
+        registry_image::IMAGE,
+        path(labdir::ARCHIVE),
+        super::seaweed::BUCKET,
+        super::seaweed::PORT,
+        super::seaweed::ACCESS_KEY_ENV,
+        super::seaweed::SECRET_KEY_ENV,
+        path(labdir::PASSWORD),
+    ));
+    out
+}
+
 /// A YAML scalar for any string (quoted when it needs to be).
 fn yaml_str(s: &str) -> String {
     serde_yaml_ng::to_string(s)
@@ -90,5 +141,23 @@ mod tests {
             doc["registry"]["image"].as_str(),
             Some("regboot-lab/registry:2.8")
         );
+    }
+
+    #[test]
+    fn ha_inventory_has_lbs_replicas_agents_and_no_storage_host() {
+        let hosts: Vec<LabHost> = (1..=8).map(|n| host(n, "root", 22)).collect();
+        let text = render_ha("t", Path::new("/tmp/lab"), "net", &hosts, "10.231.0.200");
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let roles: Vec<&str> = doc["hosts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|h| h["roles"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["lb", "lb", "registry", "registry", "registry", "agent", "agent"]);
+        assert_eq!(doc["ha"]["vip"].as_str(), Some("10.231.0.200"));
+        let s3 = &doc["registry"]["storage"]["s3"];
+        assert_eq!(s3["endpoint"].as_str(), Some("http://10.231.0.9:8333"));
+        assert_eq!(s3["create_bucket"].as_bool(), Some(true));
     }
 }

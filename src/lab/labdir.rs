@@ -152,6 +152,7 @@ pub fn remove(dir: &Path, lab: &str) -> Result<()> {
         PASSWORD,
         INVENTORY,
         ARCHIVE,
+        super::seaweed::ENV_FILE,
         MARKER,
     ] {
         let path = dir.join(name);

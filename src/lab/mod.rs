@@ -13,6 +13,7 @@ mod inventory;
 mod labdir;
 mod network;
 mod registry_image;
+mod seaweed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,10 +32,41 @@ pub const DEFAULT_HOSTS: usize = 3;
 /// The network's ip range holds 125 addresses; keep well inside it.
 pub const MAX_HOSTS: usize = 64;
 
+/// What the lab's hosts are for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// host1 is the registry, the others agents.
+    #[default]
+    Basic,
+    /// High availability: host1-2 load balancers (nginx, keepalived), host3-5 registry
+    /// replicas, host6-7 agents, host8 SeaweedFS S3 storage (not in the inventory); the VIP
+    /// is an address of the lab network that docker never hands out.
+    Ha,
+}
+
+/// The HA profile's fixed shape.
+pub const HA_HOSTS: usize = 8;
+
+impl Profile {
+    /// The role of host `index` (1-based) as the inventory and `lab up` name it.
+    pub fn role(self, index: usize) -> &'static str {
+        match (self, index) {
+            (Profile::Basic, 1) => "registry",
+            (Profile::Basic, _) => "agent",
+            (Profile::Ha, 1 | 2) => "lb",
+            (Profile::Ha, 3..=5) => "registry",
+            (Profile::Ha, 6 | 7) => "agent",
+            (Profile::Ha, _) => "storage",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LabOptions {
     pub name: String,
     pub hosts: usize,
+    pub profile: Profile,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
 }
@@ -44,6 +76,7 @@ impl Default for LabOptions {
         Self {
             name: DEFAULT_NAME.into(),
             hosts: DEFAULT_HOSTS,
+            profile: Profile::Basic,
             dir: None,
         }
     }
@@ -59,6 +92,11 @@ pub struct Lab {
     pub known_hosts_path: PathBuf,
     pub password_path: PathBuf,
     pub image_archive: PathBuf,
+    pub profile: Profile,
+    /// HA profile: `VAR=value` lines with the S3 keys the inventory's env variables name.
+    pub s3_env: Option<PathBuf>,
+    /// HA profile: the VIP.
+    pub vip: Option<String>,
     pub network: LabNetwork,
     /// host1 (the registry) first.
     pub hosts: Vec<LabHost>,
@@ -86,6 +124,15 @@ impl Lab {
 /// Bring the lab up (or confirm it is up): engine, images, network, hosts, files.
 pub fn up(opts: &LabOptions) -> Result<Lab> {
     check_name(&opts.name)?;
+    let hosts = match opts.profile {
+        Profile::Basic => opts.hosts,
+        Profile::Ha if opts.hosts == DEFAULT_HOSTS || opts.hosts == HA_HOSTS => HA_HOSTS,
+        Profile::Ha => bail!("--profile ha always has {HA_HOSTS} hosts: leave out --hosts"),
+    };
+    let opts = &LabOptions {
+        hosts,
+        ..opts.clone()
+    };
     if opts.hosts == 0 || opts.hosts > MAX_HOSTS {
         bail!(
             "--hosts must be between 1 and {MAX_HOSTS}, not {}",
@@ -175,12 +222,23 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         labdir::known_hosts(&keyed).as_bytes(),
         0o644,
     )?;
+    let (s3_env, vip) = match opts.profile {
+        Profile::Basic => (None, None),
+        Profile::Ha => {
+            let storage = &lab_hosts[HA_HOSTS - 1];
+            let env = seaweed::ensure(&cache, &dir, &storage.container, &storage.address)?;
+            let vip = network
+                .spare_address(0)
+                .context("the lab network has no spare address for the VIP")?;
+            (Some(env), Some(vip.to_string()))
+        }
+    };
     let inventory_path = dir.join(labdir::INVENTORY);
-    labdir::write_if_changed(
-        &inventory_path,
-        inventory::render(name, &dir, &network.name, &lab_hosts).as_bytes(),
-        0o644,
-    )?;
+    let text = match &vip {
+        None => inventory::render(name, &dir, &network.name, &lab_hosts),
+        Some(vip) => inventory::render_ha(name, &dir, &network.name, &lab_hosts, vip),
+    };
+    labdir::write_if_changed(&inventory_path, text.as_bytes(), 0o644)?;
     Ok(Lab {
         name: name.to_string(),
         key_path: dir.join(labdir::KEY),
@@ -188,6 +246,9 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         inventory_path,
         password_path,
         image_archive,
+        profile: opts.profile,
+        s3_env,
+        vip,
         network,
         hosts: lab_hosts,
         dir,

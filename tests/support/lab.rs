@@ -17,11 +17,17 @@ pub struct TestLab {
 impl TestLab {
     /// Bring up `hosts` hosts for the test `test` (a short name: letters, digits, '-').
     pub fn up(test: &str, hosts: usize) -> TestLab {
+        Self::up_profile(test, hosts, lab::Profile::Basic)
+    }
+
+    /// Like [`up`](Self::up) with a profile (`Profile::Ha` has its own fixed hosts).
+    pub fn up_profile(test: &str, hosts: usize, profile: lab::Profile) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir for the lab");
         let name = format!("t{}-{test}", std::process::id());
         let lab = lab::up(&LabOptions {
             name,
             hosts,
+            profile,
             dir: Some(dir.path().join("lab")),
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));
