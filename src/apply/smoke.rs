@@ -239,7 +239,8 @@ async fn check_replicas(
     auth: Option<(&str, &str)>,
 ) -> Vec<SmokeHost> {
     let manifest = format!("/v2/regboot-smoke/manifests/{digest}");
-    let catalog = "/v2/_catalog?n=10000";
+    // distribution answers at most 1000 entries per page (more is HTTP 400).
+    let catalog = "/v2/_catalog?n=1000";
     let checks = replicas.iter().map(|(name, remote)| {
         let manifest = &manifest;
         async move {

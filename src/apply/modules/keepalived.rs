@@ -12,8 +12,11 @@ use crate::render::{Keepalived, Templates};
 pub const CONF: &str = "/etc/keepalived/keepalived.conf";
 pub const SERVICE: &str = "keepalived";
 
+/// `keepalived -t` ends by signalling itself, so its exit status says nothing: a problem is
+/// whatever it prints.
 const RELOAD: &str = r#"set -eu
-keepalived -t -f /etc/keepalived/keepalived.conf
+problems=$(keepalived -t -n -l -f /etc/keepalived/keepalived.conf 2>&1 >/dev/null) || true
+if [ -n "$problems" ]; then printf '%s\n' "$problems" >&2; exit 1; fi
 systemctl enable --quiet keepalived
 systemctl reload-or-restart keepalived
 "#;
