@@ -162,6 +162,7 @@ fn lab_hosts_boot_answer_ssh_run_docker_and_go_away() {
         name: lab.name.clone(),
         hosts: 3,
         dir: Some(lab.dir.clone()),
+        ..LabOptions::default()
     })
     .unwrap();
     assert_eq!(containers(&again), before);
@@ -219,6 +220,7 @@ fn bad_options_are_refused_before_anything_starts() {
         name: "ok".into(),
         hosts: 0,
         dir: None,
+        ..LabOptions::default()
     })
     .unwrap_err();
     assert!(format!("{err:#}").contains("--hosts"), "{err:#}");
