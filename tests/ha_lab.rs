@@ -177,7 +177,16 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
 #[test]
 fn ha_profile_refuses_another_host_count_before_starting_anything() {
     let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
-        .args(["lab", "up", "--profile", "ha", "--hosts", "5", "--name", "never"])
+        .args([
+            "lab",
+            "up",
+            "--profile",
+            "ha",
+            "--hosts",
+            "5",
+            "--name",
+            "never",
+        ])
         .arg("--dir")
         .arg(Path::new("/nonexistent/never"))
         .output()

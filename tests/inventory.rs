@@ -259,8 +259,8 @@ fn cli_exits_1_with_located_errors_and_0_with_a_summary() {
 
 #[test]
 fn a_registry_host_cannot_also_be_an_lb() {
-    let text = GOOD.replace("roles: [registry]", "roles: [registry, lb]")
-        + "ha:\n  vip: 10.1.0.50\n";
+    let text =
+        GOOD.replace("roles: [registry]", "roles: [registry, lb]") + "ha:\n  vip: 10.1.0.50\n";
     let err = error_of(&text);
     assert!(
         err.contains("host reg1 has the roles registry and lb") && err.contains("port 5000"),

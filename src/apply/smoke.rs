@@ -252,7 +252,10 @@ async fn check_replicas(
             .await;
             let (ok, detail) = match read {
                 Ok(200) => (true, format!("this replica serves {digest}")),
-                Ok(code) => (false, format!("GET {manifest} on this replica: HTTP {code}")),
+                Ok(code) => (
+                    false,
+                    format!("GET {manifest} on this replica: HTTP {code}"),
+                ),
                 Err(e) => (false, format!("{e:#}")),
             };
             let manifest_result = SmokeHost {
@@ -287,14 +290,22 @@ async fn check_replicas(
             (Err(e), _) => (false, e),
             (Ok(r), Some((first_name, first_repos))) if &r == first_repos => (
                 true,
-                format!("catalog of {} repositories, equal to {first_name}'s", r.len()),
+                format!(
+                    "catalog of {} repositories, equal to {first_name}'s",
+                    r.len()
+                ),
             ),
             (Ok(r), Some((first_name, first_repos))) => (
                 false,
                 format!(
                     "catalog differs from {first_name}'s: only here {:?}, missing here {:?}",
-                    r.iter().filter(|x| !first_repos.contains(x)).collect::<Vec<_>>(),
-                    first_repos.iter().filter(|x| !r.contains(x)).collect::<Vec<_>>()
+                    r.iter()
+                        .filter(|x| !first_repos.contains(x))
+                        .collect::<Vec<_>>(),
+                    first_repos
+                        .iter()
+                        .filter(|x| !r.contains(x))
+                        .collect::<Vec<_>>()
                 ),
             ),
             (Ok(_), None) => unreachable!("a readable catalog makes `first` Some"),

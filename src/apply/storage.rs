@@ -214,7 +214,14 @@ pub async fn ensure_bucket(
     check: bool,
 ) -> Result<Bucket> {
     let ep = endpoint(s3)?;
-    let head = signed_head("HEAD", &ep, &s3.region, keys, b"", OffsetDateTime::now_utc());
+    let head = signed_head(
+        "HEAD",
+        &ep,
+        &s3.region,
+        keys,
+        b"",
+        OffsetDateTime::now_utc(),
+    );
     let (code, _) = send(via, &ep, &head, b"").await?;
     let where_ = format!(
         "bucket {:?} at {}",
@@ -319,14 +326,20 @@ mod tests {
             "HEAD",
             &ep,
             "us-east-1",
-            ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            (
+                "AKIAIOSFODNN7EXAMPLE",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
             b"",
             now,
         );
-        assert!(head.contains(
-            "Credential=AKIAIOSFODNN7EXAMPLE/20261123/us-east-1/s3/aws4_request, \
+        assert!(
+            head.contains(
+                "Credential=AKIAIOSFODNN7EXAMPLE/20261123/us-east-1/s3/aws4_request, \
              SignedHeaders=host;x-amz-content-sha256;x-amz-date, \
              Signature=1b78372da66780fe657d94e835f4398042cb3cedf6a0af9fe9b373e8ac5f9e76"
-        ), "{head}");
+            ),
+            "{head}"
+        );
     }
 }

@@ -53,7 +53,10 @@ pub fn render(lab: &str, dir: &Path, network: &str, hosts: &[LabHost]) -> String
 pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &str) -> String {
     let profile = super::Profile::Ha;
     let path = |name: &str| yaml_str(&dir.join(name).to_string_lossy());
-    let storage = hosts.iter().enumerate().find(|(i, _)| profile.role(i + 1) == "storage");
+    let storage = hosts
+        .iter()
+        .enumerate()
+        .find(|(i, _)| profile.role(i + 1) == "storage");
     let endpoint = storage.map(|(_, h)| h.address.as_str()).unwrap_or_default();
     let mut out = format!(
         "# Written by `regboot lab up --profile ha --name {lab}`: containerized hosts on the docker\n\
@@ -71,7 +74,10 @@ pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &
         if role == "storage" {
             continue;
         }
-        out.push_str(&format!("  - name: {}\n    address: {}\n", host.name, host.address));
+        out.push_str(&format!(
+            "  - name: {}\n    address: {}\n",
+            host.name, host.address
+        ));
         if host.user != "root" {
             out.push_str(&format!("    user: {}\n", host.user));
         }
@@ -154,7 +160,12 @@ mod tests {
             .iter()
             .map(|h| h["roles"][0].as_str().unwrap())
             .collect();
-        assert_eq!(roles, ["lb", "lb", "registry", "registry", "registry", "agent", "agent"]);
+        assert_eq!(
+            roles,
+            [
+                "lb", "lb", "registry", "registry", "registry", "agent", "agent"
+            ]
+        );
         assert_eq!(doc["ha"]["vip"].as_str(), Some("10.231.0.200"));
         let s3 = &doc["registry"]["storage"]["s3"];
         assert_eq!(s3["endpoint"].as_str(), Some("http://10.231.0.9:8333"));

