@@ -19,6 +19,10 @@ const FAILOVER_BOUND: Duration = Duration::from_secs(20);
 
 /// Run regboot with the lab's S3 keys in the environment (the inventory names the variables).
 fn regboot(lab: &TestLab, args: &[&str]) -> Output {
+    regboot_on(lab, &lab.lab.inventory_path, args)
+}
+
+fn regboot_on(lab: &TestLab, inventory: &Path, args: &[&str]) -> Output {
     let env_file = lab.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
     let text = std::fs::read_to_string(env_file).expect("read s3.env");
     let mut c = Command::new(env!("CARGO_BIN_EXE_regboot"));
@@ -30,7 +34,7 @@ fn regboot(lab: &TestLab, args: &[&str]) -> Output {
     c.env_remove("AWS_CA_BUNDLE")
         .args(args)
         .arg("-i")
-        .arg(&lab.lab.inventory_path)
+        .arg(inventory)
         .output()
         .expect("run regboot")
 }
@@ -112,6 +116,30 @@ fn wait_vip_on(lab: &TestLab, vip: &str, to: &str) -> f64 {
 fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     let lab = TestLab::up_profile("ha", 8, Profile::Ha);
     let vip = lab.lab.vip.clone().expect("the HA lab has a VIP");
+
+    // 0. A bucket that does not exist is a clear error unless the inventory lets apply
+    //    create it; plan says it would.
+    let text = std::fs::read_to_string(&lab.lab.inventory_path).unwrap();
+    let absent = text
+        .replace("bucket: registry", "bucket: absent")
+        .replace("create_bucket: true", "create_bucket: false");
+    let absent_path = lab.lab.dir.with_file_name("absent-bucket.yml");
+    std::fs::write(&absent_path, absent).unwrap();
+    let out = regboot_on(&lab, &absent_path, &["plan"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("bucket \"absent\"")
+            && stdout.contains("does not exist")
+            && stdout.contains("create_bucket: true"),
+        "{stdout}"
+    );
+    let out = regboot(&lab, &["plan"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("storage: would create bucket \"registry\""),
+        "{stdout}"
+    );
 
     // 1. One apply sets up everything; the first lb (highest priority) holds the VIP.
     let (code, report) = run_json(&lab, "apply");
