@@ -4,8 +4,9 @@
 # failover:   seconds from stopping keepalived (then nginx) on the MASTER lb until a
 #             manifest GET through the VIP (from this machine, TLS checked against the CA,
 #             every 100 ms, 1 s timeout each) answers 200 again; and where the VIP went.
-# throughput: `docker pull` of a SIZE_MB image (one random layer) on an agent through the VIP,
-#             RUNS times each, with all three replicas healthy and with one (two stopped).
+# throughput: `docker pull` of a SIZE_MB image (one random layer) through the VIP, RUNS times
+#             each (median), on one agent and on both agents at once (aggregate MB/s), with
+#             all three replicas healthy and with one (two stopped).
 #
 # The lab is named ha-bench and removed at the end. SIZE_MB (default 64) and RUNS (default 3)
 # change the workload. Needs root (docker), curl and bc.
@@ -42,29 +43,37 @@ docker exec -i "$(c host6)" sh -c "
 docker exec -i "$(c host7)" docker login -u lab --password-stdin registry.lab:5000 \
   >/dev/null 2>&1 <<<"$password"
 
-# Seconds of `docker pull` on host7 (image removed before each run); prints the median.
+# Seconds until `docker pull` finished on every host given (image removed before each run,
+# pulls started together); prints the median of RUNS.
 pull_median() {
   local times=()
   for _ in $(seq "$runs"); do
-    docker exec "$(c host7)" docker rmi "$image" >/dev/null 2>&1 || true
-    local s e
+    for h in "$@"; do docker exec "$(c "$h")" docker rmi "$image" >/dev/null 2>&1 || true; done
+    local s e pids=()
     s=$(date +%s.%N)
-    docker exec "$(c host7)" docker pull -q "$image" >/dev/null
+    for h in "$@"; do
+      docker exec "$(c "$h")" docker pull -q "$image" >/dev/null &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
     e=$(date +%s.%N)
     times+=("$(echo "$e - $s" | bc)")
   done
   printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p"
 }
-throughput() {
-  local t
-  t=$(pull_median)
-  printf '%-34s %6.2f s  %7.1f MB/s\n' "$1" "$t" "$(echo "$size_mb / $t" | bc -l)"
+throughput() { # $1: label, then the hosts that pull
+  local label=$1 t
+  shift
+  t=$(pull_median "$@")
+  printf '%-44s %6.2f s  %7.1f MB/s\n' "$label" "$t" "$(echo "$size_mb * $# / $t" | bc -l)"
 }
 
-echo "pull of a ${size_mb} MB image through the VIP (median of $runs, agent host7):"
-throughput "  3 replicas healthy"
+echo "pull of a ${size_mb} MB image through the VIP (median of $runs):"
+throughput "  3 replicas healthy, 1 agent" host7
+throughput "  3 replicas healthy, 2 agents at once" host6 host7
 for h in host4 host5; do docker exec "$(c "$h")" docker stop regboot-registry >/dev/null; done
-throughput "  1 replica healthy (2 stopped)"
+throughput "  1 replica healthy (2 stopped), 1 agent" host7
+throughput "  1 replica healthy (2 stopped), 2 agents at once" host6 host7
 for h in host4 host5; do docker exec "$(c "$h")" docker start regboot-registry >/dev/null; done
 
 # Bounded: 600 tries of at most 1.1 s each.

@@ -157,6 +157,34 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     assert!(failed_replicas(&report).is_empty(), "{report:#}");
     assert_eq!(smoke(&report, "catalog").len(), 3);
     assert_eq!(vip_holder(&lab, &vip).as_deref(), Some("host1"));
+    // nginx serves a certificate valid for the VIP and for the hostname (checked by curl from
+    // this machine against the regboot CA only).
+    let ca = lab.lab.dir.join(".regboot").join("ca.crt");
+    for (url, resolve) in [
+        (format!("https://{vip}:5000/v2/"), None),
+        (
+            "https://registry.lab:5000/v2/".to_string(),
+            Some(format!("registry.lab:5000:{vip}")),
+        ),
+    ] {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg("--cacert")
+        .arg(&ca);
+        if let Some(r) = &resolve {
+            c.arg("--resolve").arg(r);
+        }
+        let out = c.arg(&url).output().expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{url}");
+    }
     // Every host resolves the registry name to the VIP.
     let resolved = lab.ssh_ok(lab.host("host7"), "getent hosts registry.lab");
     assert!(resolved.starts_with(&vip), "{resolved}");
