@@ -65,7 +65,7 @@ throughput() { # $1: label, then the hosts that pull
   local label=$1 t
   shift
   t=$(pull_median "$@")
-  printf '%-44s %6.2f s  %7.1f MB/s\n' "$label" "$t" "$(echo "$size_mb * $# / $t" | bc -l)"
+  printf '%-50s %6.2f s  %7.1f MB/s\n' "$label" "$t" "$(echo "$size_mb * $# / $t" | bc -l)"
 }
 
 echo "pull of a ${size_mb} MB image through the VIP (median of $runs):"
