@@ -85,6 +85,22 @@ fn assert_converged(lab: &TestLab) {
     );
 }
 
+/// The inventory with `storage:` replaced by shared filesystem storage.
+fn shared_filesystem(text: &str) -> String {
+    let start = text
+        .find("  storage:\n")
+        .expect("the HA inventory has storage");
+    let end = start
+        + text[start..]
+            .find("  users:")
+            .expect("users follow storage");
+    format!(
+        "{}  storage:\n    driver: filesystem\n    shared: true\n{}",
+        &text[..start],
+        &text[end..]
+    )
+}
+
 /// The lb host that holds the VIP now (None when neither does).
 fn vip_holder(lab: &TestLab, vip: &str) -> Option<String> {
     ["host1", "host2"]
@@ -138,6 +154,17 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("storage: would create bucket \"registry\""),
+        "{stdout}"
+    );
+    // Filesystem storage for three replicas is accepted only as shared, and plan says that
+    // regboot trusts it.
+    let shared_path = lab.lab.dir.with_file_name("shared-fs.yml");
+    std::fs::write(&shared_path, shared_filesystem(&text)).unwrap();
+    let out = regboot_on(&lab, &shared_path, &["plan"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("storage: filesystem with 3 replicas")
+            && stdout.contains("must be the same shared storage"),
         "{stdout}"
     );
 

@@ -297,6 +297,9 @@ async fn check_replicas(
         results.push(manifest_result);
         let (ok, detail) = match (repos, &first) {
             (Err(e), _) => (false, e),
+            (Ok(r), Some((first_name, _))) if first_name == name => {
+                (true, format!("catalog of {} repositories", r.len()))
+            }
             (Ok(r), Some((first_name, first_repos))) if &r == first_repos => (
                 true,
                 format!(
