@@ -15,30 +15,21 @@ use crate::registry_http::{self, Request};
 use crate::smoke_image;
 use crate::ssh::ExecOutput;
 
-/// Args: reference, image, user (empty: no auth). Stdin: the password. `try_twice` runs a
-/// docker command again once, 6 s later, when the registry name did not resolve: dockerd's
-/// resolver keeps /etc/hosts for 5 s, so a name apply has just added may not resolve yet.
+/// Args: reference, image, user (empty: no auth). Stdin: the password.
 const LOGIN: &str = r#"ref=$1; image=$2; user=$3
 DOCKER_CONFIG=$(mktemp -d); export DOCKER_CONFIG
 trap 'rm -rf "$DOCKER_CONFIG"' EXIT
-try_twice() {
-  out=$("$@" 2>&1) && return 0
-  case $out in *"no such host"*) sleep 6; out=$("$@" 2>&1) ;; *) return 1 ;; esac
-}
-fail() { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
-login() { printf '%s\n' "$pw" | docker login --username "$user" --password-stdin "$ref"; }
 if [ -n "$user" ]; then
-  IFS= read -r pw || true
-  try_twice login || fail
+  docker login --username "$user" --password-stdin "$ref" >/dev/null || exit 1
 fi
 "#;
 
-const PUSH: &str = r#"try_twice docker push "$image" || fail
+const PUSH: &str = r#"out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
 const PULL: &str = r#"trap 'rm -rf "$DOCKER_CONFIG"; docker rmi "$image" >/dev/null 2>&1' EXIT
-try_twice docker pull --quiet "$image" || fail
+docker pull --quiet "$image" >/dev/null || exit 1
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
