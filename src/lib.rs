@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod cli;
 mod commands;
+pub mod deployed;
 pub mod diff;
 pub mod facts;
 pub mod fsutil;

@@ -9,7 +9,7 @@ use crate::apply::change::Change;
 use crate::pki::rotation::CaRole;
 use crate::trust_store::{OsFamily, TrustStore};
 
-const OS_RELEASE: &str = "/etc/os-release";
+pub const OS_RELEASE: &str = "/etc/os-release";
 
 /// Every anchor path we might write, since the family is only known after the probe.
 const ANCHORS: [OsFamily; 5] = [

@@ -1,0 +1,226 @@
+//! What the hosts actually hold and serve, read over SSH in one round per host: the CA files
+//! regboot manages (certs.d for every reference, the OS trust store's anchors) and the
+//! certificate chain each registry host serves (a TLS handshake through an SSH tunnel), plus
+//! the chain served on the registry hostname (and VIP) as a client host reaches it.
+//! `certs check -i` reports it; `rotate --ca` derives its stage from it.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+
+use crate::apply::modules::{certs_d, trust_store};
+use crate::apply::probe::{self, ProbeRequest};
+use crate::host::RemoteHost;
+use crate::inventory::{Inventory, Role};
+use crate::pki::inspect;
+use crate::registry_http;
+use crate::ssh;
+
+/// One host's certificates.
+#[derive(Debug, Clone)]
+pub struct HostCerts {
+    pub host: String,
+    pub registry: bool,
+    /// Why the host could not be read (then the rest is empty).
+    pub error: Option<String>,
+    /// Where the current CA belongs on this host: `ca.crt` in every certs.d reference and
+    /// the trust store anchor (when the OS family is known).
+    pub ca_paths: Vec<String>,
+    /// Where a rotation's extra CA (next or previous) would be, in the same order.
+    pub extra_paths: Vec<(crate::pki::rotation::CaRole, String)>,
+    /// Every regboot CA file present: path -> SHA-256 fingerprint of its certificate
+    /// (`None`: not a readable certificate).
+    pub ca_files: BTreeMap<String, Option<String>>,
+    /// The chain the registry on this host serves on 127.0.0.1 (registry hosts only).
+    pub served: Option<Result<Vec<String>, String>>,
+}
+
+impl HostCerts {
+    /// Whether every CA path holds the certificate with this fingerprint.
+    pub fn missing_at(&self, fingerprint: &str, paths: &[String]) -> Vec<String> {
+        paths
+            .iter()
+            .filter(|p| {
+                self.ca_files.get(*p).and_then(Option::as_deref) != Some(fingerprint)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The paths of CA files that hold `fingerprint`.
+    pub fn holding(&self, fingerprint: &str) -> Vec<String> {
+        self.ca_files
+            .iter()
+            .filter(|(_, f)| f.as_deref() == Some(fingerprint))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+/// A name clients use for the registry, as one host reaches it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `hostname:port` or `vip:port`.
+    pub name: String,
+    /// The host the handshake went through.
+    pub via: String,
+    pub served: Result<Vec<String>, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub hosts: Vec<HostCerts>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Survey {
+    pub fn unreachable(&self) -> Vec<&HostCerts> {
+        self.hosts.iter().filter(|h| h.error.is_some()).collect()
+    }
+}
+
+fn fingerprint(pem: &[u8]) -> Option<String> {
+    inspect::cert_info(&String::from_utf8_lossy(pem))
+        .ok()
+        .map(|i| i.fingerprint_sha256)
+}
+
+/// Read every host (at most `forks` at once).
+pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
+    let references = inv.references();
+    let mut paths = certs_d::all_paths(&references);
+    paths.extend(trust_store::all_anchors());
+    paths.push(trust_store::OS_RELEASE.to_string());
+    let req = ProbeRequest {
+        image: None,
+        hash: Vec::new(),
+        content: paths,
+    };
+    let connected = ssh::connect_all(&inv.ssh_targets(), forks).await;
+    let mut remotes: Vec<(usize, RemoteHost)> = Vec::new();
+    let mut connect_errors: Vec<(usize, String)> = Vec::new();
+    for (i, (_, session)) in connected.into_iter().enumerate() {
+        match session {
+            Ok(s) => remotes.push((i, RemoteHost::new(&inv.hosts[i].name, s))),
+            Err(e) => connect_errors.push((i, e.to_string())),
+        }
+    }
+    let port = inv.registry.port;
+    let hostname = inv.registry.hostname.as_str();
+    let read = join_all(remotes.iter().map(|(i, remote)| {
+        let req = &req;
+        let references = &references;
+        async move {
+            let host = &inv.hosts[*i];
+            let state = probe::probe(remote, req).await;
+            let served = if host.has_role(Role::Registry) {
+                Some(
+                    registry_http::served_chain(&remote.session, "127.0.0.1", port, hostname)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                )
+            } else {
+                None
+            };
+            (*i, host_certs(host.name.as_str(), host.has_role(Role::Registry), references, state, served))
+        }
+    }))
+    .await;
+    let mut hosts: Vec<HostCerts> = inv
+        .hosts
+        .iter()
+        .map(|h| HostCerts {
+            host: h.name.clone(),
+            registry: h.has_role(Role::Registry),
+            error: None,
+            ca_paths: Vec::new(),
+            extra_paths: Vec::new(),
+            ca_files: BTreeMap::new(),
+            served: None,
+        })
+        .collect();
+    for (i, certs) in read {
+        hosts[i] = certs;
+    }
+    for (i, error) in connect_errors {
+        hosts[i].error = Some(error);
+    }
+    // The names clients use, as a client host reaches them (an agent if there is one, its
+    // /etc/hosts resolving the hostname).
+    let via = remotes
+        .iter()
+        .find(|(i, _)| inv.hosts[*i].has_role(Role::Agent))
+        .or(remotes.first());
+    let mut endpoints = Vec::new();
+    if let Some((_, remote)) = via {
+        let mut names = vec![hostname.to_string()];
+        if let Some(ha) = &inv.ha {
+            names.push(ha.vip.to_string());
+        }
+        for name in names {
+            let served = registry_http::served_chain(&remote.session, &name, port, hostname)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            endpoints.push(Endpoint {
+                name: format!("{name}:{port}"),
+                via: remote.name.clone(),
+                served,
+            });
+        }
+    }
+    for (_, remote) in remotes {
+        remote.session.close().await;
+    }
+    Survey { hosts, endpoints }
+}
+
+fn host_certs(
+    name: &str,
+    registry: bool,
+    references: &[String],
+    state: anyhow::Result<probe::HostState>,
+    served: Option<Result<Vec<String>, String>>,
+) -> HostCerts {
+    let mut certs = HostCerts {
+        host: name.to_string(),
+        registry,
+        error: None,
+        ca_paths: Vec::new(),
+        extra_paths: Vec::new(),
+        ca_files: BTreeMap::new(),
+        served,
+    };
+    let state = match state {
+        Ok(s) => s,
+        Err(e) => {
+            certs.error = Some(format!("{e:#}"));
+            return certs;
+        }
+    };
+    use crate::pki::rotation::CaRole;
+    let store = trust_store::family_of(&state).map(|f| f.trust_store());
+    for r in references {
+        certs.ca_paths.push(certs_d::ca_path(r, None));
+        for role in CaRole::ALL {
+            certs.extra_paths.push((role, certs_d::ca_path(r, Some(role))));
+        }
+    }
+    if let Some(store) = &store {
+        certs.ca_paths.push(trust_store::anchor(store, None));
+        for role in CaRole::ALL {
+            certs
+                .extra_paths
+                .push((role, trust_store::anchor(store, Some(role))));
+        }
+    }
+    for (path, file) in &state.files {
+        if path == trust_store::OS_RELEASE {
+            continue;
+        }
+        if let Some(f) = file {
+            let fp = f.content.as_deref().and_then(fingerprint);
+            certs.ca_files.insert(path.clone(), fp);
+        }
+    }
+    certs
+}
