@@ -5,14 +5,19 @@
 //! `certs check -i` reports it; `rotate --ca` derives its stage from it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use anyhow::Result;
 use futures::future::join_all;
+use time::{Duration, OffsetDateTime};
 
 use crate::apply::modules::{certs_d, trust_store};
 use crate::apply::probe::{self, ProbeRequest};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role};
-use crate::pki::inspect;
+use crate::pki::check::{self, CheckRow, CheckStatus};
+use crate::pki::state::{CA_CERT, REGISTRY_CERT};
+use crate::pki::{StateDir, inspect, rotation};
 use crate::registry_http;
 use crate::ssh;
 
@@ -40,9 +45,7 @@ impl HostCerts {
     pub fn missing_at(&self, fingerprint: &str, paths: &[String]) -> Vec<String> {
         paths
             .iter()
-            .filter(|p| {
-                self.ca_files.get(*p).and_then(Option::as_deref) != Some(fingerprint)
-            })
+            .filter(|p| self.ca_files.get(*p).and_then(Option::as_deref) != Some(fingerprint))
             .cloned()
             .collect()
     }
@@ -122,7 +125,16 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
             } else {
                 None
             };
-            (*i, host_certs(host.name.as_str(), host.has_role(Role::Registry), references, state, served))
+            (
+                *i,
+                host_certs(
+                    host.name.as_str(),
+                    host.has_role(Role::Registry),
+                    references,
+                    state,
+                    served,
+                ),
+            )
         }
     }))
     .await;
@@ -202,7 +214,9 @@ fn host_certs(
     for r in references {
         certs.ca_paths.push(certs_d::ca_path(r, None));
         for role in CaRole::ALL {
-            certs.extra_paths.push((role, certs_d::ca_path(r, Some(role))));
+            certs
+                .extra_paths
+                .push((role, certs_d::ca_path(r, Some(role))));
         }
     }
     if let Some(store) = &store {
@@ -223,4 +237,129 @@ fn host_certs(
         }
     }
     certs
+}
+
+/// A row for something that could not be read at all.
+fn unreadable_row(name: &str, path: &str, problem: String) -> CheckRow {
+    CheckRow {
+        name: name.to_string(),
+        path: path.to_string(),
+        subject: String::new(),
+        sans: Vec::new(),
+        not_after: None,
+        residual_seconds: None,
+        issuer: String::new(),
+        status: CheckStatus::Invalid,
+        problem: Some(problem),
+    }
+}
+
+/// The `certs check` rows for what is deployed: the certificate each registry host (and each
+/// client-facing name) serves, which must be the state directory's `registry.crt`, and per
+/// host its CA files, which must include the current CA everywhere it belongs.
+pub fn check_rows(
+    survey: &Survey,
+    state: &StateDir,
+    renew_before: Duration,
+    now: OffsetDateTime,
+) -> Result<Vec<CheckRow>> {
+    let leaf_pem = state.read(REGISTRY_CERT)?;
+    let leaf_fp = leaf_pem.as_deref().and_then(|p| fingerprint(p.as_bytes()));
+    let ca_pem = state.read(CA_CERT)?;
+    let ca_fp = ca_pem.as_deref().and_then(|p| fingerprint(p.as_bytes()));
+    let mut known: Vec<String> = ca_fp.iter().cloned().collect();
+    for (_, pem) in rotation::extra_cas(state)? {
+        known.extend(fingerprint(pem.as_bytes()));
+    }
+    let served_row = |name: String, path: String, served: &Result<Vec<String>, String>| {
+        let chain = match served {
+            Ok(chain) => chain,
+            Err(e) => return unreadable_row(&name, &path, e.clone()),
+        };
+        check::row(
+            &name,
+            Path::new(&path),
+            Some(&chain[0]),
+            renew_before,
+            now,
+            |info| {
+                (Some(&info.fingerprint_sha256) != leaf_fp.as_ref()).then(|| {
+                    format!(
+                        "{path} serves a certificate other than the state directory's registry.crt \
+                     (serial {}): run `regboot apply` to roll out the current one",
+                        info.serial
+                    )
+                })
+            },
+        )
+    };
+    let mut rows = Vec::new();
+    for h in &survey.hosts {
+        if let Some(served) = &h.served {
+            rows.push(served_row(
+                format!("served@{}", h.host),
+                format!("{}:127.0.0.1", h.host),
+                served,
+            ));
+        }
+    }
+    for e in &survey.endpoints {
+        rows.push(served_row(
+            format!("served@{}", e.name),
+            format!("{} (from {})", e.name, e.via),
+            &e.served,
+        ));
+    }
+    for h in &survey.hosts {
+        let name = format!("ca@{}", h.host);
+        if let Some(error) = &h.error {
+            rows.push(unreadable_row(&name, &h.host, error.clone()));
+            continue;
+        }
+        let (Some(ca_pem), Some(ca_fp)) = (&ca_pem, &ca_fp) else {
+            rows.push(unreadable_row(
+                &name,
+                &h.host,
+                "no CA in the state directory".into(),
+            ));
+            continue;
+        };
+        let missing = h.missing_at(ca_fp, &h.ca_paths);
+        let foreign: Vec<&String> = h
+            .ca_files
+            .iter()
+            .filter(|(_, fp)| !fp.as_ref().is_some_and(|f| known.contains(f)))
+            .map(|(p, _)| p)
+            .collect();
+        rows.push(check::row(
+            &name,
+            Path::new(&h.host),
+            Some(ca_pem),
+            renew_before,
+            now,
+            |_| {
+                let mut problems = Vec::new();
+                if !missing.is_empty() {
+                    problems.push(format!(
+                        "{} lacks the current CA at {}: run `regboot apply`",
+                        h.host,
+                        missing.join(", ")
+                    ));
+                }
+                if !foreign.is_empty() {
+                    problems.push(format!(
+                        "{} holds a CA the state directory does not know at {}",
+                        h.host,
+                        foreign
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                (!problems.is_empty()).then(|| problems.join("; "))
+            },
+        ));
+    }
+    Ok(rows)
 }

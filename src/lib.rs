@@ -17,6 +17,7 @@ pub mod merge;
 pub mod pki;
 pub mod registry_http;
 pub mod render;
+pub mod rotate;
 pub mod smoke_image;
 pub mod ssh;
 pub mod trust_store;

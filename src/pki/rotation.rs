@@ -59,7 +59,10 @@ pub fn phase(state: &StateDir) -> Result<Phase> {
 /// The extra CAs hosts must trust now, beside `ca.crt`, as PEM.
 pub fn extra_cas(state: &StateDir) -> Result<Vec<(CaRole, String)>> {
     let mut out = Vec::new();
-    for (role, name) in [(CaRole::Next, CA_NEXT_CERT), (CaRole::Previous, CA_PREVIOUS_CERT)] {
+    for (role, name) in [
+        (CaRole::Next, CA_NEXT_CERT),
+        (CaRole::Previous, CA_PREVIOUS_CERT),
+    ] {
         if let Some(pem) = state.read(name)? {
             out.push((role, pem));
         }
@@ -89,7 +92,11 @@ pub fn promote(state: &StateDir) -> Result<Ca> {
             state.root().display()
         );
     };
-    let next = Ca::load(&cert, &key, &format!("{CA_NEXT_CERT} in {}", state.root().display()))?;
+    let next = Ca::load(
+        &cert,
+        &key,
+        &format!("{CA_NEXT_CERT} in {}", state.root().display()),
+    )?;
     if state.read(CA_PREVIOUS_CERT)?.is_none() {
         let old = state
             .read(CA_CERT)?
@@ -217,7 +224,9 @@ mod tests {
         let (old, _) = Ca::ensure(&state, &CaSpec::default()).unwrap();
         let (next, _) = ensure_next(&state, &CaSpec::default()).unwrap();
         // As if killed right after ca-previous.crt and the new key were written.
-        state.write_public(CA_PREVIOUS_CERT, old.cert_pem()).unwrap();
+        state
+            .write_public(CA_PREVIOUS_CERT, old.cert_pem())
+            .unwrap();
         state.write_secret(CA_KEY, next.key_pem()).unwrap();
         assert_eq!(phase(&state).unwrap(), Phase::Next);
         promote(&state).unwrap();

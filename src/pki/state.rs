@@ -205,7 +205,14 @@ mod tests {
         assert_eq!(fs::read_to_string(&second).unwrap(), "two");
         let mode = fs::metadata(&second).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(first.file_name().unwrap().to_str().unwrap().ends_with("Z-ca.key"));
+        assert!(
+            first
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("Z-ca.key")
+        );
     }
 
     #[test]

@@ -43,12 +43,28 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// registry may still serve: extra CAs written first, then the current one, then the extra
 /// files no longer wanted removed. (When `ca-next` becomes `ca-previous` at stage 2, the old
 /// CA is in `ca-previous.crt` before `ca.crt` is overwritten with the new one.)
-pub fn ca_files(state: &HostState, tls: &Tls, path: impl Fn(Option<CaRole>) -> String) -> Vec<Change> {
+pub fn ca_files(
+    state: &HostState,
+    tls: &Tls,
+    path: impl Fn(Option<CaRole>) -> String,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     for (role, pem) in &tls.extra_cas {
-        changes.extend(file_change(state, &path(Some(*role)), pem.as_bytes(), 0o644, false));
+        changes.extend(file_change(
+            state,
+            &path(Some(*role)),
+            pem.as_bytes(),
+            0o644,
+            false,
+        ));
     }
-    changes.extend(file_change(state, &path(None), tls.ca_pem.as_bytes(), 0o644, false));
+    changes.extend(file_change(
+        state,
+        &path(None),
+        tls.ca_pem.as_bytes(),
+        0o644,
+        false,
+    ));
     for role in CaRole::ALL {
         let p = path(Some(role));
         let wanted = tls.extra_cas.iter().any(|(r, _)| *r == role);
