@@ -256,6 +256,12 @@ struct Scratch {
 
 impl Scratch {
     fn of(state: &StateDir) -> Result<Scratch> {
+        // A plan killed before its cleanup (e.g. by SIGPIPE) leaves its copy: remove those.
+        for entry in std::fs::read_dir(state.root())?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("plan-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         let dir = StateDir::open(&state.root().join(format!("plan-{}", std::process::id())))?;
         for entry in std::fs::read_dir(state.root())
             .with_context(|| format!("cannot read {}", state.root().display()))?

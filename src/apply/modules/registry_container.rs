@@ -17,6 +17,8 @@ pub const CONFIG_LABEL: &str = "io.regboot.config";
 const RUN: &str = r#"set -eu
 image=$1; port=$2; data=$3; label=$4; base=$5
 mkdir -p "$data"
+# A graceful stop first: the registry drains requests in flight (http.draintimeout).
+docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
 docker rm -f regboot-registry >/dev/null 2>&1 || true
 docker run -d --name regboot-registry --restart unless-stopped -p "$port:5000" \
   -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \
