@@ -374,4 +374,67 @@ fn certificates_rotate_without_a_failed_pull() {
         "clients changed: {report:#}"
     );
     assert_eq!(certs_check(&inv).0, 0);
+
+    // A CA that expires (adopted, deployed, then past its end): pulls fail; rotate --ca says
+    // so, tolerates stage 1's failing smoke test and ends with pulls working.
+    let ca_lifetime = Duration::from_secs(45);
+    let (cert, key) = short_lived_ca(ca_lifetime);
+    let made = Instant::now();
+    std::fs::write(backup.join("short.crt"), cert).unwrap();
+    std::fs::write(backup.join("short.key"), key).unwrap();
+    std::fs::remove_dir_all(&state).unwrap();
+    let out = regboot(
+        &inv,
+        &[
+            "certs",
+            "import",
+            "--ca-cert",
+            backup.join("short.crt").to_str().unwrap(),
+            "--ca-key",
+            backup.join("short.key").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let (code, report) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "{report:#}");
+    std::thread::sleep((ca_lifetime + Duration::from_secs(2)).saturating_sub(made.elapsed()));
+    let pull = lab.ssh(lab.host("host3"), &format!("docker pull -q {IMAGE}"));
+    assert!(
+        !pull.status.success(),
+        "a pull through an expired CA succeeded"
+    );
+    let out = regboot(&inv, &["rotate", "--ca"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("pulls fail until stage 2 completes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stage 3 (remove the old CA from every host) complete"),
+        "{text}"
+    );
+    lab.ssh_ok(lab.host("host3"), &format!("docker pull -q {IMAGE}"));
+    assert_eq!(certs_check(&inv).0, 0);
+}
+
+/// A CA certificate and key (PEM) valid from an hour ago until `lifetime` from now.
+fn short_lived_ca(lifetime: Duration) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "short-lived test CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + lifetime;
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
 }
