@@ -363,3 +363,89 @@ pub fn check_rows(
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Ca, CaSpec, leaf};
+
+    fn spec() -> crate::pki::LeafSpec {
+        crate::pki::LeafSpec {
+            dns: vec!["registry.lab".into()],
+            ips: Vec::new(),
+            validity: Duration::days(365),
+            renew_before: Duration::days(30),
+            key_algorithm: Default::default(),
+        }
+    }
+
+    fn host(name: &str, ca_files: &[(&str, &str)], served: Option<&str>) -> HostCerts {
+        HostCerts {
+            host: name.into(),
+            registry: served.is_some(),
+            error: None,
+            ca_paths: vec!["/d/ca.crt".into()],
+            extra_paths: Vec::new(),
+            ca_files: ca_files
+                .iter()
+                .map(|(p, pem)| (p.to_string(), fingerprint(pem.as_bytes())))
+                .collect(),
+            served: served.map(|pem| Ok(vec![pem.to_string()])),
+        }
+    }
+
+    fn status_of(rows: &[CheckRow], name: &str) -> (CheckStatus, String) {
+        let row = rows.iter().find(|r| r.name == name).unwrap();
+        (row.status, row.problem.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn rows_flag_a_foreign_served_certificate_and_a_missing_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let (ca, _) = Ca::ensure(&state, &CaSpec::default()).unwrap();
+        leaf::ensure(&state, &ca, &spec()).unwrap();
+        let ours = state.read(REGISTRY_CERT).unwrap().unwrap();
+        let other_ca = Ca::generate(&CaSpec::default()).unwrap();
+        let foreign = leaf::issue(&ca, &spec()).unwrap().cert_pem;
+        let survey = Survey {
+            hosts: vec![
+                host("reg1", &[("/d/ca.crt", ca.cert_pem())], Some(&ours)),
+                host("reg2", &[("/d/ca.crt", ca.cert_pem())], Some(&foreign)),
+                host("node1", &[("/d/ca.crt", other_ca.cert_pem())], None),
+            ],
+            endpoints: vec![Endpoint {
+                name: "registry.lab:5000".into(),
+                via: "node1".into(),
+                served: Err("connection refused".into()),
+            }],
+        };
+        let rows = check_rows(
+            &survey,
+            &state,
+            Duration::days(30),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        assert_eq!(status_of(&rows, "served@reg1").0, CheckStatus::Valid);
+        let (status, problem) = status_of(&rows, "served@reg2");
+        assert_eq!(status, CheckStatus::Invalid);
+        assert!(
+            problem.contains("other than the state directory's"),
+            "{problem}"
+        );
+        let (status, problem) = status_of(&rows, "ca@node1");
+        assert_eq!(status, CheckStatus::Invalid);
+        assert!(
+            problem.contains("lacks the current CA at /d/ca.crt"),
+            "{problem}"
+        );
+        assert!(problem.contains("does not know"), "{problem}");
+        assert_eq!(status_of(&rows, "ca@reg1").0, CheckStatus::Valid);
+        let (status, problem) = status_of(&rows, "served@registry.lab:5000");
+        assert_eq!(
+            (status, problem.as_str()),
+            (CheckStatus::Invalid, "connection refused")
+        );
+    }
+}
