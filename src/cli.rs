@@ -134,8 +134,9 @@ pub struct RotateArgs {
     #[arg(long, requires = "leaf", value_parser = crate::rotate::parse_validity)]
     pub cert_validity: Option<time::Duration>,
 
-    /// Show what the run would change on each host (with --ca: the next stage), changing
-    /// nothing, neither on the hosts nor in the state directory.
+    /// Show what the run would change on each host, changing nothing, neither on the hosts
+    /// nor in the state directory. With --ca: the stage the hosts call for, or with --stage N
+    /// a later one, planned as if the stages before it had run.
     #[arg(long)]
     pub plan: bool,
 

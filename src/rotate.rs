@@ -41,6 +41,14 @@ impl Stage {
             _ => bail!("--stage {n}: a CA rotation has stages 1, 2 and 3"),
         })
     }
+    fn next(self) -> Option<Stage> {
+        match self {
+            Stage::Trust => Some(Stage::Leaf),
+            Stage::Leaf => Some(Stage::Retire),
+            Stage::Retire => None,
+        }
+    }
+
     pub fn number(self) -> u8 {
         self as u8
     }
@@ -400,8 +408,14 @@ pub async fn ca(
             let phase = rotation::phase(state)?;
             let next = state.read(CA_NEXT_CERT)?;
             let decision = derive(phase, &survey, current.cert_pem(), next.as_deref())?;
-            if let Some(only) = only {
-                if only < decision.stage && phase == Phase::Steady || only > decision.stage {
+            // The stage this run goes up to: the derived one, or with --plan a later one,
+            // planned on the scratch copy as if the ones before it had run.
+            let target = match only {
+                Some(only) if opts.plan && only > decision.stage => only,
+                Some(only)
+                    if only > decision.stage
+                        || (only < decision.stage && phase == Phase::Steady) =>
+                {
                     bail!(
                         "--stage {} cannot run now: the hosts call for {}: {}",
                         only.number(),
@@ -409,7 +423,7 @@ pub async fn ca(
                         decision.why
                     );
                 }
-                if only < decision.stage {
+                Some(only) if only < decision.stage => {
                     opts.say(&format!(
                         "stage {} is complete already ({})",
                         only.number(),
@@ -417,7 +431,8 @@ pub async fn ca(
                     ));
                     return Ok(runs);
                 }
-            }
+                _ => decision.stage,
+            };
             let now = OffsetDateTime::now_utc();
             let expired_note = (decision.stage <= Stage::Leaf
                 && phase != Phase::Previous
@@ -428,7 +443,26 @@ pub async fn ca(
                         pki::check::date(current.info().not_after)
                     )
                 });
-            prepare(state, inv, decision.stage, phase)?;
+            let mut stage = decision.stage;
+            loop {
+                prepare(state, inv, stage, rotation::phase(state)?)?;
+                match stage.next() {
+                    Some(later) if stage < target => stage = later,
+                    _ => break,
+                }
+            }
+            let decision = if target == decision.stage {
+                decision
+            } else {
+                Decision {
+                    stage: target,
+                    why: format!(
+                        "planned as if the stages before it had run (the hosts call for {}), \
+                         so its changes include theirs",
+                        decision.stage
+                    ),
+                }
+            };
             (decision, expired_note)
         };
         opts.say(&format!("\n=== {}: {}", decision.stage, decision.why));
@@ -456,7 +490,7 @@ pub async fn ca(
         }
         if opts.plan {
             opts.say(&format!(
-                "\nplan shows {stage} only: later stages depend on what this one changes on the hosts"
+                "\nplan shows {stage} only (`--plan --stage N` plans a later one)"
             ));
             return Ok(runs);
         }

@@ -241,6 +241,38 @@ fn certificates_rotate_without_a_failed_pull() {
     );
     assert!(ok >= 4, "only {ok} pulls");
 
+    // Plans change nothing: stage 1 as the hosts call for it, stage 3 as if 1 and 2 had run.
+    let listing = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&state);
+    let out = regboot(&inv, &["rotate", "--ca", "--plan"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("would change: write /etc/docker/certs.d/registry.lab:5000/ca-next.crt"),
+        "{text}"
+    );
+    let out = regboot(&inv, &["rotate", "--ca", "--plan", "--stage", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("=== stage 3"), "{text}");
+    assert!(
+        text.contains("would change: write /etc/regboot/registry/certs/registry-chain.crt"),
+        "{text}"
+    );
+    assert_eq!(
+        listing(&state),
+        before,
+        "a plan changed the state directory"
+    );
+    assert!(!ca_files(&lab, "host3").contains("ca-next"));
+
     // A CA rotation, killed once stage 1 completed, then resumed: no pull fails.
     let old_ca = std::fs::read_to_string(state.join("ca.crt")).unwrap();
     let old_body: String = old_ca.lines().nth(1).unwrap().to_string();
