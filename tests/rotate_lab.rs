@@ -179,7 +179,12 @@ fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
         let h = lab.host(stopped);
         lab.ssh_ok(h, "sudo -n docker stop regboot-registry >/dev/null");
         lab.ssh_ok(agent, &format!("docker pull -q {IMAGE}"));
-        lab.ssh_ok(h, "sudo -n docker start regboot-registry >/dev/null");
+        // Listening again before the other one stops (bounded: 10 s).
+        lab.ssh_ok(
+            h,
+            "sudo -n docker start regboot-registry >/dev/null && for i in $(seq 50); do \
+             bash -c 'echo > /dev/tcp/127.0.0.1/5000' 2>/dev/null && exit 0; sleep 0.2; done; exit 1",
+        );
     }
     let script = dir.join("pull-loop.sh");
     std::fs::write(&script, LOOP).unwrap();
