@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::trust_store::OsFamily;
+
 use crate::ssh::{ExecError, RemoteCommand, Session};
 
 /// Runs as the login user with POSIX sh (dash, busybox ash, bash); never needs root.
@@ -51,19 +53,9 @@ pub struct Os {
     pub id: String,
     /// `VERSION_ID`; rolling releases have none.
     pub version: Option<String>,
-    pub family: OsFamily,
+    /// `None` (JSON null) for a distribution regboot does not know.
+    pub family: Option<OsFamily>,
     pub pretty_name: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OsFamily {
-    Debian,
-    Rhel,
-    Suse,
-    Arch,
-    Alpine,
-    Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,7 +133,7 @@ pub fn parse(output: &str, connect_time: Duration) -> Result<Facts, String> {
     let yes = |k: &str| get(k).map(|v| v == "yes");
 
     let id = os.get("ID").cloned().unwrap_or_else(|| "linux".into());
-    let family = os_family(&id, os.get("ID_LIKE").map(String::as_str).unwrap_or(""));
+    let family = OsFamily::from_ids(&id, os.get("ID_LIKE").map(String::as_str).unwrap_or(""));
     let sudo = match get("sudo")? {
         "root" => SudoAccess::Root,
         "nopasswd" => SudoAccess::Nopasswd,
@@ -200,24 +192,6 @@ fn parse_os_release(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn os_family(id: &str, id_like: &str) -> OsFamily {
-    std::iter::once(id)
-        .chain(id_like.split_whitespace())
-        .find_map(|name| match name {
-            "debian" | "ubuntu" | "raspbian" => Some(OsFamily::Debian),
-            "rhel" | "fedora" | "centos" | "rocky" | "almalinux" | "ol" | "amzn" => {
-                Some(OsFamily::Rhel)
-            }
-            "suse" | "opensuse" | "sles" | "opensuse-leap" | "opensuse-tumbleweed" => {
-                Some(OsFamily::Suse)
-            }
-            "arch" | "manjaro" => Some(OsFamily::Arch),
-            "alpine" => Some(OsFamily::Alpine),
-            _ => None,
-        })
-        .unwrap_or(OsFamily::Other)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,21 +226,25 @@ mod tests {
             (
                 "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"",
                 "ubuntu",
-                OsFamily::Debian,
+                Some(OsFamily::Debian),
             ),
             (
                 "ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"",
                 "rocky",
-                OsFamily::Rhel,
+                Some(OsFamily::Rhel),
             ),
             (
                 "ID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"",
                 "opensuse-leap",
-                OsFamily::Suse,
+                Some(OsFamily::Suse),
             ),
-            ("ID=arch", "arch", OsFamily::Arch),
-            ("ID=alpine\nVERSION_ID=3.19.1", "alpine", OsFamily::Alpine),
-            ("ID=nixos", "nixos", OsFamily::Other),
+            ("ID=arch", "arch", Some(OsFamily::Arch)),
+            (
+                "ID=alpine\nVERSION_ID=3.19.1",
+                "alpine",
+                Some(OsFamily::Alpine),
+            ),
+            ("ID=nixos", "nixos", None),
         ];
         for (release, id, family) in cases {
             let out = format!(

@@ -7,8 +7,9 @@ use std::net::Ipv6Addr;
 /// The directory dockerd looks in for `<registry host[:port]>/ca.crt`.
 pub const CERTS_D: &str = "/etc/docker/certs.d";
 
-/// OS families by how they manage CA anchors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// OS families by how they manage CA anchors (and packages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OsFamily {
     /// Debian, Ubuntu and derivatives.
     Debian,
@@ -39,16 +40,19 @@ impl OsFamily {
                 .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
                 .unwrap_or_default()
         };
-        let id = field("ID");
-        let like = field("ID_LIKE");
+        Self::from_ids(field("ID"), field("ID_LIKE"))
+    }
+
+    /// The family from os-release's `ID`, then each word of `ID_LIKE`.
+    pub fn from_ids(id: &str, id_like: &str) -> Option<Self> {
         std::iter::once(id)
-            .chain(like.split_whitespace())
+            .chain(id_like.split_whitespace())
             .find_map(Self::from_id)
     }
 
     fn from_id(id: &str) -> Option<Self> {
         Some(match id {
-            "debian" | "ubuntu" => Self::Debian,
+            "debian" | "ubuntu" | "raspbian" => Self::Debian,
             "rhel" | "centos" | "fedora" | "rocky" | "almalinux" | "amzn" | "ol" => Self::Rhel,
             "suse" | "opensuse" | "sles" | "opensuse-leap" | "opensuse-tumbleweed" => Self::Suse,
             "arch" | "archlinux" | "manjaro" => Self::Arch,

@@ -43,7 +43,7 @@ async fn thirty_servers_in_parallel_give_their_facts() {
             .as_ref()
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(release.contains(&format!("ID={}", f.os.id)), "{f:?}");
-        assert_eq!(f.os.family, OsFamily::Debian);
+        assert_eq!(f.os.family, Some(OsFamily::Debian));
         assert_eq!(f.sudo, SudoAccess::Root);
         assert!(f.sudo_nopasswd);
     }

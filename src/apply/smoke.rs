@@ -2,7 +2,8 @@
 //! through that host's own daemon (its certs.d, its /etc/hosts, real auth), digests compared,
 //! and everything cleaned up. Credentials go through stdin into a temporary DOCKER_CONFIG.
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -12,6 +13,7 @@ use crate::host::RemoteHost;
 use crate::inventory::Inventory;
 use crate::registry_http::{self, Request};
 use crate::smoke_image;
+use crate::ssh::ExecOutput;
 
 /// Args: reference, image, user (empty: no auth). Stdin: the password.
 const LOGIN: &str = r#"ref=$1; image=$2; user=$3
@@ -44,6 +46,26 @@ fn digest_of(out: &str, repo: &str) -> Option<String> {
         .filter_map(|l| l.trim().strip_prefix(repo)?.strip_prefix('@'))
         .map(str::to_string)
         .next()
+}
+
+/// dockerd's Go resolver caches /etc/hosts for about 5 s, so right after apply writes the hosts
+/// block a push or pull may still say "no such host". Such failures are retried for up to
+/// ~10 s; any other failure is returned at once.
+async fn retry_name_lookup<F, Fut>(mut attempt: F) -> Result<ExecOutput>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<ExecOutput>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 10 && format!("{e:#}").contains("no such host") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Delete the smoke manifest through a registry host (the repository itself stays: the
@@ -114,10 +136,9 @@ pub async fn run(
                 Some(&built.tarball),
             )
             .await?;
-        let out = pusher
-            .remote
-            .run("docker push", &format!("{LOGIN}{PUSH}"), &args, Some(&pw))
-            .await?;
+        let push = format!("{LOGIN}{PUSH}");
+        let out =
+            retry_name_lookup(|| pusher.remote.run("docker push", &push, &args, Some(&pw))).await?;
         digest_of(&out.stdout_text(), &repo).context("docker push reported no digest")
     }
     .await;
@@ -152,10 +173,9 @@ pub async fn run(
         let (args, pw, repo, digest) = (&args, &pw, &repo, &digest);
         async move {
             let start = Instant::now();
-            let out = h
-                .remote
-                .run("docker pull", &format!("{LOGIN}{PULL}"), args, Some(pw))
-                .await;
+            let pull = format!("{LOGIN}{PULL}");
+            let out =
+                retry_name_lookup(|| h.remote.run("docker pull", &pull, args, Some(pw))).await;
             let (ok, detail) = match out {
                 Ok(o) => match digest_of(&o.stdout_text(), repo) {
                     Some(d) if &d == digest => (true, format!("pulled, digest matches ({d})")),

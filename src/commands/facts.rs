@@ -126,7 +126,8 @@ fn print_table(rows: &[Row]) {
                 format!("{} {}", f.os.id, f.os.version.as_deref().unwrap_or(""))
                     .trim()
                     .to_string(),
-                json_word(&f.os.family),
+                f.os.family
+                    .map_or("other".to_string(), |fam| json_word(&fam)),
                 json_word(&f.init),
                 docker,
                 json_word(&f.sudo),

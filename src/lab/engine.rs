@@ -36,7 +36,12 @@ pub fn ensure_running() -> Result<Engine> {
                  the `docker` group"
             );
         }
-        start()?;
+        // Several labs starting at once (parallel tests) must start one engine, not race two
+        // dockerds where the loser's exit looks like a failed start.
+        let _lock = super::cache::lock(&super::cache::dir(), "engine")?;
+        if probe().is_err() {
+            start()?;
+        }
     }
     let version = docker::run(["info", "--format", "{{.CgroupVersion}}"])?;
     Ok(Engine {

@@ -16,6 +16,8 @@ use super::network::LabNetwork;
 pub const LAB_LABEL: &str = "io.regboot.lab";
 pub const HOST_LABEL: &str = "io.regboot.lab.host";
 pub const DIR_LABEL: &str = "io.regboot.lab.dir";
+pub const USER_LABEL: &str = "io.regboot.lab.user";
+pub const PORT_LABEL: &str = "io.regboot.lab.port";
 
 /// How long a host may take from start to a finished systemd boot with sshd listening.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -97,9 +99,10 @@ pub fn ensure(boot: &Boot, host: &mut LabHost) -> Result<Vec<String>> {
     let keys = docker::run([
         "exec",
         &host.container,
-        "sh",
-        "-c",
-        "cat /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ecdsa_key.pub /etc/ssh/ssh_host_rsa_key.pub",
+        "cat",
+        "/etc/ssh/ssh_host_ed25519_key.pub",
+        "/etc/ssh/ssh_host_ecdsa_key.pub",
+        "/etc/ssh/ssh_host_rsa_key.pub",
     ])
     .with_context(|| format!("reading {}'s SSH host keys", host.name))?;
     Ok(keys
@@ -114,8 +117,8 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
         format!("{LAB_LABEL}={}", boot.lab),
         format!("{HOST_LABEL}={}", host.name),
         format!("{DIR_LABEL}={}", boot.dir.display()),
-        format!("io.regboot.lab.user={}", host.user),
-        format!("io.regboot.lab.port={}", host.port),
+        format!("{USER_LABEL}={}", host.user),
+        format!("{PORT_LABEL}={}", host.port),
     ];
     let mut args: Vec<String> = vec![
         "create".into(),

@@ -285,13 +285,13 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
     let ids: Vec<&str> = ids.lines().collect();
     if !ids.is_empty() {
         let format = format!(
-            "{{{{.Name}}}}\t{{{{index .Config.Labels \"{}\"}}}}\t{{{{index .Config.Labels \"{}\"}}}}\t\
-             {{{{index .Config.Labels \"{}\"}}}}\t{{{{index .Config.Labels \"io.regboot.lab.user\"}}}}\t\
-             {{{{index .Config.Labels \"io.regboot.lab.port\"}}}}\t{{{{.State.Status}}}}\t\
+            "{{{{.Name}}}}\t{}\t{}\t{}\t{}\t{}\t{{{{.State.Status}}}}\t\
              {{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}",
-            hosts::LAB_LABEL,
-            hosts::HOST_LABEL,
-            hosts::DIR_LABEL
+            label(hosts::LAB_LABEL),
+            label(hosts::HOST_LABEL),
+            label(hosts::DIR_LABEL),
+            label(hosts::USER_LABEL),
+            label(hosts::PORT_LABEL),
         );
         let mut args = vec!["inspect", "--format", &format];
         args.extend(ids);
@@ -347,17 +347,17 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
     Ok(labs.into_values().collect())
 }
 
+/// A docker format template that prints a container label.
+fn label(name: &str) -> String {
+    format!("{{{{index .Config.Labels \"{name}\"}}}}")
+}
+
 /// The directory recorded on a running lab's containers.
 fn running_dir(name: &str) -> Result<Option<PathBuf>> {
     let Some((container, _)) = hosts::list(name)?.into_iter().next() else {
         return Ok(None);
     };
-    let dir = docker::run([
-        "inspect",
-        "--format",
-        &format!("{{{{index .Config.Labels \"{}\"}}}}", hosts::DIR_LABEL),
-        &container,
-    ])?;
+    let dir = docker::run(["inspect", "--format", &label(hosts::DIR_LABEL), &container])?;
     Ok((!dir.is_empty()).then(|| PathBuf::from(dir)))
 }
 
