@@ -25,7 +25,6 @@ use crate::ssh;
 #[derive(Debug, Clone)]
 pub struct HostCerts {
     pub host: String,
-    pub registry: bool,
     /// Why the host could not be read (then the rest is empty).
     pub error: Option<String>,
     /// Where the current CA belongs on this host: `ca.crt` in every certs.d reference and
@@ -127,13 +126,7 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
             };
             (
                 *i,
-                host_certs(
-                    host.name.as_str(),
-                    host.has_role(Role::Registry),
-                    references,
-                    state,
-                    served,
-                ),
+                host_certs(host.name.as_str(), references, state, served),
             )
         }
     }))
@@ -143,7 +136,6 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
         .iter()
         .map(|h| HostCerts {
             host: h.name.clone(),
-            registry: h.has_role(Role::Registry),
             error: None,
             ca_paths: Vec::new(),
             extra_paths: Vec::new(),
@@ -188,14 +180,12 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
 
 fn host_certs(
     name: &str,
-    registry: bool,
     references: &[String],
     state: anyhow::Result<probe::HostState>,
     served: Option<Result<Vec<String>, String>>,
 ) -> HostCerts {
     let mut certs = HostCerts {
         host: name.to_string(),
-        registry,
         error: None,
         ca_paths: Vec::new(),
         extra_paths: Vec::new(),
@@ -382,7 +372,6 @@ mod tests {
     fn host(name: &str, ca_files: &[(&str, &str)], served: Option<&str>) -> HostCerts {
         HostCerts {
             host: name.into(),
-            registry: served.is_some(),
             error: None,
             ca_paths: vec!["/d/ca.crt".into()],
             extra_paths: Vec::new(),

@@ -336,6 +336,7 @@ pub async fn leaf(
         None
     };
     let state = scratch.as_ref().map_or(&real, |s| &s.dir);
+    // The lock covers the state directory's change; the playbook run takes it again.
     let why = {
         let _lock = real.lock()?;
         let ca = load_ca(state)?;
@@ -402,6 +403,7 @@ pub async fn ca(
             None
         };
         let state = scratch.as_ref().map_or(&real, |s| &s.dir);
+        // The lock covers the state directory's change; the playbook run takes it again.
         let (decision, expired_note) = {
             let _lock = real.lock()?;
             let current = load_ca(state)?;
@@ -533,7 +535,6 @@ mod tests {
     fn host(name: &str, files: &[(&str, &str)], served: Option<&str>) -> HostCerts {
         HostCerts {
             host: name.into(),
-            registry: served.is_some(),
             error: None,
             ca_paths: vec!["/d/ca.crt".into(), "/t/regboot-ca.crt".into()],
             extra_paths: vec![
