@@ -125,13 +125,13 @@ pub struct RotateArgs {
     pub ca: bool,
 
     /// Run only this stage of --ca (1, 2 or 3); refused when an earlier one is incomplete.
-    #[arg(long, requires = "ca", value_parser = clap::value_parser!(u8).range(1..=3))]
+    #[arg(long, conflicts_with = "leaf", value_parser = clap::value_parser!(u8).range(1..=3))]
     pub stage: Option<u8>,
 
     /// Validity of the new certificate with --leaf, e.g. `10m`, `12h`, `365d` (default: the
     /// inventory's tls.cert_validity_days). For rehearsals: a certificate shorter than
     /// renew_before_days is reported by `certs check` and renewed by the next `apply`.
-    #[arg(long, requires = "leaf", value_parser = crate::rotate::parse_validity)]
+    #[arg(long, conflicts_with = "ca", value_parser = crate::rotate::parse_validity)]
     pub cert_validity: Option<time::Duration>,
 
     /// Show what the run would change on each host, changing nothing, neither on the hosts
