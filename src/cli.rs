@@ -93,6 +93,56 @@ pub enum Command {
     /// certificate) kept in the state directory.
     #[command(subcommand)]
     Certs(CertsCommand),
+
+    /// Replace the registry certificate (--leaf) or the CA (--ca) across the cluster without
+    /// a failed pull.
+    ///
+    /// --leaf issues a new server certificate (the inventory's names) and rolls it to the
+    /// registry hosts one at a time, each healthy again before the next; clients change
+    /// nothing. Works when the old certificate has already expired.
+    ///
+    /// --ca runs a CA rotation in three stages, each ending with the smoke test: (1) every
+    /// host trusts the old and the next CA (a second file in certs.d and in the trust
+    /// store); (2) the registry certificate is reissued from the new CA and rolled; (3) the
+    /// old CA is removed from every host. The stage to run is derived from what the hosts
+    /// hold and serve, so a run that was interrupted resumes where it stopped; without
+    /// --stage the remaining stages run in order. Replaced CAs and certificates are archived
+    /// in the state directory's archive/ with dates.
+    ///
+    /// Exit 0 when the run completed (its smoke test passed), 1 otherwise.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["leaf", "ca"])))]
+pub struct RotateArgs {
+    /// Reissue the registry's server certificate and roll it out.
+    #[arg(long)]
+    pub leaf: bool,
+
+    /// Rotate the CA (three stages).
+    #[arg(long)]
+    pub ca: bool,
+
+    /// Run only this stage of --ca (1, 2 or 3); refused when an earlier one is incomplete.
+    #[arg(long, conflicts_with = "leaf", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub stage: Option<u8>,
+
+    /// Validity of the new certificate with --leaf, e.g. `10m`, `12h`, `365d` (default: the
+    /// inventory's tls.cert_validity_days). For rehearsals: a certificate shorter than
+    /// renew_before_days is reported by `certs check` and renewed by the next `apply`.
+    #[arg(long, conflicts_with = "ca", value_parser = crate::rotate::parse_validity)]
+    pub cert_validity: Option<time::Duration>,
+
+    /// Show what the run would change on each host, changing nothing, neither on the hosts
+    /// nor in the state directory. With --ca: the stage the hosts call for, or with --stage N
+    /// a later one, planned as if the stages before it had run.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// How many hosts to connect to and work on at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -183,10 +233,29 @@ pub enum CertsCommand {
     /// than renew_before_days; 1 when one expires within renew_before_days (run `regboot
     /// apply` or `regboot certs init` to renew); 2 when one is expired, missing or invalid.
     ///
-    /// Looks at local files only (the state directory, or the provided files). Give -i
-    /// inventory.yml, or --state-dir DIR alone to check a state directory with
-    /// renew_before_days = 30.
-    Check,
+    /// With -i inventory.yml and tls.mode self-signed, also what is deployed: the
+    /// certificate each registry host serves and the one served on the registry hostname
+    /// (and VIP), read by a TLS handshake through SSH, and the CA files on every host
+    /// (certs.d and the OS trust store). A host serving a certificate other than the state
+    /// directory's, or missing the current CA, counts as invalid (exit 2); --local skips the
+    /// hosts. --state-dir DIR alone checks a state directory with renew_before_days = 30.
+    Check {
+        /// Look at the local files only; connect to no host.
+        #[arg(long)]
+        local: bool,
+    },
+
+    /// Adopt an existing CA (e.g. a backup of a lost state directory) into the state
+    /// directory. Refused when the state directory holds another CA (that is `rotate --ca`).
+    /// The next `apply` issues a registry certificate from it when needed.
+    Import {
+        /// The CA certificate (PEM).
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// The CA's private key (unencrypted PEM); stays 0600 in the state directory.
+        #[arg(long)]
+        ca_key: PathBuf,
+    },
 
     /// Show the details of the CA and the server certificate (never any key material).
     ///
@@ -257,7 +326,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a.diff, a.forks.into()),
         Command::User(UserCommand::Hash) => commands::user_hash(),
         Command::Certs(CertsCommand::Init) => commands::certs_init(&cli),
-        Command::Certs(CertsCommand::Check) => commands::certs_check(&cli),
+        Command::Certs(CertsCommand::Check { local }) => commands::certs_check(&cli, *local),
+        Command::Certs(CertsCommand::Import { ca_cert, ca_key }) => {
+            commands::certs_import(&cli, ca_cert, ca_key)
+        }
+        Command::Rotate(args) => commands::rotate(&cli, args),
         Command::Certs(CertsCommand::Show) => commands::certs_show(&cli),
     }
 }

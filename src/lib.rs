@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod cli;
 mod commands;
+pub mod deployed;
 pub mod diff;
 pub mod facts;
 pub mod fsutil;
@@ -16,6 +17,7 @@ pub mod merge;
 pub mod pki;
 pub mod registry_http;
 pub mod render;
+pub mod rotate;
 pub mod smoke_image;
 pub mod ssh;
 pub mod trust_store;

@@ -1,7 +1,8 @@
 //! Asking a registry for an HTTP status over TLS that trusts only our CA, through an SSH
 //! tunnel to the registry host: the health check (`GET /v2/` answers 200 or 401) and the
-//! smoke test's manifest checks and delete, each replica's catalog. The answers are small, so a
-//! request line and its headers are written by hand rather than pulling in a full HTTP client.
+//! smoke test's manifest checks and delete, each replica's catalog, and the certificate chain a
+//! registry serves (`certs check`, `rotate`). The answers are small, so a request line and its
+//! headers are written by hand rather than pulling in a full HTTP client.
 
 use std::sync::Arc;
 
@@ -55,6 +56,99 @@ pub async fn fetch(session: &Session, req: &Request<'_>) -> Result<(u16, Vec<u8>
                 .with_context(|| format!("TLS handshake as {} failed", req.hostname))?;
             exchange(tls, &head).await
         }
+    }
+}
+
+/// The certificate chain served on `host:port` as seen from the host behind `session`
+/// (`host` is resolved there: 127.0.0.1 for the registry on that host, or the registry's
+/// hostname or VIP as that host's clients reach it), as PEM, leaf first. The handshake
+/// accepts any certificate: judging it is the caller's job.
+pub async fn served_chain(
+    session: &Session,
+    host: &str,
+    port: u16,
+    hostname: &str,
+) -> Result<Vec<String>> {
+    let stream = session
+        .tunnel(host, port)
+        .await
+        .with_context(|| format!("cannot reach {host}:{port} through SSH"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from(hostname.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .with_context(|| format!("TLS handshake with {host}:{port} failed"))?;
+    let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    if certs.is_empty() {
+        bail!("{host}:{port} presented no certificate");
+    }
+    Ok(certs.iter().map(|c| der_to_pem(c)).collect())
+}
+
+fn der_to_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// Accepts any server certificate (still checking the handshake signatures), so an expired
+/// or foreign certificate can be read and reported instead of only failing.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

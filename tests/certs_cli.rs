@@ -1,6 +1,7 @@
 //! `regboot certs init | check | show` as a user runs them: the files and their modes, reuse
 //! without change, reissue on a SAN change, the exit codes of `certs check`, provided mode
-//! naming the missing SANs, the run lock, and no key material in any output.
+//! naming the missing SANs, the run lock, and no key material in any output. `certs check`
+//! runs with --local: these hosts do not exist (tests/rotate_lab.rs checks deployed ones).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -174,7 +175,7 @@ fn init_creates_with_modes_then_keeps_byte_identical() {
 fn check_exit_codes_follow_renew_before_and_validity() {
     let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
     // Nothing yet: missing certificates are invalid.
-    let out = lab.run(&["certs", "check"]);
+    let out = lab.run(&["certs", "check", "--local"]);
     assert_eq!(code(&out), 2, "{out:?}");
     assert!(stdout(&out).contains("run `regboot certs init`"));
     assert!(
@@ -183,7 +184,7 @@ fn check_exit_codes_follow_renew_before_and_validity() {
     );
 
     assert_eq!(code(&lab.run(&["certs", "init"])), 0);
-    let out = lab.run(&["certs", "check"]);
+    let out = lab.run(&["certs", "check", "--local"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     let header = stdout(&out).lines().next().unwrap().to_string();
     for column in [
@@ -202,7 +203,7 @@ fn check_exit_codes_follow_renew_before_and_validity() {
 
     spec.validity = Duration::days(10);
     lab.put_leaf(&leaf::issue(&ca, &spec).unwrap());
-    let out = lab.run(&["certs", "check", "-o", "json"]);
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["certificates"][0]["status"], "valid");
@@ -211,14 +212,14 @@ fn check_exit_codes_follow_renew_before_and_validity() {
     spec.validity = Duration::seconds(1);
     lab.put_leaf(&leaf::issue(&ca, &spec).unwrap());
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let out = lab.run(&["certs", "check"]);
+    let out = lab.run(&["certs", "check", "--local"]);
     assert_eq!(code(&out), 2, "{}", stdout(&out));
     assert!(stdout(&out).contains("EXPIRED"));
 
     spec.validity = Duration::days(365);
     let stranger = Ca::generate(&CaSpec::default()).unwrap();
     lab.put_leaf(&leaf::issue(&stranger, &spec).unwrap());
-    let out = lab.run(&["certs", "check"]);
+    let out = lab.run(&["certs", "check", "--local"]);
     assert_eq!(code(&out), 2);
     assert!(
         stdout(&out).contains("not signed by the CA"),
@@ -233,7 +234,7 @@ fn check_exit_codes_follow_renew_before_and_validity() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(code(&lab.run(&["certs", "check"])), 0);
+    assert_eq!(code(&lab.run(&["certs", "check", "--local"])), 0);
 }
 
 #[test]
@@ -298,7 +299,7 @@ fn provided_mode_lists_exactly_the_missing_sans() {
         serde_json::json!(["registry.local", "10.2.0.1"])
     );
     assert!(!lab.state_path().exists(), "provided mode writes no state");
-    let out = lab.run(&["certs", "check"]);
+    let out = lab.run(&["certs", "check", "--local"]);
     assert_eq!(code(&out), 2);
     assert!(
         stdout(&out).contains("registry.local, 10.2.0.1"),
@@ -312,7 +313,7 @@ fn provided_mode_lists_exactly_the_missing_sans() {
     std::fs::write(pki.join("registry.key"), &issued.key_pem).unwrap();
     let out = lab.run(&["certs", "init"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
-    assert_eq!(code(&lab.run(&["certs", "check"])), 0);
+    assert_eq!(code(&lab.run(&["certs", "check", "--local"])), 0);
 }
 
 #[test]
@@ -321,7 +322,7 @@ fn insecure_mode_has_nothing_to_create() {
     let out = lab.run(&["certs", "init"]);
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls.mode is insecure"));
-    assert_eq!(code(&lab.run(&["certs", "check"])), 0);
+    assert_eq!(code(&lab.run(&["certs", "check", "--local"])), 0);
 }
 
 #[test]

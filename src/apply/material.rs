@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
+use crate::pki::rotation::{self, CaRole};
 use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir, setup};
 use crate::render::{self, RegistryConfig, Templates};
 
@@ -16,6 +17,23 @@ pub struct Tls {
     /// Leaf then CA (or the provided chain).
     pub chain_pem: String,
     pub key_pem: String,
+    /// CAs trusted beside `ca_pem` while a CA rotation is under way (see `pki::rotation`).
+    pub extra_cas: Vec<(CaRole, String)>,
+}
+
+impl Tls {
+    /// Every CA to trust now, as one PEM bundle: the current one and, during a CA rotation,
+    /// the next or previous one (for clients that take a single CA file, like nginx).
+    pub fn trusted_bundle(&self) -> String {
+        let mut bundle = self.ca_pem.clone();
+        for (_, pem) in &self.extra_cas {
+            if !bundle.ends_with('\n') {
+                bundle.push('\n');
+            }
+            bundle.push_str(pem);
+        }
+        bundle
+    }
 }
 
 pub struct Material {
@@ -29,16 +47,19 @@ pub struct Material {
 }
 
 impl Material {
-    /// Ensure the CA and certificate in `state` and gather everything else.
+    /// Ensure the CA and certificate in `state` and gather everything else. `keep_state`:
+    /// use the state directory's CA and certificate as they are (a rotation prepared them).
     pub fn prepare(
         inv: &Inventory,
         state: &StateDir,
         templates: &Templates,
         check: bool,
+        keep_state: bool,
     ) -> Result<Material> {
         let mut notes = Vec::new();
         let tls = match &inv.tls.mode {
             TlsMode::Insecure => None,
+            TlsMode::SelfSigned if keep_state => Some(stored(state)?),
             TlsMode::SelfSigned => Some(self_signed(inv, state, check, &mut notes)?),
             TlsMode::Provided { ca_cert, cert, key } => Some(provided(inv, ca_cert, cert, key)?),
         };
@@ -84,6 +105,22 @@ fn http_secret(state: &StateDir, check: bool) -> Result<String> {
     }
 }
 
+fn read_state(state: &StateDir, name: &str) -> Result<String> {
+    state
+        .read(name)?
+        .with_context(|| format!("{name} missing from {}", state.root().display()))
+}
+
+/// The CA, leaf and rotation CAs exactly as the state directory holds them.
+fn stored(state: &StateDir) -> Result<Tls> {
+    Ok(Tls {
+        ca_pem: read_state(state, pki::state::CA_CERT)?,
+        chain_pem: read_state(state, pki::state::REGISTRY_CHAIN)?,
+        key_pem: read_state(state, pki::state::REGISTRY_KEY)?,
+        extra_cas: rotation::extra_cas(state)?,
+    })
+}
+
 /// The CA and leaf from the state directory, created or reissued when needed. In check mode
 /// nothing is written: a missing CA or a due leaf is made in memory, to show the diffs.
 fn self_signed(
@@ -92,11 +129,7 @@ fn self_signed(
     check: bool,
     notes: &mut Vec<String>,
 ) -> Result<Tls> {
-    let read = |name| {
-        state
-            .read(name)?
-            .with_context(|| format!("{name} missing from the state directory"))
-    };
+    let read = |name| read_state(state, name);
     if !check {
         let (ca, ensured) = setup::ensure(state, inv)?;
         if ensured.ca == CaOutcome::Created {
@@ -109,6 +142,7 @@ fn self_signed(
             ca_pem: ca.cert_pem().to_string(),
             chain_pem: read(pki::state::REGISTRY_CHAIN)?,
             key_pem: read(pki::state::REGISTRY_KEY)?,
+            extra_cas: rotation::extra_cas(state)?,
         });
     }
     let ca = match Ca::load_from(state)? {
@@ -139,6 +173,7 @@ fn self_signed(
         ca_pem: ca.cert_pem().to_string(),
         chain_pem,
         key_pem,
+        extra_cas: rotation::extra_cas(state)?,
     })
 }
 
@@ -174,6 +209,7 @@ fn provided(
         chain_pem: format!("{}{}", read(cert)?.trim_end(), format_args!("\n{}", ca_pem)),
         ca_pem,
         key_pem: read(key)?,
+        extra_cas: Vec::new(),
     })
 }
 

@@ -2,9 +2,9 @@
 
 mod change;
 mod material;
-mod modules;
+pub(crate) mod modules;
 pub mod playbook;
-mod probe;
+pub(crate) mod probe;
 pub mod report;
 mod runner;
 mod smoke;

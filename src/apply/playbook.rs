@@ -67,6 +67,10 @@ impl Playbook {
         Self::parse("apply.yml", include_str!("../../playbooks/apply.yml"))
     }
 
+    pub fn rotate() -> Result<Playbook> {
+        Self::parse("rotate.yml", include_str!("../../playbooks/rotate.yml"))
+    }
+
     pub fn verify() -> Result<Playbook> {
         Self::parse("verify.yml", include_str!("../../playbooks/verify.yml"))
     }
@@ -87,5 +91,7 @@ mod tests {
             .unwrap();
         assert_eq!(container.serial, Some(1));
         assert_eq!(Playbook::verify().unwrap().steps.len(), 1);
+        let rotate = Playbook::rotate().unwrap();
+        assert!(rotate.steps.iter().any(|s| s.serial == Some(1)));
     }
 }

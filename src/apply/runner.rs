@@ -31,6 +31,8 @@ pub struct Options {
     /// Print nothing as it goes (the caller prints JSON at the end).
     pub quiet: bool,
     pub state_dir: PathBuf,
+    /// Use the state directory's CA and certificate as they are: `rotate` prepared them.
+    pub keep_state: bool,
 }
 
 /// One host during the run.
@@ -145,7 +147,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
     let state_dir = StateDir::open(&opts.state_dir)?;
     let _lock = state_dir.lock()?;
     let templates = Templates::embedded();
-    let material = Material::prepare(inv, &state_dir, &templates, opts.check)?;
+    let material = Material::prepare(inv, &state_dir, &templates, opts.check, opts.keep_state)?;
     let out = Printer {
         quiet: opts.quiet,
         diff: opts.diff || opts.check,

@@ -26,6 +26,7 @@ pub fn run_playbook(cli: &Cli, kind: Kind, diff: bool, forks: usize) -> Result<E
         forks,
         quiet: cli.output == Output::Json || cli.quiet,
         state_dir: inv.state_dir(cli.state_dir.as_deref()),
+        keep_state: false,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(apply::run(&inv, &playbook, &opts))?;

@@ -8,6 +8,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::cli::{Cli, Output};
+use crate::deployed;
 use crate::inventory::{self, Inventory, TlsMode};
 use crate::pki::check::{self, CheckRow};
 use crate::pki::leaf::{LeafOutcome, LeafSpec};
@@ -196,7 +197,7 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
     Ok(())
 }
 
-pub fn certs_check(cli: &Cli) -> Result<ExitCode> {
+pub fn certs_check(cli: &Cli, local: bool) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let (rows, renew_before) = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
@@ -204,10 +205,18 @@ pub fn certs_check(cli: &Cli) -> Result<ExitCode> {
             state,
             spec,
             renew_before,
-        } => (
-            check::local_rows(&state, spec.as_ref(), renew_before, now)?,
-            renew_before,
-        ),
+        } => {
+            let mut rows = check::local_rows(&state, spec.as_ref(), renew_before, now)?;
+            // With an inventory, what the hosts hold and serve too.
+            if let (Some(path), false) = (&cli.inventory, local) {
+                let inv = inventory::load(path)?;
+                let runtime =
+                    tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+                let survey = runtime.block_on(deployed::survey(&inv, 50));
+                rows.extend(deployed::check_rows(&survey, &state, renew_before, now)?);
+            }
+            (rows, renew_before)
+        }
         Source::Provided { files, inv } => {
             let renew_before = setup::renew_before(&inv.tls);
             (provided_rows(&files, &inv, now)?, renew_before)
@@ -272,6 +281,41 @@ fn provided_rows(
         },
     );
     Ok(vec![ca_row, cert_row])
+}
+
+pub fn certs_import(cli: &Cli, cert: &std::path::Path, key: &std::path::Path) -> Result<ExitCode> {
+    let dir = match &cli.inventory {
+        Some(path) => inventory::load(path)?.state_dir(cli.state_dir.as_deref()),
+        None => cli
+            .state_dir
+            .clone()
+            .context("no inventory given: pass -i inventory.yml or --state-dir DIR")?,
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let state = StateDir::open(&dir)?;
+    let _lock = state.lock()?;
+    let origin = format!("{} (with key {})", cert.display(), key.display());
+    let outcome = crate::pki::rotation::import(&state, &read(cert)?, &read(key)?, &origin)?;
+    let info = crate::pki::cert_info(&read(cert)?)?;
+    let said = match outcome {
+        crate::pki::rotation::Imported::Same => "already held",
+        crate::pki::rotation::Imported::Written => "imported",
+    };
+    match cli.output {
+        Output::Json => println!(
+            "{}",
+            json!({ "outcome": said, "state_dir": state.root(), "certificate": info })
+        ),
+        Output::Text => println!(
+            "{said} CA {} (SHA-256 {}) into {}; `regboot apply` issues the registry certificate from it when needed",
+            info.subject,
+            info.fingerprint_sha256,
+            state.root().display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn note_insecure(cli: &Cli) -> Result<ExitCode> {

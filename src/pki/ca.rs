@@ -147,6 +147,11 @@ impl Ca {
         &self.cert_pem
     }
 
+    /// The CA's private key (PEM), for writing it into the state directory only.
+    pub(crate) fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
     pub fn info(&self) -> &CertInfo {
         &self.info
     }

@@ -258,12 +258,27 @@ pub fn ensure(state: &StateDir, ca: &Ca, spec: &LeafSpec) -> Result<LeafOutcome>
     let outcome = match reissue_reason(state, ca, spec, OffsetDateTime::now_utc())? {
         None => LeafOutcome::Kept,
         Some(reason) => {
-            let leaf = issue(ca, spec)?;
-            state.write_secret(REGISTRY_KEY, &leaf.key_pem)?;
-            state.write_public(REGISTRY_CERT, &leaf.cert_pem)?;
+            replace(state, ca, spec)?;
             LeafOutcome::Issued { reason }
         }
     };
+    write_chain(state, ca)?;
+    Ok(outcome)
+}
+
+/// Issue a new certificate for `spec` into `state` now, whatever the current one is
+/// (`rotate --leaf`), archiving the certificate and key it replaces. The caller writes the
+/// chain (`write_chain`).
+pub fn replace(state: &StateDir, ca: &Ca, spec: &LeafSpec) -> Result<()> {
+    let leaf = issue(ca, spec)?;
+    state.archive(REGISTRY_CERT)?;
+    state.archive(REGISTRY_KEY)?;
+    state.write_secret(REGISTRY_KEY, &leaf.key_pem)?;
+    state.write_public(REGISTRY_CERT, &leaf.cert_pem)
+}
+
+/// Make the chain file the stored certificate then `ca` (rewritten only when it differs).
+pub fn write_chain(state: &StateDir, ca: &Ca) -> Result<()> {
     let cert_pem = state
         .read(REGISTRY_CERT)?
         .context("registry certificate vanished while writing it")?;
@@ -271,7 +286,7 @@ pub fn ensure(state: &StateDir, ca: &Ca, spec: &LeafSpec) -> Result<LeafOutcome>
     if state.read(REGISTRY_CHAIN)?.as_deref() != Some(chain.as_str()) {
         state.write_public(REGISTRY_CHAIN, &chain)?;
     }
-    Ok(outcome)
+    Ok(())
 }
 
 pub fn chain_pem(leaf: &str, ca: &str) -> String {

@@ -6,6 +6,7 @@
 //! - `leaf`: issue the registry certificate, and decide from the certificate itself when to reissue
 //! - `inspect`: read a certificate's facts, verify a signature
 //! - `provided`: check a user-provided certificate (tls.mode provided)
+//! - `rotation`: the next/previous CA of a CA rotation, archiving, importing a CA
 //! - `check`: the `certs check` rows, table, JSON and exit code
 //! - `setup`: what the inventory asks for, and making the state directory hold it
 
@@ -14,6 +15,7 @@ pub mod check;
 pub mod inspect;
 pub mod leaf;
 pub mod provided;
+pub mod rotation;
 pub mod setup;
 pub mod state;
 

@@ -19,6 +19,13 @@ pub const REGISTRY_CERT: &str = "registry.crt";
 pub const REGISTRY_KEY: &str = "registry.key";
 pub const REGISTRY_CHAIN: &str = "registry-chain.crt";
 pub const HTTP_SECRET: &str = "http-secret";
+/// The CA a rotation moves to, before it becomes `ca.*` (stage 1 of `rotate --ca`).
+pub const CA_NEXT_CERT: &str = "ca-next.crt";
+pub const CA_NEXT_KEY: &str = "ca-next.key";
+/// The CA a rotation moved away from, still trusted by hosts until stage 3 of `rotate --ca`.
+pub const CA_PREVIOUS_CERT: &str = "ca-previous.crt";
+/// Replaced certificates and keys, named `<UTC time>-<file>`: never silently dropped.
+pub const ARCHIVE: &str = "archive";
 const LOCK: &str = "lock";
 
 /// Mode of the state directory itself: only the owner may list or enter it.
@@ -85,6 +92,44 @@ impl StateDir {
         write_atomic(&self.path(name), data.as_bytes(), PUBLIC_MODE)
     }
 
+    /// Copy `name` (when it exists) into `archive/` as `<UTC time>-<name>`, keeping its mode;
+    /// returns the archived path.
+    pub fn archive(&self, name: &str) -> Result<Option<PathBuf>> {
+        let Some(data) = self.read(name)? else {
+            return Ok(None);
+        };
+        let dir = self.path(ARCHIVE);
+        ensure_dir(&dir, DIR_MODE)?;
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour][minute][second]Z"
+            ))
+            .context("formatting the archive time")?;
+        let mode = fs::metadata(self.path(name))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap_or(SECRET_MODE);
+        // Two archives of one file in the same second get a counter.
+        let mut target = dir.join(format!("{stamp}-{name}"));
+        let mut n = 1;
+        while target.exists() {
+            n += 1;
+            target = dir.join(format!("{stamp}-{n}-{name}"));
+        }
+        write_atomic(&target, data.as_bytes(), mode)?;
+        Ok(Some(target))
+    }
+
+    /// Remove a well-known file (gone already is fine).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Take the run lock, so two runs never change the state (or the hosts) at once.
     /// Held until the returned guard is dropped; the kernel releases it if the process dies.
     pub fn lock(&self) -> Result<RunLock> {
@@ -145,6 +190,30 @@ pub struct RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_keeps_every_version_with_its_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        assert_eq!(state.archive(CA_KEY).unwrap(), None);
+        state.write_secret(CA_KEY, "one").unwrap();
+        let first = state.archive(CA_KEY).unwrap().unwrap();
+        state.write_secret(CA_KEY, "two").unwrap();
+        let second = state.archive(CA_KEY).unwrap().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(fs::read_to_string(&first).unwrap(), "one");
+        assert_eq!(fs::read_to_string(&second).unwrap(), "two");
+        let mode = fs::metadata(&second).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            first
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("Z-ca.key")
+        );
+    }
 
     #[test]
     fn created_with_0700_and_tightened_when_wider() {

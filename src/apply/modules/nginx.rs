@@ -50,10 +50,13 @@ pub fn check(ctx: &Ctx, templates: &Templates) -> Result<Vec<Change>> {
         key_path: KEY.into(),
         ca_path: CA.into(),
     })?;
+    // nginx verifies the replicas against this file; during a CA rotation replicas serve
+    // leaves of either CA while they roll, so it holds both.
+    let cas = tls.trusted_bundle();
     let files = [
         (CHAIN, tls.chain_pem.as_bytes(), 0o644, false),
         (KEY, tls.key_pem.as_bytes(), 0o600, true),
-        (CA, tls.ca_pem.as_bytes(), 0o644, false),
+        (CA, cas.as_bytes(), 0o644, false),
         (CONF, conf.as_bytes(), 0o644, false),
     ];
     let mut changes: Vec<Change> = files
@@ -79,7 +82,7 @@ pub fn check(ctx: &Ctx, templates: &Templates) -> Result<Vec<Change>> {
         action: Action::WaitHealthy {
             hostname: reg.hostname.clone(),
             port: reg.port,
-            ca_pem: Some(tls.ca_pem.clone()),
+            ca_pem: Some(cas.clone()),
             diagnose: DIAGNOSE,
         },
     });

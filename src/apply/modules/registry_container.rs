@@ -16,6 +16,8 @@ pub const NAME: &str = "regboot-registry";
 const RUN: &str = r#"set -eu
 image=$1; port=$2; data=$3; base=$4; shift 4
 mkdir -p "$data"
+# A graceful stop first: the registry drains requests in flight (http.draintimeout).
+docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
 docker rm -f regboot-registry >/dev/null 2>&1 || true
 docker run -d --name regboot-registry --restart unless-stopped -p "$port:5000" \
   -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \

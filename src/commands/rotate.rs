@@ -1,0 +1,57 @@
+//! `regboot rotate --leaf | --ca`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{Cli, Output, RotateArgs};
+use crate::inventory::{self, TlsMode};
+use crate::rotate::{self, RotateOptions, Stage, StageRun};
+
+pub fn rotate(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
+    let inv = inventory::load(cli.inventory_path()?)?;
+    if !matches!(inv.tls.mode, TlsMode::SelfSigned) {
+        bail!(
+            "rotate needs tls.mode self-signed (regboot's own CA); with tls.mode provided, \
+             replace the files the inventory names and run `regboot apply`"
+        );
+    }
+    let opts = RotateOptions {
+        forks: args.forks.into(),
+        plan: args.plan,
+        quiet: cli.output == Output::Json || cli.quiet,
+        state_dir: inv.state_dir(cli.state_dir.as_deref()),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        if args.leaf {
+            rotate::leaf(&inv, args.cert_validity, &opts)
+                .await
+                .map(|r| vec![r])
+        } else {
+            let only = args.stage.map(Stage::from_number).transpose()?;
+            rotate::ca(&inv, only, &opts).await
+        }
+    });
+    let runs = result?;
+    print(cli, &runs)?;
+    // A stage that did not complete stops the run with an error; only the last run (e.g. a
+    // stage 1 whose smoke test fails because the old CA expired) is judged here.
+    let incomplete = runs.last().and_then(StageRun::incomplete);
+    Ok(match incomplete {
+        Some(_) => ExitCode::from(1),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+fn print(cli: &Cli, runs: &[StageRun]) -> Result<()> {
+    match cli.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+        Output::Text => {
+            if let Some(last) = runs.last() {
+                print!("{}", last.report.summary());
+            }
+        }
+    }
+    Ok(())
+}
