@@ -4,31 +4,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
+use support::cli::{regboot, run_json};
 use support::lab::TestLab;
-
-fn regboot(inventory: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regboot"))
-        .args(args)
-        .arg("-i")
-        .arg(inventory)
-        .output()
-        .expect("run regboot")
-}
-
-/// Run a playbook command with `-o json`; return the exit code and the report.
-fn run_json(inventory: &Path, cmd: &str) -> (i32, Value) {
-    let out = regboot(inventory, &[cmd, "-o", "json"]);
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{cmd}: no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report)
-}
 
 /// host name -> the change lines it reported, over all steps.
 fn changes(report: &Value) -> Vec<(String, String)> {
@@ -103,7 +83,7 @@ fn apply_converges_repairs_drift_and_keeps_foreign_config() {
     std::fs::write(&inv, text).unwrap();
     let started = dockerd_started(&lab, "host2");
 
-    let (code, first) = run_json(&inv, "apply");
+    let (code, first) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "first apply: {first:#}");
     assert_smoke_ok(&first, 3);
     assert!(
@@ -144,11 +124,11 @@ fn apply_converges_repairs_drift_and_keeps_foreign_config() {
         .iter()
         .map(|h| dockerd_started(&lab, h))
         .collect();
-    let (code, second) = run_json(&inv, "apply");
+    let (code, second) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{second:#}");
     assert!(changes(&second).is_empty(), "{second:#}");
     assert_smoke_ok(&second, 3);
-    let (code, _) = run_json(&inv, "plan");
+    let (code, _) = run_json(&inv, &["plan"]);
     assert_eq!(code, 0, "plan after a converged apply");
 
     // Drift on two agents: plan shows exactly that and apply repairs exactly that.
@@ -168,17 +148,17 @@ fn apply_converges_repairs_drift_and_keeps_foreign_config() {
             "write /etc/docker/certs.d/registry.lab:5000/ca.crt".to_string(),
         ),
     ];
-    let (code, plan) = run_json(&inv, "plan");
+    let (code, plan) = run_json(&inv, &["plan"]);
     assert_eq!(code, 2, "{plan:#}");
     let mut planned = changes(&plan);
     planned.sort();
     assert_eq!(planned, expected);
-    let (code, repair) = run_json(&inv, "apply");
+    let (code, repair) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{repair:#}");
     let mut repaired = changes(&repair);
     repaired.sort();
     assert_eq!(repaired, expected);
-    let (code, _) = run_json(&inv, "plan");
+    let (code, _) = run_json(&inv, &["plan"]);
     assert_eq!(code, 0);
 
     // A certs-only change restarts no daemon either.
@@ -189,7 +169,7 @@ fn apply_converges_repairs_drift_and_keeps_foreign_config() {
     assert_eq!(before, after, "a dockerd was restarted");
 
     // verify alone runs the smoke test.
-    let (code, verify) = run_json(&inv, "verify");
+    let (code, verify) = run_json(&inv, &["verify"]);
     assert_eq!(code, 0, "{verify:#}");
     assert_smoke_ok(&verify, 3);
 }
@@ -207,7 +187,7 @@ fn a_broken_host_fails_clearly_while_the_others_complete() {
     // Stop docker for good on host3 (the socket would start it again on demand).
     lab.ssh_ok(host3, "systemctl stop docker.socket docker.service");
 
-    let (code, report) = run_json(&inv, "apply");
+    let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 1, "{report:#}");
     let e2 = host_error(&report, "host2").expect("host2 failed");
     assert!(
@@ -231,9 +211,9 @@ fn a_broken_host_fails_clearly_while_the_others_complete() {
         "echo '{\"log-level\": \"info\"}' | sudo -n tee /etc/docker/daemon.json >/dev/null",
     );
     lab.ssh_ok(host3, "systemctl start docker");
-    let (code, report) = run_json(&inv, "apply");
+    let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
     assert_smoke_ok(&report, 3);
-    let (code, _) = run_json(&inv, "plan");
+    let (code, _) = run_json(&inv, &["plan"]);
     assert_eq!(code, 0);
 }

@@ -25,29 +25,16 @@ fn regboot(lab: &TestLab, args: &[&str]) -> Output {
 fn regboot_on(lab: &TestLab, inventory: &Path, args: &[&str]) -> Output {
     let env_file = lab.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
     let text = std::fs::read_to_string(env_file).expect("read s3.env");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_regboot"));
-    for line in text.lines() {
-        if let Some((k, v)) = line.split_once('=') {
-            c.env(k, v);
-        }
-    }
-    c.env_remove("AWS_CA_BUNDLE")
-        .args(args)
-        .arg("-i")
-        .arg(inventory)
-        .output()
-        .expect("run regboot")
+    let env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    support::cli::regboot_env(inventory, args, &env)
 }
 
 fn run_json(lab: &TestLab, cmd: &str) -> (i32, Value) {
-    let out = regboot(lab, &[cmd, "-o", "json"]);
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{cmd}: no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report)
+    support::cli::json_of(&[cmd], &regboot(lab, &[cmd, "-o", "json"]))
 }
 
 fn smoke<'a>(report: &'a Value, action: &str) -> Vec<&'a Value> {

@@ -14,38 +14,16 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cli::{regboot, run_json};
 use support::lab::TestLab;
 
 const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
-const DATA_DIR: &str = "/var/lib/regboot/registry";
-
-fn regboot(inventory: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regboot"))
-        .args(args)
-        .arg("-i")
-        .arg(inventory)
-        .output()
-        .expect("run regboot")
-}
-
-/// Exit code and parsed JSON of `regboot ARGS -o json`.
-fn run_json(inventory: &Path, args: &[&str]) -> (i32, Value) {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = regboot(inventory, &all);
-    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: no JSON ({e}); stdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), value)
-}
+/// On the volume every lab host mounts: storage the two replicas really share.
+const DATA_DIR: &str = "/srv/regboot-shared/registry";
 
 /// `certs check -i`: exit code and (name, status) of every row.
 fn certs_check(inventory: &Path) -> (i32, Vec<(String, String)>) {
@@ -127,7 +105,7 @@ impl<'a> PullLoop<'a> {
     }
 }
 
-/// Two registry replicas; the agent reaches both; a pushed image on both.
+/// Two registry replicas on shared storage; the agent reaches both; a pushed image.
 fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
     let inv = lab.lab.inventory_path.clone();
     let text = std::fs::read_to_string(&inv)
@@ -138,17 +116,28 @@ fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
         )
         .replace(
             "  users:\n",
-            "  storage:\n    driver: filesystem\n    shared: true\n  users:\n",
+            &format!(
+                "  data_dir: {DATA_DIR}\n  storage:\n    driver: filesystem\n    shared: true\n  users:\n"
+            ),
         );
     assert!(
         text.contains("roles: [registry]\n  - name: host3"),
         "{text}"
     );
     std::fs::write(&inv, text).unwrap();
+    // The agent reaches both replicas by name (regboot's block names host1; this line host2).
+    // Written before apply, since dockerd's resolver keeps /etc/hosts cached for ~5 s.
+    let agent = lab.host("host3");
+    lab.ssh_ok(
+        agent,
+        &format!(
+            "echo '{} registry.lab' >> /etc/hosts",
+            lab.host("host2").address
+        ),
+    );
     let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
 
-    let agent = lab.host("host3");
     let password = lab.lab.dir.join("registry-password");
     let login = lab.ssh_with_stdin(
         agent,
@@ -159,21 +148,10 @@ fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
     lab.ssh_ok(
         agent,
         &format!(
-            "echo '{} registry.lab' >> /etc/hosts && echo x > /tmp/x && tar -C /tmp -cf - x \
-             | docker import - {IMAGE} >/dev/null && docker push {IMAGE} >/dev/null",
-            lab.host("host2").address
+            "echo x > /tmp/x && tar -C /tmp -cf - x \
+             | docker import - {IMAGE} >/dev/null && docker push {IMAGE} >/dev/null"
         ),
     );
-    let data = lab.ssh(lab.host("host1"), &format!("tar -C {DATA_DIR} -cf - ."));
-    assert!(data.status.success());
-    let tarball = dir.join("data.tar");
-    std::fs::write(&tarball, &data.stdout).unwrap();
-    let copy = lab.ssh_with_stdin(
-        lab.host("host2"),
-        &format!("sudo -n tar -C {DATA_DIR} -xf -"),
-        Some(&tarball),
-    );
-    assert!(copy.status.success(), "{copy:?}");
     // Either replica alone serves the image.
     for stopped in ["host1", "host2"] {
         let h = lab.host(stopped);

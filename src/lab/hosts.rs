@@ -54,6 +54,15 @@ pub fn container_name(lab: &str, host: &str) -> String {
 }
 
 /// Everything a host needs at creation.
+/// Where every host of a lab mounts the same volume: it stands in for NFS, so a registry
+/// `data_dir` below it with `storage.shared: true` is really shared between replicas.
+pub const SHARED_DIR: &str = "/srv/regboot-shared";
+
+/// The docker volume behind [`SHARED_DIR`] (removed by `lab down`).
+pub fn shared_volume(lab: &str) -> String {
+    format!("regboot-lab-{lab}-shared")
+}
+
 pub struct Boot<'a> {
     pub lab: &'a str,
     pub dir: &'a Path,
@@ -153,6 +162,7 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
     ] {
         args.push(flag.into());
     }
+    args.push(format!("--volume={}:{SHARED_DIR}", shared_volume(boot.lab)));
     if boot.engine.cgroup_version == 2 {
         // Its own cgroup namespace; the image's entrypoint makes it writable for systemd.
         args.push("--cgroupns=private".into());

@@ -24,18 +24,7 @@ pub fn render(lab: &str, dir: &Path, network: &str, hosts: &[LabHost]) -> String
         path(labdir::KNOWN_HOSTS),
     );
     for (i, host) in hosts.iter().enumerate() {
-        out.push_str(&format!(
-            "  - name: {}\n    address: {}\n",
-            host.name, host.address
-        ));
-        if host.user != "root" {
-            out.push_str(&format!("    user: {}\n", host.user));
-        }
-        if host.port != 22 {
-            out.push_str(&format!("    port: {}\n", host.port));
-        }
-        let role = if i == 0 { "registry" } else { "agent" };
-        out.push_str(&format!("    roles: [{role}]\n"));
+        out.push_str(&host_entry(host, if i == 0 { "registry" } else { "agent" }));
     }
     out.push_str(&format!(
         "\nregistry:\n  hostname: {REGISTRY_HOSTNAME}\n  port: 5000\n  image: {}\n  image_archive: {}\n  \
@@ -46,6 +35,19 @@ pub fn render(lab: &str, dir: &Path, network: &str, hosts: &[LabHost]) -> String
         path(labdir::PASSWORD),
     ));
     out
+}
+
+/// One `hosts:` entry; user and port only where they differ from the defaults.
+fn host_entry(host: &LabHost, role: &str) -> String {
+    let mut entry = format!("  - name: {}\n    address: {}\n", host.name, host.address);
+    if host.user != "root" {
+        entry.push_str(&format!("    user: {}\n", host.user));
+    }
+    if host.port != 22 {
+        entry.push_str(&format!("    port: {}\n", host.port));
+    }
+    entry.push_str(&format!("    roles: [{role}]\n"));
+    entry
 }
 
 /// The HA profile's inventory: two lb hosts holding `vip`, three registry replicas on the
@@ -74,17 +76,7 @@ pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &
         if role == "storage" {
             continue;
         }
-        out.push_str(&format!(
-            "  - name: {}\n    address: {}\n",
-            host.name, host.address
-        ));
-        if host.user != "root" {
-            out.push_str(&format!("    user: {}\n", host.user));
-        }
-        if host.port != 22 {
-            out.push_str(&format!("    port: {}\n", host.port));
-        }
-        out.push_str(&format!("    roles: [{role}]\n"));
+        out.push_str(&host_entry(host, role));
     }
     out.push_str(&format!(
         "\nregistry:\n  hostname: {REGISTRY_HOSTNAME}\n  port: 5000\n  image: {}\n  image_archive: {}\n  \

@@ -281,6 +281,11 @@ pub fn down(name: &str, dir: Option<&Path>, purge: bool) -> Result<DownReport> {
         docker::run(["rm", "--force", "--volumes", &container])?;
         report.containers.push(container);
     }
+    // After the containers that used it; absent when no host was ever created.
+    let volume = hosts::shared_volume(name);
+    if docker::succeeds(&["volume", "inspect", &volume]) {
+        docker::run(["volume", "rm", &volume])?;
+    }
     let net = network::name_for(name);
     if network::inspect(&net).is_ok_and(|n| n.is_some()) {
         docker::run(["network", "rm", &net])?;

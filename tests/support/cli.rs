@@ -1,0 +1,41 @@
+//! Running the regboot binary from the tests, as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// `regboot ARGS -i INVENTORY` with `env` added to its environment. AWS_CA_BUNDLE (set on
+/// these machines) is removed: the registry's s3 driver refuses a bundle it cannot load.
+pub fn regboot_env(inventory: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regboot"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("AWS_CA_BUNDLE")
+        .args(args)
+        .arg("-i")
+        .arg(inventory)
+        .output()
+        .expect("run regboot")
+}
+
+pub fn regboot(inventory: &Path, args: &[&str]) -> Output {
+    regboot_env(inventory, args, &[])
+}
+
+/// The exit code and the JSON that `regboot ARGS -o json` printed (`out`).
+pub fn json_of(args: &[&str], out: &Output) -> (i32, Value) {
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: no JSON ({e}); stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), value)
+}
+
+/// Exit code and JSON of `regboot ARGS -o json -i INVENTORY`.
+pub fn run_json(inventory: &Path, args: &[&str]) -> (i32, Value) {
+    let all = [args, &["-o", "json"]].concat();
+    json_of(args, &regboot(inventory, &all))
+}
