@@ -102,7 +102,7 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
     let mut connect_errors: Vec<(usize, String)> = Vec::new();
     for (i, (_, session)) in connected.into_iter().enumerate() {
         match session {
-            Ok(s) => remotes.push((i, RemoteHost::new(&inv.hosts[i].name, s))),
+            Ok(s) => remotes.push((i, RemoteHost::new(s))),
             Err(e) => connect_errors.push((i, e.to_string())),
         }
     }
@@ -166,7 +166,7 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
                 .map_err(|e| format!("{e:#}"));
             endpoints.push(Endpoint {
                 name: format!("{name}:{port}"),
-                via: remote.name.clone(),
+                via: remote.name().to_string(),
                 served,
             });
         }

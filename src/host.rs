@@ -28,7 +28,6 @@ fi
 
 /// One host of the run, reached over one SSH session.
 pub struct RemoteHost {
-    pub name: String,
     pub session: Session,
 }
 
@@ -42,11 +41,13 @@ pub enum Mode {
 }
 
 impl RemoteHost {
-    pub fn new(name: &str, session: Session) -> Self {
-        RemoteHost {
-            name: name.to_string(),
-            session,
-        }
+    pub fn new(session: Session) -> Self {
+        RemoteHost { session }
+    }
+
+    /// The host's inventory name.
+    pub fn name(&self) -> &str {
+        &self.session.target().name
     }
 
     /// Run a shell script as root with positional `args` (`$1`...), streaming `stdin`.

@@ -101,19 +101,6 @@ pub fn certs_d_name(host: &str, port: u16) -> String {
     }
 }
 
-/// The `certs.d` directories (full paths) for every name the registry is reached by, in the
-/// given order without duplicates.
-pub fn certs_d_dirs<'a>(hosts: impl IntoIterator<Item = &'a str>, port: u16) -> Vec<String> {
-    let mut dirs: Vec<String> = Vec::new();
-    for host in hosts {
-        let dir = format!("{CERTS_D}/{}", certs_d_name(host, port));
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
-    }
-    dirs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,21 +198,5 @@ mod tests {
         );
         assert_eq!(certs_d_name("192.168.23.50", 5000), "192.168.23.50:5000");
         assert_eq!(certs_d_name("fd00::0:5", 5000), "[fd00::5]:5000");
-        assert_eq!(
-            certs_d_dirs(
-                [
-                    "registry01.dev.com",
-                    "registry.local",
-                    "192.168.23.50",
-                    "registry.local"
-                ],
-                5000
-            ),
-            [
-                "/etc/docker/certs.d/registry01.dev.com:5000",
-                "/etc/docker/certs.d/registry.local:5000",
-                "/etc/docker/certs.d/192.168.23.50:5000",
-            ]
-        );
     }
 }

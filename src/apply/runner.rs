@@ -186,7 +186,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                 started,
             };
             match session {
-                Ok(s) => node.remote = Some(RemoteHost::new(&host.name, s)),
+                Ok(s) => node.remote = Some(RemoteHost::new(s)),
                 Err(e) => node.fail(None, e.to_string()),
             }
             node

@@ -182,7 +182,7 @@ async fn send(via: &RemoteHost, ep: &Endpoint, head: &str, body: &[u8]) -> Resul
         .session
         .tunnel(&ep.host, ep.port)
         .await
-        .with_context(|| format!("{} cannot reach {}:{}", via.name, ep.host, ep.port))?;
+        .with_context(|| format!("{} cannot reach {}:{}", via.name(), ep.host, ep.port))?;
     let mut request = head.as_bytes().to_vec();
     request.extend_from_slice(body);
     // The head is written as bytes of text; a body is only a small XML document.
