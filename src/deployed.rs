@@ -15,7 +15,7 @@ use crate::apply::modules::{certs_d, trust_store};
 use crate::apply::probe::{self, ProbeRequest};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role};
-use crate::pki::check::{self, CheckRow, CheckStatus};
+use crate::pki::check::{self, CheckRow};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT};
 use crate::pki::{StateDir, inspect, rotation};
 use crate::registry_http;
@@ -228,21 +228,6 @@ fn host_certs(
     certs
 }
 
-/// A row for something that could not be read at all.
-fn unreadable_row(name: &str, path: &str, problem: String) -> CheckRow {
-    CheckRow {
-        name: name.to_string(),
-        path: path.to_string(),
-        subject: String::new(),
-        sans: Vec::new(),
-        not_after: None,
-        residual_seconds: None,
-        issuer: String::new(),
-        status: CheckStatus::Invalid,
-        problem: Some(problem),
-    }
-}
-
 /// The `certs check` rows for what is deployed: the certificate each registry host (and each
 /// client-facing name) serves, which must be the state directory's `registry.crt`, and per
 /// host its CA files, which must include the current CA everywhere it belongs.
@@ -263,7 +248,7 @@ pub fn check_rows(
     let served_row = |name: String, path: String, served: &Result<Vec<String>, String>| {
         let chain = match served {
             Ok(chain) => chain,
-            Err(e) => return unreadable_row(&name, &path, e.clone()),
+            Err(e) => return CheckRow::unreadable(&name, &path, Some(e.clone())),
         };
         check::row(
             &name,
@@ -302,14 +287,14 @@ pub fn check_rows(
     for h in &survey.hosts {
         let name = format!("ca@{}", h.host);
         if let Some(error) = &h.error {
-            rows.push(unreadable_row(&name, &h.host, error.clone()));
+            rows.push(CheckRow::unreadable(&name, &h.host, Some(error.clone())));
             continue;
         }
         let (Some(ca_pem), Some(ca_fp)) = (&ca_pem, &ca_fp) else {
-            rows.push(unreadable_row(
+            rows.push(CheckRow::unreadable(
                 &name,
                 &h.host,
-                "no CA in the state directory".into(),
+                Some("no CA in the state directory".into()),
             ));
             continue;
         };
@@ -356,6 +341,7 @@ pub fn check_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::check::CheckStatus;
     use crate::pki::{Ca, CaSpec, leaf};
 
     fn spec() -> crate::pki::LeafSpec {

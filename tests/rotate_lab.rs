@@ -169,6 +169,22 @@ fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
     inv
 }
 
+/// `regboot certs import` of a CA backup; it must succeed.
+fn import_ca(inv: &Path, cert: &Path, key: &Path) {
+    let out = regboot(
+        inv,
+        &[
+            "certs",
+            "import",
+            "--ca-cert",
+            cert.to_str().unwrap(),
+            "--ca-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// Every CA file on a host (certs.d and the trust store's regboot anchors), concatenated.
 fn ca_files(lab: &TestLab, host: &str) -> String {
     lab.ssh_ok(
@@ -368,18 +384,7 @@ fn certificates_rotate_without_a_failed_pull() {
         std::fs::copy(state.join(f), backup.join(f)).unwrap();
     }
     std::fs::remove_dir_all(&state).unwrap();
-    let out = regboot(
-        &inv,
-        &[
-            "certs",
-            "import",
-            "--ca-cert",
-            backup.join("ca.crt").to_str().unwrap(),
-            "--ca-key",
-            backup.join("ca.key").to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    import_ca(&inv, &backup.join("ca.crt"), &backup.join("ca.key"));
     let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
     assert_smoke_ok(&report);
@@ -398,18 +403,7 @@ fn certificates_rotate_without_a_failed_pull() {
     std::fs::write(backup.join("short.crt"), cert).unwrap();
     std::fs::write(backup.join("short.key"), key).unwrap();
     std::fs::remove_dir_all(&state).unwrap();
-    let out = regboot(
-        &inv,
-        &[
-            "certs",
-            "import",
-            "--ca-cert",
-            backup.join("short.crt").to_str().unwrap(),
-            "--ca-key",
-            backup.join("short.key").to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    import_ca(&inv, &backup.join("short.crt"), &backup.join("short.key"));
     let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
     std::thread::sleep((ca_lifetime + Duration::from_secs(2)).saturating_sub(made.elapsed()));

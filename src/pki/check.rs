@@ -62,6 +62,23 @@ pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<
     rfc3339_opt(&Some(*t), s)
 }
 
+impl CheckRow {
+    /// A row for something that could not be read at all: invalid, with the reason.
+    pub fn unreadable(name: &str, path: &str, problem: Option<String>) -> CheckRow {
+        CheckRow {
+            name: name.to_string(),
+            path: path.to_string(),
+            subject: String::new(),
+            sans: Vec::new(),
+            not_after: None,
+            residual_seconds: None,
+            issuer: String::new(),
+            status: CheckStatus::Invalid,
+            problem,
+        }
+    }
+}
+
 /// Build the row for the certificate read from `path` (`pem` is its text, `None` when the file
 /// is missing). `verify` returns a problem that makes it invalid (wrong signer, missing SANs);
 /// it is not asked about an expired certificate.
@@ -73,17 +90,7 @@ pub fn row(
     now: OffsetDateTime,
     verify: impl FnOnce(&CertInfo) -> Option<String>,
 ) -> CheckRow {
-    let mut row = CheckRow {
-        name: name.to_string(),
-        path: path.display().to_string(),
-        subject: String::new(),
-        sans: Vec::new(),
-        not_after: None,
-        residual_seconds: None,
-        issuer: String::new(),
-        status: CheckStatus::Invalid,
-        problem: None,
-    };
+    let mut row = CheckRow::unreadable(name, &path.display().to_string(), None);
     let Some(pem) = pem else {
         row.problem = Some(format!(
             "{} does not exist: run `regboot certs init`",
