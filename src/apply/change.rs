@@ -1,9 +1,10 @@
 //! A change a module wants on a host: a line for people, an optional diff, and the action
 //! that makes it so. Modules only compute changes; the runner shows or applies them.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::host::{Mode, RemoteHost};
 use crate::registry_http::{self, Request};
@@ -18,12 +19,13 @@ pub enum Action {
         data: Vec<u8>,
         mode: Mode,
     },
-    /// Run a root shell script with positional args and optional stdin.
+    /// Run a root shell script with positional args, its stdin streamed from a local file
+    /// (read only when applied, so plan never loads a large image archive).
     Script {
         what: String,
         script: String,
         args: Vec<String>,
-        stdin: Option<Vec<u8>>,
+        stdin_file: Option<PathBuf>,
     },
     /// Wait (bounded) until the registry on this host answers `GET /v2/` with 200 or 401.
     WaitHealthy {
@@ -64,16 +66,16 @@ impl Change {
                 what: summary.clone(),
                 script: script.to_string(),
                 args: args.iter().map(|a| a.to_string()).collect(),
-                stdin: None,
+                stdin_file: None,
             },
             summary,
             diff: None,
         }
     }
 
-    pub fn with_stdin(mut self, data: Vec<u8>) -> Change {
-        if let Action::Script { stdin, .. } = &mut self.action {
-            *stdin = Some(data);
+    pub fn with_stdin_file(mut self, path: &Path) -> Change {
+        if let Action::Script { stdin_file, .. } = &mut self.action {
+            *stdin_file = Some(path.to_path_buf());
         }
         self
     }
@@ -85,8 +87,14 @@ impl Change {
                 what,
                 script,
                 args,
-                stdin,
+                stdin_file,
             } => {
+                let stdin = match stdin_file {
+                    Some(p) => Some(
+                        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+                    ),
+                    None => None,
+                };
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 host.run(what, script, &args, stdin.as_deref())
                     .await

@@ -42,7 +42,6 @@ struct Node<'a> {
     state: Option<HostState>,
     registry_files: Vec<registry_files::ManagedFile>,
     report: HostReport,
-    started: Instant,
 }
 
 impl Node<'_> {
@@ -106,7 +105,7 @@ fn module_changes(step: &Step, ctx: &Ctx, templates: &Templates) -> Result<Vec<C
         Module::HostsBlock => modules::hosts_block::check(ctx, templates)?,
         Module::DaemonJson => modules::daemon_json::check(ctx)?,
         Module::RegistryFiles => modules::registry_files::check(ctx),
-        Module::RegistryImage => modules::registry_image::check(ctx)?,
+        Module::RegistryImage => modules::registry_image::check(ctx),
         Module::RegistryContainer => modules::registry_container::check(ctx),
         Module::LbPackages => modules::lb_packages::check(ctx),
         Module::Nginx => modules::nginx::check(ctx, templates)?,
@@ -183,7 +182,6 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                     seconds: 0.0,
                     commands: 0,
                 },
-                started,
             };
             match session {
                 Ok(s) => node.remote = Some(RemoteHost::new(s)),
@@ -309,7 +307,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         }
     }
     for n in &mut nodes {
-        n.report.seconds = n.started.elapsed().as_secs_f64();
+        n.report.seconds = started.elapsed().as_secs_f64();
         if let Some(remote) = n.remote.take() {
             n.report.commands = remote.session.commands_run();
             remote.session.close().await;

@@ -96,27 +96,18 @@ mod tests {
             "-n",
         ];
         let cmd = RemoteCommand::new("printf").arg("%s\\0").args(nasty);
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd.as_str())
-            .output()
-            .unwrap();
-        let got: Vec<&str> = std::str::from_utf8(&out.stdout)
-            .unwrap()
-            .split_terminator('\0')
-            .collect();
-        assert_eq!(got, nasty);
-
-        let nested = RemoteCommand::script(cmd.as_str());
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(nested.as_str())
-            .output()
-            .unwrap();
-        let got: Vec<&str> = std::str::from_utf8(&out.stdout)
-            .unwrap()
-            .split_terminator('\0')
-            .collect();
-        assert_eq!(got, nasty);
+        // Directly, and nested once more as a script (as sudo wraps commands).
+        for line in [cmd.clone(), RemoteCommand::script(cmd.as_str())] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(line.as_str())
+                .output()
+                .unwrap();
+            let got: Vec<&str> = std::str::from_utf8(&out.stdout)
+                .unwrap()
+                .split_terminator('\0')
+                .collect();
+            assert_eq!(got, nasty, "{line}");
+        }
     }
 }
