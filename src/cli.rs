@@ -62,6 +62,11 @@ pub enum Command {
         /// Hosts handled at once.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
+
+        /// Only these hosts: comma-separated names, globs (`node*`), roles (`role:agent`), and
+        /// `!pattern` to leave hosts out, as Ansible's --limit reads.
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
     },
 
     /// Manage the SSH host keys regboot checks (the same known_hosts file OpenSSH uses).
@@ -143,6 +148,11 @@ pub struct RotateArgs {
     /// How many hosts to connect to and work on at once.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
+
+    /// Only these hosts: comma-separated names, globs (`node*`), roles (`role:agent`), and
+    /// `!pattern` to leave hosts out, as Ansible's --limit reads.
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +165,11 @@ pub struct PlaybookArgs {
     /// How many hosts to connect to and work on at once.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
+
+    /// Only these hosts: comma-separated names, globs (`node*`), roles (`role:agent`), and
+    /// `!pattern` to leave hosts out, as Ansible's --limit reads.
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +258,11 @@ pub enum CertsCommand {
         /// Look at the local files only; connect to no host.
         #[arg(long)]
         local: bool,
+
+        /// Only these hosts: comma-separated names, globs (`node*`), roles (`role:agent`), and
+        /// `!pattern` to leave hosts out, as Ansible's --limit reads.
+        #[arg(long, conflicts_with = "local", value_name = "PATTERN")]
+        limit: Option<String>,
     },
 
     /// Adopt an existing CA (e.g. a backup of a lost state directory) into the state
@@ -316,17 +336,21 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => commands::inventory_check(&cli),
-        Command::Facts { forks } => commands::facts(&cli, usize::from(*forks)),
+        Command::Facts { forks, limit } => {
+            commands::facts(&cli, usize::from(*forks), limit.as_deref())
+        }
         Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
             commands::known_hosts_forget(&cli, host, *port, file.as_ref())
         }
         Command::Lab(cmd) => commands::lab(&cli, cmd),
-        Command::Apply(a) => commands::run_playbook(&cli, Kind::Apply, a.diff, a.forks.into()),
-        Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a.diff, a.forks.into()),
-        Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a.diff, a.forks.into()),
+        Command::Apply(a) => commands::run_playbook(&cli, Kind::Apply, a),
+        Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a),
+        Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a),
         Command::User(UserCommand::Hash) => commands::user_hash(),
         Command::Certs(CertsCommand::Init) => commands::certs_init(&cli),
-        Command::Certs(CertsCommand::Check { local }) => commands::certs_check(&cli, *local),
+        Command::Certs(CertsCommand::Check { local, limit }) => {
+            commands::certs_check(&cli, *local, limit.as_deref())
+        }
         Command::Certs(CertsCommand::Import { ca_cert, ca_key }) => {
             commands::certs_import(&cli, ca_cert, ca_key)
         }

@@ -11,15 +11,15 @@ use anyhow::Result;
 use futures::future::join_all;
 use time::{Duration, OffsetDateTime};
 
-use crate::apply::modules::{certs_d, trust_store};
-use crate::apply::probe::{self, ProbeRequest};
-use crate::host::RemoteHost;
+use crate::engine::fleet::{self, Node};
+use crate::engine::limit;
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Inventory, Role};
+use crate::modules::REGISTRY;
 use crate::pki::check::{self, CheckRow};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT};
 use crate::pki::{StateDir, inspect, rotation};
 use crate::registry_http;
-use crate::ssh;
 
 /// One host's certificates.
 #[derive(Debug, Clone)]
@@ -87,75 +87,58 @@ fn fingerprint(pem: &[u8]) -> Option<String> {
         .map(|i| i.fingerprint_sha256)
 }
 
-/// Read every host (at most `forks` at once).
-pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
-    let references = inv.references();
-    let mut paths = certs_d::all_paths(&references);
-    paths.extend(trust_store::all_anchors());
-    paths.push(trust_store::OS_RELEASE.to_string());
-    let req = ProbeRequest {
-        content: paths,
+/// What the probe must read for a survey: every CA file any module may place.
+pub(crate) fn request(inv: &Inventory) -> ProbeRequest {
+    ProbeRequest {
+        content: REGISTRY
+            .iter()
+            .flat_map(|m| m.ca_files(inv, None))
+            .map(|f| f.path)
+            .collect(),
         ..ProbeRequest::default()
-    };
-    let connected = ssh::connect_all(&inv.ssh_targets(), forks).await;
-    let mut remotes: Vec<(usize, RemoteHost)> = Vec::new();
-    let mut connect_errors: Vec<(usize, String)> = Vec::new();
-    for (i, (_, session)) in connected.into_iter().enumerate() {
-        match session {
-            Ok(s) => remotes.push((i, RemoteHost::new(s))),
-            Err(e) => connect_errors.push((i, e.to_string())),
-        }
     }
+}
+
+/// Connect to the hosts inside `limit`, survey them, close (`certs check -i`).
+pub async fn survey_hosts(inv: &Inventory, limit: Option<&str>, forks: usize) -> Result<Survey> {
+    let hosts = limit::select(inv, limit)?;
+    let mut nodes = fleet::connect(&hosts, forks).await;
+    fleet::probe(&mut nodes, |_| request(inv)).await;
+    let survey = survey(inv, &nodes).await;
+    fleet::close(&mut nodes).await;
+    Ok(survey)
+}
+
+/// What `nodes` (probed with [`request`]) hold, and what the registry hosts among them and
+/// the names clients use serve.
+pub(crate) async fn survey(inv: &Inventory, nodes: &[Node<'_>]) -> Survey {
     let port = inv.registry.port;
     let hostname = inv.registry.hostname.as_str();
-    let read = join_all(remotes.iter().map(|(i, remote)| {
-        let req = &req;
-        let references = &references;
-        async move {
-            let host = &inv.hosts[*i];
-            let state = probe::probe(remote, req).await;
-            let served = if host.has_role(Role::Registry) {
-                Some(
-                    registry_http::served_chain(&remote.session, "127.0.0.1", port, hostname)
-                        .await
-                        .map_err(|e| format!("{e:#}")),
-                )
-            } else {
-                None
-            };
-            (
-                *i,
-                host_certs(host.name.as_str(), references, state, served),
+    let hosts = join_all(nodes.iter().map(|n| async move {
+        let (Some(remote), Some(state), None) = (&n.remote, &n.state, &n.error) else {
+            return unread(&n.host.name, n.error.clone().unwrap_or_default());
+        };
+        let served = if n.host.has_role(Role::Registry) {
+            Some(
+                registry_http::served_chain(&remote.session, "127.0.0.1", port, hostname)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
             )
-        }
+        } else {
+            None
+        };
+        host_certs(inv, &n.host.name, state, served)
     }))
     .await;
-    let mut hosts: Vec<HostCerts> = inv
-        .hosts
-        .iter()
-        .map(|h| HostCerts {
-            host: h.name.clone(),
-            error: None,
-            ca_paths: Vec::new(),
-            extra_paths: Vec::new(),
-            ca_files: BTreeMap::new(),
-            served: None,
-        })
-        .collect();
-    for (i, certs) in read {
-        hosts[i] = certs;
-    }
-    for (i, error) in connect_errors {
-        hosts[i].error = Some(error);
-    }
     // The names clients use, as a client host reaches them (an agent if there is one, its
     // /etc/hosts resolving the hostname).
-    let via = remotes
-        .iter()
-        .find(|(i, _)| inv.hosts[*i].has_role(Role::Agent))
-        .or(remotes.first());
+    let reachable = || nodes.iter().filter(|n| n.alive());
+    let via = reachable()
+        .find(|n| n.host.has_role(Role::Agent))
+        .or_else(|| reachable().next());
     let mut endpoints = Vec::new();
-    if let Some((_, remote)) = via {
+    if let Some(via) = via {
+        let remote = via.remote.as_ref().expect("alive nodes are connected");
         let mut names = vec![hostname.to_string()];
         if let Some(ha) = &inv.ha {
             names.push(ha.vip.to_string());
@@ -166,60 +149,47 @@ pub async fn survey(inv: &Inventory, forks: usize) -> Survey {
                 .map_err(|e| format!("{e:#}"));
             endpoints.push(Endpoint {
                 name: format!("{name}:{port}"),
-                via: remote.name().to_string(),
+                via: via.host.name.clone(),
                 served,
             });
         }
     }
-    for (_, remote) in remotes {
-        remote.session.close().await;
-    }
     Survey { hosts, endpoints }
 }
 
-fn host_certs(
-    name: &str,
-    references: &[String],
-    state: anyhow::Result<probe::HostState>,
-    served: Option<Result<Vec<String>, String>>,
-) -> HostCerts {
-    let mut certs = HostCerts {
+fn unread(name: &str, error: String) -> HostCerts {
+    HostCerts {
         host: name.to_string(),
-        error: None,
+        error: Some(error),
         ca_paths: Vec::new(),
         extra_paths: Vec::new(),
         ca_files: BTreeMap::new(),
-        served,
-    };
-    let state = match state {
-        Ok(s) => s,
-        Err(e) => {
-            certs.error = Some(format!("{e:#}"));
-            return certs;
-        }
-    };
-    use crate::pki::rotation::CaRole;
-    let store = trust_store::family_of(&state).map(|f| f.trust_store());
-    for r in references {
-        certs.ca_paths.push(certs_d::ca_path(r, None));
-        for role in CaRole::ALL {
-            certs
-                .extra_paths
-                .push((role, certs_d::ca_path(r, Some(role))));
-        }
+        served: None,
     }
-    if let Some(store) = &store {
-        certs.ca_paths.push(trust_store::anchor(store, None));
-        for role in CaRole::ALL {
-            certs
-                .extra_paths
-                .push((role, trust_store::anchor(store, Some(role))));
+}
+
+/// A host's CA files, as the modules that place them say.
+fn host_certs(
+    inv: &Inventory,
+    name: &str,
+    state: &HostState,
+    served: Option<Result<Vec<String>, String>>,
+) -> HostCerts {
+    let mut certs = HostCerts {
+        error: None,
+        served,
+        ..unread(name, String::new())
+    };
+    for file in REGISTRY
+        .iter()
+        .flat_map(|m| m.ca_files(inv, Some(&state.facts)))
+    {
+        match file.role {
+            None => certs.ca_paths.push(file.path),
+            Some(role) => certs.extra_paths.push((role, file.path)),
         }
     }
     for (path, file) in &state.files {
-        if path == trust_store::OS_RELEASE {
-            continue;
-        }
         if let Some(f) = file {
             let fp = f.content.as_deref().and_then(fingerprint);
             certs.ca_files.insert(path.clone(), fp);

@@ -32,17 +32,6 @@ pub struct TrustStore {
 }
 
 impl OsFamily {
-    /// The family from the text of `/etc/os-release`: `ID` first, then each `ID_LIKE` entry.
-    pub fn from_os_release(text: &str) -> Option<Self> {
-        let field = |key: &str| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
-                .unwrap_or_default()
-        };
-        Self::from_ids(field("ID"), field("ID_LIKE"))
-    }
-
     /// The family from os-release's `ID`, then each word of `ID_LIKE`.
     pub fn from_ids(id: &str, id_like: &str) -> Option<Self> {
         std::iter::once(id)
@@ -137,11 +126,15 @@ mod tests {
             ("", None),
         ];
         for (text, want) in cases {
-            assert_eq!(OsFamily::from_os_release(text), want, "{text:?}");
+            assert_eq!(
+                crate::facts::Os::from_release(text).family,
+                want,
+                "{text:?}"
+            );
         }
         // ID_LIKE must not be mistaken for ID.
         assert_eq!(
-            OsFamily::from_os_release("ID_LIKE=debian\nID=fedora\n"),
+            crate::facts::Os::from_release("ID_LIKE=debian\nID=fedora\n").family,
             Some(OsFamily::Rhel)
         );
     }

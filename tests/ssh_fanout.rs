@@ -45,7 +45,7 @@ async fn thirty_servers_in_parallel_give_their_facts() {
         assert!(release.contains(&format!("ID={}", f.os.id)), "{f:?}");
         assert_eq!(f.os.family, Some(OsFamily::Debian));
         assert_eq!(f.sudo, SudoAccess::Root);
-        assert!(f.sudo_nopasswd);
+        assert!(f.sudo_nopasswd());
     }
     let known = fs::read_to_string(&kh).unwrap();
     for s in &servers {

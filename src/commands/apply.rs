@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::apply::{self, Options, Playbook, RunReport};
-use crate::cli::{Cli, Output};
+use crate::cli::{Cli, Output, PlaybookArgs};
+use crate::engine::{self, Options, Playbook, RunReport};
 use crate::inventory;
 
 /// Which of the playbook commands runs.
@@ -14,7 +14,7 @@ pub enum Kind {
     Verify,
 }
 
-pub fn run_playbook(cli: &Cli, kind: Kind, diff: bool, forks: usize) -> Result<ExitCode> {
+pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
     let playbook = match kind {
         Kind::Verify => Playbook::verify()?,
@@ -22,14 +22,15 @@ pub fn run_playbook(cli: &Cli, kind: Kind, diff: bool, forks: usize) -> Result<E
     };
     let opts = Options {
         check: matches!(kind, Kind::Plan),
-        diff,
-        forks,
+        diff: args.diff,
+        forks: args.forks.into(),
         quiet: cli.output == Output::Json || cli.quiet,
         state_dir: inv.state_dir(cli.state_dir.as_deref()),
         keep_state: false,
+        limit: args.limit.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let report = runtime.block_on(apply::run(&inv, &playbook, &opts))?;
+    let report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;
     match cli.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => print!("{}", report.summary()),

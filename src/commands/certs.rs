@@ -197,7 +197,7 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
     Ok(())
 }
 
-pub fn certs_check(cli: &Cli, local: bool) -> Result<ExitCode> {
+pub fn certs_check(cli: &Cli, local: bool, limit: Option<&str>) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let (rows, renew_before) = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
@@ -212,7 +212,7 @@ pub fn certs_check(cli: &Cli, local: bool) -> Result<ExitCode> {
                 let inv = inventory::load(path)?;
                 let runtime =
                     tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-                let survey = runtime.block_on(deployed::survey(&inv, 50));
+                let survey = runtime.block_on(deployed::survey_hosts(&inv, limit, 50))?;
                 rows.extend(deployed::check_rows(&survey, &state, renew_before, now)?);
             }
             (rows, renew_before)

@@ -1,21 +1,37 @@
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::{Cli, Output};
-use crate::facts::{self, Facts};
+use crate::engine::fleet;
+use crate::engine::limit;
+use crate::engine::probe::ProbeRequest;
+use crate::facts::Facts;
 use crate::inventory;
-use crate::ssh::{self, ExecError};
+use crate::ssh::ExecError;
+
+const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
 /// One host's line of `regboot facts`.
 #[derive(Debug, Serialize)]
 struct Row {
     host: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    facts: Option<Facts>,
+    facts: Option<HostFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<Failure>,
+}
+
+#[derive(Debug, Serialize)]
+struct HostFacts {
+    #[serde(flatten)]
+    facts: Facts,
+    /// Root, or sudo without a password (with or without a PTY).
+    sudo_nopasswd: bool,
+    daemon_json_exists: bool,
+    /// From TCP connect to authenticated, in milliseconds.
+    connect_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -24,59 +40,55 @@ struct Failure {
     message: String,
 }
 
-pub fn facts(cli: &Cli, forks: usize) -> Result<ExitCode> {
+/// `regboot facts`: the fleet layer's probe, printed.
+pub fn facts(cli: &Cli, forks: usize, limit: Option<&str>) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
-    let targets = inv.ssh_targets();
-    let results = tokio::runtime::Runtime::new()?.block_on(ssh::run_all(
-        &targets,
-        forks,
-        |session| async move {
-            let facts = facts::gather(&session).await;
-            session.close().await;
-            facts
-        },
-    ));
-    let rows: Vec<Row> = results
-        .into_iter()
-        .map(|(target, result)| {
-            let (facts, error) = match result {
-                Err(e) => (
-                    None,
-                    Some(Failure {
-                        kind: e.kind(),
-                        message: e.to_string(),
-                    }),
-                ),
-                Ok(Err(e)) => (
-                    None,
-                    Some(Failure {
-                        kind: "facts",
-                        message: e.to_string(),
-                    }),
-                ),
-                // regboot cannot manage a non-root host whose sudo wants a password.
-                Ok(Ok(f)) if target.sudo && !f.sudo_nopasswd => {
-                    let e = ExecError::SudoPasswordRequired {
-                        host: target.name.clone(),
-                        user: target.user.clone(),
-                    };
-                    (
-                        Some(f),
-                        Some(Failure {
-                            kind: "sudo-needs-password",
-                            message: e.to_string(),
-                        }),
-                    )
-                }
-                Ok(Ok(f)) => (Some(f), None),
-            };
-            Row {
-                host: target.name,
-                facts,
-                error,
-            }
+    let hosts = limit::select(&inv, limit)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let rows: Vec<Row> = runtime.block_on(async {
+        let mut nodes = fleet::connect(&hosts, forks).await;
+        fleet::probe(&mut nodes, |_| ProbeRequest {
+            hash: vec![DAEMON_JSON.into()],
+            ..ProbeRequest::default()
         })
-        .collect();
+        .await;
+        let rows = nodes
+            .iter()
+            .map(|n| {
+                let facts = n.state.as_ref().map(|st| HostFacts {
+                    sudo_nopasswd: st.facts.sudo_nopasswd(),
+                    daemon_json_exists: st.files.get(DAEMON_JSON).is_some_and(Option::is_some),
+                    connect_ms: n.remote.as_ref().map_or(0, |r| {
+                        u64::try_from(r.session.connect_time().as_millis()).unwrap_or(u64::MAX)
+                    }),
+                    facts: st.facts.clone(),
+                });
+                // regboot cannot manage a non-root host whose sudo wants a password.
+                let error = match (&n.error, &facts) {
+                    (Some(e), _) => Some(Failure {
+                        kind: n.error_kind.unwrap_or("facts"),
+                        message: format!("{}: {e}", n.host.name),
+                    }),
+                    (None, Some(f)) if !f.sudo_nopasswd => Some(Failure {
+                        kind: "sudo-needs-password",
+                        message: ExecError::SudoPasswordRequired {
+                            host: n.host.name.clone(),
+                            user: n.host.ssh.user.clone(),
+                        }
+                        .to_string(),
+                    }),
+                    _ => None,
+                };
+                Row {
+                    host: n.host.name.clone(),
+                    facts,
+                    error,
+                }
+            })
+            .collect();
+        fleet::close(&mut nodes).await;
+        rows
+    });
 
     match cli.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -109,7 +121,13 @@ fn print_table(rows: &[Row]) {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let Some(f) = &r.facts else {
+            let Some(HostFacts {
+                facts: f,
+                daemon_json_exists,
+                connect_ms,
+                ..
+            }) = &r.facts
+            else {
                 let kind = r.error.as_ref().map_or("", |e| e.kind);
                 return vec![r.host.clone(), format!("FAILED ({kind})")];
             };
@@ -131,8 +149,8 @@ fn print_table(rows: &[Row]) {
                 json_word(&f.init),
                 docker,
                 json_word(&f.sudo),
-                if f.daemon_json_exists { "yes" } else { "no" }.to_string(),
-                format!("{} ms", f.connect_ms),
+                if *daemon_json_exists { "yes" } else { "no" }.to_string(),
+                format!("{connect_ms} ms"),
             ]
         })
         .collect();

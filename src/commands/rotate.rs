@@ -21,6 +21,7 @@ pub fn rotate(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
         plan: args.plan,
         quiet: cli.output == Output::Json || cli.quiet,
         state_dir: inv.state_dir(cli.state_dir.as_deref()),
+        limit: args.limit.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = runtime.block_on(async {

@@ -14,9 +14,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use time::{Duration, OffsetDateTime};
 
-use crate::apply::{self, Options, Playbook, RunReport};
 use crate::deployed;
-use crate::inventory::Inventory;
+use crate::engine::fleet::{self, Node};
+use crate::engine::{Options, Playbook, RunReport, limit, runner};
+use crate::inventory::{Host, Inventory, Role};
 use crate::pki::rotation::{self, Phase};
 use crate::pki::state::{CA_NEXT_CERT, REGISTRY_CERT};
 use crate::pki::{self, Ca, StateDir, inspect, setup};
@@ -61,6 +62,8 @@ pub struct RotateOptions {
     pub plan: bool,
     pub quiet: bool,
     pub state_dir: PathBuf,
+    /// `--limit`: refused when it leaves out a host that must take part.
+    pub limit: Option<String>,
 }
 
 impl RotateOptions {
@@ -134,24 +137,54 @@ impl Drop for Scratch {
     }
 }
 
+/// The hosts a rotation works on. A limit may leave out only hosts that play no part: for
+/// `--leaf`, agents (their CA does not change); for `--ca`, none (every host must trust the
+/// next CA before a replica serves a certificate from it).
+fn rotation_hosts<'a>(inv: &'a Inventory, opts: &RotateOptions, ca: bool) -> Result<Vec<&'a Host>> {
+    let hosts = limit::select(inv, opts.limit.as_deref())?;
+    let left_out: Vec<&str> = inv
+        .hosts
+        .iter()
+        .filter(|h| !hosts.iter().any(|s| s.name == h.name))
+        .filter(|h| ca || h.has_role(Role::Registry) || h.has_role(Role::Lb))
+        .map(|h| h.name.as_str())
+        .collect();
+    if left_out.is_empty() {
+        return Ok(hosts);
+    }
+    let why = if ca {
+        "every host must trust the next CA before a registry host serves a certificate from \
+         it, and lose the old one only after every registry host stopped serving it"
+    } else {
+        "every registry host and load balancer must serve the new certificate, or clients see \
+         two certificates for one name (agents may be left out: their CA does not change)"
+    };
+    bail!(
+        "rotate --{}: --limit {:?} leaves out {}, which must take part: {why}. Run without \
+         --limit (or with one that includes them)",
+        if ca { "ca" } else { "leaf" },
+        opts.limit.as_deref().unwrap_or_default(),
+        left_out.join(", ")
+    )
+}
+
+/// The rotate playbook over the connections the rotation holds.
 async fn run_playbook(
     inv: &Inventory,
     state: &StateDir,
     opts: &RotateOptions,
+    nodes: &mut [Node<'_>],
 ) -> Result<RunReport> {
-    apply::run(
-        inv,
-        &Playbook::rotate()?,
-        &Options {
-            check: opts.plan,
-            diff: false,
-            forks: opts.forks,
-            quiet: opts.quiet,
-            state_dir: state.root().to_path_buf(),
-            keep_state: true,
-        },
-    )
-    .await
+    let options = Options {
+        check: opts.plan,
+        diff: false,
+        forks: opts.forks,
+        quiet: opts.quiet,
+        state_dir: state.root().to_path_buf(),
+        keep_state: true,
+        limit: None,
+    };
+    runner::run_on(inv, &Playbook::rotate()?, &options, state, nodes).await
 }
 
 fn load_ca(state: &StateDir) -> Result<Ca> {
@@ -170,16 +203,16 @@ pub async fn leaf(
     validity: Option<Duration>,
     opts: &RotateOptions,
 ) -> Result<StageRun> {
+    let hosts = rotation_hosts(inv, opts, false)?;
     let real = StateDir::open(&opts.state_dir)?;
+    let _lock = real.lock()?;
     let scratch = if opts.plan {
         Some(Scratch::of(&real)?)
     } else {
         None
     };
     let state = scratch.as_ref().map_or(&real, |s| &s.dir);
-    // The lock covers the state directory's change; the playbook run takes it again.
     let why = {
-        let _lock = real.lock()?;
         let ca = load_ca(state)?;
         if ca.info().not_after <= OffsetDateTime::now_utc() {
             bail!(
@@ -214,7 +247,10 @@ pub async fn leaf(
         )
     };
     opts.say(&format!("rotate --leaf: {why}"));
-    let report = run_playbook(inv, state, opts).await?;
+    let mut nodes = fleet::connect(&hosts, opts.forks).await;
+    let report = run_playbook(inv, state, opts, &mut nodes).await;
+    fleet::close(&mut nodes).await;
+    let report = report?;
     Ok(StageRun {
         stage: "leaf".into(),
         why,
@@ -227,26 +263,41 @@ fn short(serial: &str) -> &str {
 }
 
 /// `rotate --ca`: run the stage the hosts call for, then the next ones (or only `only`),
-/// each ending with the smoke test. Stops at the first stage that does not complete.
+/// each ending with the smoke test. Stops at the first stage that does not complete. One
+/// connection per host and the state directory's lock are held from start to end.
 pub async fn ca(
     inv: &Inventory,
     only: Option<Stage>,
     opts: &RotateOptions,
 ) -> Result<Vec<StageRun>> {
+    let hosts = rotation_hosts(inv, opts, true)?;
     let real = StateDir::open(&opts.state_dir)?;
+    let _lock = real.lock()?;
+    let mut nodes = fleet::connect(&hosts, opts.forks).await;
+    let runs = ca_stages(inv, only, opts, &real, &mut nodes).await;
+    fleet::close(&mut nodes).await;
+    runs
+}
+
+async fn ca_stages(
+    inv: &Inventory,
+    only: Option<Stage>,
+    opts: &RotateOptions,
+    real: &StateDir,
+    nodes: &mut [Node<'_>],
+) -> Result<Vec<StageRun>> {
     let mut runs: Vec<StageRun> = Vec::new();
     loop {
         opts.say("reading the CA files and served certificates of every host");
-        let survey = deployed::survey(inv, opts.forks).await;
+        fleet::probe(nodes, |_| deployed::request(inv)).await;
+        let survey = deployed::survey(inv, nodes).await;
         let scratch = if opts.plan {
-            Some(Scratch::of(&real)?)
+            Some(Scratch::of(real)?)
         } else {
             None
         };
-        let state = scratch.as_ref().map_or(&real, |s| &s.dir);
-        // The lock covers the state directory's change; the playbook run takes it again.
+        let state = scratch.as_ref().map_or(real, |s| &s.dir);
         let (decision, expired_note) = {
-            let _lock = real.lock()?;
             let current = load_ca(state)?;
             let phase = rotation::phase(state)?;
             let next = state.read(CA_NEXT_CERT)?;
@@ -312,7 +363,7 @@ pub async fn ca(
         if let Some(note) = &expired_note {
             opts.say(&format!("note: {note}"));
         }
-        let report = run_playbook(inv, state, opts).await?;
+        let report = run_playbook(inv, state, opts, nodes).await?;
         let run = StageRun {
             stage: decision.stage.number().to_string(),
             why: decision.why.clone(),

@@ -9,6 +9,13 @@ use anyhow::{Context, Result, bail};
 use crate::host::{Mode, RemoteHost};
 use crate::registry_http::{self, Request};
 
+/// Polls `docker info` until the engine answers (bounded: 60 tries, one a second).
+const WAIT_DOCKER: &str = r#"i=0
+until docker info >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -ge 60 ] && { echo "dockerd did not answer docker info within 60 s" >&2; exit 1; }
+  sleep 1
+done"#;
+
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
@@ -44,6 +51,9 @@ pub struct Change {
     /// A unified diff for text files; secrets appear only as a redacted digest.
     pub diff: Option<String>,
     pub action: Action,
+    /// Disrupts the host (a dockerd restart): the runner makes such changes on one host at a
+    /// time, in inventory order, stopping at the first failure.
+    pub one_at_a_time: bool,
 }
 
 impl Change {
@@ -56,6 +66,7 @@ impl Change {
                 data,
                 mode,
             },
+            one_at_a_time: false,
         }
     }
 
@@ -70,7 +81,41 @@ impl Change {
             },
             summary,
             diff: None,
+            one_at_a_time: false,
         }
+    }
+
+    /// Wait (bounded) until the registry on this host answers `GET /v2/` (see
+    /// `Action::WaitHealthy`).
+    pub fn wait_healthy(
+        summary: impl Into<String>,
+        hostname: &str,
+        port: u16,
+        ca_pem: Option<String>,
+        diagnose: &'static str,
+    ) -> Change {
+        Change {
+            summary: summary.into(),
+            diff: None,
+            action: Action::WaitHealthy {
+                hostname: hostname.to_string(),
+                port,
+                ca_pem,
+                diagnose,
+            },
+            one_at_a_time: false,
+        }
+    }
+
+    /// Wait (bounded) until dockerd answers `docker info`.
+    pub fn wait_docker() -> Change {
+        Change::script("wait until dockerd answers docker info", WAIT_DOCKER, &[])
+    }
+
+    /// Mark this change as one the runner makes on one host at a time.
+    pub fn one_at_a_time(mut self) -> Change {
+        self.one_at_a_time = true;
+        self
     }
 
     pub fn with_stdin_file(mut self, path: &Path) -> Change {

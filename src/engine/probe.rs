@@ -1,13 +1,14 @@
-//! What a host has now, read in one round trip: architecture, init, the managed files' hashes
-//! (and contents where a module merges or diffs them), and the docker engine's image and
-//! container.
+//! What a host has now, read in one round trip by one script (`probe.sh`): its facts (OS,
+//! init, sudo, runtimes), the managed files' hashes (and contents where a module merges or
+//! diffs them), the commands and units modules ask about, and the registry image and container.
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 
-use crate::host::RemoteHost;
+use crate::facts::{Facts, InitSystem, Os, Runtime, SudoAccess};
+use crate::ssh::{ExecError, RemoteCommand, Session};
 
 const PROBE: &str = include_str!("probe.sh");
 
@@ -21,26 +22,16 @@ pub struct FileState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Docker {
-    Missing,
-    Stopped,
-    Running { version: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
     pub image_id: String,
     pub running: bool,
     pub labels: HashMap<String, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HostState {
-    /// `uname -m`.
-    pub arch: String,
-    pub systemd: bool,
+    pub facts: Facts,
     pub files: HashMap<String, Option<FileState>>,
-    pub docker: Docker,
     /// The registry image's id, when asked and present.
     pub image_id: Option<String>,
     pub container: Option<Container>,
@@ -51,10 +42,15 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// The text of a file probed with its content; empty when missing.
+    /// The text of a file probed with its content; `None` when missing.
     pub fn text(&self, path: &str) -> Option<String> {
         let file = self.files.get(path)?.as_ref()?;
         Some(String::from_utf8_lossy(file.content.as_deref()?).into_owned())
+    }
+
+    /// Whether the probe could read the host as root (else only its facts are known).
+    pub fn as_root(&self) -> bool {
+        self.facts.sudo_nopasswd()
     }
 }
 
@@ -68,35 +64,73 @@ pub struct ProbeRequest {
     pub services: Vec<String>,
 }
 
-pub async fn probe(host: &RemoteHost, req: &ProbeRequest) -> Result<HostState> {
+/// Read the host behind `session`: as root, or as the login user when sudo wants a password
+/// (then only the facts are worth anything, and `HostState::as_root` says so).
+pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     let mut args: Vec<String> = vec![req.image.clone().unwrap_or_default()];
     args.extend(req.hash.iter().map(|p| format!("h:{p}")));
     args.extend(req.content.iter().map(|p| format!("c:{p}")));
     args.extend(req.commands.iter().map(|c| format!("x:{c}")));
     args.extend(req.services.iter().map(|s| format!("s:{s}")));
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = host
-        .run("reading the host's state", PROBE, &arg_refs, None)
-        .await?;
+    let cmd = RemoteCommand::new("sh")
+        .arg("-c")
+        .arg(PROBE)
+        .arg("regboot")
+        .args(args.iter().map(String::as_str));
+    let out = match session.exec_as_root(&cmd, None).await {
+        Err(ExecError::SudoPasswordRequired { .. }) => session.exec(&cmd, None).await,
+        other => other,
+    }
+    .context("reading the host's state: the command could not run")?;
+    if !out.success() {
+        bail!(
+            "reading the host's state failed (exit {}): {}",
+            out.status,
+            out.stderr_tail().trim()
+        );
+    }
     parse(&out.stdout_text()).context("unexpected probe output")
 }
 
+fn runtime(fields: &[&str]) -> Runtime {
+    let version = fields
+        .first()
+        .filter(|v| **v != "-" && !v.is_empty())
+        .map(|v| v.to_string());
+    Runtime {
+        installed: true,
+        running: false,
+        version,
+    }
+}
+
 fn parse(text: &str) -> Result<HostState> {
-    let mut st = HostState {
-        arch: String::new(),
-        systemd: false,
-        files: HashMap::new(),
-        docker: Docker::Missing,
-        image_id: None,
-        container: None,
-        commands: HashMap::new(),
-        services: HashMap::new(),
-    };
+    let mut st = HostState::default();
+    let mut os_release = String::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
-            ["arch", v] => st.arch = v.to_string(),
-            ["init", v] => st.systemd = *v == "systemd",
+            ["arch", v] => st.facts.arch = v.to_string(),
+            ["init", v] => {
+                st.facts.init = match *v {
+                    "systemd" => InitSystem::Systemd,
+                    "openrc" => InitSystem::Openrc,
+                    _ => InitSystem::Other,
+                }
+            }
+            ["os", rest @ ..] => {
+                os_release.push_str(&rest.join("\t"));
+                os_release.push('\n');
+            }
+            ["sudo", v] => {
+                st.facts.sudo = match *v {
+                    "root" => SudoAccess::Root,
+                    "nopasswd" => SudoAccess::Nopasswd,
+                    "requiretty" => SudoAccess::Requiretty,
+                    "password" => SudoAccess::Password,
+                    _ => SudoAccess::Missing,
+                }
+            }
             ["file", p, "-"] => {
                 st.files.insert(p.to_string(), None);
             }
@@ -123,11 +157,16 @@ fn parse(text: &str) -> Result<HostState> {
             ["service", name, state] => {
                 st.services.insert(name.to_string(), state.to_string());
             }
-            ["docker", "missing"] => st.docker = Docker::Missing,
-            ["docker", "stopped"] => st.docker = Docker::Stopped,
-            ["docker", "running", v] => {
-                st.docker = Docker::Running {
-                    version: v.to_string(),
+            ["runtime", _, "-"] => {}
+            ["runtime", "containerd", v @ ..] => st.facts.containerd = runtime(v),
+            ["runtime", "podman", v @ ..] => st.facts.podman = runtime(v),
+            ["runtime", ..] => {}
+            ["docker", "missing"] => st.facts.docker = Runtime::default(),
+            ["docker", "stopped", v @ ..] => st.facts.docker = runtime(v),
+            ["docker", "running", v @ ..] => {
+                st.facts.docker = Runtime {
+                    running: true,
+                    ..runtime(v)
                 }
             }
             ["image", "-"] => st.image_id = None,
@@ -144,6 +183,7 @@ fn parse(text: &str) -> Result<HostState> {
             _ => bail!("unrecognized line {line:?}"),
         }
     }
+    st.facts.os = Os::from_release(&os_release);
     Ok(st)
 }
 
@@ -151,16 +191,36 @@ fn parse(text: &str) -> Result<HostState> {
 mod tests {
     use super::*;
 
+    /// The script run by this machine's sh gives facts that agree with this machine.
+    #[test]
+    fn script_runs_locally_and_parses() {
+        let out = std::process::Command::new("sh")
+            .args(["-c", PROBE, "regboot", "", "h:/etc/os-release", "x:sh"])
+            .env_remove("SUDO_USER")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let st = parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let release = Os::from_release(&std::fs::read_to_string("/etc/os-release").unwrap());
+        assert_eq!(st.facts.os, release);
+        assert_eq!(st.facts.arch, std::env::consts::ARCH);
+        assert!(st.files["/etc/os-release"].is_some() && st.commands["sh"]);
+    }
+
     #[test]
     fn parses_every_record() {
-        let text = "arch\tx86_64\ninit\tsystemd\n\
+        let text = "arch\tx86_64\ninit\tsystemd\nos\tID=debian\nos\tVERSION_ID=\"12\"\nsudo\troot\n\
             file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
-            docker\trunning\t20.10.24\n\
+            runtime\tcontainerd\t1.6.20\nruntime\tpodman\t-\ndocker\trunning\t20.10.24\n\
             image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
         let st = parse(text).unwrap();
-        assert_eq!(st.arch, "x86_64");
-        assert!(st.systemd);
+        assert_eq!(st.facts.arch, "x86_64");
+        assert_eq!(st.facts.init, InitSystem::Systemd);
+        assert_eq!(st.facts.os.version.as_deref(), Some("12"));
+        assert_eq!(st.facts.sudo, SudoAccess::Root);
+        assert!(st.facts.docker.running && st.facts.containerd.installed);
+        assert!(!st.facts.podman.installed);
         assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
         assert_eq!(st.files["/etc/b"], None);
         let hosts = st.files["/etc/hosts"].as_ref().unwrap();

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::material::Material;
-use super::report::SmokeHost;
+use crate::engine::report::SmokeHost;
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
+use crate::material::Material;
 use crate::registry_http::{self, Request};
 use crate::smoke_image;
 use crate::ssh::ExecOutput;

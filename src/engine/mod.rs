@@ -1,0 +1,14 @@
+//! The engine: playbooks of modules run over one fleet layer. See docs/ARCHITECTURE.md.
+
+pub(crate) mod change;
+pub(crate) mod fleet;
+pub(crate) mod limit;
+pub(crate) mod memo;
+pub mod playbook;
+pub(crate) mod probe;
+pub mod report;
+pub(crate) mod runner;
+
+pub use playbook::Playbook;
+pub use report::RunReport;
+pub use runner::{Options, run};

@@ -1,0 +1,167 @@
+//! Playbooks: the ordered steps of a command, kept as YAML under playbooks/ and embedded.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::inventory::{Host, Role};
+use crate::modules::{self, Module};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hosts {
+    All,
+    Registry,
+    Agent,
+    Lb,
+}
+
+impl Hosts {
+    pub fn matches(self, host: &Host) -> bool {
+        match self {
+            Hosts::All => true,
+            Hosts::Registry => host.has_role(Role::Registry),
+            Hosts::Agent => host.has_role(Role::Agent),
+            Hosts::Lb => host.has_role(Role::Lb),
+        }
+    }
+}
+
+/// What a step converges its hosts to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// What the inventory wishes.
+    #[default]
+    Present,
+    /// Nothing of what the module placed.
+    Absent,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: String,
+    module: String,
+    hosts: Hosts,
+    serial: Option<usize>,
+    #[serde(default)]
+    once: bool,
+    #[serde(default)]
+    state: State,
+}
+
+#[derive(Clone)]
+pub struct Step {
+    pub name: String,
+    pub(crate) module: &'static dyn Module,
+    pub hosts: Hosts,
+    /// Hosts changed at once, halting at the first failure; `None`: all at once.
+    pub serial: Option<usize>,
+    /// Run the module once for the fleet (its reachable hosts of `hosts`), not per host.
+    pub once: bool,
+    pub state: State,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaybook {
+    name: String,
+    steps: Vec<RawStep>,
+}
+
+#[derive(Clone)]
+pub struct Playbook {
+    pub name: String,
+    pub steps: Vec<Step>,
+}
+
+impl Playbook {
+    pub fn parse(name: &str, text: &str) -> Result<Playbook> {
+        let raw: RawPlaybook =
+            serde_yaml_ng::from_str(text).with_context(|| format!("playbook {name}"))?;
+        let mut steps = Vec::new();
+        for s in raw.steps {
+            let Some(module) = modules::by_name(&s.module) else {
+                let known: Vec<&str> = modules::REGISTRY.iter().map(|m| m.name()).collect();
+                bail!(
+                    "playbook {name}, step {:?}: no module {:?} (modules: {})",
+                    s.name,
+                    s.module,
+                    known.join(", ")
+                );
+            };
+            steps.push(Step {
+                name: s.name,
+                module,
+                hosts: s.hosts,
+                serial: s.serial,
+                once: s.once,
+                state: s.state,
+            });
+        }
+        Ok(Playbook {
+            name: raw.name,
+            steps,
+        })
+    }
+
+    pub fn apply() -> Result<Playbook> {
+        Self::parse("apply.yml", include_str!("../../playbooks/apply.yml"))
+    }
+
+    pub fn rotate() -> Result<Playbook> {
+        Self::parse("rotate.yml", include_str!("../../playbooks/rotate.yml"))
+    }
+
+    pub fn verify() -> Result<Playbook> {
+        Self::parse("verify.yml", include_str!("../../playbooks/verify.yml"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_playbooks_parse() {
+        let apply = Playbook::apply().unwrap();
+        let last = apply.steps.last().unwrap();
+        assert_eq!((last.module.name(), last.once), ("smoke_test", true));
+        let container = apply
+            .steps
+            .iter()
+            .find(|s| s.module.name() == "registry_container")
+            .unwrap();
+        assert_eq!(container.serial, Some(1));
+        assert_eq!(Playbook::verify().unwrap().steps.len(), 1);
+        let rotate = Playbook::rotate().unwrap();
+        assert!(rotate.steps.iter().any(|s| s.serial == Some(1)));
+    }
+
+    #[test]
+    fn unknown_modules_and_states_are_errors() {
+        let err = Playbook::parse(
+            "t.yml",
+            "name: t\nsteps:\n  - { name: x, module: certs_dd, hosts: all }\n",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            format!("{err:#}").contains("no module \"certs_dd\""),
+            "{err:#}"
+        );
+        let absent = Playbook::parse(
+            "t.yml",
+            "name: t\nsteps:\n  - { name: x, module: certs_d, hosts: all, state: absent }\n",
+        )
+        .unwrap();
+        assert_eq!(absent.steps[0].state, State::Absent);
+        assert!(
+            Playbook::parse(
+                "t.yml",
+                "name: t\nsteps:\n  - { name: x, module: certs_d, hosts: all, state: gone }\n"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,62 @@
+# regboot's one-round-trip look at a host, run as root (directly or through sudo) or, when sudo
+# wants a password, as the login user (facts only). Args: IMAGE then paths, each prefixed with
+# h: (report sha256 and mode) or c: (also the content, base64), and names prefixed with
+# x: (a command: is it on PATH) or s: (a systemd unit: is-active). One record per line:
+# KIND<TAB>NAME<TAB>VALUE... Never fails: what it cannot read, it says.
+set -u
+PATH=$PATH:/usr/sbin:/sbin
+image=$1; shift
+printf 'arch\t%s\n' "$(uname -m)"
+if [ -d /run/systemd/system ]; then init=systemd
+elif [ -d /run/openrc ] || command -v openrc >/dev/null 2>&1; then init=openrc
+else init=other; fi
+printf 'init\t%s\n' "$init"
+for f in /etc/os-release /usr/lib/os-release; do
+  [ -r "$f" ] || continue
+  while IFS= read -r l || [ -n "$l" ]; do printf 'os\t%s\n' "$l"; done < "$f"
+  break
+done
+if [ "$(id -u)" = 0 ] && [ -z "${SUDO_USER:-}" ]; then sudo=root
+elif [ "$(id -u)" = 0 ]; then
+  # Reached through sudo -n: a PTY means sudoers wants requiretty.
+  if [ -t 1 ]; then sudo=requiretty; else sudo=nopasswd; fi
+elif ! command -v sudo >/dev/null 2>&1; then sudo=missing
+else sudo=password; fi
+printf 'sudo\t%s\n' "$sudo"
+for a in "$@"; do
+  p=${a#?:}
+  case $a in
+    x:*) printf 'command\t%s\t%s\n' "$p" "$(command -v "$p" 2>/dev/null || echo -)"; continue ;;
+    s:*) printf 'service\t%s\t%s\n' "$p" "$(systemctl is-active "$p" 2>/dev/null || true)"; continue ;;
+  esac
+  if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
+  line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
+  case $a in
+    c:*) printf '%s\t%s\n' "$line" "$(base64 -w0 < "$p")" ;;
+    *) printf '%s\n' "$line" ;;
+  esac
+done
+for r in containerd podman; do
+  v=-
+  if command -v "$r" >/dev/null 2>&1; then
+    v=$("$r" --version 2>/dev/null | sed -n 's/.* \(v\{0,1\}[0-9][0-9.]*[^ ]*\).*/\1/p' | head -n 1)
+    [ -n "$v" ] || v=unknown
+  fi
+  printf 'runtime\t%s\t%s\n' "$r" "$v"
+done
+if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
+  printf 'docker\tmissing\n'; exit 0
+fi
+v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || v=
+if [ -z "$v" ]; then
+  v=$( (dockerd --version || docker --version) 2>/dev/null | sed -n 's/^Docker version \([^,]*\).*/\1/p' | head -n 1)
+  printf 'docker\tstopped\t%s\n' "${v:--}"; exit 0
+fi
+printf 'docker\trunning\t%s\n' "$v"
+if [ -n "$image" ]; then
+  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
+  printf 'image\t%s\n' "$id"
+  c=$(docker inspect --format '{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' regboot-registry 2>/dev/null) || c=
+  [ -n "$c" ] && printf 'container\t%s\n' "$c"
+fi
+exit 0

@@ -1,0 +1,461 @@
+//! Modules: one file each, one trait, one registry. A module reads a host's probed state and
+//! the wish (inventory and material) and returns the changes that would make them equal (or
+//! that remove what it placed); it never touches the host itself, so `plan` prints exactly
+//! what `apply` would do. A module that acts on the fleet as a whole (the S3 bucket check,
+//! the smoke test) implements `once` instead and runs in a step marked `once: true`.
+//!
+//! Adding a module: one file here, one line in [`REGISTRY`], and its step in a playbook.
+
+pub(crate) mod certs_d;
+pub(crate) mod daemon_json;
+pub(crate) mod hosts_block;
+pub(crate) mod keepalived;
+pub(crate) mod lb_packages;
+pub(crate) mod nginx;
+pub(crate) mod registry_container;
+pub(crate) mod registry_files;
+pub(crate) mod registry_image;
+pub(crate) mod s3_bucket;
+pub(crate) mod smoke_test;
+pub(crate) mod trust_store;
+
+use anyhow::{Result, bail};
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+
+use crate::diff;
+use crate::engine::change::Change;
+use crate::engine::memo::Memo;
+use crate::engine::probe::{HostState, ProbeRequest};
+use crate::engine::report::SmokeHost;
+use crate::facts::Facts;
+use crate::host::{Mode, RemoteHost};
+use crate::inventory::{Host, Inventory};
+use crate::material::{Material, Tls};
+use crate::pki::rotation::CaRole;
+use crate::render::Templates;
+
+/// Every module, by its playbook name.
+pub(crate) const REGISTRY: &[&dyn Module] = &[
+    &certs_d::CertsD,
+    &trust_store::TrustStore,
+    &hosts_block::HostsBlock,
+    &daemon_json::DaemonJson,
+    &registry_files::RegistryFiles,
+    &registry_image::RegistryImage,
+    &registry_container::RegistryContainer,
+    &lb_packages::LbPackages,
+    &nginx::Nginx,
+    &keepalived::Keepalived,
+    &s3_bucket::S3Bucket,
+    &smoke_test::SmokeTest,
+];
+
+/// The module a playbook names.
+pub(crate) fn by_name(name: &str) -> Option<&'static dyn Module> {
+    REGISTRY.iter().copied().find(|m| m.name() == name)
+}
+
+/// A CA copy a module places: the current CA (`role: None`) or a rotation's extra one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CaFile {
+    pub path: String,
+    pub role: Option<CaRole>,
+}
+
+pub(crate) trait Module: Sync {
+    /// The playbook's `module:` key.
+    fn name(&self) -> &'static str;
+
+    /// What it needs read from `host` by the probe.
+    fn want(&self, _inv: &Inventory, _host: &Host, _req: &mut ProbeRequest) {}
+
+    /// The changes that make the host match the wish (`state: present`).
+    fn present(&self, _cx: &Ctx) -> Result<Vec<Change>> {
+        bail!(
+            "module {} runs once for the fleet: its step needs `once: true`",
+            self.name()
+        )
+    }
+
+    /// The changes that remove what it placed (`state: absent`).
+    fn absent(&self, _cx: &Ctx) -> Result<Vec<Change>> {
+        bail!(
+            "module {} cannot remove what it placed (state: absent)",
+            self.name()
+        )
+    }
+
+    /// Where it puts CA copies: on a host with these facts, or (`None`: before the probe)
+    /// every path it might use. `certs check` and `rotate --ca` find every copy from this.
+    fn ca_files(&self, _inv: &Inventory, _facts: Option<&Facts>) -> Vec<CaFile> {
+        Vec::new()
+    }
+
+    /// Whether its hosts need a running container engine.
+    fn needs_engine(&self) -> bool {
+        false
+    }
+
+    /// A `once` step: act on the fleet as a whole.
+    fn once<'a>(&'a self, _cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        let name = self.name();
+        Box::pin(
+            async move { bail!("module {name} runs per host: drop `once: true` from its step") },
+        )
+    }
+}
+
+/// What a module sees for one host.
+pub(crate) struct Ctx<'a> {
+    pub inv: &'a Inventory,
+    pub host: &'a Host,
+    pub material: &'a Material,
+    pub state: &'a HostState,
+    pub templates: &'a Templates,
+    /// What modules computed for this host and share (e.g. registry files, hashed once).
+    pub memo: &'a Memo,
+}
+
+/// One reachable host, as a `once` step sees it.
+pub(crate) struct Member<'a> {
+    pub host: &'a Host,
+    pub remote: &'a RemoteHost,
+    pub state: &'a HostState,
+}
+
+/// What a `once` step sees: the reachable hosts of its role inside the limit.
+pub(crate) struct FleetCx<'a> {
+    pub inv: &'a Inventory,
+    pub material: &'a Material,
+    /// Plan: read, change nothing.
+    pub check: bool,
+    pub members: Vec<Member<'a>>,
+}
+
+/// What a `once` step did.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// Printed and kept in the report's notes.
+    pub notes: Vec<String>,
+    /// Hosts that failed, with why.
+    pub failed: Vec<(String, String)>,
+    pub smoke: Vec<SmokeHost>,
+    /// The verification did not run, and why.
+    pub skipped: Option<String>,
+}
+
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The changes that make a host's CA files (`path(None)`: the current CA; `path(Some(role))`:
+/// a rotation's extra CA) match `tls`, in an order that never leaves a CA untrusted that the
+/// registry may still serve: extra CAs written first, then the current one, then the extra
+/// files no longer wanted removed. (When `ca-next` becomes `ca-previous` at stage 2, the old
+/// CA is in `ca-previous.crt` before `ca.crt` is overwritten with the new one.)
+pub(crate) fn ca_files(
+    state: &HostState,
+    tls: &Tls,
+    path: impl Fn(Option<CaRole>) -> String,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (role, pem) in &tls.extra_cas {
+        changes.extend(file_change(
+            state,
+            &path(Some(*role)),
+            pem.as_bytes(),
+            0o644,
+            false,
+        ));
+    }
+    changes.extend(file_change(
+        state,
+        &path(None),
+        tls.ca_pem.as_bytes(),
+        0o644,
+        false,
+    ));
+    for role in CaRole::ALL {
+        let p = path(Some(role));
+        let wanted = tls.extra_cas.iter().any(|(r, _)| *r == role);
+        if !wanted && state.files.get(&p).is_some_and(Option::is_some) {
+            changes.push(Change::script(
+                format!("remove {p}"),
+                r#"rm -f -- "$1""#,
+                &[&p],
+            ));
+        }
+    }
+    changes
+}
+
+/// Whether a managed file must be written: missing, different content, or another mode.
+/// Public files get a unified diff (when their content was probed); secret ones a digest.
+pub(crate) fn file_change(
+    state: &HostState,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+    secret: bool,
+) -> Option<Change> {
+    let current = state.files.get(path).and_then(Option::as_ref);
+    let same_content = current.is_some_and(|f| f.sha256 == sha256_hex(data));
+    if same_content && current.is_some_and(|f| f.mode == mode) {
+        return None;
+    }
+    let diff = if secret {
+        Some(format!(
+            "--- {path}\n+++ {path}\n{}\n",
+            if same_content {
+                "(content unchanged)".to_string()
+            } else {
+                diff::redacted(data)
+            }
+        ))
+    } else {
+        let old = current
+            .and_then(|f| f.content.as_deref())
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        Some(diff::unified(path, &old, &String::from_utf8_lossy(data)))
+    };
+    let mut change = Change::put_file(path, data.to_vec(), Mode::Set(mode), diff);
+    if same_content {
+        change.summary = format!("chmod {mode:o} {path}");
+    }
+    Some(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::probe::FileState;
+    use std::collections::HashMap;
+
+    fn host_with(files: &[(&str, &str)]) -> HostState {
+        let mut map = HashMap::new();
+        for role in [None, Some(CaRole::Next), Some(CaRole::Previous)] {
+            map.insert(path(role), None);
+        }
+        for (p, data) in files {
+            let f = FileState {
+                mode: 0o644,
+                sha256: sha256_hex(data.as_bytes()),
+                content: Some(data.as_bytes().to_vec()),
+            };
+            map.insert(p.to_string(), Some(f));
+        }
+        HostState {
+            files: map,
+            ..HostState::default()
+        }
+    }
+
+    fn path(role: Option<CaRole>) -> String {
+        match role {
+            None => "/d/ca.crt".into(),
+            Some(r) => format!("/d/ca-{}.crt", r.suffix()),
+        }
+    }
+
+    fn tls(ca: &str, extra: &[(CaRole, &str)]) -> Tls {
+        Tls {
+            ca_pem: ca.into(),
+            chain_pem: String::new(),
+            key_pem: String::new(),
+            extra_cas: extra.iter().map(|(r, p)| (*r, p.to_string())).collect(),
+        }
+    }
+
+    fn summaries(changes: &[Change]) -> Vec<String> {
+        changes.iter().map(|c| c.summary.clone()).collect()
+    }
+
+    #[test]
+    fn next_becomes_previous_without_a_moment_of_distrust() {
+        // Stage 1 done: old current, new next. Stage 2 wants new current, old previous.
+        let host = host_with(&[("/d/ca.crt", "OLD"), ("/d/ca-next.crt", "NEW")]);
+        let changes = ca_files(&host, &tls("NEW", &[(CaRole::Previous, "OLD")]), path);
+        assert_eq!(
+            summaries(&changes),
+            [
+                "write /d/ca-previous.crt",
+                "write /d/ca.crt",
+                "remove /d/ca-next.crt"
+            ]
+        );
+        // Stage 3: the previous CA goes; nothing else changes.
+        let host = host_with(&[("/d/ca.crt", "NEW"), ("/d/ca-previous.crt", "OLD")]);
+        let changes = ca_files(&host, &tls("NEW", &[]), path);
+        assert_eq!(summaries(&changes), ["remove /d/ca-previous.crt"]);
+        // Converged: nothing.
+        let host = host_with(&[("/d/ca.crt", "NEW")]);
+        assert!(ca_files(&host, &tls("NEW", &[]), path).is_empty());
+    }
+}
+
+/// A service's config `changes`, then its `reload` script (which tests the config first) when
+/// any file changed or the unit is not active; nothing when both are as wanted.
+pub(crate) fn reload_when_changed(
+    state: &HostState,
+    unit: &str,
+    test: &str,
+    reload: &str,
+    mut changes: Vec<Change>,
+) -> Vec<Change> {
+    let active = state.services.get(unit).map(String::as_str) == Some("active");
+    if changes.is_empty() && active {
+        return changes;
+    }
+    let why = if changes.is_empty() {
+        format!("start {unit} (not active)")
+    } else {
+        format!("test the config ({test}) and reload {unit}")
+    };
+    changes.push(Change::script(why, reload, &[]));
+    changes
+}
+
+/// Inventories, host states and module runs for the modules' table-driven tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::engine::probe::{Container, FileState};
+    use crate::facts::{OsFamily, Runtime};
+
+    /// A valid inventory: registry host h1 (10.0.0.1), agent h2, lb-less; `registry_extra`
+    /// is appended to the `registry:` section (indented by two spaces).
+    pub fn inventory(registry_extra: &str) -> Inventory {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.yml");
+        let text = format!(
+            "version: 1\ndefaults: {{ user: root, host_key_check: off }}\nhosts:\n  \
+             - {{ name: h1, address: 127.0.0.1, private_address: 10.0.0.1, roles: [registry] }}\n  \
+             - {{ name: h2, address: 127.0.0.2, private_address: 10.0.0.2, roles: [agent] }}\n\
+             registry:\n  hostname: registry.test\n  port: 5000\n  image: registry:2\n\
+             {registry_extra}tls:\n  mode: self-signed\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        crate::inventory::load_with_env(&path, &|_| None).unwrap()
+    }
+
+    /// A host's probed state, built up a fact or a file at a time (Debian, docker running).
+    pub struct StateBuilder(pub HostState);
+
+    impl StateBuilder {
+        pub fn new() -> Self {
+            let mut state = HostState::default();
+            state.facts.os.family = Some(OsFamily::Debian);
+            state.facts.docker = Runtime {
+                installed: true,
+                running: true,
+                version: Some("20.10.24".into()),
+            };
+            StateBuilder(state)
+        }
+        pub fn file(mut self, path: &str, content: &str) -> Self {
+            self.0.files.insert(
+                path.into(),
+                Some(FileState {
+                    mode: 0o644,
+                    sha256: sha256_hex(content.as_bytes()),
+                    content: Some(content.as_bytes().to_vec()),
+                }),
+            );
+            self
+        }
+        pub fn no_docker(mut self) -> Self {
+            self.0.facts.docker = Runtime::default();
+            self
+        }
+        pub fn service(mut self, name: &str, state: &str) -> Self {
+            self.0.services.insert(name.into(), state.into());
+            self
+        }
+        pub fn command(mut self, name: &str, found: bool) -> Self {
+            self.0.commands.insert(name.into(), found);
+            self
+        }
+        pub fn container(
+            mut self,
+            image_id: &str,
+            running: bool,
+            labels: &[(String, String)],
+        ) -> Self {
+            self.0.image_id = Some(image_id.into());
+            self.0.container = Some(Container {
+                image_id: image_id.into(),
+                running,
+                labels: labels.iter().cloned().collect::<HashMap<_, _>>(),
+            });
+            self
+        }
+        pub fn image(mut self, image_id: &str) -> Self {
+            self.0.image_id = Some(image_id.into());
+            self
+        }
+    }
+
+    /// Material with fixed, fake PEM text (modules compare it, never parse it).
+    pub fn material() -> Material {
+        Material {
+            tls: Some(Tls {
+                ca_pem: "CA\n".into(),
+                chain_pem: "LEAF\nCA\n".into(),
+                key_pem: "KEY\n".into(),
+                extra_cas: Vec::new(),
+            }),
+            users: Vec::new(),
+            smoke_login: None,
+            registry_config: "version: 0.1\n".into(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The changes `module` wants on `host` (present or absent), with [`material`].
+    pub fn run(
+        module: &dyn Module,
+        inv: &Inventory,
+        host: &str,
+        state: &StateBuilder,
+        present: bool,
+    ) -> Result<Vec<Change>> {
+        let material = material();
+        let templates = Templates::embedded();
+        let memo = Memo::default();
+        let cx = Ctx {
+            inv,
+            host: inv
+                .hosts
+                .iter()
+                .find(|h| h.name == host)
+                .expect("host in the inventory"),
+            material: &material,
+            state: &state.0,
+            templates: &templates,
+            memo: &memo,
+        };
+        if present {
+            module.present(&cx)
+        } else {
+            module.absent(&cx)
+        }
+    }
+
+    /// What `changes` write to `path`, if they do.
+    pub fn written(changes: &[Change], path: &str) -> Option<String> {
+        changes.iter().find_map(|c| match &c.action {
+            crate::engine::change::Action::PutFile { path: p, data, .. } if p == path => {
+                Some(String::from_utf8_lossy(data).into_owned())
+            }
+            _ => None,
+        })
+    }
+
+    pub fn summaries(changes: &[Change]) -> Vec<String> {
+        changes.iter().map(|c| c.summary.clone()).collect()
+    }
+}

@@ -1,0 +1,92 @@
+//! The registry's files on a registry host: config.yml (holds the http secret: 0600), the
+//! certificate chain and key, and htpasswd (bcrypt cost 10, an existing hash kept while it
+//! still matches the password, removed users dropped).
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::{Ctx, Module, file_change};
+use crate::engine::change::Change;
+use crate::engine::probe::{HostState, ProbeRequest};
+use crate::inventory::{Host, Inventory};
+use crate::material::Material;
+use crate::merge::htpasswd;
+
+pub(crate) const BASE: &str = "/etc/regboot/registry";
+pub(crate) const CONFIG: &str = "/etc/regboot/registry/config.yml";
+pub(crate) const CHAIN: &str = "/etc/regboot/registry/certs/registry-chain.crt";
+pub(crate) const KEY: &str = "/etc/regboot/registry/certs/registry.key";
+pub(crate) const HTPASSWD: &str = "/etc/regboot/registry/auth/htpasswd";
+
+/// A file regboot owns on the host, as it should be.
+pub(crate) struct ManagedFile {
+    pub path: &'static str,
+    pub data: Vec<u8>,
+    pub mode: u32,
+    pub secret: bool,
+}
+
+/// The files `cx`'s host should have, computed once per host (bcrypt is slow on purpose) and
+/// shared with the registry container, whose labels hash them.
+pub(crate) fn desired(cx: &Ctx) -> Result<Arc<Vec<ManagedFile>>> {
+    let made = cx.memo.get_or("registry_files", || {
+        compute(cx.material, cx.state)
+            .map(Arc::new)
+            .map_err(|e| format!("{e:#}"))
+    });
+    made.as_ref().clone().map_err(anyhow::Error::msg)
+}
+
+fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
+    let mut files = vec![ManagedFile {
+        path: CONFIG,
+        data: material.registry_config.clone().into_bytes(),
+        mode: 0o600,
+        secret: true,
+    }];
+    if let Some(tls) = &material.tls {
+        files.push(ManagedFile {
+            path: CHAIN,
+            data: tls.chain_pem.clone().into_bytes(),
+            mode: 0o644,
+            secret: false,
+        });
+        files.push(ManagedFile {
+            path: KEY,
+            data: tls.key_pem.clone().into_bytes(),
+            mode: 0o600,
+            secret: true,
+        });
+    }
+    if !material.users.is_empty() {
+        let current = state.text(HTPASSWD);
+        files.push(ManagedFile {
+            path: HTPASSWD,
+            data: htpasswd::render(current.as_deref(), &material.users)?.into_bytes(),
+            mode: 0o600,
+            secret: true,
+        });
+    }
+    Ok(files)
+}
+
+pub(crate) struct RegistryFiles;
+
+impl Module for RegistryFiles {
+    fn name(&self) -> &'static str {
+        "registry_files"
+    }
+
+    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+        req.hash.extend([CONFIG, CHAIN, KEY].map(String::from));
+        req.content.push(HTPASSWD.into());
+    }
+
+    fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        Ok(desired(cx)?
+            .iter()
+            .filter_map(|f| file_change(cx.state, f.path, &f.data, f.mode, f.secret))
+            .collect())
+    }
+}

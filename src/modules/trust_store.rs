@@ -1,0 +1,141 @@
+//! The CA in the OS trust store (for curl, skopeo, containerd, podman), and the update
+//! command run only when a file changed. During a CA rotation the store holds a second
+//! anchor beside `regboot-ca.crt`: `regboot-ca-next.crt` or `regboot-ca-previous.crt`.
+
+use anyhow::{Result, bail};
+
+use super::{CaFile, Ctx, Module, ca_files};
+use crate::engine::change::Change;
+use crate::engine::probe::ProbeRequest;
+use crate::facts::Facts;
+use crate::inventory::{Host, Inventory};
+use crate::pki::rotation::CaRole;
+use crate::trust_store::{OsFamily, TrustStore as Store};
+
+/// Every family, since before the probe the family is not known.
+const FAMILIES: [OsFamily; 5] = [
+    OsFamily::Debian,
+    OsFamily::Rhel,
+    OsFamily::Suse,
+    OsFamily::Arch,
+    OsFamily::Alpine,
+];
+
+/// The anchor file for the current CA (`None`) or a rotation's extra CA.
+fn anchor(store: &Store, role: Option<CaRole>) -> String {
+    match role {
+        None => store.anchor_path.to_string(),
+        Some(r) => store
+            .anchor_path
+            .replace("regboot-ca.crt", &format!("regboot-ca-{}.crt", r.suffix())),
+    }
+}
+
+fn anchors(store: &Store) -> impl Iterator<Item = CaFile> + '_ {
+    std::iter::once(None)
+        .chain(CaRole::ALL.map(Some))
+        .map(|role| CaFile {
+            path: anchor(store, role),
+            role,
+        })
+}
+
+/// The host's trust store, from its os-release.
+fn store_of(facts: &Facts) -> Result<Store> {
+    match facts.os.family {
+        Some(family) => Ok(family.trust_store()),
+        None => bail!(
+            "cannot tell the OS family from os-release (ID {:?}; supported: Debian/Ubuntu, RHEL \
+             family, SUSE, Arch, Alpine); add the CA to this host's trust store by hand",
+            facts.os.id
+        ),
+    }
+}
+
+pub(crate) struct TrustStore;
+
+impl Module for TrustStore {
+    fn name(&self) -> &'static str {
+        "trust_store"
+    }
+
+    fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+        req.content
+            .extend(self.ca_files(inv, None).into_iter().map(|f| f.path));
+    }
+
+    fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let Some(tls) = &cx.material.tls else {
+            return Ok(Vec::new());
+        };
+        let store = store_of(&cx.state.facts)?;
+        let mut changes = ca_files(cx.state, tls, |role| anchor(&store, role));
+        if !changes.is_empty() {
+            changes.push(update(&store));
+        }
+        Ok(changes)
+    }
+
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let store = store_of(&cx.state.facts)?;
+        let mut changes: Vec<Change> = anchors(&store)
+            .filter(|f| cx.state.files.get(&f.path).is_some_and(Option::is_some))
+            .map(|f| Change::script(format!("remove {}", f.path), r#"rm -f -- "$1""#, &[&f.path]))
+            .collect();
+        if !changes.is_empty() {
+            changes.push(update(&store));
+        }
+        Ok(changes)
+    }
+
+    fn ca_files(&self, _inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {
+        let stores: Vec<Store> = match facts {
+            Some(f) => f.os.family.map(|f| f.trust_store()).into_iter().collect(),
+            None => FAMILIES.iter().map(|f| f.trust_store()).collect(),
+        };
+        let mut files: Vec<CaFile> = Vec::new();
+        for f in stores.iter().flat_map(anchors) {
+            // Debian and Alpine share a path: listed once.
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+        files
+    }
+}
+
+/// The command that rebuilds the system bundle, run after the anchors changed.
+fn update(store: &Store) -> Change {
+    let (program, args) = store
+        .update_command
+        .split_first()
+        .expect("every trust store has an update command");
+    Change::script(
+        format!("run {}", store.update_command.join(" ")),
+        r#"exec "$@""#,
+        &std::iter::once(*program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_anchors_sit_beside_the_main_one() {
+        let store = OsFamily::Rhel.trust_store();
+        assert_eq!(
+            anchor(&store, Some(CaRole::Next)),
+            "/etc/pki/ca-trust/source/anchors/regboot-ca-next.crt"
+        );
+        // Debian and Alpine share a path: listed once.
+        assert_eq!(
+            TrustStore
+                .ca_files(&crate::modules::testing::inventory(""), None)
+                .len(),
+            4 * 3
+        );
+    }
+}
