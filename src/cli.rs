@@ -1,12 +1,9 @@
 //! The command line: flags shared by every command, the subcommands, and dispatch.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
-
-use crate::commands::{self, Kind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,7 +77,7 @@ pub enum Command {
     /// Set up every host: CA and certificate, certs.d and trust store, /etc/hosts,
     /// daemon.json, the registry container, then a push/pull smoke test. Safe to run again:
     /// only what differs changes. Exit 0 when every host succeeded, 1 otherwise.
-    Apply(PlaybookArgs),
+    Apply(ApplyArgs),
 
     /// Show, per host, what `apply` would change (with diffs), changing nothing.
     /// Exit 0: nothing to change; 2: changes pending; 1: a host could not be checked.
@@ -153,6 +150,19 @@ pub struct RotateArgs {
     /// `!pattern` to leave hosts out, as Ansible's --limit reads.
     #[arg(long, value_name = "PATTERN")]
     pub limit: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub run: PlaybookArgs,
+
+    /// When the hosts trust a regboot CA the state directory does not hold (it was lost):
+    /// read back from the hosts what can be (the CA's certificate, the registry certificate
+    /// and key, the http secret), roll in a new CA the zero-downtime way of `rotate --ca`,
+    /// then apply. Never an overwrite.
+    #[arg(long, conflicts_with = "limit")]
+    pub replace_ca: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -330,31 +340,5 @@ impl Cli {
         self.inventory
             .as_ref()
             .context("no inventory given: pass -i inventory.yml (or set REGBOOT_INVENTORY)")
-    }
-}
-
-pub fn run(cli: Cli) -> Result<ExitCode> {
-    match &cli.command {
-        Command::Inventory(InventoryCommand::Check) => commands::inventory_check(&cli),
-        Command::Facts { forks, limit } => {
-            commands::facts(&cli, usize::from(*forks), limit.as_deref())
-        }
-        Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
-            commands::known_hosts_forget(&cli, host, *port, file.as_ref())
-        }
-        Command::Lab(cmd) => commands::lab(&cli, cmd),
-        Command::Apply(a) => commands::run_playbook(&cli, Kind::Apply, a),
-        Command::Plan(a) => commands::run_playbook(&cli, Kind::Plan, a),
-        Command::Verify(a) => commands::run_playbook(&cli, Kind::Verify, a),
-        Command::User(UserCommand::Hash) => commands::user_hash(),
-        Command::Certs(CertsCommand::Init) => commands::certs_init(&cli),
-        Command::Certs(CertsCommand::Check { local, limit }) => {
-            commands::certs_check(&cli, *local, limit.as_deref())
-        }
-        Command::Certs(CertsCommand::Import { ca_cert, ca_key }) => {
-            commands::certs_import(&cli, ca_cert, ca_key)
-        }
-        Command::Rotate(args) => commands::rotate(&cli, args),
-        Command::Certs(CertsCommand::Show) => commands::certs_show(&cli),
     }
 }

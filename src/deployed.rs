@@ -11,11 +11,13 @@ use anyhow::Result;
 use futures::future::join_all;
 use time::{Duration, OffsetDateTime};
 
+use crate::engine::Playbook;
 use crate::engine::fleet::{self, Node};
 use crate::engine::limit;
 use crate::engine::probe::{HostState, ProbeRequest};
-use crate::inventory::{Inventory, Role};
-use crate::modules::REGISTRY;
+use crate::facts::Facts;
+use crate::inventory::{Host, Inventory, Role};
+use crate::modules::{CaFile, REGISTRY};
 use crate::pki::check::{self, CheckRow};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT};
 use crate::pki::{StateDir, inspect, rotation};
@@ -99,6 +101,14 @@ pub(crate) fn request(inv: &Inventory) -> ProbeRequest {
     }
 }
 
+/// The CA copies apply places on `host`, as its steps' modules say.
+pub(crate) fn ca_files(inv: &Inventory, host: &Host, facts: &Facts) -> Vec<CaFile> {
+    // The embedded playbook parses (a unit test proves it).
+    Playbook::apply()
+        .map(|p| p.ca_files(inv, host, Some(facts)))
+        .unwrap_or_default()
+}
+
 /// Connect to the hosts inside `limit`, survey them, close (`certs check -i`).
 pub async fn survey_hosts(inv: &Inventory, limit: Option<&str>, forks: usize) -> Result<Survey> {
     let hosts = limit::select(inv, limit)?;
@@ -127,7 +137,7 @@ pub(crate) async fn survey(inv: &Inventory, nodes: &[Node<'_>]) -> Survey {
         } else {
             None
         };
-        host_certs(inv, &n.host.name, state, served)
+        host_certs(inv, n.host, state, served)
     }))
     .await;
     // The names clients use, as a client host reaches them (an agent if there is one, its
@@ -171,19 +181,16 @@ fn unread(name: &str, error: String) -> HostCerts {
 /// A host's CA files, as the modules that place them say.
 fn host_certs(
     inv: &Inventory,
-    name: &str,
+    host: &Host,
     state: &HostState,
     served: Option<Result<Vec<String>, String>>,
 ) -> HostCerts {
     let mut certs = HostCerts {
         error: None,
         served,
-        ..unread(name, String::new())
+        ..unread(&host.name, String::new())
     };
-    for file in REGISTRY
-        .iter()
-        .flat_map(|m| m.ca_files(inv, Some(&state.facts)))
-    {
+    for file in ca_files(inv, host, &state.facts) {
         match file.role {
             None => certs.ca_paths.push(file.path),
             Some(role) => certs.extra_paths.push((role, file.path)),

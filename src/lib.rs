@@ -5,6 +5,7 @@
 
 pub mod cli;
 mod commands;
+pub use commands::run;
 pub mod deployed;
 pub mod diff;
 pub mod engine;

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     }
     let cli = regboot::cli::Cli::parse();
     cli.init_logging();
-    match regboot::cli::run(cli) {
+    match regboot::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

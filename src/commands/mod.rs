@@ -1,5 +1,11 @@
 //! One function per subcommand: load what it needs, call the library, print, pick the exit code.
 
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, UserCommand};
+
 mod apply;
 mod certs;
 mod facts;
@@ -8,10 +14,36 @@ mod known_hosts;
 mod lab;
 mod rotate;
 
-pub use apply::{Kind, run_playbook, user_hash};
-pub use certs::{certs_check, certs_import, certs_init, certs_show};
-pub use facts::facts;
-pub use inventory::inventory_check;
-pub use known_hosts::forget as known_hosts_forget;
-pub use lab::lab;
-pub use rotate::rotate;
+use apply::{Kind, run_playbook, user_hash};
+use certs::{certs_check, certs_import, certs_init, certs_show};
+use facts::facts;
+use inventory::inventory_check;
+use known_hosts::forget as known_hosts_forget;
+use lab::lab;
+use rotate::{replace_ca, rotate};
+
+/// Run the command `cli` names.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Inventory(InventoryCommand::Check) => inventory_check(&cli),
+        Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),
+        Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
+            known_hosts_forget(&cli, host, *port, file.as_ref())
+        }
+        Command::Lab(cmd) => lab(&cli, cmd),
+        Command::Apply(a) if a.replace_ca => replace_ca(&cli, &a.run),
+        Command::Apply(a) => run_playbook(&cli, Kind::Apply, &a.run),
+        Command::Plan(a) => run_playbook(&cli, Kind::Plan, a),
+        Command::Verify(a) => run_playbook(&cli, Kind::Verify, a),
+        Command::User(UserCommand::Hash) => user_hash(),
+        Command::Certs(CertsCommand::Init) => certs_init(&cli),
+        Command::Certs(CertsCommand::Check { local, limit }) => {
+            certs_check(&cli, *local, limit.as_deref())
+        }
+        Command::Certs(CertsCommand::Import { ca_cert, ca_key }) => {
+            certs_import(&cli, ca_cert, ca_key)
+        }
+        Command::Rotate(args) => rotate(&cli, args),
+        Command::Certs(CertsCommand::Show) => certs_show(&cli),
+    }
+}

@@ -97,3 +97,65 @@ pub(crate) async fn close(nodes: &mut [Node<'_>]) {
         }
     }
 }
+
+/// Holds `/run/regboot.lock` for as long as the session lives (flock on a file the holding
+/// command keeps open; it ends, and the lock goes, when the connection does). Arg: who holds it.
+const HOST_LOCK: &str = r#"command -v flock >/dev/null 2>&1 || { echo no-flock; exec cat >/dev/null; }
+exec 9>>/run/regboot.lock
+if ! flock -n 9; then printf 'busy %s\n' "$(cat /run/regboot.owner 2>/dev/null || echo unknown)"; exit 0; fi
+printf '%s\n' "$1" > /run/regboot.owner
+echo locked
+exec cat >/dev/null
+"#;
+
+/// Take every live host's run lock, so two regboot runs (even with different state
+/// directories) never change one host at once. A host another run holds fails, naming that
+/// run; returns notes for hosts that cannot be locked (no flock).
+pub(crate) async fn lock(nodes: &mut [Node<'_>]) -> Vec<String> {
+    let owner = owner();
+    let answers = join_all(nodes.iter().map(|n| {
+        let cmd = ssh::RemoteCommand::script(HOST_LOCK)
+            .arg("regboot")
+            .arg(&owner);
+        async move {
+            let remote = n.remote.as_ref().filter(|_| n.error.is_none())?;
+            Some(remote.session.hold_as_root(&cmd).await)
+        }
+    }))
+    .await;
+    let mut notes = Vec::new();
+    for (node, answer) in nodes.iter_mut().zip(answers) {
+        match answer.as_ref().map(|a| a.as_ref().map(String::as_str)) {
+            None | Some(Ok("locked")) => {}
+            Some(Ok("no-flock")) => notes.push(format!(
+                "{}: no flock(1) on the host, so it is not locked against other regboot runs",
+                node.host.name
+            )),
+            Some(Ok(text)) => match text.strip_prefix("busy ") {
+                Some(holder) => node.fail(format!(
+                    "host {} is being changed by another regboot run ({holder}); wait for it \
+                     to end, then run again",
+                    node.host.name
+                )),
+                None => node.fail(format!("cannot take the host's run lock: {text}")),
+            },
+            Some(Err(e)) => node.fail(format!("cannot take the host's run lock: {e}")),
+        }
+    }
+    notes
+}
+
+/// Who runs this: `user@machine (pid N), started at <UTC time>`.
+fn owner() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!(
+        "{user}@{machine} (pid {}), started at {now}",
+        std::process::id()
+    )
+}

@@ -1,5 +1,6 @@
 //! The engine: playbooks of modules run over one fleet layer. See docs/ARCHITECTURE.md.
 
+pub(crate) mod ca_guard;
 pub(crate) mod change;
 pub(crate) mod fleet;
 pub(crate) mod limit;

@@ -3,13 +3,16 @@
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::inventory::{Host, Role};
-use crate::modules::{self, Module};
+use crate::facts::Facts;
+use crate::inventory::{Host, Inventory, Role};
+use crate::modules::{self, CaFile, Module};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hosts {
     All,
+    /// Hosts that pull through their container engine: registry and agent hosts.
+    Clients,
     Registry,
     Agent,
     Lb,
@@ -19,6 +22,7 @@ impl Hosts {
     pub fn matches(self, host: &Host) -> bool {
         match self {
             Hosts::All => true,
+            Hosts::Clients => host.has_role(Role::Registry) || host.has_role(Role::Agent),
             Hosts::Registry => host.has_role(Role::Registry),
             Hosts::Agent => host.has_role(Role::Agent),
             Hosts::Lb => host.has_role(Role::Lb),
@@ -103,6 +107,21 @@ impl Playbook {
             name: raw.name,
             steps,
         })
+    }
+
+    /// The CA copies this playbook's steps place on `host` (with its facts; `None`: every
+    /// path they might use), so `certs check`, `rotate --ca` and the CA guard find them all.
+    pub(crate) fn ca_files(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        facts: Option<&Facts>,
+    ) -> Vec<CaFile> {
+        self.steps
+            .iter()
+            .filter(|s| s.hosts.matches(host) && s.state == State::Present)
+            .flat_map(|s| s.module.ca_files(inv, facts))
+            .collect()
     }
 
     pub fn apply() -> Result<Playbook> {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Result;
 use futures::future::join_all;
 
+use super::ca_guard;
 use super::change::Change;
 use super::fleet::{self, Node};
 use super::limit;
@@ -18,7 +19,7 @@ use super::playbook::{Playbook, State, Step};
 use super::probe::ProbeRequest;
 use super::report::{HostReport, RunReport, Status, StepResult};
 use crate::host::RemoteHost;
-use crate::inventory::{Host, Inventory};
+use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::Material;
 use crate::modules::{Ctx, FleetCx, Member};
 use crate::pki::StateDir;
@@ -126,9 +127,21 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
     let state_dir = StateDir::open(&opts.state_dir)?;
     let _lock = state_dir.lock()?;
     let mut nodes = fleet::connect(&hosts, opts.forks).await;
+    let notes = if opts.check {
+        Vec::new()
+    } else {
+        fleet::lock(&mut nodes).await
+    };
     let report = run_on(inv, playbook, opts, &state_dir, &mut nodes).await;
     fleet::close(&mut nodes).await;
-    report
+    let mut report = report?;
+    for note in notes {
+        if !opts.quiet {
+            println!("note: {note}");
+        }
+        report.notes.push(note);
+    }
+    Ok(report)
 }
 
 /// Run `playbook` over connections the caller holds (and a lock it holds): `rotate --ca`
@@ -140,6 +153,12 @@ pub(crate) async fn run_on(
     state_dir: &StateDir,
     nodes: &mut [Node<'_>],
 ) -> Result<RunReport> {
+    let started = Instant::now();
+    fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
+    // Before the state directory may mint a CA: never swap the one the hosts trust.
+    if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state {
+        ca_guard::check(inv, state_dir, nodes)?;
+    }
     let templates = Templates::embedded();
     let material = Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?;
     let out = Printer {
@@ -156,10 +175,6 @@ pub(crate) async fn run_on(
         notes: material.notes.clone(),
         ..RunReport::default()
     };
-
-    out.line(&format!("reading {} host(s)", nodes.len()));
-    let started = Instant::now();
-    fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     let mut runs: Vec<Run> = nodes
         .iter_mut()
         .map(|node| Run {

@@ -40,11 +40,11 @@ impl Module for DaemonJson {
         req.content.push(DAEMON_JSON.into());
     }
 
+    fn needs_engine(&self) -> bool {
+        true
+    }
+
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        // A host without docker (an lb) has no daemon to configure.
-        if !cx.state.facts.docker.installed {
-            return Ok(Vec::new());
-        }
         let keys = wanted(cx.inv);
         let current = cx.state.text(DAEMON_JSON);
         // Merged even with no keys to add: a file dockerd cannot parse stops the host either way.
@@ -123,7 +123,6 @@ mod tests {
                 debian(),
                 vec!["write /etc/docker/daemon.json", "reload dockerd (SIGHUP)"],
             ),
-            (&reload, "h2", StateBuilder::new().no_docker(), vec![]),
             (&none, "h2", debian(), vec![]),
             (
                 &restart,

@@ -367,10 +367,6 @@ pub(crate) mod testing {
             );
             self
         }
-        pub fn no_docker(mut self) -> Self {
-            self.0.facts.docker = Runtime::default();
-            self
-        }
         pub fn service(mut self, name: &str, state: &str) -> Self {
             self.0.services.insert(name.into(), state.into());
             self

@@ -19,9 +19,10 @@ use crate::engine::fleet::{self, Node};
 use crate::engine::{Options, Playbook, RunReport, limit, runner};
 use crate::inventory::{Host, Inventory, Role};
 use crate::pki::rotation::{self, Phase};
-use crate::pki::state::{CA_NEXT_CERT, REGISTRY_CERT};
+use crate::pki::state::{CA_CERT, CA_NEXT_CERT, REGISTRY_CERT};
 use crate::pki::{self, Ca, StateDir, inspect, setup};
 
+mod recover;
 mod stage;
 
 pub use stage::{Decision, Stage, derive};
@@ -168,6 +169,18 @@ fn rotation_hosts<'a>(inv: &'a Inventory, opts: &RotateOptions, ca: bool) -> Res
     )
 }
 
+/// One connection per host for the whole rotation, each host's run lock taken (not for a
+/// plan, which changes nothing).
+async fn connect<'a>(hosts: &[&'a Host], opts: &RotateOptions) -> Vec<Node<'a>> {
+    let mut nodes = fleet::connect(hosts, opts.forks).await;
+    if !opts.plan {
+        for note in fleet::lock(&mut nodes).await {
+            opts.say(&format!("note: {note}"));
+        }
+    }
+    nodes
+}
+
 /// The rotate playbook over the connections the rotation holds.
 async fn run_playbook(
     inv: &Inventory,
@@ -187,13 +200,15 @@ async fn run_playbook(
     runner::run_on(inv, &Playbook::rotate()?, &options, state, nodes).await
 }
 
+fn no_ca(state: &StateDir) -> String {
+    format!(
+        "no CA in {}: run `regboot apply` first, or adopt a CA backup with `regboot certs import`",
+        state.root().display()
+    )
+}
+
 fn load_ca(state: &StateDir) -> Result<Ca> {
-    Ca::load_from(state)?.with_context(|| {
-        format!(
-            "no CA in {}: run `regboot apply` first, or adopt a CA backup with `regboot certs import`",
-            state.root().display()
-        )
-    })
+    Ca::load_from(state)?.with_context(|| no_ca(state))
 }
 
 /// `rotate --leaf`: a new registry certificate (the inventory's SANs, `validity` or the
@@ -247,7 +262,7 @@ pub async fn leaf(
         )
     };
     opts.say(&format!("rotate --leaf: {why}"));
-    let mut nodes = fleet::connect(&hosts, opts.forks).await;
+    let mut nodes = connect(&hosts, opts).await;
     let report = run_playbook(inv, state, opts, &mut nodes).await;
     fleet::close(&mut nodes).await;
     let report = report?;
@@ -273,8 +288,30 @@ pub async fn ca(
     let hosts = rotation_hosts(inv, opts, true)?;
     let real = StateDir::open(&opts.state_dir)?;
     let _lock = real.lock()?;
-    let mut nodes = fleet::connect(&hosts, opts.forks).await;
+    let mut nodes = connect(&hosts, opts).await;
     let runs = ca_stages(inv, only, opts, &real, &mut nodes).await;
+    fleet::close(&mut nodes).await;
+    runs
+}
+
+/// `apply --replace-ca`: read back from the hosts what the lost state directory held (see
+/// `recover`), then every stage of `rotate --ca`, over the same connections and lock.
+pub async fn replace_ca(inv: &Inventory, opts: &RotateOptions) -> Result<Vec<StageRun>> {
+    let hosts = rotation_hosts(inv, opts, true)?;
+    let real = StateDir::open(&opts.state_dir)?;
+    let _lock = real.lock()?;
+    let mut nodes = connect(&hosts, opts).await;
+    fleet::probe(&mut nodes, |h| {
+        recover::request(inv, h.has_role(Role::Registry))
+    })
+    .await;
+    let runs = match recover::recover(inv, &real, &nodes) {
+        Ok(note) => {
+            opts.say(&format!("replace-ca: {note}"));
+            ca_stages(inv, None, opts, &real, &mut nodes).await
+        }
+        Err(e) => Err(e),
+    };
     fleet::close(&mut nodes).await;
     runs
 }
@@ -298,10 +335,12 @@ async fn ca_stages(
         };
         let state = scratch.as_ref().map_or(real, |s| &s.dir);
         let (decision, expired_note) = {
-            let current = load_ca(state)?;
+            // The current CA's certificate is enough: its key may be lost (--replace-ca).
+            let current_pem = state.read(CA_CERT)?.with_context(|| no_ca(state))?;
+            let current = inspect::cert_info(&current_pem)?;
             let phase = rotation::phase(state)?;
             let next = state.read(CA_NEXT_CERT)?;
-            let decision = derive(phase, &survey, current.cert_pem(), next.as_deref())?;
+            let decision = derive(phase, &survey, &current_pem, next.as_deref())?;
             // The stage this run goes up to: the derived one, or with --plan a later one,
             // planned on the scratch copy as if the ones before it had run.
             let target = match only {
@@ -330,11 +369,11 @@ async fn ca_stages(
             let now = OffsetDateTime::now_utc();
             let expired_note = (decision.stage <= Stage::Leaf
                 && phase != Phase::Previous
-                && current.info().not_after <= now)
+                && current.not_after <= now)
                 .then(|| {
                     format!(
                         "the current CA expired on {}: pulls fail until stage 2 completes",
-                        pki::check::date(current.info().not_after)
+                        pki::check::date(current.not_after)
                     )
                 });
             let mut stage = decision.stage;

@@ -51,6 +51,8 @@ pub struct Session {
     command_timeout: Duration,
     /// Commands run so far (each one channel, about one round trip): for benchmarks.
     commands_run: AtomicUsize,
+    /// Commands kept running for as long as the session lives (see `hold_as_root`).
+    held: std::sync::Mutex<Vec<russh::Channel<russh::client::Msg>>>,
 }
 
 impl Session {
@@ -71,6 +73,7 @@ impl Session {
             conn,
             _bastion: bastion,
             connect_time: start.elapsed(),
+            held: Default::default(),
             channels: Semaphore::new(CHANNELS_PER_SESSION),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             commands_run: AtomicUsize::new(0),
@@ -249,6 +252,70 @@ impl Session {
             .map_err(|_| ExecError::Timeout {
                 host: self.target.name.clone(),
                 command: command.to_string(),
+                timeout: self.command_timeout,
+            })?
+    }
+
+    /// Start `command` as root and keep it running while this session lives: its stdin stays
+    /// open until the connection closes (or the client dies), so whatever it holds, such as a
+    /// lock, is released by the server then and never goes stale. Returns the first line the
+    /// command prints (or all it printed, if it ended first): the caller reads its meaning.
+    pub async fn hold_as_root(&self, command: &RemoteCommand) -> Result<String, ExecError> {
+        let line = if self.target.sudo {
+            command.sudo()
+        } else {
+            command.clone()
+        };
+        let failed = |reason: String| ExecError::Channel {
+            host: self.target.name.clone(),
+            command: line.to_string(),
+            reason,
+        };
+        let work = async {
+            for pty in [false, true] {
+                let mut channel = self
+                    .conn
+                    .channel_open_session()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                if pty {
+                    let modes = [(Pty::ECHO, 0), (Pty::OPOST, 0), (Pty::ONLCR, 0)];
+                    channel
+                        .request_pty(true, "dumb", 80, 24, 0, 0, &modes)
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                }
+                channel
+                    .exec(true, line.as_str())
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let mut out = Vec::new();
+                while !out.contains(&b'\n') {
+                    match channel.wait().await {
+                        Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                            out.extend_from_slice(&data)
+                        }
+                        Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+                        Some(_) => {}
+                    }
+                }
+                let text = String::from_utf8_lossy(&out).trim_end().to_string();
+                if !pty && self.target.sudo && text.contains("must have a tty") {
+                    continue;
+                }
+                self.held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(channel);
+                return Ok(text);
+            }
+            Err(failed("sudo asked for a TTY even with one".into()))
+        };
+        tokio::time::timeout(self.command_timeout, work)
+            .await
+            .map_err(|_| ExecError::Timeout {
+                host: self.target.name.clone(),
+                command: line.to_string(),
                 timeout: self.command_timeout,
             })?
     }
