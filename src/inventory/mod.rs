@@ -114,12 +114,8 @@ fn schema_diagnostic(
     let message = strip_location(&err.inner().to_string()).to_string();
     let (pos, hint) = match unknown_name(&message) {
         Some((kind, bad, valid)) => {
-            let nearest = valid
-                .iter()
-                .map(|v| (strsim::levenshtein(&bad, v), v))
-                .filter(|(d, v)| *d <= 2.max(v.len() / 3))
-                .min_by_key(|(d, _)| *d)
-                .map(|(_, v)| format!("did you mean `{v}`? "))
+            let nearest = validate::nearest(&bad, valid.iter().map(String::as_str))
+                .map(|v| format!("did you mean `{v}`? "))
                 .unwrap_or_default();
             let pos = if kind == "field" {
                 locs.key(&path)
