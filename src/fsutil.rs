@@ -1,11 +1,66 @@
 //! Local file helpers shared by the state directory, the lab and the CLI.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+
+/// Most an inventory may weigh: real ones are a few KiB.
+pub const INVENTORY_LIMIT: u64 = 1 << 20;
+/// Most a key, password or passphrase file may weigh.
+pub const SECRET_LIMIT: u64 = 64 << 10;
+
+/// Open `path` for reading if it is a regular file; `what` names it in errors (e.g.
+/// "SSH key (`key:`)"). Non-blocking open: a FIFO with no writer would block `open` itself.
+pub fn open_regular(path: &Path, what: &str) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("{what} {} cannot be read", path.display()))?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    let other = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        return Ok((file, meta.len()));
+    };
+    bail!(
+        "{what} {} is {other}, not a regular file: give the path of a file",
+        path.display()
+    )
+}
+
+/// The text of the regular file at `path`, refused when over `limit` bytes; reads at most
+/// `limit + 1` bytes, whatever the file claims or grows to.
+pub fn read_text_limited(path: &Path, what: &str, limit: u64) -> Result<String> {
+    let (file, len) = open_regular(path, what)?;
+    let too_big = || {
+        anyhow::anyhow!(
+            "{what} {} is larger than {limit} bytes: is it the right file?",
+            path.display()
+        )
+    };
+    if len > limit {
+        return Err(too_big());
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut data)
+        .with_context(|| format!("{what} {} cannot be read", path.display()))?;
+    if data.len() as u64 > limit {
+        return Err(too_big());
+    }
+    String::from_utf8(data).with_context(|| format!("{what} {} is not UTF-8 text", path.display()))
+}
 
 /// Write `data` to `path` atomically: a temp file in the same directory with `mode`, fsync,
 /// rename over the target, fsync the directory. A crash leaves the old file or the new one,
@@ -83,6 +138,35 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn reads_only_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok");
+        fs::write(&ok, "secret\n").unwrap();
+        assert_eq!(
+            read_text_limited(&ok, "password file", 64).unwrap(),
+            "secret\n"
+        );
+
+        let err = |p: &Path| {
+            read_text_limited(p, "password file (`password_file:`)", 64)
+                .unwrap_err()
+                .to_string()
+        };
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'a'; 65]).unwrap();
+        assert!(err(&big).contains("larger than 64 bytes"), "{}", err(&big));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Returns at once: a FIFO without a writer must not block the open.
+        assert!(err(&fifo).contains("is a FIFO, not a regular file"));
+        assert!(err(Path::new("/dev/zero")).contains("/dev/zero is a device"));
+        assert!(err(dir.path()).contains("is a directory"));
+        assert!(err(&dir.path().join("none")).contains("(`password_file:`)"));
     }
 
     #[test]

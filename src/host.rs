@@ -1,20 +1,31 @@
 //! A connected host: run commands as root, and write files safely.
 
 use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 
 use crate::ssh::{ExecOutput, RemoteCommand, Session};
 
 /// Writes stdin to `$1` atomically: a temp file in the same directory, owner kept from the old
-/// file, mode `$2` (or the old file's mode when `$2` is `keep`), fsync, rename. Files that the
-/// container engine bind-mounts (/etc/hosts in a container) refuse rename with EBUSY; those
-/// are rewritten in place, like Ansible's unsafe_writes.
-const PUT_FILE: &str = r#"set -eu
-p=$1; mode=$2
+/// file, mode `$2` (or the old file's mode when `$2` is `keep`), fsync, rename. EOF alone does
+/// not prove the data is whole (a killed client or a cut connection ends the stream early), so
+/// the temp file must have `$3` bytes with SHA-256 `$4` before anything replaces the old file;
+/// otherwise it is removed, even when the shell is killed by a signal. Files that the container
+/// engine bind-mounts (/etc/hosts in a container) refuse rename with EBUSY; those are rewritten
+/// in place, like Ansible's unsafe_writes, only once the content has been checked.
+pub const PUT_FILE: &str = r#"set -eu
+p=$1; mode=$2; size=$3; sum=$4
 d=$(dirname "$p")
 mkdir -p "$d"
 t=$(mktemp "$d/.regboot.XXXXXX")
 trap 'rm -f "$t"' EXIT
+trap 'exit 129' HUP INT TERM PIPE
 cat > "$t"
+got_size=$(wc -c < "$t")
+got_sum=$(sha256sum < "$t"); got_sum=${got_sum%% *}
+if [ "$got_size" -ne "$size" ] || [ "$got_sum" != "$sum" ]; then
+  echo "the transfer was cut short: received $got_size of $size bytes (sha256 $got_sum, expected $sum); $p is unchanged" >&2
+  exit 3
+fi
 if [ -e "$p" ]; then
   chown --reference="$p" "$t" 2>/dev/null || true
   [ "$mode" = keep ] && chmod --reference="$p" "$t"
@@ -88,16 +99,19 @@ impl RemoteHost {
         Ok(out)
     }
 
-    /// Write `data` to `path` atomically (see `PUT_FILE`), contents through stdin.
+    /// Write `data` to `path` atomically (see `PUT_FILE`), contents through stdin, their
+    /// length and SHA-256 as arguments.
     pub async fn put_file(&self, path: &str, data: &[u8], mode: Mode) -> Result<()> {
         let mode = match mode {
             Mode::Set(m) => format!("{m:o}"),
             Mode::Keep => "keep".into(),
         };
+        let size = data.len().to_string();
+        let sum = hex::encode(Sha256::digest(data));
         self.run(
             &format!("writing {path}"),
             PUT_FILE,
-            &[path, &mode],
+            &[path, &mode, &size, &sum],
             Some(data),
         )
         .await

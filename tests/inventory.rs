@@ -267,3 +267,129 @@ fn a_registry_host_cannot_also_be_an_lb() {
         "{err}"
     );
 }
+
+#[test]
+fn unknown_daemon_json_key_is_located_with_the_nearest_option() {
+    let e = error_of(&format!(
+        "{GOOD}docker:\n  daemon_json:\n    live-restore: true\n    insecure-registry: [a]\n    not-a-dockerd-option: true\n"
+    ));
+    assert!(
+        e.contains(":19:5: docker.daemon_json.insecure-registry: `insecure-registry` is not a dockerd daemon.json option"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `insecure-registries`?"), "{e}");
+    assert!(
+        e.contains(":20:5: docker.daemon_json.not-a-dockerd-option"),
+        "{e}"
+    );
+    assert!(e.contains("has 2 problems"), "{e}");
+}
+
+#[test]
+fn registry_image_must_be_an_image_reference() {
+    let e = error_of(&GOOD.replace(
+        "  hostname: registry.example.com\n",
+        "  hostname: registry.example.com\n  image: --help\n",
+    ));
+    assert!(
+        e.contains(":13:10: registry.image: \"--help\" is not an image reference"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_hosts_on_one_address_and_port() {
+    let text = GOOD.replace("node1.example.com", "10.1.0.1");
+    let e = error_of(&text);
+    assert!(
+        e.contains(":9:14: hosts[1].address: host node1 has the same address and SSH port (10.1.0.1, 22) as hosts[0] (line 6)"),
+        "{e}"
+    );
+    // Another SSH port is another machine (e.g. NAT port forwards).
+    let dir = tempfile::tempdir().unwrap();
+    let other_port = text.replace("    roles: [agent]", "    port: 2222\n    roles: [agent]");
+    inventory::load_with_env(&write(&dir, &other_port), &env).unwrap();
+}
+
+#[test]
+fn user_names_with_colons_or_control_characters() {
+    let e = error_of(
+        &GOOD
+            .replace("  user: root", "  user: \"ro\\tot\"")
+            .replace("    - name: ci", "    - name: \"c:i\""),
+    );
+    assert!(
+        e.contains(":3:9: defaults.user: user name \"ro\\tot\" contains a control character"),
+        "{e}"
+    );
+    assert!(
+        e.contains("has 2 problems"),
+        "reported once for both hosts: {e}"
+    );
+    assert!(
+        e.contains(":14:13: registry.users[0].name: user name \"c:i\" contains ':'"),
+        "{e}"
+    );
+}
+
+/// What is not a small regular file is refused without reading it whole (or blocking on it).
+#[test]
+fn inventory_key_and_password_files_must_be_small_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+    for (path, message) in [
+        (
+            PathBuf::from("/dev/zero"),
+            "/dev/zero is a device, not a regular file",
+        ),
+        (fifo.clone(), "fifo is a FIFO, not a regular file"),
+        (
+            dir.path().to_path_buf(),
+            "is a directory, not a regular file",
+        ),
+        (big.clone(), "big is larger than 1048576 bytes"),
+    ] {
+        let e = inventory::load_with_env(&path, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("the inventory {}", path.display())),
+            "{e}"
+        );
+        assert!(e.contains(message), "{e}");
+    }
+
+    let small_big = dir.path().join("small-big");
+    std::fs::write(&small_big, vec![b'k'; (64 << 10) + 1]).unwrap();
+    let text = GOOD
+        .replace("  user: root\n", "  user: root\n  key: /dev/zero\n")
+        .replace(
+            "      password_env: CI_PASS",
+            &format!("      password_file: {}", small_big.display()),
+        );
+    let e = error_of(&text);
+    assert!(
+        e.contains(
+            ":4:8: defaults.key: SSH key (`key:`) /dev/zero is a device, not a regular file"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains(":16:22: registry.users[0].password_file: password file (`password_file:`)"),
+        "{e}"
+    );
+    assert!(e.contains("is larger than 65536 bytes"), "{e}");
+}
+
+#[test]
+fn deep_nesting_is_refused_before_positions_are_indexed() {
+    let e = error_of(&format!("{GOOD}extra: {}\n", "[".repeat(100_000)));
+    assert!(
+        e.contains("inventory.yml:16:263: the YAML nests more than 64 levels deep"),
+        "{e}"
+    );
+}

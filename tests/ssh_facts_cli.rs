@@ -28,8 +28,11 @@ fn facts_reports_every_host_and_names_each_failure() {
     ensure_user("regboot-pw", "regboot-pw ALL=(ALL) ALL\n");
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path(), "id", "ed25519", "");
+    // Also on 127.0.0.2: `pw` is a second user on `good`'s server, and two hosts may not
+    // share an address and port.
     let opts = SshdOptions {
         authorized_keys: vec![public_key(&key)],
+        extra_config: vec!["ListenAddress 127.0.0.2".into()],
         ..Default::default()
     };
     let (good, changed) = (Sshd::start(&opts), Sshd::start(&opts));
@@ -54,7 +57,7 @@ fn facts_reports_every_host_and_names_each_failure() {
              \x20 - {{ name: good, address: 127.0.0.1, port: {g}, roles: [registry] }}\n\
              \x20 - {{ name: changed, address: 127.0.0.1, port: {c}, roles: [agent] }}\n\
              \x20 - {{ name: gone, address: 127.0.0.1, port: {closed_port}, roles: [agent] }}\n\
-             \x20 - {{ name: pw, address: 127.0.0.1, port: {g}, user: regboot-pw, roles: [agent] }}\n\
+             \x20 - {{ name: pw, address: 127.0.0.2, port: {g}, user: regboot-pw, roles: [agent] }}\n\
              registry:\n  hostname: registry.test\n",
             key = key.display(),
             kh = kh.display(),

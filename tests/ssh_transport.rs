@@ -454,3 +454,41 @@ async fn sudo_without_password_with_password_and_requiretty() {
     assert!(out.success(), "{}", out.stdout_text());
     assert_eq!(out.stdout, b"0\nline one\nbinary \x00\x04 ok");
 }
+
+/// `key:` naming a device, a FIFO or a huge file fails at once with the path and the field,
+/// without reading it (or blocking on it).
+#[tokio::test]
+async fn key_must_be_a_small_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(&SshdOptions::default());
+    let kh = dir.path().join("known_hosts");
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = dir.path().join("big");
+    fs::write(&big, vec![b'k'; (64 << 10) + 1]).unwrap();
+    for (key, message) in [
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero is a device, not a regular file",
+        ),
+        (fifo.as_path(), "fifo is a FIFO, not a regular file"),
+        (big.as_path(), "big is larger than 65536 bytes"),
+    ] {
+        let err = Session::connect(&sshd.target("h1", "root", Some(key), &kh))
+            .await
+            .err()
+            .unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, ConnectError::Key { .. }), "{msg}");
+        assert!(
+            msg.contains("SSH key (`key:`)") && msg.contains(message),
+            "{msg}"
+        );
+    }
+}

@@ -51,7 +51,9 @@ fn exit_code(kind: &Kind, report: &RunReport) -> ExitCode {
 /// `regboot user hash`: a bcrypt hash (cost 10) of the password read on stdin.
 pub fn user_hash() -> Result<ExitCode> {
     let mut input = String::new();
+    // Bounded: `< /dev/zero` must not fill memory (bcrypt takes 72 bytes at most anyway).
     std::io::stdin()
+        .take(crate::fsutil::SECRET_LIMIT)
         .read_to_string(&mut input)
         .context("cannot read the password from stdin")?;
     let password = input.trim_end_matches(['\n', '\r']);

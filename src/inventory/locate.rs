@@ -51,6 +51,39 @@ impl fmt::Display for YamlPath {
     }
 }
 
+/// Deepest nesting an inventory may have (real ones need about 6). Indexing costs time in
+/// proportion to the depth for every value, so a deeper document is refused before it.
+pub const MAX_DEPTH: usize = 64;
+
+/// Where the document first nests deeper than `MAX_DEPTH`, if it does. Reads events only up
+/// to there. The scanner looks ahead through flow collections and gives up at 256 levels,
+/// which counts as too deep; another syntax error ends the scan (the deserializer reports it).
+pub fn too_deep(text: &str) -> Option<Pos> {
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0;
+    loop {
+        match parser.next_token() {
+            Ok((Event::MappingStart(..) | Event::SequenceStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(pos(mark));
+                }
+            }
+            Ok((Event::MappingEnd | Event::SequenceEnd, _)) => depth -= 1,
+            Err(e) if e.info() == "recursion limit exceeded" => return Some(pos(*e.marker())),
+            Ok((Event::StreamEnd, _)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn pos(mark: Marker) -> Pos {
+    Pos {
+        line: mark.line(),
+        column: mark.col() + 1,
+    }
+}
+
 /// Positions of every key and value in the document, by path.
 #[derive(Debug, Default)]
 pub struct Locations {
@@ -144,10 +177,7 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let pos = Pos {
-            line: mark.line(),
-            column: mark.col() + 1,
-        };
+        let pos = pos(mark);
         match ev {
             Event::Scalar(text, ..) => self.scalar(Some(text), pos),
             Event::Alias(_) => self.scalar(None, pos),
@@ -207,6 +237,23 @@ mod tests {
             })
         );
         assert_eq!(addr.to_string(), "hosts[0].address");
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let nested = |n: usize| format!("a: {}1{}\n", "[".repeat(n), "]".repeat(n));
+        assert_eq!(too_deep(&nested(MAX_DEPTH - 1)), None);
+        let block = format!("{}1\n", "- ".repeat(MAX_DEPTH + 1));
+        assert_eq!(
+            too_deep(&block),
+            Some(Pos {
+                line: 1,
+                column: 1 + 2 * MAX_DEPTH
+            })
+        );
+        assert!(too_deep(&nested(100_000)).is_some());
+        // Unclosed: still found, before the syntax error at the end.
+        assert!(too_deep(&"[".repeat(100_000)).is_some());
     }
 
     #[test]

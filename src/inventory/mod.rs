@@ -17,6 +17,7 @@ pub use model::*;
 pub use summary::Summary;
 pub use validate::is_hostname;
 
+use crate::fsutil::{INVENTORY_LIMIT, read_text_limited};
 use locate::{Locations, Seg, YamlPath};
 
 /// Load and validate the inventory at `path`, reading `${VAR}`s from the process environment.
@@ -33,14 +34,22 @@ pub fn load_with_env(
         file: path.to_path_buf(),
         diagnostics,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_text_limited(path, "the inventory", INVENTORY_LIMIT).map_err(|e| {
         fail(vec![Diagnostic {
             pos: None,
             field: String::new(),
-            message: format!("cannot read the inventory: {e}"),
+            message: format!("{e:#}"),
             hint: Some("check the path given with -i".into()),
         }])
     })?;
+    if let Some(pos) = locate::too_deep(&text) {
+        return Err(fail(vec![Diagnostic {
+            pos: Some(pos),
+            field: String::new(),
+            message: format!("the YAML nests more than {} levels deep", locate::MAX_DEPTH),
+            hint: Some("an inventory needs a few levels: look for unclosed brackets".into()),
+        }]));
+    }
     let locs = Locations::index(&text);
 
     let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
@@ -105,12 +114,8 @@ fn schema_diagnostic(
     let message = strip_location(&err.inner().to_string()).to_string();
     let (pos, hint) = match unknown_name(&message) {
         Some((kind, bad, valid)) => {
-            let nearest = valid
-                .iter()
-                .map(|v| (strsim::levenshtein(&bad, v), v))
-                .filter(|(d, v)| *d <= 2.max(v.len() / 3))
-                .min_by_key(|(d, _)| *d)
-                .map(|(_, v)| format!("did you mean `{v}`? "))
+            let nearest = validate::nearest(&bad, valid.iter().map(String::as_str))
+                .map(|v| format!("did you mean `{v}`? "))
                 .unwrap_or_default();
             let pos = if kind == "field" {
                 locs.key(&path)

@@ -124,9 +124,13 @@ impl User {
             UserSecret::Env(var) => std::env::var(var).map(Some).with_context(|| {
                 format!("user {}: environment variable {var} is not set", self.name)
             }),
-            UserSecret::File(path) => std::fs::read_to_string(path)
-                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-                .with_context(|| format!("user {}: cannot read {}", self.name, path.display())),
+            UserSecret::File(path) => crate::fsutil::read_text_limited(
+                path,
+                "password file (`password_file:`)",
+                crate::fsutil::SECRET_LIMIT,
+            )
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .with_context(|| format!("user {}", self.name)),
             UserSecret::Hash(_) => Ok(None),
         }
     }

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::Diagnostic;
-use super::locate::{Locations, YamlPath};
+use super::locate::{Locations, Pos, YamlPath};
 use super::model::*;
 use super::raw::*;
-use crate::fsutil::expand_tilde;
+use crate::fsutil::{SECRET_LIMIT, expand_tilde, open_regular};
+use crate::merge::daemon_json::KNOWN_KEYS;
 use crate::ssh::{Bastion, HostKeyCheck, Target};
 
 pub struct Checker<'a> {
@@ -65,12 +66,44 @@ impl<'a> Checker<'a> {
     }
 
     pub fn error(&mut self, path: &YamlPath, message: impl Into<String>, hint: Option<String>) {
-        self.diagnostics.push(Diagnostic {
-            pos: self.locs.value(path),
+        self.push(self.locs.value(path), path, message.into(), hint);
+    }
+
+    /// Like `error`, placed at the key naming `path` rather than at its value.
+    fn key_error(&mut self, path: &YamlPath, message: String, hint: Option<String>) {
+        self.push(self.locs.key(path), path, message, hint);
+    }
+
+    /// Add a problem once: a bad default is met again for every host that uses it.
+    fn push(&mut self, pos: Option<Pos>, path: &YamlPath, message: String, hint: Option<String>) {
+        let d = Diagnostic {
+            pos,
             field: path.to_string(),
-            message: message.into(),
+            message,
             hint,
-        });
+        };
+        if !self.diagnostics.contains(&d) {
+            self.diagnostics.push(d);
+        }
+    }
+
+    /// SSH and htpasswd user names: htpasswd splits its lines at ':', and a control character
+    /// would end up in a command line or a file line.
+    fn user_name(&mut self, path: &YamlPath, name: &str) {
+        let problem = if name.is_empty() {
+            "is empty"
+        } else if name.contains(':') {
+            "contains ':'"
+        } else if name.chars().any(char::is_control) {
+            "contains a control character"
+        } else {
+            return;
+        };
+        self.error(
+            path,
+            format!("user name {name:?} {problem}"),
+            Some("use letters, digits, '.', '_' and '-'".into()),
+        );
     }
 
     fn resolve_path(&self, p: &str) -> PathBuf {
@@ -82,13 +115,29 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A file the inventory names that must exist and be readable now.
-    fn readable_file(&mut self, path: &YamlPath, p: &str, what: &str) -> PathBuf {
+    /// A file the inventory names that must be a readable regular file now, of at most
+    /// `limit` bytes when given. `what` names it and its field in the message.
+    fn readable_file(
+        &mut self,
+        path: &YamlPath,
+        p: &str,
+        what: &str,
+        limit: Option<u64>,
+    ) -> PathBuf {
         let resolved = self.resolve_path(p);
-        if let Err(e) = std::fs::File::open(&resolved) {
+        let problem = match open_regular(&resolved, what) {
+            Err(e) => Some(format!("{e:#}")),
+            Ok((_, len)) => limit.filter(|l| len > *l).map(|l| {
+                format!(
+                    "{what} {} is larger than {l} bytes: is it the right file?",
+                    resolved.display()
+                )
+            }),
+        };
+        if let Some(message) = problem {
             self.error(
                 path,
-                format!("{what} {} cannot be read: {e}", resolved.display()),
+                message,
                 Some(format!(
                     "check the path (relative paths start at {}) and its permissions",
                     self.base_dir.display()
@@ -158,6 +207,7 @@ impl<'a> Checker<'a> {
             );
         }
         let hosts = self.hosts(&raw.defaults, &raw.hosts);
+        self.daemon_json_keys(&raw.docker.daemon_json);
         let ha = raw.ha.as_ref().map(|h| self.ha(h));
         let registry = self.registry(raw.registry, &hosts);
         let tls = self.tls(raw.tls);
@@ -189,6 +239,8 @@ impl<'a> Checker<'a> {
             }
         }
         let mut seen: HashMap<String, usize> = HashMap::new();
+        // (address, port) -> first host's index.
+        let mut endpoints: HashMap<(String, u16), usize> = HashMap::new();
         let mut hosts = Vec::new();
         for (i, h) in raw.iter().enumerate() {
             let hp = YamlPath::default().key("hosts").index(i);
@@ -234,6 +286,21 @@ impl<'a> Checker<'a> {
                 );
             }
             let ssh = self.ssh(&hp, defaults, h, &name, &address);
+            if let Some(first) = endpoints.insert((same_host_key(&address), ssh.port), i) {
+                let line = self
+                    .locs
+                    .value(&YamlPath::default().key("hosts").index(first).key("address"))
+                    .map(|p| format!(" (line {})", p.line))
+                    .unwrap_or_default();
+                self.error(
+                    &hp.key("address"),
+                    format!(
+                        "host {name} has the same address and SSH port ({address}, {}) as hosts[{first}]{line}",
+                        ssh.port
+                    ),
+                    Some("list each machine once, with all its roles".into()),
+                );
+            }
             hosts.push(Host {
                 name,
                 address,
@@ -267,12 +334,16 @@ impl<'a> Checker<'a> {
             .clone()
             .or_else(|| d.user.clone())
             .unwrap_or_else(|| "root".into());
+        self.user_name(&src("user", h.user.is_some()), &user);
         let port = self.port(&src("port", h.port.is_some()), h.port.or(d.port), 22);
-        let key = h
-            .key
-            .as_ref()
-            .or(d.key.as_ref())
-            .map(|k| self.readable_file(&src("key", h.key.is_some()), k, "SSH key"));
+        let key = h.key.as_ref().or(d.key.as_ref()).map(|k| {
+            self.readable_file(
+                &src("key", h.key.is_some()),
+                k,
+                "SSH key (`key:`)",
+                Some(SECRET_LIMIT),
+            )
+        });
         let sudo = match h.sudo.or(d.sudo) {
             None | Some(RawSudo::Word(SudoWord::Auto)) => user != "root",
             Some(RawSudo::Bool(b)) => b,
@@ -356,10 +427,17 @@ impl<'a> Checker<'a> {
             }
         }
         let port = self.port(&rp.key("port"), r.port, 5000);
+        if let Some(image) = r.image.as_deref().filter(|i| !is_image_reference(i)) {
+            self.error(
+                &rp.key("image"),
+                format!("{image:?} is not an image reference"),
+                Some("write it like registry:2 or mirror.example.com:5000/library/registry:2.8.3 (lowercase, optional @sha256:digest)".into()),
+            );
+        }
         let image_archive = r
             .image_archive
             .as_ref()
-            .map(|a| self.readable_file(&rp.key("image_archive"), a, "image archive"));
+            .map(|a| self.readable_file(&rp.key("image_archive"), a, "image archive", None));
         let data_dir = r
             .data_dir
             .unwrap_or_else(|| "/var/lib/regboot/registry".into());
@@ -473,6 +551,7 @@ impl<'a> Checker<'a> {
                 );
                 continue;
             }
+            self.user_name(&up.key("name"), &u.name);
             if users.iter().any(|x| x.name == u.name) {
                 self.error(
                     &up.key("name"),
@@ -489,7 +568,8 @@ impl<'a> Checker<'a> {
                 (None, Some(file), None) => UserSecret::File(self.readable_file(
                     &up.key("password_file"),
                     file,
-                    "password file",
+                    "password file (`password_file:`)",
+                    Some(SECRET_LIMIT),
                 )),
                 (None, None, Some(hash)) => {
                     if !is_bcrypt_hash(hash) {
@@ -521,6 +601,21 @@ impl<'a> Checker<'a> {
         users
     }
 
+    /// dockerd refuses to start with a key it does not know, so catch typos here.
+    fn daemon_json_keys(&mut self, keys: &serde_json::Map<String, serde_json::Value>) {
+        for key in keys.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            let hint = match nearest(key, KNOWN_KEYS.iter().copied()) {
+                Some(n) => format!("did you mean `{n}`? "),
+                None => String::new(),
+            } + "dockerd refuses to start with a key it does not know (see its reference, \"daemon configuration file\")";
+            self.key_error(
+                &at(&["docker", "daemon_json", key]),
+                format!("`{key}` is not a dockerd daemon.json option"),
+                Some(hint),
+            );
+        }
+    }
+
     fn tls(&mut self, t: RawTls) -> Tls {
         let tp = at(&["tls"]);
         let mode = match t.mode.unwrap_or(TlsModeName::SelfSigned) {
@@ -530,7 +625,7 @@ impl<'a> Checker<'a> {
                 let p = t.provided.as_ref();
                 let mut file = |field: &str, value: Option<&String>| match value {
                     Some(v) => {
-                        self.readable_file(&tp.key("provided").key(field), v, "provided file")
+                        self.readable_file(&tp.key("provided").key(field), v, "provided file", None)
                     }
                     None => {
                         self.error(
@@ -662,6 +757,102 @@ fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
     })
 }
 
+/// The valid name nearest to `bad`, if it is close enough to be a likely typo.
+pub(super) fn nearest<'v>(bad: &str, valid: impl IntoIterator<Item = &'v str>) -> Option<&'v str> {
+    valid
+        .into_iter()
+        .map(|v| (strsim::levenshtein(bad, v), v))
+        .filter(|(d, v)| *d <= 2.max(v.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// An address as compared for duplicates: IPs in canonical form, names in lowercase.
+fn same_host_key(address: &str) -> String {
+    match address.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.trim_end_matches('.').to_ascii_lowercase(),
+    }
+}
+
+/// An image reference in distribution's grammar (github.com/distribution/reference):
+/// `[host[:port]/]path[:tag][@digest]`, path components lowercase. Rules out values the
+/// docker CLI would take as an option, like `--help`.
+fn is_image_reference(s: &str) -> bool {
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (s, None),
+    };
+    // The last ':' starts a tag unless a '/' follows it (then it was a registry's port).
+    let (name, tag) = match rest.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (rest, None),
+    };
+    // A first component that reads as a registry host is one.
+    let path = match name.split_once('/') {
+        Some((host, path)) if is_registry_host(host) => path,
+        _ => name,
+    };
+    name.len() <= 255
+        && path.split('/').all(is_path_component)
+        && tag.is_none_or(is_tag)
+        && digest.is_none_or(is_digest)
+}
+
+/// `[a-z0-9]+` runs joined by one of `.`, `_`, `__` or any number of `-`.
+fn is_path_component(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    s.starts_with(alnum)
+        && s.ends_with(alnum)
+        && s.split(alnum)
+            .filter(|sep| !sep.is_empty())
+            .all(|sep| matches!(sep, "." | "_" | "__") || sep.bytes().all(|b| b == b'-'))
+}
+
+/// `host[:port]`: DNS labels (any case), an IPv4 address or `[IPv6]`.
+fn is_registry_host(s: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let (host_ok, port) = match s.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, port)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (host, port) = s.find(':').map_or((s, ""), |i| s.split_at(i));
+            (host.split('.').all(label), port)
+        }
+    };
+    host_ok
+        && (port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+fn is_tag(t: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    t.len() <= 128 && t.starts_with(word) && t.chars().all(|c| word(c) || c == '.' || c == '-')
+}
+
+/// `algorithm:hex`, the algorithm's parts `[A-Za-z][A-Za-z0-9]*` joined by `+._-`, at least
+/// 32 hex digits.
+fn is_digest(d: &str) -> bool {
+    let Some((alg, hex)) = d.split_once(':') else {
+        return false;
+    };
+    alg.split(['+', '.', '_', '-']).all(|part| {
+        part.starts_with(|c: char| c.is_ascii_alphabetic())
+            && part.chars().all(|c| c.is_ascii_alphanumeric())
+    }) && hex.len() >= 32
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 fn is_bcrypt_hash(h: &str) -> bool {
     h.len() == 60 && ["$2a$", "$2b$", "$2y$"].iter().any(|p| h.starts_with(p))
 }
@@ -678,6 +869,43 @@ mod tests {
         assert!(!is_hostname("under_score.com"));
         assert!(!is_hostname("300.1.1.1"));
         assert!(!is_hostname(""));
+    }
+
+    #[test]
+    fn image_references() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        for good in [
+            "registry:2",
+            "registry",
+            "library/registry:2.8.3",
+            "docker.io/library/registry:2",
+            "Mirror.Example.com:5000/team/registry_x__y.z-w:v1_2-3",
+            "localhost:5000/registry",
+            "[::1]:5000/registry:2",
+            &format!("registry@{digest}"),
+            &format!("10.0.0.1:5000/registry:2@{digest}"),
+        ] {
+            assert!(is_image_reference(good), "{good}");
+        }
+        for bad in [
+            "--help",
+            "-registry",
+            "",
+            "Registry:2",
+            "registry:",
+            "registry:-x",
+            "a//b",
+            "a/b/",
+            "a/.b",
+            "a___b",
+            "registry@sha256:abc",
+            "registry@sha256",
+            "host:port/x",
+            "registry:2 --rm",
+            &format!("registry:{}", "t".repeat(129)),
+        ] {
+            assert!(!is_image_reference(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -23,6 +23,119 @@ pub const RELOADABLE_KEYS: &[&str] = &[
     "features",
 ];
 
+/// Every top-level key dockerd accepts in daemon.json on Linux: the json tags of moby's
+/// daemon/config (config.go, config_linux.go, registry config) at master, with the flag
+/// spelling `containerd-plugins-namespace` that dockerd's unknown-key check compares against,
+/// plus the keys dockerd 20.10 to 25 accepted and later versions dropped (api-cors-header,
+/// cluster-store, graph, ...): a host may run an older dockerd (Debian 12 ships 20.10). Any
+/// key outside this list makes every dockerd refuse to start.
+pub const KNOWN_KEYS: &[&str] = &[
+    "allow-direct-routing",
+    "allow-nondistributable-artifacts",
+    "api-cors-header",
+    "authorization-plugins",
+    "bip",
+    "bip6",
+    "bridge",
+    "bridge-accept-fwmark",
+    "builder",
+    "cdi-spec-dirs",
+    "cgroup-parent",
+    "cluster-advertise",
+    "cluster-store",
+    "cluster-store-opts",
+    "containerd",
+    "containerd-namespace",
+    "containerd-plugins-namespace",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cri-containerd",
+    "data-root",
+    "debug",
+    "default-address-pools",
+    "default-cgroupns-mode",
+    "default-gateway",
+    "default-gateway-v6",
+    "default-init",
+    "default-ipc-mode",
+    "default-network-opts",
+    "default-runtime",
+    "default-shm-size",
+    "default-stop-timeout",
+    "default-ulimits",
+    "deprecated-key-path",
+    "dns",
+    "dns-opts",
+    "dns-search",
+    "exec-opts",
+    "exec-root",
+    "experimental",
+    "features",
+    "firewall-backend",
+    "fixed-cidr",
+    "fixed-cidr-v6",
+    "graph",
+    "group",
+    "host-gateway-ip",
+    "host-gateway-ips",
+    "hosts",
+    "http-proxy",
+    "https-proxy",
+    "icc",
+    "init",
+    "init-path",
+    "insecure-registries",
+    "ip",
+    "ip-forward",
+    "ip-forward-no-drop",
+    "ip-masq",
+    "ip6tables",
+    "iptables",
+    "ipv6",
+    "labels",
+    "live-restore",
+    "log-driver",
+    "log-format",
+    "log-level",
+    "log-opts",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "max-download-attempts",
+    "metrics-addr",
+    "min-api-version",
+    "mtu",
+    "network-control-plane-mtu",
+    "network-diagnostic-port",
+    "no-new-privileges",
+    "no-proxy",
+    "node-generic-resources",
+    "nri-opts",
+    "oom-score-adjust",
+    "pidfile",
+    "proxies",
+    "raw-logs",
+    "registry-mirrors",
+    "resolv-conf",
+    "rootless",
+    "runtimes",
+    "seccomp-profile",
+    "selinux-enabled",
+    "shutdown-timeout",
+    "storage-driver",
+    "storage-opts",
+    "swarm-default-advertise-addr",
+    "swarm-raft-election-tick",
+    "swarm-raft-heartbeat-tick",
+    "tls",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "tlsverify",
+    "userland-proxy",
+    "userland-proxy-path",
+    "userns-remap",
+];
+
 /// List keys whose wanted entries are added to the user's, never replacing them.
 const UNION_KEYS: &[&str] = &[
     "insecure-registries",
@@ -173,6 +286,14 @@ fn union_into(key: &str, slot: &mut Value, wanted: &Value) -> Result<(), DaemonJ
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn known_keys_are_sorted_and_cover_the_reloadable_ones() {
+        assert!(KNOWN_KEYS.windows(2).all(|w| w[0] < w[1]));
+        for k in RELOADABLE_KEYS.iter().chain(UNION_KEYS) {
+            assert!(KNOWN_KEYS.contains(k), "{k}");
+        }
+    }
 
     fn wanted(v: Value) -> Map<String, Value> {
         match v {

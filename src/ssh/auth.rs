@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use super::error::ConnectError;
 use super::known_hosts::fingerprint;
+use crate::fsutil::{SECRET_LIMIT, read_text_limited};
 
 /// OpenSSH servers refuse after MaxAuthTries (6) attempts; stay below it.
 const MAX_AGENT_KEYS: usize = 5;
@@ -41,9 +42,9 @@ impl KeyCache {
             path: path.to_path_buf(),
             reason,
         };
-        let text = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| err(format!("cannot read it: {e}")))?;
+        // A small regular file: read inline, bounded (`key: /dev/zero` must not fill memory).
+        let text = read_text_limited(path, "SSH key (`key:`)", SECRET_LIMIT)
+            .map_err(|e| err(format!("{e:#}")))?;
         let key = match russh::keys::decode_secret_key(&text, None) {
             Ok(k) => k,
             Err(russh::keys::Error::KeyIsEncrypted) => {

@@ -1,0 +1,214 @@
+//! `RemoteHost::put_file` against a real OpenSSH sshd on loopback: a file is replaced whole or
+//! not at all, whether the stream is short, the client is killed mid-transfer or the disk fills.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use regboot::host::{Mode, PUT_FILE, RemoteHost};
+use regboot::ssh::{RemoteCommand, Session};
+use sha2::{Digest, Sha256};
+use support::sshd::{Sshd, SshdOptions, keygen, public_key};
+
+const OLD: &[u8] = b"{\"debug\": false}\n";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    sshd: Sshd,
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let key = keygen(dir.path(), "id", "ed25519", "");
+        let sshd = Sshd::start(&SshdOptions {
+            authorized_keys: vec![public_key(&key)],
+            ..Default::default()
+        });
+        Fixture { dir, key, sshd }
+    }
+
+    async fn host(&self) -> RemoteHost {
+        let target = self.sshd.target(
+            "h1",
+            "root",
+            Some(&self.key),
+            &self.dir.path().join("known_hosts"),
+        );
+        RemoteHost::new(Session::connect(&target).await.unwrap())
+    }
+
+    /// A directory on the "remote" side holding `daemon.json` with the old content.
+    fn managed_dir(&self, name: &str) -> (PathBuf, PathBuf) {
+        let d = self.dir.path().join(name);
+        fs::create_dir_all(&d).unwrap();
+        let file = d.join("daemon.json");
+        fs::write(&file, OLD).unwrap();
+        (d, file)
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Deterministic bytes that compress badly.
+fn data(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".regboot."))
+        .collect()
+}
+
+fn assert_untouched(dir: &Path, file: &Path) {
+    assert_eq!(
+        fs::read(file).unwrap(),
+        OLD,
+        "the old file must stay byte-identical"
+    );
+    assert_eq!(temp_files(dir), Vec::<String>::new(), "no temp file left");
+}
+
+#[tokio::test]
+async fn writes_whole_files_and_refuses_a_short_or_corrupt_stream() {
+    let fx = Fixture::start();
+    let host = fx.host().await;
+    let (dir, file) = fx.managed_dir("etc");
+    let path = file.to_str().unwrap();
+
+    let new = data(300_000);
+    host.put_file(path, &new, Mode::Set(0o640)).await.unwrap();
+    assert_eq!(fs::read(&file).unwrap(), new);
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert!(temp_files(&dir).is_empty());
+
+    fs::write(&file, OLD).unwrap();
+    let (size, sum) = (new.len().to_string(), sha256_hex(&new));
+    let cases: [(&str, &[u8]); 2] = [
+        ("a stream that ends early", &new[..new.len() / 3]),
+        (
+            "the right length with other bytes",
+            &data(new.len() + 1)[1..],
+        ),
+    ];
+    for (what, stdin) in cases {
+        let out = host
+            .script(PUT_FILE, &[path, "644", &size, &sum], Some(stdin))
+            .await
+            .unwrap();
+        assert!(!out.success(), "{what} was installed");
+        assert!(
+            out.stderr_tail().contains("the transfer was cut short"),
+            "{what}: {}",
+            out.stderr_tail()
+        );
+        assert_untouched(&dir, &file);
+    }
+}
+
+/// The OpenSSH client streams a large file and is killed with SIGKILL halfway: the host keeps
+/// the old file and removes its temp file.
+#[tokio::test]
+async fn a_client_killed_mid_transfer_leaves_the_old_file() {
+    let fx = Fixture::start();
+    let (dir, file) = fx.managed_dir("killed");
+    let new = data(16 << 20);
+    let cmd = RemoteCommand::new("sh")
+        .arg("-c")
+        .arg(PUT_FILE)
+        .arg("regboot")
+        .args([
+            file.to_str().unwrap(),
+            "644",
+            &new.len().to_string(),
+            &sha256_hex(&new),
+        ]);
+    let mut ssh = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .arg("-i")
+        .arg(&fx.key)
+        .args(["-p", &fx.sshd.port.to_string(), "root@127.0.0.1"])
+        .arg(cmd.as_str())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = ssh.stdin.take().unwrap();
+    let half = new[..new.len() / 2].to_vec();
+    // In a thread: the write fails (broken pipe) once the client is killed.
+    let writer = std::thread::spawn(move || stdin.write_all(&half));
+    // Kill only once the host is writing its temp file, i.e. truly mid-transfer.
+    wait_until("the temp file appears", || !temp_files(&dir).is_empty());
+    ssh.kill().unwrap();
+    ssh.wait().unwrap();
+    let _ = writer.join().unwrap();
+    wait_until("the host removes its temp file", || {
+        temp_files(&dir).is_empty()
+    });
+    assert_untouched(&dir, &file);
+}
+
+/// A tiny tmpfs over the managed directory: the write fails with the disk's error and the
+/// old file stays.
+#[tokio::test]
+async fn a_full_disk_leaves_the_old_file() {
+    let fx = Fixture::start();
+    let (dir, file) = fx.managed_dir("full");
+    let _mount = Tmpfs::mount(&dir, "64k");
+    fs::write(&file, OLD).unwrap();
+    let host = fx.host().await;
+    let err = host
+        .put_file(file.to_str().unwrap(), &data(256 << 10), Mode::Keep)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_untouched(&dir, &file);
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tmpfs mounted over `dir` (needs root), unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {dir:?} (root needed)");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
