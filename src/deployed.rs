@@ -11,7 +11,6 @@ use anyhow::Result;
 use futures::future::join_all;
 use time::{Duration, OffsetDateTime};
 
-use crate::engine::Playbook;
 use crate::engine::fleet::{self, Node};
 use crate::engine::limit;
 use crate::engine::probe::{HostState, ProbeRequest};
@@ -104,7 +103,7 @@ pub(crate) fn request(inv: &Inventory) -> ProbeRequest {
 /// The CA copies apply places on `host`, as its steps' modules say.
 pub(crate) fn ca_files(inv: &Inventory, host: &Host, facts: &Facts) -> Vec<CaFile> {
     // The embedded playbook parses (a unit test proves it).
-    Playbook::apply()
+    crate::playbooks::apply()
         .map(|p| p.ca_files(inv, host, Some(facts)))
         .unwrap_or_default()
 }

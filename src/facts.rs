@@ -103,12 +103,6 @@ pub enum SudoAccess {
     Missing,
 }
 
-/// The facts of the host behind `session`: the fleet probe with nothing else asked.
-pub async fn gather(session: &crate::ssh::Session) -> anyhow::Result<Facts> {
-    let req = crate::engine::probe::ProbeRequest::default();
-    Ok(crate::engine::probe::probe(session, &req).await?.facts)
-}
-
 /// os-release(5): `KEY=value` with optional shell-style quotes.
 fn parse_os_release(text: &str) -> HashMap<String, String> {
     text.lines()

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
 use crate::pki::rotation::{self, CaRole};
-use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir, setup};
+use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir};
 use crate::render::{self, RegistryConfig, Templates};
+use crate::tls_setup as setup;
 
 /// The TLS files the registry serves and clients trust; `None` in tls.mode insecure.
 pub struct Tls {

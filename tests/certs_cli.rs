@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 
 use regboot::inventory;
 use regboot::pki::state::{CA_CERT, CA_KEY, REGISTRY_CERT, REGISTRY_CHAIN, REGISTRY_KEY};
-use regboot::pki::{Ca, CaSpec, StateDir, leaf, setup};
+use regboot::pki::{Ca, CaSpec, StateDir, leaf};
+use regboot::tls_setup as setup;
 use time::Duration;
 
 fn inventory_text(aliases: &str, tls: &str) -> String {

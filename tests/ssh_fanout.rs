@@ -5,7 +5,8 @@ mod support;
 
 use std::fs;
 
-use regboot::facts::{self, OsFamily, SudoAccess};
+use regboot::engine;
+use regboot::facts::{OsFamily, SudoAccess};
 use regboot::ssh;
 use support::sshd::{Sshd, SshdOptions, keygen, public_key};
 
@@ -27,7 +28,7 @@ async fn thirty_servers_in_parallel_give_their_facts() {
         .collect();
 
     let results = ssh::run_all(&targets, 50, |session| async move {
-        facts::gather(&session).await
+        engine::facts(&session).await
     })
     .await;
     let release = fs::read_to_string("/etc/os-release").unwrap();

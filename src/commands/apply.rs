@@ -4,8 +4,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Output, PlaybookArgs};
-use crate::engine::{self, Options, Playbook, RunReport};
+use crate::engine::{self, Options, RunReport};
 use crate::inventory;
+use crate::playbooks;
 
 /// Which of the playbook commands runs.
 pub enum Kind {
@@ -17,8 +18,8 @@ pub enum Kind {
 pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
     let playbook = match kind {
-        Kind::Verify => Playbook::verify()?,
-        Kind::Apply | Kind::Plan => Playbook::apply()?,
+        Kind::Verify => playbooks::verify()?,
+        Kind::Apply | Kind::Plan => playbooks::apply()?,
     };
     let opts = Options {
         check: matches!(kind, Kind::Plan),

@@ -13,9 +13,9 @@ use crate::inventory::{self, Inventory, TlsMode};
 use crate::pki::check::{self, CheckRow};
 use crate::pki::leaf::{LeafOutcome, LeafSpec};
 use crate::pki::provided::{self, ProvidedFiles, ProvidedReport};
-use crate::pki::setup;
 use crate::pki::state::{CA_CERT, REGISTRY_CERT, REGISTRY_CHAIN};
 use crate::pki::{CaOutcome, CertInfo, StateDir};
+use crate::tls_setup as setup;
 
 /// renew_before_days when only a state directory is given (the inventory's default).
 const DEFAULT_RENEW_BEFORE_DAYS: i64 = 30;
@@ -124,7 +124,7 @@ fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
                 "CA: {ca_outcome} ({}, {}, valid until {})",
                 ca.info().subject,
                 ca.info().key_algorithm,
-                check::date(ca.info().not_after)
+                crate::pki::inspect::date(ca.info().not_after)
             );
             if ca.info().key_algorithm != inv.tls.key_algorithm.label() {
                 println!(
@@ -139,7 +139,10 @@ fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
                 None => println!("server certificate: kept (it fits the inventory)"),
             }
             println!("  SANs: {}", leaf.sans().join(", "));
-            println!("  valid until {}", check::date(leaf.not_after));
+            println!(
+                "  valid until {}",
+                crate::pki::inspect::date(leaf.not_after)
+            );
             println!(
                 "  chain (certificate + CA): {}",
                 state.path(REGISTRY_CHAIN).display()
@@ -183,7 +186,7 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
                 println!(
                     "ok: signed by the CA, key matches, covers every name ({}), valid until {}",
                     report.cert.sans().join(", "),
-                    check::date(report.cert.not_after)
+                    crate::pki::inspect::date(report.cert.not_after)
                 );
             }
             for p in &report.problems {
@@ -377,12 +380,18 @@ fn print_cert(name: &str, path: &std::path::Path, info: &CertInfo, now: OffsetDa
     println!("  serial:       {}", info.serial);
     println!("  key:          {}", info.key_algorithm);
     println!("  is a CA:      {}", if info.is_ca { "yes" } else { "no" });
-    println!("  not before:   {}", check::date(info.not_before));
+    println!(
+        "  not before:   {}",
+        crate::pki::inspect::date(info.not_before)
+    );
     let left = match check::residual(info.not_after - now) {
         expired if info.not_after <= now => expired,
         left => format!("{left} left"),
     };
-    println!("  not after:    {} ({left})", check::date(info.not_after));
+    println!(
+        "  not after:    {} ({left})",
+        crate::pki::inspect::date(info.not_after)
+    );
     println!(
         "  SANs:         {}",
         if sans.is_empty() {

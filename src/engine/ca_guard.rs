@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
+use super::Playbook;
 use super::fleet::Node;
-use crate::deployed;
 use crate::inventory::Inventory;
 use crate::pki::state::CA_CERT;
 use crate::pki::{StateDir, inspect, rotation};
@@ -20,7 +20,12 @@ struct Trusted {
 }
 
 /// Stop when the hosts trust a regboot CA that the state directory does not hold.
-pub(crate) fn check(inv: &Inventory, state: &StateDir, nodes: &[Node<'_>]) -> Result<()> {
+pub(crate) fn check(
+    inv: &Inventory,
+    playbook: &Playbook,
+    state: &StateDir,
+    nodes: &[Node<'_>],
+) -> Result<()> {
     let mut known = Vec::new();
     let current = state.read(CA_CERT)?;
     let pems = current
@@ -35,7 +40,7 @@ pub(crate) fn check(inv: &Inventory, state: &StateDir, nodes: &[Node<'_>]) -> Re
         let Some(st) = n.state.as_ref().filter(|_| n.error.is_none()) else {
             continue;
         };
-        let files = deployed::ca_files(inv, n.host, &st.facts);
+        let files = playbook.ca_files(inv, n.host, Some(&st.facts));
         for file in files {
             let Some(info) = st
                 .text(&file.path)
@@ -53,7 +58,7 @@ pub(crate) fn check(inv: &Inventory, state: &StateDir, nodes: &[Node<'_>]) -> Re
                         "CA {:?} (SHA-256 {}…, until {})",
                         info.subject,
                         &info.fingerprint_sha256[..info.fingerprint_sha256.len().min(23)],
-                        crate::pki::check::date(info.not_after)
+                        crate::pki::inspect::date(info.not_after)
                     ),
                     hosts: Vec::new(),
                 });

@@ -5,11 +5,13 @@ pub(crate) mod change;
 pub(crate) mod fleet;
 pub(crate) mod limit;
 pub(crate) mod memo;
+pub(crate) mod module;
 pub mod playbook;
 pub(crate) mod probe;
 pub mod report;
 pub(crate) mod runner;
 
 pub use playbook::Playbook;
+pub use probe::facts;
 pub use report::RunReport;
 pub use runner::{Options, run};

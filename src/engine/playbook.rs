@@ -3,9 +3,9 @@
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use super::module::{CaFile, Module};
 use crate::facts::Facts;
 use crate::inventory::{Host, Inventory, Role};
-use crate::modules::{self, CaFile, Module};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,13 +80,18 @@ pub struct Playbook {
 }
 
 impl Playbook {
-    pub fn parse(name: &str, text: &str) -> Result<Playbook> {
+    /// Parse the playbook `name` from YAML, its modules looked up in `registry`.
+    pub(crate) fn parse(
+        name: &str,
+        text: &str,
+        registry: &[&'static dyn Module],
+    ) -> Result<Playbook> {
         let raw: RawPlaybook =
             serde_yaml_ng::from_str(text).with_context(|| format!("playbook {name}"))?;
         let mut steps = Vec::new();
         for s in raw.steps {
-            let Some(module) = modules::by_name(&s.module) else {
-                let known: Vec<&str> = modules::REGISTRY.iter().map(|m| m.name()).collect();
+            let Some(module) = registry.iter().copied().find(|m| m.name() == s.module) else {
+                let known: Vec<&str> = registry.iter().map(|m| m.name()).collect();
                 bail!(
                     "playbook {name}, step {:?}: no module {:?} (modules: {})",
                     s.name,
@@ -123,45 +128,19 @@ impl Playbook {
             .flat_map(|s| s.module.ca_files(inv, facts))
             .collect()
     }
-
-    pub fn apply() -> Result<Playbook> {
-        Self::parse("apply.yml", include_str!("../../playbooks/apply.yml"))
-    }
-
-    pub fn rotate() -> Result<Playbook> {
-        Self::parse("rotate.yml", include_str!("../../playbooks/rotate.yml"))
-    }
-
-    pub fn verify() -> Result<Playbook> {
-        Self::parse("verify.yml", include_str!("../../playbooks/verify.yml"))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn embedded_playbooks_parse() {
-        let apply = Playbook::apply().unwrap();
-        let last = apply.steps.last().unwrap();
-        assert_eq!((last.module.name(), last.once), ("smoke_test", true));
-        let container = apply
-            .steps
-            .iter()
-            .find(|s| s.module.name() == "registry_container")
-            .unwrap();
-        assert_eq!(container.serial, Some(1));
-        assert_eq!(Playbook::verify().unwrap().steps.len(), 1);
-        let rotate = Playbook::rotate().unwrap();
-        assert!(rotate.steps.iter().any(|s| s.serial == Some(1)));
-    }
+    use crate::modules::REGISTRY;
 
     #[test]
     fn unknown_modules_and_states_are_errors() {
         let err = Playbook::parse(
             "t.yml",
             "name: t\nsteps:\n  - { name: x, module: certs_dd, hosts: all }\n",
+            REGISTRY,
         )
         .err()
         .unwrap();
@@ -172,13 +151,15 @@ mod tests {
         let absent = Playbook::parse(
             "t.yml",
             "name: t\nsteps:\n  - { name: x, module: certs_d, hosts: all, state: absent }\n",
+            REGISTRY,
         )
         .unwrap();
         assert_eq!(absent.steps[0].state, State::Absent);
         assert!(
             Playbook::parse(
                 "t.yml",
-                "name: t\nsteps:\n  - { name: x, module: certs_d, hosts: all, state: gone }\n"
+                "name: t\nsteps:\n  - { name: x, module: certs_d, hosts: all, state: gone }\n",
+                REGISTRY
             )
             .is_err()
         );

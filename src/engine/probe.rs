@@ -92,6 +92,11 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     parse(&out.stdout_text()).context("unexpected probe output")
 }
 
+/// The facts of the host behind `session`: the probe with nothing else asked.
+pub async fn facts(session: &Session) -> Result<Facts> {
+    Ok(probe(session, &ProbeRequest::default()).await?.facts)
+}
+
 fn runtime(fields: &[&str]) -> Runtime {
     let version = fields
         .first()

@@ -15,13 +15,13 @@ use super::change::Change;
 use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
+use super::module::{Ctx, FleetCx, Member};
 use super::playbook::{Playbook, State, Step};
 use super::probe::ProbeRequest;
 use super::report::{HostReport, RunReport, Status, StepResult};
 use crate::host::RemoteHost;
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::Material;
-use crate::modules::{Ctx, FleetCx, Member};
 use crate::pki::StateDir;
 use crate::render::Templates;
 
@@ -157,7 +157,7 @@ pub(crate) async fn run_on(
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     // Before the state directory may mint a CA: never swap the one the hosts trust.
     if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state {
-        ca_guard::check(inv, state_dir, nodes)?;
+        ca_guard::check(inv, playbook, state_dir, nodes)?;
     }
     let templates = Templates::embedded();
     let material = Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?;

@@ -4,7 +4,8 @@
 //! what `apply` would do. A module that acts on the fleet as a whole (the S3 bucket check,
 //! the smoke test) implements `once` instead and runs in a step marked `once: true`.
 //!
-//! Adding a module: one file here, one line in [`REGISTRY`], and its step in a playbook.
+//! The contract they implement is `engine::module`. Adding a module: one file here, one line
+//! in [`REGISTRY`], and its step in a playbook.
 
 pub(crate) mod certs_d;
 pub(crate) mod daemon_json;
@@ -19,21 +20,15 @@ pub(crate) mod s3_bucket;
 pub(crate) mod smoke_test;
 pub(crate) mod trust_store;
 
-use anyhow::{Result, bail};
-use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use crate::diff;
 use crate::engine::change::Change;
-use crate::engine::memo::Memo;
-use crate::engine::probe::{HostState, ProbeRequest};
-use crate::engine::report::SmokeHost;
-use crate::facts::Facts;
-use crate::host::{Mode, RemoteHost};
-use crate::inventory::{Host, Inventory};
-use crate::material::{Material, Tls};
+pub(crate) use crate::engine::module::{CaFile, Ctx, FleetCx, Module, Outcome};
+use crate::engine::probe::HostState;
+use crate::host::Mode;
+use crate::material::Tls;
 use crate::pki::rotation::CaRole;
-use crate::render::Templates;
 
 /// Every module, by its playbook name.
 pub(crate) const REGISTRY: &[&dyn Module] = &[
@@ -50,100 +45,6 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &s3_bucket::S3Bucket,
     &smoke_test::SmokeTest,
 ];
-
-/// The module a playbook names.
-pub(crate) fn by_name(name: &str) -> Option<&'static dyn Module> {
-    REGISTRY.iter().copied().find(|m| m.name() == name)
-}
-
-/// A CA copy a module places: the current CA (`role: None`) or a rotation's extra one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CaFile {
-    pub path: String,
-    pub role: Option<CaRole>,
-}
-
-pub(crate) trait Module: Sync {
-    /// The playbook's `module:` key.
-    fn name(&self) -> &'static str;
-
-    /// What it needs read from `host` by the probe.
-    fn want(&self, _inv: &Inventory, _host: &Host, _req: &mut ProbeRequest) {}
-
-    /// The changes that make the host match the wish (`state: present`).
-    fn present(&self, _cx: &Ctx) -> Result<Vec<Change>> {
-        bail!(
-            "module {} runs once for the fleet: its step needs `once: true`",
-            self.name()
-        )
-    }
-
-    /// The changes that remove what it placed (`state: absent`).
-    fn absent(&self, _cx: &Ctx) -> Result<Vec<Change>> {
-        bail!(
-            "module {} cannot remove what it placed (state: absent)",
-            self.name()
-        )
-    }
-
-    /// Where it puts CA copies: on a host with these facts, or (`None`: before the probe)
-    /// every path it might use. `certs check` and `rotate --ca` find every copy from this.
-    fn ca_files(&self, _inv: &Inventory, _facts: Option<&Facts>) -> Vec<CaFile> {
-        Vec::new()
-    }
-
-    /// Whether its hosts need a running container engine.
-    fn needs_engine(&self) -> bool {
-        false
-    }
-
-    /// A `once` step: act on the fleet as a whole.
-    fn once<'a>(&'a self, _cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        let name = self.name();
-        Box::pin(
-            async move { bail!("module {name} runs per host: drop `once: true` from its step") },
-        )
-    }
-}
-
-/// What a module sees for one host.
-pub(crate) struct Ctx<'a> {
-    pub inv: &'a Inventory,
-    pub host: &'a Host,
-    pub material: &'a Material,
-    pub state: &'a HostState,
-    pub templates: &'a Templates,
-    /// What modules computed for this host and share (e.g. registry files, hashed once).
-    pub memo: &'a Memo,
-}
-
-/// One reachable host, as a `once` step sees it.
-pub(crate) struct Member<'a> {
-    pub host: &'a Host,
-    pub remote: &'a RemoteHost,
-    pub state: &'a HostState,
-}
-
-/// What a `once` step sees: the reachable hosts of its role inside the limit.
-pub(crate) struct FleetCx<'a> {
-    pub inv: &'a Inventory,
-    pub material: &'a Material,
-    /// Plan: read, change nothing.
-    pub check: bool,
-    pub members: Vec<Member<'a>>,
-}
-
-/// What a `once` step did.
-#[derive(Default)]
-pub(crate) struct Outcome {
-    /// Printed and kept in the report's notes.
-    pub notes: Vec<String>,
-    /// Hosts that failed, with why.
-    pub failed: Vec<(String, String)>,
-    pub smoke: Vec<SmokeHost>,
-    /// The verification did not run, and why.
-    pub skipped: Option<String>,
-}
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -322,9 +223,15 @@ pub(crate) fn reload_when_changed(
 pub(crate) mod testing {
     use std::collections::HashMap;
 
+    use anyhow::Result;
+
     use super::*;
+    use crate::engine::memo::Memo;
     use crate::engine::probe::{Container, FileState};
     use crate::facts::{OsFamily, Runtime};
+    use crate::inventory::Inventory;
+    use crate::material::Material;
+    use crate::render::Templates;
 
     /// A valid inventory: registry host h1 (10.0.0.1), agent h2, lb-less; `registry_extra`
     /// is appended to the `registry:` section (indented by two spaces).

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 
 use super::inspect::{self, CertInfo};
@@ -115,7 +114,7 @@ pub fn row(
     (row.status, row.problem) = if residual <= Duration::ZERO {
         (
             CheckStatus::Expired,
-            Some(format!("expired on {}", date(info.not_after))),
+            Some(format!("expired on {}", inspect::date(info.not_after))),
         )
     } else if let Some(problem) = verify(&info) {
         (CheckStatus::Invalid, Some(problem))
@@ -124,7 +123,7 @@ pub fn row(
             CheckStatus::Invalid,
             Some(format!(
                 "not valid before {} (is this machine's clock right?)",
-                date(info.not_before)
+                inspect::date(info.not_before)
             )),
         )
     } else if residual <= renew_before {
@@ -197,15 +196,6 @@ pub fn exit_code(rows: &[CheckRow]) -> u8 {
     rows.iter().map(|r| r.status.exit_code()).max().unwrap_or(0)
 }
 
-/// A date as the tables show it, e.g. `2027-11-23 00:31 UTC`.
-pub fn date(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_else(|_| t.to_string())
-}
-
 /// Time left, as kubeadm shows it: `9y`, `364d`, `5h`, `12m`, or `expired`.
 pub fn residual(d: Duration) -> String {
     if d <= Duration::ZERO {
@@ -243,7 +233,9 @@ pub fn table(rows: &[CheckRow]) -> String {
                 } else {
                     r.sans.join(",")
                 },
-                r.not_after.map(date).unwrap_or_else(|| "-".to_string()),
+                r.not_after
+                    .map(inspect::date)
+                    .unwrap_or_else(|| "-".to_string()),
                 r.residual_seconds
                     .map(|s| residual(Duration::seconds(s)))
                     .unwrap_or_else(|| "-".to_string()),

@@ -43,6 +43,15 @@ impl CertInfo {
     }
 }
 
+/// A date as the tables show it, e.g. `2027-11-23 00:31 UTC`.
+pub fn date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_else(|_| t.to_string())
+}
+
 /// Every certificate in a PEM text, in order (a chain file yields leaf first).
 /// Non-certificate blocks are an error: a key in a certificate file is a mistake worth naming.
 pub fn pem_certs(pem_text: &str) -> Result<Vec<Pem>> {

@@ -97,10 +97,10 @@ impl fmt::Display for ReissueReason {
                 Ok(())
             }
             Self::Expired { not_after } => {
-                write!(f, "expired on {}", super::check::date(*not_after))
+                write!(f, "expired on {}", super::inspect::date(*not_after))
             }
             Self::ExpiresSoon { not_after } => {
-                write!(f, "expires soon ({})", super::check::date(*not_after))
+                write!(f, "expires soon ({})", super::inspect::date(*not_after))
             }
         }
     }

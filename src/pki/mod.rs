@@ -8,7 +8,6 @@
 //! - `provided`: check a user-provided certificate (tls.mode provided)
 //! - `rotation`: the next/previous CA of a CA rotation, archiving, importing a CA
 //! - `check`: the `certs check` rows, table, JSON and exit code
-//! - `setup`: what the inventory asks for, and making the state directory hold it
 
 pub mod ca;
 pub mod check;
@@ -16,7 +15,6 @@ pub mod inspect;
 pub mod leaf;
 pub mod provided;
 pub mod rotation;
-pub mod setup;
 pub mod state;
 
 use anyhow::{Result, anyhow};

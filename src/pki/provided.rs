@@ -114,12 +114,12 @@ pub fn check(
         Some(ReissueReason::Expired { .. }) => problems.push(format!(
             "{} expired on {}: renew it with your CA",
             files.cert.display(),
-            super::check::date(cert.not_after)
+            super::inspect::date(cert.not_after)
         )),
         Some(_) => warnings.push(format!(
             "{} expires on {}, within renew_before_days: renew it with your CA",
             files.cert.display(),
-            super::check::date(cert.not_after)
+            super::inspect::date(cert.not_after)
         )),
         None => {}
     }

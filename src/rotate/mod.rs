@@ -16,11 +16,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::deployed;
 use crate::engine::fleet::{self, Node};
-use crate::engine::{Options, Playbook, RunReport, limit, runner};
+use crate::engine::{Options, RunReport, limit, runner};
 use crate::inventory::{Host, Inventory, Role};
 use crate::pki::rotation::{self, Phase};
 use crate::pki::state::{CA_CERT, CA_NEXT_CERT, REGISTRY_CERT};
-use crate::pki::{self, Ca, StateDir, inspect, setup};
+use crate::pki::{self, Ca, StateDir, inspect};
+use crate::tls_setup as setup;
 
 mod recover;
 mod stage;
@@ -197,7 +198,7 @@ async fn run_playbook(
         keep_state: true,
         limit: None,
     };
-    runner::run_on(inv, &Playbook::rotate()?, &options, state, nodes).await
+    runner::run_on(inv, &crate::playbooks::rotate()?, &options, state, nodes).await
 }
 
 fn no_ca(state: &StateDir) -> String {
@@ -233,7 +234,7 @@ pub async fn leaf(
             bail!(
                 "the CA expired on {}: a certificate from it would not be trusted; run \
                  `regboot rotate --ca`",
-                pki::check::date(ca.info().not_after)
+                pki::inspect::date(ca.info().not_after)
             );
         }
         let mut spec = setup::leaf_spec(inv);
@@ -250,7 +251,7 @@ pub async fn leaf(
             Some(o) => format!(
                 "replaces serial {} (until {}, archived)",
                 short(&o.serial),
-                pki::check::date(o.not_after)
+                pki::inspect::date(o.not_after)
             ),
             None => "no previous certificate".into(),
         };
@@ -258,7 +259,7 @@ pub async fn leaf(
             "issued registry certificate serial {} for {} valid until {}; {replaced}",
             short(&new.serial),
             new.sans().join(", "),
-            pki::check::date(new.not_after)
+            pki::inspect::date(new.not_after)
         )
     };
     opts.say(&format!("rotate --leaf: {why}"));
@@ -373,7 +374,7 @@ async fn ca_stages(
                 .then(|| {
                     format!(
                         "the current CA expired on {}: pulls fail until stage 2 completes",
-                        pki::check::date(current.not_after)
+                        pki::inspect::date(current.not_after)
                     )
                 });
             let mut stage = decision.stage;

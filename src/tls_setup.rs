@@ -4,10 +4,10 @@
 use anyhow::Result;
 use time::Duration;
 
-use super::ca::{Ca, CaOutcome, CaSpec};
-use super::leaf::{self, LeafOutcome, LeafSpec};
-use super::state::StateDir;
 use crate::inventory::{Inventory, Tls};
+use crate::pki::ca::{Ca, CaOutcome, CaSpec};
+use crate::pki::leaf::{self, LeafOutcome, LeafSpec};
+use crate::pki::state::StateDir;
 
 /// The CA to create when none exists.
 pub fn ca_spec(tls: &Tls) -> CaSpec {

@@ -1,0 +1,105 @@
+//! The module contract: what every module implements (the playbook's `module:` names one)
+//! and what it sees. Modules live in `src/modules/`; the runner knows only this trait.
+
+use anyhow::{Result, bail};
+use futures::future::BoxFuture;
+
+use super::change::Change;
+use super::memo::Memo;
+use super::probe::{HostState, ProbeRequest};
+use super::report::SmokeHost;
+use crate::facts::Facts;
+use crate::host::RemoteHost;
+use crate::inventory::{Host, Inventory};
+use crate::material::Material;
+use crate::pki::rotation::CaRole;
+use crate::render::Templates;
+
+/// A CA copy a module places: the current CA (`role: None`) or a rotation's extra one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CaFile {
+    pub path: String,
+    pub role: Option<CaRole>,
+}
+
+pub(crate) trait Module: Sync {
+    /// The playbook's `module:` key.
+    fn name(&self) -> &'static str;
+
+    /// What it needs read from `host` by the probe.
+    fn want(&self, _inv: &Inventory, _host: &Host, _req: &mut ProbeRequest) {}
+
+    /// The changes that make the host match the wish (`state: present`).
+    fn present(&self, _cx: &Ctx) -> Result<Vec<Change>> {
+        bail!(
+            "module {} runs once for the fleet: its step needs `once: true`",
+            self.name()
+        )
+    }
+
+    /// The changes that remove what it placed (`state: absent`).
+    fn absent(&self, _cx: &Ctx) -> Result<Vec<Change>> {
+        bail!(
+            "module {} cannot remove what it placed (state: absent)",
+            self.name()
+        )
+    }
+
+    /// Where it puts CA copies: on a host with these facts, or (`None`: before the probe)
+    /// every path it might use. `certs check` and `rotate --ca` find every copy from this.
+    fn ca_files(&self, _inv: &Inventory, _facts: Option<&Facts>) -> Vec<CaFile> {
+        Vec::new()
+    }
+
+    /// Whether its hosts need a running container engine.
+    fn needs_engine(&self) -> bool {
+        false
+    }
+
+    /// A `once` step: act on the fleet as a whole.
+    fn once<'a>(&'a self, _cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        let name = self.name();
+        Box::pin(
+            async move { bail!("module {name} runs per host: drop `once: true` from its step") },
+        )
+    }
+}
+
+/// What a module sees for one host.
+pub(crate) struct Ctx<'a> {
+    pub inv: &'a Inventory,
+    pub host: &'a Host,
+    pub material: &'a Material,
+    pub state: &'a HostState,
+    pub templates: &'a Templates,
+    /// What modules computed for this host and share (e.g. registry files, hashed once).
+    pub memo: &'a Memo,
+}
+
+/// One reachable host, as a `once` step sees it.
+pub(crate) struct Member<'a> {
+    pub host: &'a Host,
+    pub remote: &'a RemoteHost,
+    pub state: &'a HostState,
+}
+
+/// What a `once` step sees: the reachable hosts of its role inside the limit.
+pub(crate) struct FleetCx<'a> {
+    pub inv: &'a Inventory,
+    pub material: &'a Material,
+    /// Plan: read, change nothing.
+    pub check: bool,
+    pub members: Vec<Member<'a>>,
+}
+
+/// What a `once` step did.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// Printed and kept in the report's notes.
+    pub notes: Vec<String>,
+    /// Hosts that failed, with why.
+    pub failed: Vec<(String, String)>,
+    pub smoke: Vec<SmokeHost>,
+    /// The verification did not run, and why.
+    pub skipped: Option<String>,
+}

@@ -1,0 +1,54 @@
+//! The embedded playbooks (playbooks/*.yml), their modules taken from `modules::REGISTRY`.
+
+use anyhow::Result;
+
+use crate::engine::Playbook;
+use crate::modules::REGISTRY;
+
+/// `apply` and `plan`.
+pub fn apply() -> Result<Playbook> {
+    Playbook::parse(
+        "apply.yml",
+        include_str!("../playbooks/apply.yml"),
+        REGISTRY,
+    )
+}
+
+/// `rotate --leaf` and every stage of `rotate --ca`.
+pub fn rotate() -> Result<Playbook> {
+    Playbook::parse(
+        "rotate.yml",
+        include_str!("../playbooks/rotate.yml"),
+        REGISTRY,
+    )
+}
+
+/// `verify`: the smoke test alone.
+pub fn verify() -> Result<Playbook> {
+    Playbook::parse(
+        "verify.yml",
+        include_str!("../playbooks/verify.yml"),
+        REGISTRY,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_playbooks_parse() {
+        let apply = apply().unwrap();
+        let last = apply.steps.last().unwrap();
+        assert_eq!((last.module.name(), last.once), ("smoke_test", true));
+        let container = apply
+            .steps
+            .iter()
+            .find(|s| s.module.name() == "registry_container")
+            .unwrap();
+        assert_eq!(container.serial, Some(1));
+        assert_eq!(verify().unwrap().steps.len(), 1);
+        let rotate = rotate().unwrap();
+        assert!(rotate.steps.iter().any(|s| s.serial == Some(1)));
+    }
+}
