@@ -49,15 +49,6 @@ impl HostCerts {
             .cloned()
             .collect()
     }
-
-    /// The paths of CA files that hold `fingerprint`.
-    pub fn holding(&self, fingerprint: &str) -> Vec<String> {
-        self.ca_files
-            .iter()
-            .filter(|(_, f)| f.as_deref() == Some(fingerprint))
-            .map(|(p, _)| p.clone())
-            .collect()
-    }
 }
 
 /// A name clients use for the registry, as one host reaches it.
