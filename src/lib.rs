@@ -22,6 +22,7 @@ pub mod registry_http;
 pub mod render;
 pub mod rotate;
 pub(crate) mod s3;
+pub mod secret;
 pub(crate) mod smoke;
 pub mod smoke_image;
 pub mod ssh;

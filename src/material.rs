@@ -82,7 +82,7 @@ impl Material {
         let registry_config = templates.registry_config(&RegistryConfig {
             storage: storage(inv)?,
             delete_enabled: inv.registry.delete_enabled,
-            http_secret: http_secret(state, check)?,
+            http_secret: http_secret(state, check)?.into(),
             tls: tls.is_some(),
             auth_realm: (!users.is_empty()).then(|| "regboot registry".to_string()),
         })?;
@@ -223,8 +223,8 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             bucket: s3.bucket.clone(),
             region: s3.region.clone(),
             endpoint: s3.endpoint.clone(),
-            access_key: Some(env(&s3.access_key_env)?),
-            secret_key: Some(env(&s3.secret_key_env)?),
+            access_key: Some(env(&s3.access_key_env)?.into()),
+            secret_key: Some(env(&s3.secret_key_env)?.into()),
             path_style: s3.path_style,
             v4auth: true,
             secure: !s3
@@ -237,8 +237,8 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             bucket: oss.bucket.clone(),
             region: oss.region.clone(),
             endpoint: oss.endpoint.clone(),
-            access_key_id: env(&oss.access_key_env)?,
-            access_key_secret: env(&oss.secret_key_env)?,
+            access_key_id: env(&oss.access_key_env)?.into(),
+            access_key_secret: env(&oss.secret_key_env)?.into(),
             secure: oss.secure,
             redirect: false,
         }),
