@@ -50,7 +50,7 @@ fn save(cache_dir: &Path, id: &str, archive: &Path) -> Result<()> {
     }
     let partial = archive.with_extension("tar.partial");
     docker::run(["save", "-o", &partial.to_string_lossy(), IMAGE])?;
-    fs::rename(&partial, &archive)?;
+    fs::rename(&partial, archive)?;
     // Older archives belong to a replaced docker-registry package.
     for entry in fs::read_dir(cache_dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
