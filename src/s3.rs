@@ -72,10 +72,12 @@ fn endpoint(s3: &S3Storage) -> Result<Endpoint> {
         .filter(|h| !h.is_empty())
         .context(bad("has no host"))?;
     let host = written.trim_matches(['[', ']']).to_string();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let authority = match uri.port_u16() {
-        Some(p) if p != if secure { 443 } else { 80 } => format!("{written}:{p}"),
-        _ => written.to_string(),
+    let default_port = if secure { 443 } else { 80 };
+    let port = uri.port_u16().unwrap_or(default_port);
+    let authority = if port == default_port {
+        written.to_string()
+    } else {
+        format!("{written}:{port}")
     };
     Ok(if s3.path_style {
         Endpoint {
