@@ -86,7 +86,7 @@ pub enum Trust {
 }
 
 /// The roots of a PEM bundle (our CA).
-pub fn roots(pem: &str) -> Result<rustls::RootCertStore> {
+fn roots(pem: &str) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         roots.add(cert.context("the CA is not valid PEM")?)?;
