@@ -205,6 +205,31 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// nginx in the foreground with `conf` (checked by `nginx -t` first), listening on `port`.
+fn start_nginx(dir: &Path, conf: &str, port: u16) -> Proc {
+    let conf_path = write(dir, "nginx.conf", conf);
+    let test = Command::new("nginx")
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf_path)
+        .output()
+        .expect("nginx (scripts/install-deps.sh installs nginx-light)");
+    assert!(
+        test.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let mut nginx = Proc::spawn(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"]),
+        dir.join("nginx.log"),
+    );
+    wait_listening(port, &mut nginx);
+    nginx
+}
+
 /// Replace `from` (which must be there) with `to`.
 fn swap(text: &str, from: &str, to: &str) -> String {
     assert!(
@@ -265,26 +290,7 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
     ] {
         conf = swap(&conf, &from, &to);
     }
-    let conf_path = write(dir, "nginx.conf", &conf);
-    let test = Command::new("nginx")
-        .arg("-t")
-        .arg("-c")
-        .arg(&conf_path)
-        .output()
-        .expect("nginx (scripts/install-deps.sh installs nginx-light)");
-    assert!(
-        test.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&test.stderr)
-    );
-    let mut nginx = Proc::spawn(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"]),
-        dir.join("nginx.log"),
-    );
-    wait_listening(lb_port, &mut nginx);
+    let nginx = start_nginx(dir, &conf, lb_port);
 
     let base = format!("https://{HOSTNAME}:{lb_port}");
     let ca = Some(ca.as_path());
@@ -360,15 +366,7 @@ async fn chunked_answer_from_nginx_is_read_whole() {
          http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}; ssi on; }} }}\n",
         d = dir.display()
     );
-    let conf_path = write(dir, "nginx.conf", conf);
-    let mut nginx = Proc::spawn(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"]),
-        dir.join("nginx.log"),
-    );
-    wait_listening(port, &mut nginx);
+    let _nginx = start_nginx(dir, &conf, port);
     let url = format!("http://127.0.0.1:{port}/index.html");
     let (_, headers, _) = curl(None, &url, false, &[]);
     assert_eq!(
