@@ -67,10 +67,10 @@ impl Material {
         let mut smoke_login = None;
         for u in &inv.registry.users {
             let secret = match (&u.secret, u.password()?) {
-                (UserSecret::Hash(h), _) => htpasswd::Secret::BcryptHash(h.clone()),
+                (UserSecret::Hash(h), _) => htpasswd::Secret::BcryptHash(h.as_str().into()),
                 (_, Some(pw)) => {
                     smoke_login.get_or_insert_with(|| (u.name.clone(), pw.clone()));
-                    htpasswd::Secret::Password(pw)
+                    htpasswd::Secret::Password(pw.into())
                 }
                 (_, None) => bail!("user {}: no password found", u.name),
             };
