@@ -149,7 +149,7 @@ const MAX_BODY: usize = 4 << 20;
 
 /// Send one HTTP/1.1 request over `io` (which it closes after) and read the status and the
 /// whole body (sized, chunked or up to the end of the stream; at most 4 MiB).
-pub async fn send<S: AsyncRead + AsyncWrite + Unpin + Send>(
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     io: S,
     mut req: hyper::Request<Full<Bytes>>,
 ) -> Result<(u16, Vec<u8>)> {
