@@ -23,6 +23,7 @@ pub(crate) mod registry_http;
 pub mod render;
 pub(crate) mod rotate;
 pub(crate) mod s3;
+pub mod secret;
 pub(crate) mod smoke;
 pub mod smoke_image;
 pub mod ssh;

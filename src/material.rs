@@ -68,10 +68,10 @@ impl Material {
         let mut smoke_login = None;
         for u in &inv.registry.users {
             let secret = match (&u.secret, u.password()?) {
-                (UserSecret::Hash(h), _) => htpasswd::Secret::BcryptHash(h.clone()),
+                (UserSecret::Hash(h), _) => htpasswd::Secret::BcryptHash(h.as_str().into()),
                 (_, Some(pw)) => {
                     smoke_login.get_or_insert_with(|| (u.name.clone(), pw.clone()));
-                    htpasswd::Secret::Password(pw)
+                    htpasswd::Secret::Password(pw.into())
                 }
                 (_, None) => bail!("user {}: no password found", u.name),
             };
@@ -83,7 +83,7 @@ impl Material {
         let registry_config = templates.registry_config(&RegistryConfig {
             storage: storage(inv)?,
             delete_enabled: inv.registry.delete_enabled,
-            http_secret: http_secret(state, check)?,
+            http_secret: http_secret(state, check)?.into(),
             tls: tls.is_some(),
             auth_realm: (!users.is_empty()).then(|| "regboot registry".to_string()),
         })?;
@@ -224,8 +224,8 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             bucket: s3.bucket.clone(),
             region: s3.region.clone(),
             endpoint: s3.endpoint.clone(),
-            access_key: Some(env(&s3.access_key_env)?),
-            secret_key: Some(env(&s3.secret_key_env)?),
+            access_key: Some(env(&s3.access_key_env)?.into()),
+            secret_key: Some(env(&s3.secret_key_env)?.into()),
             path_style: s3.path_style,
             v4auth: true,
             secure: !s3
@@ -238,8 +238,8 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
             bucket: oss.bucket.clone(),
             region: oss.region.clone(),
             endpoint: oss.endpoint.clone(),
-            access_key_id: env(&oss.access_key_env)?,
-            access_key_secret: env(&oss.secret_key_env)?,
+            access_key_id: env(&oss.access_key_env)?.into(),
+            access_key_secret: env(&oss.secret_key_env)?.into(),
             secure: oss.secure,
             redirect: false,
         }),

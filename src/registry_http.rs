@@ -1,15 +1,18 @@
-//! Asking a registry for an HTTP status over TLS that trusts only our CA, through an SSH
-//! tunnel to the registry host: the health check (`GET /v2/` answers 200 or 401) and the
-//! smoke test's manifest checks and delete, each replica's catalog, and the certificate chain a
-//! registry serves (`certs check`, `rotate`). The answers are small, so a request line and its
-//! headers are written by hand rather than pulling in a full HTTP client.
+//! HTTP through an SSH tunnel, as the host at the other end sees the server: the registry's
+//! health check (`GET /v2/` answers 200 or 401), the smoke test's manifest checks and delete,
+//! each replica's catalog, the certificate chain a registry serves (`certs check`, `rotate`),
+//! and the S3 bucket check ([`crate::apply::storage`]). [`connect`] opens the tunnel and, for
+//! https, the TLS session; [`send`] speaks HTTP/1.1 over it with hyper.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONNECTION, HOST, USER_AGENT};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::ssh::Session;
 
@@ -30,33 +33,29 @@ pub async fn status(session: &Session, req: &Request<'_>) -> Result<u16> {
     Ok(fetch(session, req).await?.0)
 }
 
+/// Manifest types the smoke image and common clients use: without them a registry may answer
+/// a GET by tag with a converted (schema 1) manifest.
+const MANIFESTS: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.index.v1+json";
+
 /// Send `req` to 127.0.0.1:port on the host and return the HTTP status and body.
 pub async fn fetch(session: &Session, req: &Request<'_>) -> Result<(u16, Vec<u8>)> {
-    let stream = session
-        .tunnel("127.0.0.1", req.port)
-        .await
-        .with_context(|| format!("cannot reach port {} on the host through SSH", req.port))?;
-    let head = request_head(req);
-    match req.ca_pem {
-        None => exchange(stream, &head).await,
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-                roots.add(cert.context("the CA is not valid PEM")?)?;
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let name = ServerName::try_from(req.hostname.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, stream)
-                .await
-                .with_context(|| format!("TLS handshake as {} failed", req.hostname))?;
-            exchange(tls, &head).await
-        }
+    let trust = match req.ca_pem {
+        None => Trust::Plain,
+        Some(ca) => Trust::Roots(roots(ca)?),
+    };
+    let tunnel = connect(session, "127.0.0.1", req.port, req.hostname, trust).await?;
+    let mut http = hyper::Request::builder()
+        .method(req.method)
+        .uri(req.path)
+        .header(HOST, format!("{}:{}", req.hostname, req.port))
+        .header(ACCEPT, MANIFESTS);
+    if let Some((user, pw)) = req.basic_auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+        http = http.header(AUTHORIZATION, format!("Basic {token}"));
     }
+    send(tunnel.io, http.body(Full::default())?).await
 }
 
 /// The certificate chain served on `host:port` as seen from the host behind `session`
@@ -69,26 +68,110 @@ pub async fn served_chain(
     port: u16,
     hostname: &str,
 ) -> Result<Vec<String>> {
+    let tunnel = connect(session, host, port, hostname, Trust::AnyCertificate).await?;
+    if tunnel.chain.is_empty() {
+        bail!("{host}:{port} presented no certificate");
+    }
+    Ok(tunnel.chain.iter().map(|c| der_to_pem(c)).collect())
+}
+
+/// What the client expects at the other end of a tunnel.
+pub enum Trust {
+    /// Plain HTTP, no TLS (tls.mode insecure, an http:// S3 endpoint).
+    Plain,
+    /// TLS with a certificate for the server name, issued by one of these roots only.
+    Roots(rustls::RootCertStore),
+    /// TLS accepting any certificate, so that an expired or foreign one can be read.
+    AnyCertificate,
+}
+
+/// The roots of a PEM bundle (our CA).
+fn roots(pem: &str) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert.context("the CA is not valid PEM")?)?;
+    }
+    Ok(roots)
+}
+
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// A byte stream to a server through SSH, TLS when [`Trust`] asked for it.
+pub struct Tunnel {
+    pub io: Box<dyn Stream>,
+    /// The certificates the server presented, leaf first (none without TLS).
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+/// A stream to `host:port` opened from the host behind `session` (`host` is resolved there),
+/// with TLS for `server_name` unless `trust` is [`Trust::Plain`].
+pub async fn connect(
+    session: &Session,
+    host: &str,
+    port: u16,
+    server_name: &str,
+    trust: Trust,
+) -> Result<Tunnel> {
     let stream = session
         .tunnel(host, port)
         .await
         .with_context(|| format!("cannot reach {host}:{port} through SSH"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
-    let name = ServerName::try_from(hostname.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .with_safe_default_protocol_versions()?;
+    let config = match trust {
+        Trust::Plain => {
+            return Ok(Tunnel {
+                io: Box::new(stream),
+                chain: Vec::new(),
+            });
+        }
+        Trust::Roots(roots) => config.with_root_certificates(roots),
+        Trust::AnyCertificate => config
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider))),
+    };
+    let name = ServerName::try_from(server_name.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config.with_no_client_auth()))
         .connect(name, stream)
         .await
-        .with_context(|| format!("TLS handshake with {host}:{port} failed"))?;
-    let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
-    if certs.is_empty() {
-        bail!("{host}:{port} presented no certificate");
+        .with_context(|| format!("TLS handshake with {host}:{port} as {server_name} failed"))?;
+    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    Ok(Tunnel {
+        chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+        io: Box::new(tls),
+    })
+}
+
+/// Bodies regboot reads are small documents (a catalog, an S3 error).
+const MAX_BODY: usize = 4 << 20;
+
+/// Send one HTTP/1.1 request over `io` (which it closes after) and read the status and the
+/// whole body (sized, chunked or up to the end of the stream; at most 4 MiB).
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    mut req: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Vec<u8>)> {
+    let headers = req.headers_mut();
+    headers.insert(USER_AGENT, "regboot".parse()?);
+    headers.insert(CONNECTION, "close".parse()?);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    let exchange = async move {
+        let answer = sender.send_request(req).await?;
+        let code = answer.status().as_u16();
+        let body = Limited::new(answer.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| anyhow::Error::from_boxed(e).context("reading the answer"))?;
+        Ok((code, body.to_bytes().to_vec()))
+    };
+    // The connection task moves the bytes; it ends by itself once the answer is read.
+    tokio::select! {
+        done = exchange => done,
+        Err(e) = conn => Err(e.into()),
     }
-    Ok(certs.iter().map(|c| der_to_pem(c)).collect())
 }
 
 fn der_to_pem(der: &[u8]) -> String {
@@ -152,84 +235,67 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-/// Manifest types the smoke image and common clients use: without them a registry may answer
-/// a GET by tag with a converted (schema 1) manifest.
-const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
-    application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.oci.image.index.v1+json";
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn request_head(req: &Request<'_>) -> String {
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: regboot\r\nAccept: {ACCEPT}\r\nConnection: close\r\n",
-        req.method, req.path, req.hostname, req.port
-    );
-    if let Some((user, pw)) = req.basic_auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
-        head.push_str(&format!("Authorization: Basic {token}\r\n"));
+    /// A server that answers one request with `answer` and hands back what it was sent.
+    async fn serve_once(answer: &'static [u8]) -> (u16, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut got = vec![0; 4096];
+            let n = conn.read(&mut got).await.unwrap();
+            conn.write_all(answer).await.unwrap();
+            conn.shutdown().await.unwrap();
+            String::from_utf8_lossy(&got[..n]).into_owned()
+        });
+        (port, server)
     }
-    head.push_str("\r\n");
-    head
-}
 
-/// Bodies regboot reads are small JSON documents (a catalog, an S3 error).
-const MAX_BODY: usize = 4 << 20;
-
-/// Write a request `head` (with `Connection: close`), read the status and the body
-/// (Content-Length, chunked, or up to the end of the stream).
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
-    head: &str,
-) -> Result<(u16, Vec<u8>)> {
-    io.write_all(head.as_bytes()).await?;
-    io.flush().await?;
-    let mut r = BufReader::new(io);
-    let mut line = String::new();
-    r.read_line(&mut line).await?;
-    let code: u16 = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [version, code, ..] if version.starts_with("HTTP/1.") => code
-            .parse()
-            .with_context(|| format!("bad status line {line:?}"))?,
-        _ => bail!("not an HTTP answer: {:?}", line.trim_end()),
-    };
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        line.clear();
-        if r.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<usize>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
+    #[tokio::test]
+    async fn chunked_answers_are_read_whole() {
+        let (port, server) = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+              7\r\n{\"repos\r\n11;ext=1\r\nitories\":[\"a\",\"b\"\r\n2\r\n]}\r\n0\r\n\r\n",
+        )
+        .await;
+        let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let req = hyper::Request::get("/v2/_catalog")
+            .header(HOST, "registry.test:5000")
+            .body(Full::default())
+            .unwrap();
+        let (code, body) = send(io, req).await.unwrap();
+        assert_eq!(code, 200);
+        assert_eq!(body, br#"{"repositories":["a","b"]}"#);
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /v2/_catalog HTTP/1.1\r\n"), "{head}");
+        for line in ["host: registry.test:5000", "connection: close"] {
+            assert!(head.to_lowercase().contains(line), "{head}");
         }
     }
-    let mut body = Vec::new();
-    if head.starts_with("HEAD ") {
-        return Ok((code, body));
-    }
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line).await?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .with_context(|| format!("bad chunk size {line:?}"))?;
-            if size == 0 || body.len() + size > MAX_BODY {
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            r.read_exact(&mut body[start..]).await?;
-            line.clear();
-            r.read_line(&mut line).await?;
+
+    #[tokio::test]
+    async fn unsized_answers_end_with_the_stream_except_for_head() {
+        for (method, want) in [("GET", &b"no such bucket"[..]), ("HEAD", b"")] {
+            let (port, _server) = serve_once(b"HTTP/1.1 404 Not Found\r\n\r\nno such bucket").await;
+            let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let req = hyper::Request::builder()
+                .method(method)
+                .uri("/b")
+                .body(Full::default())
+                .unwrap();
+            assert_eq!(
+                send(io, req).await.unwrap(),
+                (404, want.to_vec()),
+                "{method}"
+            );
         }
-    } else if let Some(n) = length {
-        body.resize(n.min(MAX_BODY), 0);
-        r.read_exact(&mut body).await?;
-    } else {
-        r.take(MAX_BODY as u64).read_to_end(&mut body).await?;
     }
-    Ok((code, body))
 }

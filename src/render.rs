@@ -9,6 +9,8 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, context};
 use serde::Serialize;
 
+use crate::secret::Secret;
+
 /// Paths and port inside the registry container; the registry module mounts files there.
 pub mod container {
     /// The registry listens here inside the container (`http.addr`).
@@ -37,13 +39,12 @@ pub enum RenderError {
 }
 
 /// The registry's `config.yml`.
-/// `Debug` leaves out the secrets (http secret, storage keys).
-#[derive(Clone, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RegistryConfig {
     pub storage: Storage,
     pub delete_enabled: bool,
     /// Secret shared by all replicas (signs upload state).
-    pub http_secret: String,
+    pub http_secret: Secret,
     /// TLS with the certificate and key at [`container::CERT_PATH`] / [`container::KEY_PATH`];
     /// false only for `tls.mode: insecure`.
     pub tls: bool,
@@ -60,15 +61,15 @@ pub enum Storage {
     Oss(OssStorage),
 }
 
-#[derive(Clone, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct S3Storage {
     pub bucket: String,
     pub region: String,
     /// `regionendpoint`: the URL of a non-AWS S3 service (minio, seaweedfs, ceph).
     pub endpoint: Option<String>,
     /// Without keys the driver uses the instance's IAM role.
-    pub access_key: Option<String>,
-    pub secret_key: Option<String>,
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
     pub path_style: bool,
     pub v4auth: bool,
     pub secure: bool,
@@ -76,52 +77,15 @@ pub struct S3Storage {
     pub redirect: bool,
 }
 
-#[derive(Clone, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OssStorage {
     pub bucket: String,
     pub region: String,
     pub endpoint: Option<String>,
-    pub access_key_id: String,
-    pub access_key_secret: String,
+    pub access_key_id: Secret,
+    pub access_key_secret: Secret,
     pub secure: bool,
     pub redirect: bool,
-}
-
-impl std::fmt::Debug for RegistryConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryConfig")
-            .field("storage", &self.storage)
-            .field("delete_enabled", &self.delete_enabled)
-            .field("tls", &self.tls)
-            .field("auth_realm", &self.auth_realm)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for S3Storage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Storage")
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("path_style", &self.path_style)
-            .field("v4auth", &self.v4auth)
-            .field("secure", &self.secure)
-            .field("redirect", &self.redirect)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for OssStorage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OssStorage")
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("secure", &self.secure)
-            .field("redirect", &self.redirect)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One `/etc/hosts` line: `ip name alias...`.
@@ -219,7 +183,7 @@ impl Templates {
 
     /// The registry `config.yml` (contains secrets: write it 0600).
     pub fn registry_config(&self, cfg: &RegistryConfig) -> Result<String, RenderError> {
-        if cfg.http_secret.is_empty() {
+        if cfg.http_secret.expose().is_empty() {
             // distribution would pick a random one per replica, breaking uploads across them.
             return Err(invalid("registry http secret", String::new(), "is empty"));
         }
@@ -228,7 +192,7 @@ impl Templates {
             context! {
                 storage => Serde(&cfg.storage),
                 delete_enabled => cfg.delete_enabled,
-                http_secret => &cfg.http_secret,
+                http_secret => cfg.http_secret.expose(),
                 tls => cfg.tls,
                 auth_realm => &cfg.auth_realm,
                 container_port => container::PORT,
@@ -574,7 +538,7 @@ mod tests {
         for secret in ["AKIDSECRET", "SKSECRET", "s3cr3t"] {
             assert!(!shown.contains(secret), "{shown}");
         }
-        cfg.http_secret.clear();
+        cfg.http_secret = "".into();
         assert!(Templates::embedded().registry_config(&cfg).is_err());
     }
 

@@ -3,17 +3,22 @@
 //! through the SSH connection, so the check sees the endpoint exactly as the replicas will.
 //! Shared filesystem storage cannot be checked from here: plan and apply say it is trusted.
 
-use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use hmac::{Hmac, KeyInit, Mac};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
+use http_body_util::Full;
+use hyper::Uri;
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_LENGTH, HOST};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role, S3Storage, Storage};
-use crate::registry_http;
+use crate::registry_http::{self, Trust};
 
 /// A line for plan and apply about storage that regboot trusts rather than checks.
 pub fn note(inv: &Inventory) -> Option<String> {
@@ -54,30 +59,25 @@ fn endpoint(s3: &S3Storage) -> Result<Endpoint> {
         .endpoint
         .clone()
         .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", s3.region));
-    let (secure, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        bail!("registry.storage.s3.endpoint {url:?} must start with http:// or https://");
+    let bad = |what| format!("registry.storage.s3.endpoint {url:?} {what}");
+    let uri: Uri = url.parse().with_context(|| bad("is not a URL"))?;
+    let secure = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => bail!(bad("must start with http:// or https://")),
     };
-    let hostport = rest.split('/').next().unwrap_or_default();
+    // Bracketed for IPv6, as the Host header wants it.
+    let written = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .context(bad("has no host"))?;
+    let host = written.trim_matches(['[', ']']).to_string();
     let default_port = if secure { 443 } else { 80 };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
-            h.trim_matches(['[', ']']).to_string(),
-            p.parse()
-                .with_context(|| format!("registry.storage.s3.endpoint {url:?}: bad port"))?,
-        ),
-        _ => (hostport.trim_matches(['[', ']']).to_string(), default_port),
-    };
-    if host.is_empty() {
-        bail!("registry.storage.s3.endpoint {url:?} has no host");
-    }
+    let port = uri.port_u16().unwrap_or(default_port);
     let authority = if port == default_port {
-        hostport.split(':').next().unwrap_or_default().to_string()
+        written.to_string()
     } else {
-        hostport.to_string()
+        format!("{written}:{port}")
     };
     Ok(if s3.path_style {
         Endpoint {
@@ -98,59 +98,45 @@ fn endpoint(s3: &S3Storage) -> Result<Endpoint> {
     })
 }
 
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(data.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// The request head of `method` on the bucket, signed with AWS Signature Version 4.
-fn signed_head(
+/// `method` on the bucket, signed with AWS Signature Version 4 as S3 wants it (the payload's
+/// hash in a header, the path signed as it is sent).
+fn signed_request(
     method: &str,
     ep: &Endpoint,
     region: &str,
     keys: (&str, &str),
     body: &[u8],
-    now: OffsetDateTime,
-) -> String {
-    let date = format!(
-        "{:04}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    );
-    let stamp = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let payload = hex::encode(Sha256::digest(body));
-    let canonical = format!(
-        "{method}\n{}\n\nhost:{}\nx-amz-content-sha256:{payload}\nx-amz-date:{stamp}\n\n\
-         host;x-amz-content-sha256;x-amz-date\n{payload}",
-        ep.path, ep.authority
-    );
-    let scope = format!("{date}/{region}/s3/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = hmac(format!("AWS4{}", keys.1).as_bytes(), &date);
-    for part in [region, "s3", "aws4_request"] {
-        key = hmac(&key, part);
-    }
-    let signature = hex::encode(hmac(&key, &to_sign));
-    format!(
-        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: regboot\r\nx-amz-date: {stamp}\r\n\
-         x-amz-content-sha256: {payload}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential={}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, \
-         Signature={signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        ep.path,
-        ep.authority,
-        keys.0,
-        body.len()
-    )
+    now: SystemTime,
+) -> Result<hyper::Request<Full<Bytes>>> {
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(&ep.path)
+        .header(HOST, &ep.authority)
+        .body(Full::new(Bytes::copy_from_slice(body)))?;
+    let scheme = if ep.secure { "https" } else { "http" };
+    let url = format!("{scheme}://{}{}", ep.authority, ep.path);
+    let identity =
+        aws_credential_types::Credentials::new(keys.0, keys.1, None, None, "inventory").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("s3")
+        .time(now)
+        .settings(settings)
+        .build()?
+        .into();
+    let headers = [("host", ep.authority.as_str())].into_iter();
+    let signable = SignableRequest::new(method, url, headers, SignableBody::Bytes(body))?;
+    sign(signable, &params)?
+        .into_parts()
+        .0
+        .apply_to_request_http1x(&mut req);
+    req.headers_mut().insert(CONTENT_LENGTH, body.len().into());
+    Ok(req)
 }
 
 /// The trust store of this machine, for an https endpoint.
@@ -177,31 +163,20 @@ fn system_roots() -> Result<rustls::RootCertStore> {
     bail!("no CA bundle found on this machine to check the https S3 endpoint (set SSL_CERT_FILE)")
 }
 
-async fn send(via: &RemoteHost, ep: &Endpoint, head: &str, body: &[u8]) -> Result<(u16, String)> {
-    let stream = via
-        .session
-        .tunnel(&ep.host, ep.port)
-        .await
-        .with_context(|| format!("{} cannot reach {}:{}", via.name(), ep.host, ep.port))?;
-    let mut request = head.as_bytes().to_vec();
-    request.extend_from_slice(body);
-    // The head is written as bytes of text; a body is only a small XML document.
-    let request = String::from_utf8(request).context("request body is not text")?;
-    let (code, answer) = if ep.secure {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(system_roots()?)
-            .with_no_client_auth();
-        let name = ServerName::try_from(ep.host.clone())?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, stream)
-            .await
-            .with_context(|| format!("TLS handshake with {} failed", ep.host))?;
-        registry_http::exchange(tls, &request).await?
+async fn send(
+    via: &RemoteHost,
+    ep: &Endpoint,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, String)> {
+    let trust = if ep.secure {
+        Trust::Roots(system_roots()?)
     } else {
-        registry_http::exchange(stream, &request).await?
+        Trust::Plain
     };
+    let tunnel = registry_http::connect(&via.session, &ep.host, ep.port, &ep.host, trust)
+        .await
+        .with_context(|| format!("{} cannot reach the S3 endpoint", via.name()))?;
+    let (code, answer) = registry_http::send(tunnel.io, req).await?;
     Ok((code, String::from_utf8_lossy(&answer).into_owned()))
 }
 
@@ -214,15 +189,8 @@ pub async fn ensure_bucket(
     check: bool,
 ) -> Result<Bucket> {
     let ep = endpoint(s3)?;
-    let head = signed_head(
-        "HEAD",
-        &ep,
-        &s3.region,
-        keys,
-        b"",
-        OffsetDateTime::now_utc(),
-    );
-    let (code, _) = send(via, &ep, &head, b"").await?;
+    let head = signed_request("HEAD", &ep, &s3.region, keys, b"", SystemTime::now())?;
+    let (code, _) = send(via, &ep, head).await?;
     let where_ = format!(
         "bucket {:?} at {}",
         s3.bucket,
@@ -262,15 +230,15 @@ pub async fn ensure_bucket(
             s3.region
         )
     };
-    let head = signed_head(
+    let put = signed_request(
         "PUT",
         &ep,
         &s3.region,
         keys,
         body.as_bytes(),
-        OffsetDateTime::now_utc(),
-    );
-    match send(via, &ep, &head, body.as_bytes()).await? {
+        SystemTime::now(),
+    )?;
+    match send(via, &ep, put).await? {
         (200, _) => Ok(Bucket::Created),
         (code, answer) => bail!(
             "creating {where_} answered HTTP {code}: {}",
@@ -307,6 +275,16 @@ mod tests {
         let aws = endpoint(&s3(None, false)).unwrap();
         assert_eq!(aws.host, "examplebucket.s3.us-east-1.amazonaws.com");
         assert_eq!((aws.port, aws.path.as_str()), (443, "/"));
+        let v6 = endpoint(&s3(Some("https://[fd00::9]:8443/"), true)).unwrap();
+        assert_eq!(
+            (v6.host.as_str(), v6.port, v6.authority.as_str()),
+            ("fd00::9", 8443, "[fd00::9]:8443")
+        );
+        let default_port = endpoint(&s3(Some("http://s3.lab:80"), true)).unwrap();
+        assert_eq!(
+            (default_port.port, default_port.authority.as_str()),
+            (80, "s3.lab")
+        );
         assert!(endpoint(&s3(Some("ftp://x"), true)).is_err());
     }
 
@@ -321,8 +299,8 @@ mod tests {
             authority: "examplebucket.s3.amazonaws.com".into(),
             path: "/".into(),
         };
-        let now = time::macros::datetime!(2026-11-23 01:08:02 UTC);
-        let head = signed_head(
+        let now = time::macros::datetime!(2026-11-23 01:08:02 UTC).into();
+        let req = signed_request(
             "HEAD",
             &ep,
             "us-east-1",
@@ -332,14 +310,15 @@ mod tests {
             ),
             b"",
             now,
-        );
-        assert!(
-            head.contains(
-                "Credential=AKIAIOSFODNN7EXAMPLE/20261123/us-east-1/s3/aws4_request, \
+        )
+        .unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert_eq!(
+            auth,
+            "AWS4-HMAC-SHA256 \
+             Credential=AKIAIOSFODNN7EXAMPLE/20261123/us-east-1/s3/aws4_request, \
              SignedHeaders=host;x-amz-content-sha256;x-amz-date, \
              Signature=1b78372da66780fe657d94e835f4398042cb3cedf6a0af9fe9b373e8ac5f9e76"
-            ),
-            "{head}"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The rendered files, run by the real programs on loopback: distribution's registry (Debian's
 //! docker-registry) serving the rendered config.yml with the rendered htpasswd, nginx with the
 //! rendered nginx.conf in front of it, keepalived's config test on keepalived.conf, and the
-//! generated smoke image copied into the registry by skopeo.
+//! generated smoke image copied into the registry by skopeo, and nginx answering chunked to
+//! regboot's own HTTP client.
 //!
 //! The registry runs outside a container here, so the in-container paths of config.yml are
 //! pointed at temp files through distribution's REGISTRY_* environment overrides; nginx gets
@@ -204,6 +205,31 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// nginx in the foreground with `conf` (checked by `nginx -t` first), listening on `port`.
+fn start_nginx(dir: &Path, conf: &str, port: u16) -> Proc {
+    let conf_path = write(dir, "nginx.conf", conf);
+    let test = Command::new("nginx")
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf_path)
+        .output()
+        .expect("nginx (scripts/install-deps.sh installs nginx-light)");
+    assert!(
+        test.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let mut nginx = Proc::spawn(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"]),
+        dir.join("nginx.log"),
+    );
+    wait_listening(port, &mut nginx);
+    nginx
+}
+
 /// Replace `from` (which must be there) with `to`.
 fn swap(text: &str, from: &str, to: &str) -> String {
     assert!(
@@ -264,26 +290,7 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
     ] {
         conf = swap(&conf, &from, &to);
     }
-    let conf_path = write(dir, "nginx.conf", &conf);
-    let test = Command::new("nginx")
-        .arg("-t")
-        .arg("-c")
-        .arg(&conf_path)
-        .output()
-        .expect("nginx (scripts/install-deps.sh installs nginx-light)");
-    assert!(
-        test.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&test.stderr)
-    );
-    let mut nginx = Proc::spawn(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"]),
-        dir.join("nginx.log"),
-    );
-    wait_listening(lb_port, &mut nginx);
+    let nginx = start_nginx(dir, &conf, lb_port);
 
     let base = format!("https://{HOSTNAME}:{lb_port}");
     let ca = Some(ca.as_path());
@@ -343,6 +350,46 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
     assert_eq!(status, 200);
     assert!(body == blob, "blob read back through nginx differs");
     drop(nginx);
+}
+
+/// nginx answers a page with SSI on chunked (SSI drops the length): the client regboot speaks
+/// through its SSH tunnels reads it whole, as it must a registry's paged catalog.
+#[tokio::test]
+async fn chunked_answer_from_nginx_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let page: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+    write(dir, "index.html", &page);
+    let port = free_port();
+    let conf = format!(
+        "pid {d}/nginx.pid; error_log stderr; events {{}}\n\
+         http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}; ssi on; }} }}\n",
+        d = dir.display()
+    );
+    let _nginx = start_nginx(dir, &conf, port);
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let (_, headers, _) = curl(None, &url, false, &[]);
+    assert_eq!(
+        header(&headers, "transfer-encoding"),
+        Some("chunked"),
+        "{headers}"
+    );
+
+    let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let req = hyper::Request::get("/index.html")
+        .header("host", "127.0.0.1")
+        .body(Default::default())
+        .unwrap();
+    let (status, body) = regboot::registry_http::send(io, req).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body == page.as_bytes(),
+        "{} of {} bytes",
+        body.len(),
+        page.len()
+    );
 }
 
 #[test]

@@ -19,6 +19,24 @@ pub fn dir() -> PathBuf {
     base.join("regboot").join("lab")
 }
 
+/// Run `make` unless `done()`. Concurrent `lab up` runs make it once: under the lock
+/// `cache/NAME.lock`, `done` is asked again, since another run may have made it meanwhile.
+pub fn once(
+    cache: &Path,
+    name: &str,
+    done: impl Fn() -> bool,
+    make: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    if done() {
+        return Ok(());
+    }
+    let _lock = lock(cache, name)?;
+    if done() {
+        return Ok(());
+    }
+    make()
+}
+
 /// An exclusive lock on `cache/NAME.lock`, held until the returned file is dropped.
 pub fn lock(cache: &Path, name: &str) -> Result<File> {
     std::fs::create_dir_all(cache)
@@ -46,4 +64,28 @@ pub fn content_id(parts: &[&[u8]]) -> String {
         h.update(p);
     }
     hex::encode(h.finalize())[..12].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_makes_only_what_is_missing() {
+        let cache = tempfile::tempdir().unwrap();
+        let file = cache.path().join("made");
+        for _ in 0..2 {
+            once(
+                cache.path(),
+                "t",
+                || file.exists(),
+                || {
+                    assert!(!file.exists(), "made twice");
+                    Ok(std::fs::write(&file, "x")?)
+                },
+            )
+            .unwrap();
+        }
+        assert!(file.exists() && cache.path().join("t.lock").exists());
+    }
 }

@@ -1,6 +1,7 @@
 //! Running the local docker CLI: one place that turns a failed command into an error carrying
 //! the command line and the tail of its stderr.
 
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -38,6 +39,28 @@ pub fn succeeds(args: &[&str]) -> bool {
 pub fn run_command(mut c: Command) -> Result<String> {
     let line = describe(&c);
     finish(&line, c.stdin(Stdio::null()).output())
+}
+
+/// Run docker with `args`, `input` on its stdin (for secrets: never in arguments), like [`run`].
+pub fn run_with_stdin<I, S>(args: I, input: &[u8]) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut c = cmd(args);
+    let line = describe(&c);
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{line}`"))?;
+    let written = child.stdin.take().map(|mut s| s.write_all(input));
+    let out = finish(&line, child.wait_with_output())?;
+    written
+        .transpose()
+        .with_context(|| format!("`{line}` did not read its input"))?;
+    Ok(out)
 }
 
 fn finish(line: &str, out: std::io::Result<std::process::Output>) -> Result<String> {

@@ -25,14 +25,17 @@ pub fn tag() -> String {
 /// The host image's tag, building it first when it is not in the engine yet.
 pub fn ensure(cache_dir: &Path) -> Result<String> {
     let tag = tag();
-    if docker::succeeds(&["image", "inspect", &tag]) {
-        return Ok(tag);
-    }
-    let _lock = cache::lock(cache_dir, "host-image")?;
-    // Another run may have built it while this one waited for the lock.
-    if docker::succeeds(&["image", "inspect", &tag]) {
-        return Ok(tag);
-    }
+    cache::once(
+        cache_dir,
+        "host-image",
+        || docker::succeeds(&["image", "inspect", &tag]),
+        || build_checked(cache_dir, &tag),
+    )?;
+    Ok(tag)
+}
+
+/// Build the image after checking for what the build needs.
+fn build_checked(cache_dir: &Path, tag: &str) -> Result<()> {
     if engine::which("debootstrap").is_none() {
         bail!(
             "building the lab's host image needs debootstrap: apt-get install debootstrap \
@@ -42,9 +45,9 @@ pub fn ensure(cache_dir: &Path) -> Result<String> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("building the lab's host image (debootstrap, chroot) needs root: run as root once");
     }
-    build(cache_dir, &tag)?;
-    remove_stale(&tag);
-    Ok(tag)
+    build(cache_dir, tag)?;
+    remove_stale(tag);
+    Ok(())
 }
 
 /// Drop host images of older recipes; one that a running lab still uses stays (rmi refuses).

@@ -25,13 +25,17 @@ pub fn ensure_archive(cache_dir: &Path) -> Result<PathBuf> {
     })?;
     let id = cache::content_id(&[&binary, CONFIG.as_bytes()]);
     let archive = cache_dir.join(format!("registry-{id}.tar"));
-    if archive.exists() {
-        return Ok(archive);
-    }
-    let _lock = cache::lock(cache_dir, "registry-image")?;
-    if archive.exists() {
-        return Ok(archive);
-    }
+    cache::once(
+        cache_dir,
+        "registry-image",
+        || archive.exists(),
+        || save(cache_dir, &id, &archive),
+    )?;
+    Ok(archive)
+}
+
+/// Build [`IMAGE`] unless the engine has this content's, and save it to `archive`.
+fn save(cache_dir: &Path, id: &str, archive: &Path) -> Result<()> {
     let current = docker::run([
         "image",
         "inspect",
@@ -42,11 +46,11 @@ pub fn ensure_archive(cache_dir: &Path) -> Result<PathBuf> {
     .unwrap_or_default();
     if current != id {
         eprintln!("building the registry image {IMAGE} from {BINARY}");
-        build(cache_dir, &id)?;
+        build(cache_dir, id)?;
     }
     let partial = archive.with_extension("tar.partial");
     docker::run(["save", "-o", &partial.to_string_lossy(), IMAGE])?;
-    fs::rename(&partial, &archive)?;
+    fs::rename(&partial, archive)?;
     // Older archives belong to a replaced docker-registry package.
     for entry in fs::read_dir(cache_dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -54,7 +58,7 @@ pub fn ensure_archive(cache_dir: &Path) -> Result<PathBuf> {
             let _ = fs::remove_file(entry.path());
         }
     }
-    Ok(archive)
+    Ok(())
 }
 
 fn build(cache_dir: &Path, id: &str) -> Result<()> {

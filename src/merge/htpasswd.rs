@@ -6,22 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 /// bcrypt cost for new hashes (htpasswd -B's default).
 pub const COST: u32 = 10;
 
-/// How the inventory gave a user's secret.
-#[derive(Clone)]
+/// How the inventory gave a user's secret (`Debug` says which, never the value).
+#[derive(Debug, Clone)]
 pub enum Secret {
-    Password(String),
+    Password(crate::secret::Secret),
     /// A ready bcrypt hash (`$2a$`, `$2b$` or `$2y$`), written as given.
-    BcryptHash(String),
-}
-
-// Never print the secret itself.
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Secret::Password(_) => f.write_str("Password(..)"),
-            Secret::BcryptHash(_) => f.write_str("BcryptHash(..)"),
-        }
-    }
+    BcryptHash(crate::secret::Secret),
 }
 
 #[derive(Debug, Clone)]
@@ -70,14 +60,17 @@ pub fn render(existing: Option<&str>, users: &[User]) -> Result<String, Htpasswd
         }
         let hash = match &user.secret {
             Secret::BcryptHash(hash) => {
+                let hash = hash.expose();
                 if hash.parse::<bcrypt::HashParts>().is_err() {
                     return Err(HtpasswdError::BadHash {
                         name: name.to_owned(),
                     });
                 }
-                hash.clone()
+                hash.to_owned()
             }
-            Secret::Password(password) => hash_password(name, password, current.get(name))?,
+            Secret::Password(password) => {
+                hash_password(name, password.expose(), current.get(name))?
+            }
         };
         if lines.insert(name, hash).is_some() {
             return Err(HtpasswdError::Duplicate {
@@ -166,7 +159,7 @@ mod tests {
         let given = bcrypt::hash("pw", 4).unwrap();
         let user = User {
             name: "ci".into(),
-            secret: Secret::BcryptHash(given.clone()),
+            secret: Secret::BcryptHash(given.as_str().into()),
         };
         assert_eq!(render(None, &[user]).unwrap(), format!("ci:{given}\n"));
         let bad = User {
