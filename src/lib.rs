@@ -19,7 +19,7 @@ pub mod merge;
 pub(crate) mod modules;
 pub mod pki;
 pub(crate) mod playbooks;
-pub(crate) mod registry_http;
+pub mod registry_http;
 pub mod render;
 pub(crate) mod rotate;
 pub(crate) mod s3;
