@@ -16,7 +16,7 @@ docker's certs.d and the OS trust store, /etc/hosts, daemon.json, and the regist
 itself. Every command is safe to run again: it changes only what differs."
 )]
 pub struct Cli {
-    /// The inventory file describing hosts, registry and TLS (see INVENTORY.md).
+    /// The inventory file describing hosts, registry and TLS (see docs/inventory.md).
     #[arg(short = 'i', long, global = true, env = "REGBOOT_INVENTORY")]
     pub inventory: Option<PathBuf>,
 

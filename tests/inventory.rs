@@ -1,4 +1,4 @@
-//! The inventory contract (shared/INVENTORY.md): good files load, every bad input is refused
+//! The inventory contract (docs/inventory.md): good files load, every bad input is refused
 //! with its own message naming file:line:column, and the CLI exits 1 without panicking.
 
 use std::path::PathBuf;

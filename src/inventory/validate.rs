@@ -482,7 +482,7 @@ impl<'a> Checker<'a> {
             this.error(
                 &sp,
                 format!("storage driver {section} needs a `{section}:` section"),
-                Some(format!("add registry.storage.{section} with bucket, region and the key variables (see INVENTORY.md)")),
+                Some(format!("add registry.storage.{section} with bucket, region and the key variables (see docs/inventory.md)")),
             );
         };
         match driver {
