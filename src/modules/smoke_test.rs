@@ -32,10 +32,12 @@ impl Module for SmokeTest {
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let mut out = Outcome::default();
-            out.skipped = skip_reason(cx.inv, cx.check);
-            if out.skipped.is_some() {
-                return Ok(out);
+            let skipped = |why| Outcome {
+                skipped: Some(why),
+                ..Outcome::default()
+            };
+            if let Some(why) = skip_reason(cx.inv, cx.check) {
+                return Ok(skipped(why));
             }
             // (is an agent, target): an agent pushes, like the clients the registry is for.
             let mut targets: Vec<(bool, SmokeTarget)> = cx
@@ -52,8 +54,9 @@ impl Module for SmokeTest {
                 })
                 .collect();
             if targets.is_empty() {
-                out.skipped = Some("no host of this run has a running docker engine".into());
-                return Ok(out);
+                return Ok(skipped(
+                    "no host of this run has a running docker engine".into(),
+                ));
             }
             let pusher_at = targets.iter().position(|(agent, _)| *agent).unwrap_or(0);
             let (_, pusher) = targets.remove(pusher_at);
@@ -64,8 +67,10 @@ impl Module for SmokeTest {
                 .filter(|m| m.host.has_role(Role::Registry))
                 .map(|m| (m.host.name.as_str(), m.remote))
                 .collect();
-            out.smoke = smoke::run(cx.inv, cx.material, &pusher, &pullers, &replicas).await;
-            Ok(out)
+            Ok(Outcome {
+                smoke: smoke::run(cx.inv, cx.material, &pusher, &pullers, &replicas).await,
+                ..Outcome::default()
+            })
         })
     }
 }
