@@ -14,6 +14,9 @@ use crate::smoke::{self, SmokeTarget};
 
 pub(crate) struct SmokeTest;
 
+const ENGINE_STOPPED: &str = "the docker engine is not running, so the smoke test cannot pull \
+    here: start it (`systemctl start docker`) and run again";
+
 /// Why the smoke test does not run, whatever the hosts.
 fn skip_reason(inv: &Inventory, check: bool) -> Option<String> {
     if check {
@@ -32,13 +35,20 @@ impl Module for SmokeTest {
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let skipped = |why| Outcome {
-                skipped: Some(why),
-                ..Outcome::default()
-            };
             if let Some(why) = skip_reason(cx.inv, cx.check) {
-                return Ok(skipped(why));
+                return Ok(Outcome {
+                    skipped: Some(why),
+                    ..Outcome::default()
+                });
             }
+            // A stopped engine fails its host: the smoke test cannot vouch for it. A host
+            // without docker (a load balancer) has nothing to pull with and is left out.
+            let failed = cx
+                .members
+                .iter()
+                .filter(|m| m.state.facts.docker.installed && !m.state.facts.docker.running)
+                .map(|m| (m.host.name.clone(), ENGINE_STOPPED.to_string()))
+                .collect();
             // (is an agent, target): an agent pushes, like the clients the registry is for.
             let mut targets: Vec<(bool, SmokeTarget)> = cx
                 .members
@@ -54,9 +64,11 @@ impl Module for SmokeTest {
                 })
                 .collect();
             if targets.is_empty() {
-                return Ok(skipped(
-                    "no host of this run has a running docker engine".into(),
-                ));
+                return Ok(Outcome {
+                    skipped: Some("no host of this run has a running docker engine".into()),
+                    failed,
+                    ..Outcome::default()
+                });
             }
             let pusher_at = targets.iter().position(|(agent, _)| *agent).unwrap_or(0);
             let (_, pusher) = targets.remove(pusher_at);
@@ -69,6 +81,7 @@ impl Module for SmokeTest {
                 .collect();
             Ok(Outcome {
                 smoke: smoke::run(cx.inv, cx.material, &pusher, &pullers, &replicas).await,
+                failed,
                 ..Outcome::default()
             })
         })
