@@ -89,7 +89,7 @@ where
 /// have the smoke user yet (its password was made by an apply that has not reached them).
 fn failure(e: &anyhow::Error) -> String {
     let why = format!("{e:#}");
-    if why.contains("unauthorized") {
+    if why.to_ascii_lowercase().contains("unauthorized") {
         format!(
             "{why} (the smoke test logs in as {SMOKE_USER}, whose password is in the state \
              directory: run `regboot apply` so every registry host has it)"
@@ -386,6 +386,14 @@ mod tests {
             Some("sha256:bb")
         );
         assert_eq!(digest_of(out, "reg.lab:5000/none"), None);
+    }
+
+    #[test]
+    fn a_refused_login_says_to_run_apply() {
+        let refused = anyhow::anyhow!("login attempt failed with status: 401 Unauthorized");
+        assert!(failure(&refused).contains("run `regboot apply`"));
+        let other = anyhow::anyhow!("connection refused");
+        assert_eq!(failure(&other), "connection refused");
     }
 
     #[test]

@@ -163,6 +163,27 @@ fn smoke_credential_leftovers_and_user_changes() {
         assert_eq!(left, "", "{host} keeps smoke leftovers");
     }
 
+    // Registry hosts that lack the smoke user (set up by an older regboot): verify fails
+    // and says what to do.
+    lab.ssh_ok(
+        lab.host("host1"),
+        "sudo -n sed -i '/^regboot-smoke:/d' /etc/regboot/registry/auth/htpasswd",
+    );
+    let (code, verify) = run_json(&inv, &["verify"]);
+    assert_eq!(code, 1, "{verify:#}");
+    let push = &verify["smoke"][0];
+    assert_eq!(
+        (&push["action"], &push["ok"]),
+        (&"push".into(), &false.into())
+    );
+    assert!(
+        push["detail"]
+            .as_str()
+            .unwrap()
+            .contains("run `regboot apply`"),
+        "{push:#}"
+    );
+
     // A new user (password_env): the registry is not restarted, the user logs in and pushes.
     let started = registry_started(&lab);
     let alice_password = "alice-pw-7f3c";
