@@ -127,6 +127,25 @@ fn plaintext_password_is_refused() {
 }
 
 #[test]
+fn the_smoke_test_user_name_is_reserved() {
+    let e = error_of(&GOOD.replace("name: ci", "name: regboot-smoke"));
+    assert!(
+        e.contains(":14:13: registry.users[0].name: \"regboot-smoke\" is reserved"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_smoke_test_is_skipped_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory::load_with_env(&write(&dir, GOOD), &env).unwrap();
+    assert!(inv.smoke_test);
+    let text = format!("{GOOD}smoke_test: false\n");
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    assert!(!inv.smoke_test);
+}
+
+#[test]
 fn port_out_of_range() {
     let e = error_of(&GOOD.replace("  user: root\n", "  user: root\n  port: 70000\n"));
     assert!(

@@ -29,6 +29,7 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
         state_dir: inv.state_dir(cli.state_dir.as_deref()),
         keep_state: false,
         limit: args.limit.clone(),
+        read_only: matches!(kind, Kind::Verify),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;

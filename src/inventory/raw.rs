@@ -19,6 +19,7 @@ pub struct RawInventory {
     #[serde(default)]
     pub docker: RawDocker,
     pub ha: Option<RawHa>,
+    pub smoke_test: Option<bool>,
 }
 
 /// A host entry. `defaults` uses the same shape for the SSH settings every host inherits

@@ -218,6 +218,7 @@ impl<'a> Checker<'a> {
             tls,
             daemon_json: raw.docker.daemon_json,
             ha,
+            smoke_test: raw.smoke_test.unwrap_or(true),
         };
         self.cross_checks(&inv);
         inv
@@ -552,6 +553,14 @@ impl<'a> Checker<'a> {
                 continue;
             }
             self.user_name(&up.key("name"), &u.name);
+            if u.name == SMOKE_USER {
+                self.error(
+                    &up.key("name"),
+                    format!("{SMOKE_USER:?} is reserved for regboot's smoke test"),
+                    Some("choose another user name".into()),
+                );
+                continue;
+            }
             if users.iter().any(|x| x.name == u.name) {
                 self.error(
                     &up.key("name"),

@@ -197,6 +197,7 @@ async fn run_playbook(
         state_dir: state.root().to_path_buf(),
         keep_state: true,
         limit: None,
+        read_only: false,
     };
     runner::run_on(inv, &crate::playbooks::rotate()?, &options, state, nodes).await
 }
