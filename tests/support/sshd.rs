@@ -126,8 +126,8 @@ impl Sshd {
         );
     }
 
-    /// The PIDs of every process this sshd forked for its connections (the server side of
-    /// each session and what runs in it), to cut connections from the host's side.
+    /// The PIDs of the sshd processes this sshd forked for its connections (not the commands
+    /// they run), to cut connections from the host's side as a dying sshd or network would.
     pub fn session_pids(&self) -> Vec<u32> {
         let children = |pid: u32| -> Vec<u32> {
             let out = Command::new("pgrep")
@@ -147,6 +147,9 @@ impl Sshd {
             all.extend(more);
             i += 1;
         }
+        all.retain(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("sshd"))
+        });
         all
     }
 
