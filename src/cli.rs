@@ -87,6 +87,15 @@ pub enum Command {
     /// host through its own docker daemon, compare digests, clean up.
     Verify(PlaybookArgs),
 
+    /// Print a shell completion script: `regboot completions bash > /etc/bash_completion.d/regboot`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff): `regboot man > /usr/local/share/man/man1/regboot.1`.
+    Man,
+
     /// Registry users.
     #[command(subcommand)]
     User(UserCommand),
