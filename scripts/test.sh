@@ -8,4 +8,10 @@ scripts/install-deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets -- --test-threads="${REGBOOT_TEST_THREADS:-4}"
+# cargo-nextest (on this machine kind) runs test binaries side by side, the lab tests a few at
+# a time (.config/nextest.toml); plain cargo test runs the binaries one after another.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --all-targets --test-threads="${REGBOOT_TEST_THREADS:-6}"
+else
+  cargo test --all-targets -- --test-threads="${REGBOOT_TEST_THREADS:-4}"
+fi
