@@ -353,9 +353,9 @@ fn certificates_rotate_without_a_failed_pull() {
     // An expired leaf: pulls fail, check says 2, apply notices and fixes it.
     // (Long enough for the rollout's health checks, which trust only valid certificates.)
     let issued = Instant::now();
-    let out = regboot(&inv, &["rotate", "--leaf", "--cert-validity", "20s"]);
+    let out = regboot(&inv, &["rotate", "--leaf", "--cert-validity", "45s"]);
     assert!(out.status.success(), "{out:?}");
-    std::thread::sleep(Duration::from_secs(22).saturating_sub(issued.elapsed()));
+    std::thread::sleep(Duration::from_secs(47).saturating_sub(issued.elapsed()));
     let (code, rows) = certs_check(&inv);
     assert_eq!(code, 2, "{rows:?}");
     assert!(
