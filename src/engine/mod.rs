@@ -10,6 +10,7 @@ pub mod playbook;
 pub(crate) mod probe;
 pub mod report;
 pub(crate) mod runner;
+mod step;
 
 pub use playbook::Playbook;
 pub use probe::facts;

@@ -1,25 +1,20 @@
-//! Runs a playbook: open the fleet (connect and probe every host inside the limit), then for
-//! each step compute every host's changes from its module and show them (check mode) or make
-//! them: all hosts at once, or `serial` at a time, halting the run at a roll's first failure.
-//! A `once` step runs its module once for the fleet. Changes marked one-at-a-time (a dockerd
-//! restart) are made on one host at a time even in a parallel step.
+//! Runs a playbook: open the fleet (connect, lock and probe every host inside the limit),
+//! check that the hosts' CA is the state directory's, prepare the material, then run the
+//! steps in order (`step.rs`), halting the run when a roll halts.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use futures::future::join_all;
 
 use super::ca_guard;
-use super::change::Change;
 use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
-use super::module::{Ctx, FleetCx, Member};
-use super::playbook::{Playbook, State, Step};
+use super::playbook::Playbook;
 use super::probe::ProbeRequest;
-use super::report::{HostReport, RunReport, Status, StepResult};
-use crate::host::RemoteHost;
+use super::report::{HostReport, RunReport};
+use super::step::{self, Printer, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::Material;
 use crate::pki::StateDir;
@@ -42,71 +37,6 @@ pub struct Options {
     pub read_only: bool,
 }
 
-struct Printer {
-    quiet: bool,
-    diff: bool,
-    check: bool,
-}
-
-impl Printer {
-    fn line(&self, text: &str) {
-        if !self.quiet {
-            println!("{text}");
-        }
-    }
-    fn changes(&self, host: &str, changes: &[Change]) {
-        if changes.is_empty() {
-            return self.line(&format!("  {host}: ok"));
-        }
-        let verb = if self.check {
-            "would change"
-        } else {
-            "changed"
-        };
-        for c in changes {
-            self.line(&format!("  {host}: {verb}: {}", c.summary));
-            if let Some(d) = c.diff.as_ref().filter(|_| self.diff) {
-                for l in d.lines() {
-                    self.line(&format!("      {l}"));
-                }
-            }
-        }
-    }
-}
-
-/// One host during the run: its fleet node, report and shared per-host values.
-struct Run<'n, 'a> {
-    node: &'n mut Node<'a>,
-    report: HostReport,
-    memo: Memo,
-    started: Instant,
-}
-
-impl Run<'_, '_> {
-    fn fail(&mut self, step: &str, error: String) {
-        self.node.fail(error);
-        self.report.steps.push(StepResult {
-            step: step.to_string(),
-            status: Status::Failed,
-            changes: Vec::new(),
-            error: self.node.error.clone(),
-        });
-    }
-
-    fn done(&mut self, step: &str, changes: &[Change]) {
-        self.report.steps.push(StepResult {
-            step: step.to_string(),
-            status: if changes.is_empty() {
-                Status::Ok
-            } else {
-                Status::Changed
-            },
-            changes: changes.iter().map(|c| c.summary.clone()).collect(),
-            error: None,
-        });
-    }
-}
-
 /// What `host` needs probed for the steps of `playbook` that run on it.
 fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequest {
     let mut req = ProbeRequest::default();
@@ -114,13 +44,6 @@ fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequ
         step.module.want(inv, host, &mut req);
     }
     req
-}
-
-async fn apply_all(remote: &RemoteHost, changes: &[Change]) -> Result<()> {
-    for c in changes {
-        c.apply(remote).await?;
-    }
-    Ok(())
 }
 
 /// Run `playbook` on the hosts inside `opts.limit`, holding the state directory's lock.
@@ -181,6 +104,13 @@ pub(crate) async fn run_on(
         notes: material.notes.clone(),
         ..RunReport::default()
     };
+    let cx = StepCx {
+        inv,
+        material: &material,
+        templates: &templates,
+        check: opts.check,
+        out: &out,
+    };
     let mut runs: Vec<Run> = nodes
         .iter_mut()
         .map(|node| Run {
@@ -211,22 +141,10 @@ pub(crate) async fn run_on(
         }
         out.line(&format!("\n== {}", step.name));
         let halted = if step.once {
-            run_once(
-                inv,
-                &material,
-                step,
-                opts.check,
-                &mut runs,
-                &out,
-                &mut report,
-            )
-            .await?;
+            step::once(&cx, step, &mut runs, &mut report).await?;
             None
         } else {
-            run_per_host(
-                inv, &material, &templates, step, opts.check, &mut runs, &out,
-            )
-            .await
+            step::per_host(&cx, step, &mut runs).await
         };
         if let Some(after) = halted {
             let rest: Vec<&str> = playbook.steps[i + 1..]
@@ -289,176 +207,4 @@ fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<St
                 .into(),
         ),
     }
-}
-
-/// A per-host step. Returns the host after which a roll halted, if one did.
-async fn run_per_host(
-    inv: &Inventory,
-    material: &Material,
-    templates: &Templates,
-    step: &Step,
-    check: bool,
-    runs: &mut [Run<'_, '_>],
-    out: &Printer,
-) -> Option<String> {
-    let mut planned: Vec<(usize, Vec<Change>)> = Vec::new();
-    for (i, r) in runs.iter_mut().enumerate() {
-        if !r.node.alive() || !step.hosts.matches(r.node.host) {
-            continue;
-        }
-        let cx = Ctx {
-            inv,
-            host: r.node.host,
-            material,
-            state: r.node.state.as_ref().expect("alive nodes were probed"),
-            templates,
-            memo: &r.memo,
-        };
-        let changes = match step.state {
-            State::Present => step.module.present(&cx),
-            State::Absent => step.module.absent(&cx),
-        };
-        match changes {
-            Ok(changes) => planned.push((i, changes)),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
-                r.fail(&step.name, msg);
-            }
-        }
-    }
-    if check {
-        let exclusive: Vec<&str> = planned
-            .iter()
-            .filter(|(_, c)| c.iter().any(|c| c.one_at_a_time))
-            .map(|(i, _)| runs[*i].node.host.name.as_str())
-            .collect();
-        if !exclusive.is_empty() {
-            out.line(&format!("  one host at a time: {}", exclusive.join(", ")));
-        }
-        for (i, changes) in &planned {
-            out.changes(&runs[*i].node.host.name, changes);
-            runs[*i].done(&step.name, changes);
-        }
-        return None;
-    }
-    // Hosts whose changes disrupt them go one at a time after the others, as a roll does.
-    let (exclusive, parallel): (Vec<_>, Vec<_>) = planned
-        .into_iter()
-        .partition(|(_, c)| c.iter().any(|c| c.one_at_a_time));
-    let batches: Vec<Vec<(usize, Vec<Change>)>> = match step.serial {
-        Some(n) => chunks(parallel, n.max(1)),
-        None if parallel.is_empty() => Vec::new(),
-        None => vec![parallel],
-    };
-    let rolls = step.serial.is_some();
-    for (batch, halts) in batches
-        .into_iter()
-        .map(|b| (b, rolls))
-        .chain(chunks(exclusive, 1).into_iter().map(|b| (b, true)))
-    {
-        let results = join_all(batch.iter().map(|(i, changes)| {
-            let remote = runs[*i]
-                .node
-                .remote
-                .as_ref()
-                .expect("alive nodes are connected");
-            apply_all(remote, changes)
-        }))
-        .await;
-        let mut failed = None;
-        for ((i, changes), result) in batch.iter().zip(results) {
-            let r = &mut runs[*i];
-            match result {
-                Ok(()) => {
-                    out.changes(&r.node.host.name, changes);
-                    r.done(&step.name, changes);
-                }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
-                    r.fail(&step.name, msg);
-                    failed.get_or_insert(r.node.host.name.clone());
-                }
-            }
-            r.report.seconds = r.started.elapsed().as_secs_f64();
-        }
-        if let Some(after) = failed.filter(|_| halts) {
-            for r in runs.iter_mut() {
-                let waiting = r.node.alive()
-                    && step.hosts.matches(r.node.host)
-                    && !r.report.steps.iter().any(|s| s.step == step.name);
-                if waiting {
-                    r.fail(
-                        &step.name,
-                        format!("not started: the roll halted after {after} failed"),
-                    );
-                }
-            }
-            return Some(after);
-        }
-    }
-    None
-}
-
-fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
-    let mut out: Vec<Vec<T>> = Vec::new();
-    for item in items {
-        match out.last_mut() {
-            Some(last) if last.len() < size => last.push(item),
-            _ => out.push(vec![item]),
-        }
-    }
-    out
-}
-
-/// A `once` step: the module acts on the fleet's reachable hosts of the step's role.
-async fn run_once(
-    inv: &Inventory,
-    material: &Material,
-    step: &Step,
-    check: bool,
-    runs: &mut [Run<'_, '_>],
-    out: &Printer,
-    report: &mut RunReport,
-) -> Result<()> {
-    let members: Vec<Member> = runs
-        .iter()
-        .filter(|r| r.node.alive() && step.hosts.matches(r.node.host))
-        .map(|r| Member {
-            host: r.node.host,
-            remote: r.node.remote.as_ref().expect("alive nodes are connected"),
-            state: r.node.state.as_ref().expect("alive nodes were probed"),
-        })
-        .collect();
-    let cx = FleetCx {
-        inv,
-        material,
-        check,
-        members,
-    };
-    let outcome = step.module.once(&cx).await?;
-    for note in outcome.notes {
-        out.line(&note);
-        report.notes.push(note);
-    }
-    for s in &outcome.smoke {
-        let status = if s.ok { "ok" } else { "FAILED" };
-        out.line(&format!(
-            "  {}: {} {status} ({:.1} s): {}",
-            s.host, s.action, s.seconds, s.detail
-        ));
-    }
-    report.smoke.extend(outcome.smoke);
-    if let Some(why) = outcome.skipped {
-        out.line(&format!("  skipped: {why}"));
-        report.smoke_skipped = Some(why);
-    }
-    for (host, error) in outcome.failed {
-        out.line(&format!("  {host}: FAILED: {error}"));
-        if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == host) {
-            r.fail(&step.name, error);
-        }
-    }
-    Ok(())
 }
