@@ -149,12 +149,16 @@ fn self_signed(
     let ca = match Ca::load_from(state)? {
         Some(ca) => ca,
         None => {
-            let ca = Ca::generate(&setup::ca_spec(&inv.tls))?;
+            let ca = Ca::generate(&setup::ca_spec(inv))?;
             notes.push(format!("would create CA {:?}", ca.info().subject));
             ca
         }
     };
     let spec = setup::leaf_spec(inv);
+    let outside = ca.names_outside(&spec);
+    if !outside.is_empty() {
+        bail!("{}", pki::leaf::NeedsNewCa { outside });
+    }
     let (chain_pem, key_pem) =
         match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
             None => (

@@ -440,7 +440,7 @@ async fn ca_stages(
 fn prepare(state: &StateDir, inv: &Inventory, stage: Stage, phase: Phase) -> Result<()> {
     match stage {
         Stage::Trust => {
-            rotation::ensure_next(state, &setup::ca_spec(&inv.tls))?;
+            rotation::ensure_next(state, &setup::ca_spec(inv))?;
         }
         Stage::Leaf => {
             if phase == Phase::Next {
