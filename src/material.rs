@@ -58,6 +58,15 @@ impl Material {
         keep_state: bool,
     ) -> Result<Material> {
         let mut notes = Vec::new();
+        if !inv.tls.os_trust_store && inv.tls.mode != TlsMode::Insecure {
+            notes.push(
+                "tls.os_trust_store is false: the CA stays out of every host's OS trust store \
+                 (docker trusts it through certs.d); curl, skopeo, containerd's CRI and podman \
+                 without their own CA directory, and anything else reading the system store \
+                 will not trust the registry"
+                    .to_string(),
+            );
+        }
         let tls = match &inv.tls.mode {
             TlsMode::Insecure => None,
             TlsMode::SelfSigned if keep_state => Some(stored(state)?),

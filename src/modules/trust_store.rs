@@ -1,6 +1,8 @@
 //! The CA in the OS trust store (for curl, skopeo, containerd, podman), and the update
 //! command run only when a file changed. During a CA rotation the store holds a second
 //! anchor beside `regboot-ca.crt`: `regboot-ca-next.crt` or `regboot-ca-previous.crt`.
+//! With `tls.os_trust_store: false` the module keeps regboot's anchors out of the store (and
+//! removes ones an earlier run placed): only docker's certs.d trusts the CA then.
 
 use anyhow::{Result, bail};
 
@@ -59,12 +61,16 @@ impl Module for TrustStore {
         "trust_store"
     }
 
-    fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+        // Every anchor, also with os_trust_store: false (to remove what an earlier run placed).
         req.content
-            .extend(self.ca_files(inv, None).into_iter().map(|f| f.path));
+            .extend(all_anchors(None).into_iter().map(|f| f.path));
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        if !cx.inv.tls.os_trust_store {
+            return self.absent(cx);
+        }
         let Some(tls) = &cx.material.tls else {
             return Ok(Vec::new());
         };
@@ -88,20 +94,28 @@ impl Module for TrustStore {
         Ok(changes)
     }
 
-    fn ca_files(&self, _inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {
-        let stores: Vec<Store> = match facts {
-            Some(f) => f.os.family.map(|f| f.trust_store()).into_iter().collect(),
-            None => FAMILIES.iter().map(|f| f.trust_store()).collect(),
-        };
-        let mut files: Vec<CaFile> = Vec::new();
-        for f in stores.iter().flat_map(anchors) {
-            // Debian and Alpine share a path: listed once.
-            if !files.contains(&f) {
-                files.push(f);
-            }
+    fn ca_files(&self, inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {
+        if !inv.tls.os_trust_store {
+            return Vec::new();
         }
-        files
+        all_anchors(facts)
     }
+}
+
+/// The anchor paths of the host's store (every family's before the probe).
+fn all_anchors(facts: Option<&Facts>) -> Vec<CaFile> {
+    let stores: Vec<Store> = match facts {
+        Some(f) => f.os.family.map(|f| f.trust_store()).into_iter().collect(),
+        None => FAMILIES.iter().map(|f| f.trust_store()).collect(),
+    };
+    let mut files: Vec<CaFile> = Vec::new();
+    for f in stores.iter().flat_map(anchors) {
+        // Debian and Alpine share a path: listed once.
+        if !files.contains(&f) {
+            files.push(f);
+        }
+    }
+    files
 }
 
 /// The command that rebuilds the system bundle, run after the anchors changed.
@@ -137,5 +151,9 @@ mod tests {
                 .len(),
             4 * 3
         );
+        // Kept out of the store: no copy there counts as one regboot placed.
+        let mut inv = crate::modules::testing::inventory("");
+        inv.tls.os_trust_store = false;
+        assert!(TrustStore.ca_files(&inv, None).is_empty());
     }
 }
