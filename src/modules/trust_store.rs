@@ -156,4 +156,34 @@ mod tests {
         inv.tls.os_trust_store = false;
         assert!(TrustStore.ca_files(&inv, None).is_empty());
     }
+
+    #[test]
+    fn os_trust_store_false_places_nothing_and_removes_what_was_placed() {
+        use crate::modules::testing::{StateBuilder, run};
+        let mut inv = crate::modules::testing::inventory("");
+        let anchor = "/usr/local/share/ca-certificates/regboot-ca.crt";
+        let summaries = |c: Vec<Change>| c.into_iter().map(|c| c.summary).collect::<Vec<_>>();
+        let empty = StateBuilder::new();
+        let placed = StateBuilder::new().file(anchor, "CA\n");
+        assert_eq!(
+            summaries(run(&TrustStore, &inv, "h1", &empty, true).unwrap()),
+            [
+                format!("write {anchor}"),
+                "run update-ca-certificates".into()
+            ]
+        );
+        inv.tls.os_trust_store = false;
+        assert!(
+            run(&TrustStore, &inv, "h1", &empty, true)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            summaries(run(&TrustStore, &inv, "h1", &placed, true).unwrap()),
+            [
+                format!("remove {anchor}"),
+                "run update-ca-certificates".into()
+            ]
+        );
+    }
 }
