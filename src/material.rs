@@ -258,3 +258,36 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// plan (check mode) and apply both stop before a certificate the CA cannot vouch for.
+    #[test]
+    fn names_outside_the_ca_stop_plan_and_apply_with_rotate_ca() {
+        let mut inv = crate::modules::testing::inventory("");
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let templates = Templates::embedded();
+        Material::prepare(&inv, &state, &templates, false, false).unwrap();
+        inv.registry.aliases.push("hub.other.example".into());
+        for check in [true, false] {
+            let err = Material::prepare(&inv, &state, &templates, check, false)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("needs a new CA"), "{err}");
+            assert!(err.contains("hub.other.example"), "{err}");
+            assert!(err.contains("rotate --ca"), "{err}");
+        }
+        // A subdomain of the hostname still fits: the CA stays, the leaf is reissued.
+        inv.registry.aliases = vec!["mirror.registry.test".into()];
+        let m = Material::prepare(&inv, &state, &templates, false, false).unwrap();
+        assert!(
+            m.notes.iter().any(|n| n.contains("issued the registry certificate")),
+            "{:?}",
+            m.notes
+        );
+    }
+}
