@@ -285,7 +285,9 @@ mod tests {
         inv.registry.aliases = vec!["mirror.registry.test".into()];
         let m = Material::prepare(&inv, &state, &templates, false, false).unwrap();
         assert!(
-            m.notes.iter().any(|n| n.contains("issued the registry certificate")),
+            m.notes
+                .iter()
+                .any(|n| n.contains("issued the registry certificate")),
             "{:?}",
             m.notes
         );

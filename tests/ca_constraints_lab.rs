@@ -5,6 +5,11 @@
 //! signed with the very same `ca.key`, for a name (`rogue.example`) and for an address (host3's,
 //! not a registry address) outside the CA's constraints: curl and `docker pull` on host2 both
 //! refuse it. Every connection goes to the lab's own containers.
+//!
+//! A second test walks an existing cluster over: an unconstrained CA (imported, as from an
+//! older regboot) keeps working and is marked, `rotate --ca` replaces it with a constrained
+//! one, a new alias in another domain stops `plan` and `apply` with "needs a new CA", and
+//! `rotate --ca` again makes a CA that covers it.
 
 mod support;
 
@@ -12,7 +17,7 @@ use std::net::IpAddr;
 
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
 use serde_json::Value;
-use support::cli::run_json;
+use support::cli::{regboot, run_json};
 use support::lab::TestLab;
 
 const ROGUE_PORT: u16 = 5443;
@@ -171,4 +176,111 @@ fn the_cluster_trusts_the_registry_and_refuses_a_rogue_server_signed_by_the_same
     // The registry itself is still fine for every host.
     let (code, report): (i32, Value) = run_json(&inv, &["verify"]);
     assert_eq!(code, 0, "verify after the rogue attempts: {report:#}");
+}
+
+fn smoke_ok(report: &Value) -> bool {
+    report["smoke"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["ok"] == true))
+}
+
+fn rotate_ca(inv: &std::path::Path) {
+    let (code, runs) = run_json(inv, &["rotate", "--ca"]);
+    assert_eq!(code, 0, "rotate --ca: {runs:#}");
+    for run in runs.as_array().unwrap() {
+        assert!(smoke_ok(&run["report"]), "{run:#}");
+    }
+}
+
+fn constraints_of(state: &std::path::Path) -> Option<regboot::pki::Constraints> {
+    let pem = std::fs::read_to_string(state.join("ca.crt")).unwrap();
+    regboot::pki::cert_info(&pem).unwrap().name_constraints
+}
+
+#[test]
+fn an_unconstrained_ca_is_replaced_and_a_foreign_alias_needs_a_new_ca() {
+    let lab = TestLab::up("nc-rot", 3);
+    let inv = lab.lab.inventory_path.clone();
+    let state = inv.parent().unwrap().join(".regboot");
+
+    // A CA from before name constraints, imported (as a backup would be).
+    let old_dir = tempfile::tempdir().unwrap();
+    let old_state = regboot::pki::StateDir::open(old_dir.path()).unwrap();
+    regboot::pki::Ca::ensure(&old_state, &regboot::pki::CaSpec::default()).unwrap();
+    let out = regboot(
+        &inv,
+        &[
+            "certs",
+            "import",
+            "--ca-cert",
+            old_dir.path().join("ca.crt").to_str().unwrap(),
+            "--ca-key",
+            old_dir.path().join("ca.key").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(constraints_of(&state), None);
+
+    // It keeps working, and certs check (hosts included) marks it.
+    let (code, report) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply: {report:#}");
+    assert!(smoke_ok(&report), "{report:#}");
+    let (code, check) = run_json(&inv, &["certs", "check"]);
+    assert_eq!(code, 0, "{check:#}");
+    let notes = check["certificates"][0]["notes"].to_string();
+    assert!(notes.contains("unconstrained"), "{check:#}");
+
+    // rotate --ca replaces it with a constrained CA, pulls working throughout its stages.
+    rotate_ca(&inv);
+    let constraints = constraints_of(&state).expect("the new CA is constrained");
+    assert!(constraints.permits_dns("registry.lab"), "{constraints:?}");
+    assert!(!constraints.permits_dns("hub.other.example"));
+    let (code, check) = run_json(&inv, &["certs", "check"]);
+    assert_eq!(code, 0, "{check:#}");
+    assert!(
+        check["certificates"][0]["name_constraints"].is_object(),
+        "{check:#}"
+    );
+
+    // An alias in another domain: plan and apply stop, nothing is issued.
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let with_alias = text.replacen(
+        "  hostname: registry.lab\n",
+        "  hostname: registry.lab\n  aliases: [hub.other.example]\n",
+        1,
+    );
+    assert_ne!(text, with_alias, "{text}");
+    std::fs::write(&inv, with_alias).unwrap();
+    let leaf_before = std::fs::read(state.join("registry.crt")).unwrap();
+    for cmd in ["plan", "apply"] {
+        let out = regboot(&inv, &[cmd]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.contains("needs a new CA") && err.contains("hub.other.example"),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("regboot rotate --ca"), "{cmd}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(state.join("registry.crt")).unwrap(),
+        leaf_before
+    );
+    let (code, check) = run_json(&inv, &["certs", "check", "--local"]);
+    assert_eq!(code, 2, "{check:#}");
+    assert!(check.to_string().contains("rotate --ca"), "{check:#}");
+
+    // rotate --ca makes a CA that covers the new alias; the cluster converges.
+    rotate_ca(&inv);
+    let constraints = constraints_of(&state).expect("constrained");
+    assert!(
+        constraints.permits_dns("hub.other.example"),
+        "{constraints:?}"
+    );
+    let (code, check) = run_json(&inv, &["certs", "check"]);
+    assert_eq!(code, 0, "{check:#}");
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
 }
