@@ -279,6 +279,50 @@ fn an_unconstrained_ca_is_replaced_and_a_foreign_alias_needs_a_new_ca() {
     );
     let (code, check) = run_json(&inv, &["certs", "check"]);
     assert_eq!(code, 0, "{check:#}");
+
+    // tls.os_trust_store: false takes the CA out of the OS trust store; dockerd (certs.d)
+    // still pulls, apply says what stops working, and the next plan sees no drift.
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let no_store = text.replacen(
+        "  mode: self-signed\n",
+        "  mode: self-signed\n  os_trust_store: false\n",
+        1,
+    );
+    assert_ne!(text, no_store, "{text}");
+    std::fs::write(&inv, no_store).unwrap();
+    let (code, report) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply: {report:#}");
+    assert!(smoke_ok(&report), "{report:#}");
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("os_trust_store is false"),
+        "{report:#}"
+    );
+    let ca_body: String = std::fs::read_to_string(state.join("ca.crt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for host in ["host1", "host2", "host3"] {
+        let anchors = lab.ssh_ok(
+            lab.host(host),
+            "ls /usr/local/share/ca-certificates/ /etc/ssl/certs/ | grep -c regboot || true",
+        );
+        assert_eq!(anchors, "0", "{host} still has regboot anchors");
+        let bundle = lab.ssh_ok(
+            lab.host(host),
+            "tr -d '\\n' < /etc/ssl/certs/ca-certificates.crt",
+        );
+        assert!(
+            !bundle.contains(&ca_body[100..164]),
+            "{host}: the CA is still in the system bundle"
+        );
+    }
+    let (code, report) = run_json(&inv, &["plan"]);
+    assert_eq!(code, 0, "no drift after apply: {report:#}");
+    let (code, check) = run_json(&inv, &["certs", "check"]);
+    assert_eq!(code, 0, "{check:#}");
 }
 
 fn stderr(out: &std::process::Output) -> String {

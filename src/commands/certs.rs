@@ -126,6 +126,13 @@ fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
                 ca.info().key_algorithm,
                 crate::pki::inspect::date(ca.info().not_after)
             );
+            match &ca.info().name_constraints {
+                Some(c) => println!("  may sign only for {}", c.summary()),
+                None => println!(
+                    "  unconstrained: it may sign for any name; `regboot rotate --ca` replaces it \
+                     with a CA limited to the registry's names"
+                ),
+            }
             if ca.info().key_algorithm != inv.tls.key_algorithm.label() {
                 println!(
                     "  note: the existing CA keeps its {} key; tls.key_algorithm ({}) applies to the \

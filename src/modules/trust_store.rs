@@ -89,7 +89,16 @@ impl Module for TrustStore {
             .map(|f| Change::script(format!("remove {}", f.path), r#"rm -f -- "$1""#, &[&f.path]))
             .collect();
         if !changes.is_empty() {
-            changes.push(update(&store));
+            // Debian's update-ca-certificates keeps the links of a removed anchor in
+            // /etc/ssl/certs (dangling, but listed there): --fresh rebuilds them all.
+            changes.push(match cx.state.facts.os.family {
+                Some(OsFamily::Debian) => Change::script(
+                    "run update-ca-certificates --fresh",
+                    r#"exec update-ca-certificates --fresh"#,
+                    &[],
+                ),
+                _ => update(&store),
+            });
         }
         Ok(changes)
     }
@@ -182,7 +191,7 @@ mod tests {
             summaries(run(&TrustStore, &inv, "h1", &placed, true).unwrap()),
             [
                 format!("remove {anchor}"),
-                "run update-ca-certificates".into()
+                "run update-ca-certificates --fresh".into()
             ]
         );
     }
