@@ -77,7 +77,8 @@ impl Module for TrustStore {
         let store = store_of(&cx.state.facts)?;
         let mut changes = ca_files(cx.state, tls, |role| anchor(&store, role));
         if !changes.is_empty() {
-            changes.push(update(&store));
+            let removes = changes.iter().any(|c| c.summary.starts_with("remove "));
+            changes.push(update_after(&store, cx, removes));
         }
         Ok(changes)
     }
@@ -89,16 +90,7 @@ impl Module for TrustStore {
             .map(|f| Change::script(format!("remove {}", f.path), r#"rm -f -- "$1""#, &[&f.path]))
             .collect();
         if !changes.is_empty() {
-            // Debian's update-ca-certificates keeps the links of a removed anchor in
-            // /etc/ssl/certs (dangling, but listed there): --fresh rebuilds them all.
-            changes.push(match cx.state.facts.os.family {
-                Some(OsFamily::Debian) => Change::script(
-                    "run update-ca-certificates --fresh",
-                    r#"exec update-ca-certificates --fresh"#,
-                    &[],
-                ),
-                _ => update(&store),
-            });
+            changes.push(update_after(&store, cx, true));
         }
         Ok(changes)
     }
@@ -125,6 +117,20 @@ fn all_anchors(facts: Option<&Facts>) -> Vec<CaFile> {
         }
     }
     files
+}
+
+/// The update after the anchors changed. Debian's update-ca-certificates keeps a removed
+/// anchor's links in /etc/ssl/certs (dangling, still listed): after a removal `--fresh`
+/// rebuilds them all.
+fn update_after(store: &Store, cx: &Ctx, removes: bool) -> Change {
+    if removes && cx.state.facts.os.family == Some(OsFamily::Debian) {
+        return Change::script(
+            "run update-ca-certificates --fresh",
+            r#"exec update-ca-certificates --fresh"#,
+            &[],
+        );
+    }
+    update(store)
 }
 
 /// The command that rebuilds the system bundle, run after the anchors changed.
@@ -179,6 +185,18 @@ mod tests {
             [
                 format!("write {anchor}"),
                 "run update-ca-certificates".into()
+            ]
+        );
+        // Stage 3 of a CA rotation removes the previous anchor: its links go too.
+        let previous = "/usr/local/share/ca-certificates/regboot-ca-previous.crt";
+        let rotated = StateBuilder::new()
+            .file(anchor, "CA\n")
+            .file(previous, "OLD\n");
+        assert_eq!(
+            summaries(run(&TrustStore, &inv, "h1", &rotated, true).unwrap()),
+            [
+                format!("remove {previous}"),
+                "run update-ca-certificates --fresh".into()
             ]
         );
         inv.tls.os_trust_store = false;
