@@ -16,7 +16,7 @@ docker's certs.d and the OS trust store, /etc/hosts, daemon.json, and the regist
 itself. Every command is safe to run again: it changes only what differs."
 )]
 pub struct Cli {
-    /// The inventory file describing hosts, registry and TLS (see INVENTORY.md).
+    /// The inventory file describing hosts, registry and TLS (see docs/inventory.md).
     #[arg(short = 'i', long, global = true, env = "REGBOOT_INVENTORY")]
     pub inventory: Option<PathBuf>,
 
@@ -86,6 +86,15 @@ pub enum Command {
     /// Run the smoke test alone: push a tiny image from one agent, pull it on every other
     /// host through its own docker daemon, compare digests, clean up.
     Verify(PlaybookArgs),
+
+    /// Print a shell completion script: `regboot completions bash > /etc/bash_completion.d/regboot`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff): `regboot man > /usr/local/share/man/man1/regboot.1`.
+    Man,
 
     /// Registry users.
     #[command(subcommand)]

@@ -1,11 +1,12 @@
 //! What a run computes locally before it touches a host: the CA and the registry
-//! certificate (from the state directory), the http secret, the users and the registry's
-//! config.yml. Every module reads from this; none of it is printed.
+//! certificate (from the state directory), the http secret, the users (with the smoke test's
+//! own) and the registry's config.yml. Every module reads from this; none of it is printed.
+//! A read-only state directory (`verify`) is only read: what is missing is an error.
 
 use anyhow::{Context, Result, bail};
 use time::OffsetDateTime;
 
-use crate::inventory::{Inventory, Storage, TlsMode, UserSecret};
+use crate::inventory::{Inventory, SMOKE_USER, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
 use crate::pki::rotation::{self, CaRole};
 use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir};
@@ -39,8 +40,9 @@ impl Tls {
 
 pub struct Material {
     pub tls: Option<Tls>,
+    /// The inventory's users, then (when there is any) the smoke test's own.
     pub users: Vec<htpasswd::User>,
-    /// A user with a known password, for the smoke test's login.
+    /// The smoke test's login: [`SMOKE_USER`] and its password; `None` without auth.
     pub smoke_login: Option<(String, String)>,
     pub registry_config: String,
     /// What changed in the state directory this run (printed before the host steps).
@@ -48,8 +50,9 @@ pub struct Material {
 }
 
 impl Material {
-    /// Ensure the CA and certificate in `state` and gather everything else. `keep_state`:
-    /// use the state directory's CA and certificate as they are (a rotation prepared them).
+    /// Ensure the CA and certificate in `state` and gather everything else. `keep_state`
+    /// (and a read-only `state`): use the state directory's CA and certificate as they are
+    /// (a rotation prepared them; verify must not change them).
     pub fn prepare(
         inv: &Inventory,
         state: &StateDir,
@@ -69,19 +72,15 @@ impl Material {
         }
         let tls = match &inv.tls.mode {
             TlsMode::Insecure => None,
-            TlsMode::SelfSigned if keep_state => Some(stored(state)?),
+            TlsMode::SelfSigned if keep_state || state.is_read_only() => Some(stored(state)?),
             TlsMode::SelfSigned => Some(self_signed(inv, state, check, &mut notes)?),
             TlsMode::Provided { ca_cert, cert, key } => Some(provided(inv, ca_cert, cert, key)?),
         };
         let mut users = Vec::new();
-        let mut smoke_login = None;
         for u in &inv.registry.users {
             let secret = match (&u.secret, u.password()?) {
                 (UserSecret::Hash(h), _) => htpasswd::Secret::BcryptHash(h.as_str().into()),
-                (_, Some(pw)) => {
-                    smoke_login.get_or_insert_with(|| (u.name.clone(), pw.clone()));
-                    htpasswd::Secret::Password(pw.into())
-                }
+                (_, Some(pw)) => htpasswd::Secret::Password(pw.into()),
                 (_, None) => bail!("user {}: no password found", u.name),
             };
             users.push(htpasswd::User {
@@ -89,6 +88,18 @@ impl Material {
                 secret,
             });
         }
+        // The smoke test logs in as its own user, so it runs even when every inventory user
+        // has only a password_hash. Without users there is no auth, and no login.
+        let smoke_login = if users.is_empty() {
+            None
+        } else {
+            let password = smoke_password(state, check)?;
+            users.push(htpasswd::User {
+                name: SMOKE_USER.into(),
+                secret: htpasswd::Secret::Password(password.clone().into()),
+            });
+            Some((SMOKE_USER.to_string(), password))
+        };
         let registry_config = templates.registry_config(&RegistryConfig {
             storage: storage(inv)?,
             delete_enabled: inv.registry.delete_enabled,
@@ -106,19 +117,36 @@ impl Material {
     }
 }
 
-/// The shared http secret; in check mode a missing one is made up and not stored (config.yml
-/// is shown redacted anyway).
+/// The shared http secret; in check mode (and read-only, which writes no config.yml) a
+/// missing one is made up and not stored (config.yml is shown redacted anyway).
 fn http_secret(state: &StateDir, check: bool) -> Result<String> {
-    match state.read(pki::state::HTTP_SECRET)? {
-        None if check => Ok(hex::encode(rand::random::<[u8; 32]>())),
-        _ => state.http_secret(),
+    match state.read_secret(pki::state::HTTP_SECRET)? {
+        Some(secret) => Ok(secret),
+        None if check || state.is_read_only() => Ok(hex::encode(rand::random::<[u8; 32]>())),
+        None => state.http_secret(),
     }
 }
 
+/// The smoke test user's password, made by the first apply. In check mode a missing one is
+/// made up and not stored (htpasswd is shown as a digest); verify needs the stored one.
+fn smoke_password(state: &StateDir, check: bool) -> Result<String> {
+    match state.read_secret(pki::state::SMOKE_PASSWORD)? {
+        Some(password) => Ok(password),
+        None if state.is_read_only() => Err(missing(state, pki::state::SMOKE_PASSWORD)),
+        None if check => Ok(hex::encode(rand::random::<[u8; 32]>())),
+        None => state.smoke_password(),
+    }
+}
+
+fn missing(state: &StateDir, name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{name} missing from {}: run `regboot apply` first",
+        state.root().display()
+    )
+}
+
 fn read_state(state: &StateDir, name: &str) -> Result<String> {
-    state
-        .read(name)?
-        .with_context(|| format!("{name} missing from {}", state.root().display()))
+    state.read(name)?.ok_or_else(|| missing(state, name))
 }
 
 /// The CA, leaf and rotation CAs exactly as the state directory holds them.
@@ -262,6 +290,82 @@ fn storage(inv: &Inventory) -> Result<render::Storage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::testing;
+
+    const USERS: &str = "  users:\n    - name: ci\n      password_hash: \
+        \"$2b$10$S8G05dafihOHo1.sAr.Z/.RoNEhpLNBgVN2Vku5hk.d21hD6I7xIO\"\n";
+
+    fn prepare(inv: &Inventory, state: &StateDir, check: bool) -> Result<Material> {
+        Material::prepare(inv, state, &Templates::embedded(), check, false)
+    }
+
+    /// The state directory's files with their contents.
+    fn files(state: &StateDir) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = std::fs::read_dir(state.root())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).unwrap_or_default())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_smoke_test_logs_in_as_its_own_user_even_with_only_hashes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let inv = testing::inventory(USERS);
+        let m = prepare(&inv, &state, false).unwrap();
+        let password = state.read_secret(pki::state::SMOKE_PASSWORD).unwrap();
+        let (user, login) = m.smoke_login.clone().expect("a smoke login");
+        assert_eq!((user.as_str(), Some(login)), (SMOKE_USER, password));
+        let names: Vec<&str> = m.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["ci", SMOKE_USER]);
+        // Kept from run to run, so htpasswd does not change.
+        let again = prepare(&inv, &state, false).unwrap();
+        assert_eq!(again.smoke_login, m.smoke_login);
+    }
+
+    #[test]
+    fn without_users_there_is_no_login_and_no_credential() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let m = prepare(&testing::inventory(""), &state, false).unwrap();
+        assert!(m.users.is_empty() && m.smoke_login.is_none());
+        assert_eq!(state.read(pki::state::SMOKE_PASSWORD).unwrap(), None);
+    }
+
+    #[test]
+    fn plan_and_verify_write_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = testing::inventory(USERS);
+        let state = StateDir::open(tmp.path()).unwrap();
+        let planned = prepare(&inv, &state, true).unwrap();
+        assert!(planned.smoke_login.is_some());
+        assert!(files(&state).is_empty(), "{:?}", files(&state));
+
+        let read_only = StateDir::existing(tmp.path()).unwrap();
+        let err = format!("{:#}", prepare(&inv, &read_only, false).err().unwrap());
+        assert!(
+            err.contains("ca.crt missing") && err.contains("regboot apply"),
+            "{err}"
+        );
+
+        // After an apply (here: one without users, so no credential yet), verify reads the
+        // CA and says the credential is missing; after one with users it has what it needs.
+        prepare(&testing::inventory(""), &state, false).unwrap();
+        let err = format!("{:#}", prepare(&inv, &read_only, false).err().unwrap());
+        assert!(err.contains("smoke-password missing"), "{err}");
+        prepare(&inv, &state, false).unwrap();
+        let before = files(&state);
+        let verified = prepare(&inv, &read_only, false).unwrap();
+        assert_eq!(files(&state), before);
+        let stored = state.read_secret(pki::state::SMOKE_PASSWORD).unwrap();
+        assert_eq!(verified.smoke_login.map(|(_, p)| p), stored);
+    }
 
     /// plan (check mode) and apply both stop before a certificate the CA cannot vouch for.
     #[test]

@@ -1,6 +1,9 @@
 //! The smoke test: a tiny unique image pushed from one agent and pulled on every other host
 //! through that host's own daemon (its certs.d, its /etc/hosts, real auth), digests compared,
-//! and everything cleaned up. Credentials go through stdin into a temporary DOCKER_CONFIG.
+//! and everything cleaned up. It logs in as regboot's own user (`inventory::SMOKE_USER`),
+//! the password through stdin into a temporary DOCKER_CONFIG. Its artefacts have fixed
+//! names (the `regboot-smoke` repository, `/run/regboot-smoke.*` config dirs), so each host
+//! first removes what an earlier, interrupted run left there.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -9,15 +12,30 @@ use anyhow::{Context, Result, bail};
 
 use crate::engine::report::SmokeHost;
 use crate::host::RemoteHost;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, SMOKE_USER};
 use crate::material::Material;
 use crate::registry_http::{self, Request};
 use crate::smoke_image;
 use crate::ssh::ExecOutput;
 
-/// Args: reference, image, user (empty: no auth). Stdin: the password.
-const LOGIN: &str = r#"ref=$1; image=$2; user=$3
-DOCKER_CONFIG=$(mktemp -d); export DOCKER_CONFIG
+/// The repository every smoke image is pushed to, on every registry.
+const REPOSITORY: &str = "regboot-smoke";
+
+/// Every script's args: reference, image (`<reference>/regboot-smoke:<nonce>`), user
+/// (empty: no auth). Stdin: the password (the image tarball for the load).
+const ARGS: &str = "ref=$1; image=$2; user=$3\n";
+
+/// Removes what an interrupted smoke test left on this host: tags of the smoke repository and
+/// temporary DOCKER_CONFIG dirs. Runs before this run places either on the host, and leaves
+/// stdin (the password, or the image) to the commands after it.
+const SWEEP: &str = r#"docker image ls --format '{{.Repository}}:{{.Tag}}' "${image%:*}" </dev/null \
+  | grep -v ':<none>$' | xargs -r docker rmi >/dev/null 2>&1
+rm -rf /run/regboot-smoke.*
+"#;
+
+/// The config dir is in /run: root's only, and on tmpfs, so the login never reaches a disk.
+const LOGIN: &str = r#"DOCKER_CONFIG=$(mktemp -d /run/regboot-smoke.XXXXXX) || exit 1
+export DOCKER_CONFIG
 trap 'rm -rf "$DOCKER_CONFIG"' EXIT
 if [ -n "$user" ]; then
   docker login --username "$user" --password-stdin "$ref" >/dev/null || exit 1
@@ -36,7 +54,6 @@ docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ima
 pub struct SmokeTarget<'a> {
     pub name: &'a str,
     pub remote: &'a RemoteHost,
-    pub role_agent: bool,
     pub arch: &'a str,
 }
 
@@ -68,6 +85,20 @@ where
     }
 }
 
+/// Why a push or pull failed; a refused login most likely means the registry hosts do not
+/// have the smoke user yet (its password was made by an apply that has not reached them).
+fn failure(e: &anyhow::Error) -> String {
+    let why = format!("{e:#}");
+    if why.to_ascii_lowercase().contains("unauthorized") {
+        format!(
+            "{why} (the smoke test logs in as {SMOKE_USER}, whose password is in the state \
+             directory: run `regboot apply` so every registry host has it)"
+        )
+    } else {
+        why
+    }
+}
+
 /// Delete the smoke manifest through a registry host (the repository itself stays: the
 /// registry API cannot delete repositories; its blobs go at the next garbage collection).
 async fn delete_manifest(
@@ -75,17 +106,16 @@ async fn delete_manifest(
     material: &Material,
     registry: &RemoteHost,
     digest: &str,
-    user: &str,
-    password: &str,
+    auth: Option<(&str, &str)>,
 ) -> Result<()> {
-    let path = format!("/v2/regboot-smoke/manifests/{digest}");
+    let path = format!("/v2/{REPOSITORY}/manifests/{digest}");
     let req = Request {
         method: "DELETE",
         path: &path,
         hostname: &inv.registry.hostname,
         port: inv.registry.port,
         ca_pem: material.tls.as_ref().map(|t| t.ca_pem.as_str()),
-        basic_auth: (!user.is_empty()).then_some((user, password)),
+        basic_auth: auth,
     };
     match registry_http::status(&registry.session, &req).await? {
         202 | 404 => Ok(()),
@@ -93,52 +123,41 @@ async fn delete_manifest(
     }
 }
 
-/// Push from an agent (or the first host), pull on every other host, read the manifest and
-/// the catalog on every replica directly, clean up. `replicas`: the registry hosts (name,
-/// connection); the manifest is deleted through the first.
+/// Push from `pusher`, pull on every host of `pullers`, read the manifest and the catalog on
+/// every replica directly, clean up. `replicas`: the registry hosts (name, connection); the
+/// manifest is deleted through the first.
 pub async fn run(
     inv: &Inventory,
     material: &Material,
-    hosts: &[SmokeTarget<'_>],
+    pusher: &SmokeTarget<'_>,
+    pullers: &[SmokeTarget<'_>],
     replicas: &[(&str, &RemoteHost)],
-) -> Result<Vec<SmokeHost>> {
+) -> Vec<SmokeHost> {
     let registry = replicas.first().map(|(_, r)| *r);
-    let users_need_login = !material.users.is_empty();
-    let (user, password) = match (&material.smoke_login, users_need_login) {
-        (Some((u, p)), _) => (u.clone(), p.clone()),
-        (None, false) => (String::new(), String::new()),
-        (None, true) => bail!(
-            "no registry user has a password regboot can read (password_env or password_file), \
-             so the smoke test cannot log in; give one user such a password"
-        ),
-    };
-    let pusher = hosts
-        .iter()
-        .find(|h| h.role_agent)
-        .or(hosts.first())
-        .context("no host is reachable for the smoke test")?;
+    let (user, password) = material.smoke_login.clone().unwrap_or_default();
     let reference = inv.reference(&inv.registry.hostname);
-    let repo = format!("{reference}/regboot-smoke");
+    let repo = format!("{reference}/{REPOSITORY}");
     let nonce = hex::encode(rand::random::<[u8; 6]>());
     let image = format!("{repo}:{nonce}");
-    let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
-    let built = smoke_image::build(&image, arch, &nonce)?;
     let args = [reference.as_str(), image.as_str(), user.as_str()];
     let pw = format!("{password}\n").into_bytes();
     let mut results = Vec::new();
 
     let start = Instant::now();
     let pushed = async {
+        let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
+        let built = smoke_image::build(&image, arch, &nonce)?;
+        let load = format!("{ARGS}{SWEEP}docker load >/dev/null\n");
         pusher
             .remote
             .run(
                 "docker load of the smoke image",
-                "docker load >/dev/null",
-                &[],
+                &load,
+                &args,
                 Some(&built.tarball),
             )
             .await?;
-        let push = format!("{LOGIN}{PUSH}");
+        let push = format!("{ARGS}{LOGIN}{PUSH}");
         let out =
             retry_name_lookup(|| pusher.remote.run("docker push", &push, &args, Some(&pw))).await?;
         digest_of(&out.stdout_text(), &repo).context("docker push reported no digest")
@@ -161,21 +180,21 @@ pub async fn run(
                 action: "push",
                 ok: false,
                 seconds: start.elapsed().as_secs_f64(),
-                detail: format!("{e:#}"),
+                detail: failure(&e),
             });
             let _ = pusher
                 .remote
                 .script("docker rmi \"$1\"", &[&image], None)
                 .await;
-            return Ok(results);
+            return results;
         }
     };
 
-    let pulls = hosts.iter().filter(|h| h.name != pusher.name).map(|h| {
+    let pulls = pullers.iter().map(|h| {
         let (args, pw, repo, digest) = (&args, &pw, &repo, &digest);
         async move {
             let start = Instant::now();
-            let pull = format!("{LOGIN}{PULL}");
+            let pull = format!("{ARGS}{SWEEP}{LOGIN}{PULL}");
             let out =
                 retry_name_lookup(|| h.remote.run("docker pull", &pull, args, Some(pw))).await;
             let (ok, detail) = match out {
@@ -187,7 +206,7 @@ pub async fn run(
                     ),
                     None => (false, "pulled, but docker reports no digest".to_string()),
                 },
-                Err(e) => (false, format!("{e:#}")),
+                Err(e) => (false, failure(&e)),
             };
             SmokeHost {
                 host: h.name.to_string(),
@@ -214,9 +233,7 @@ pub async fn run(
             )
             .await?;
         match (inv.registry.delete_enabled, registry) {
-            (true, Some(reg)) => {
-                delete_manifest(inv, material, reg, &digest, &user, &password).await
-            }
+            (true, Some(reg)) => delete_manifest(inv, material, reg, &digest, auth).await,
             _ => Ok(()),
         }
     };
@@ -229,7 +246,7 @@ pub async fn run(
             detail: format!("{e:#}"),
         });
     }
-    Ok(results)
+    results
 }
 
 fn replica_request<'a>(
@@ -258,7 +275,7 @@ async fn check_replicas(
     digest: &str,
     auth: Option<(&str, &str)>,
 ) -> Vec<SmokeHost> {
-    let manifest = format!("/v2/regboot-smoke/manifests/{digest}");
+    let manifest = format!("/v2/{REPOSITORY}/manifests/{digest}");
     // distribution answers at most 1000 entries per page (more is HTTP 400).
     let catalog = "/v2/_catalog?n=1000";
     let checks = replicas.iter().map(|(name, remote)| {
@@ -369,6 +386,14 @@ mod tests {
             Some("sha256:bb")
         );
         assert_eq!(digest_of(out, "reg.lab:5000/none"), None);
+    }
+
+    #[test]
+    fn a_refused_login_says_to_run_apply() {
+        let refused = anyhow::anyhow!("login attempt failed with status: 401 Unauthorized");
+        assert!(failure(&refused).contains("run `regboot apply`"));
+        let other = anyhow::anyhow!("connection refused");
+        assert_eq!(failure(&other), "connection refused");
     }
 
     #[test]

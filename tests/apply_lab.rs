@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::cli::{regboot, run_json};
+use support::cli::{host_error, regboot, run_json};
 use support::lab::TestLab;
 
 /// host name -> the change lines it reported, over all steps.
@@ -24,15 +24,6 @@ fn changes(report: &Value) -> Vec<(String, String)> {
         }
     }
     all
-}
-
-fn host_error<'a>(report: &'a Value, host: &str) -> Option<&'a str> {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .and_then(|h| h["error"].as_str())
 }
 
 /// Every smoke line succeeded and every host but the pusher pulled with a matching digest.

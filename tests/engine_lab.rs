@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::cli::{json_of, regboot, run_json};
+use support::cli::{host_error, json_of, regboot, run_json};
 use support::lab::TestLab;
 
 const DATA_DIR: &str = "/srv/regboot-shared/engine";
@@ -61,17 +61,6 @@ fn changed_hosts(report: &Value) -> Vec<String> {
         })
         .map(|h| h["host"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn host_error(report: &Value, host: &str) -> String {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .and_then(|h| h["error"].as_str())
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -197,7 +186,7 @@ fn limits_restarts_host_locks_and_halting_rolls() {
     let (code, second) = json_of(&["apply"], &second);
     assert_eq!(code, 1, "{second:#}");
     for h in ["host1", "host2", "host3", "host4"] {
-        let e = host_error(&second, h);
+        let e = host_error(&second, h).unwrap_or_default();
         assert!(
             e.contains(&format!("host {h} is being changed by another regboot run")),
             "{h}: {e}"
@@ -222,14 +211,12 @@ fn limits_restarts_host_locks_and_halting_rolls() {
     assert_eq!(code, 0, "{again:#}");
 
     // A replica that cannot start halts the roll: host4 is never touched.
-    lab.ssh_ok(
-        lab.host("host1"),
-        "tar cf - --files-from /dev/null | docker import -c 'ENTRYPOINT [\"/nonexistent\"]' - regboot-lab/broken:1 >/dev/null",
-    );
-    lab.ssh_ok(
-        lab.host("host4"),
-        "tar cf - --files-from /dev/null | docker import -c 'ENTRYPOINT [\"/nonexistent\"]' - regboot-lab/broken:1 >/dev/null",
-    );
+    for h in ["host1", "host4"] {
+        lab.ssh_ok(
+            lab.host(h),
+            "tar cf - --files-from /dev/null | docker import -c 'ENTRYPOINT [\"/nonexistent\"]' - regboot-lab/broken:1 >/dev/null",
+        );
+    }
     let host4_before = started(&lab, "host4");
     let good = std::fs::read_to_string(&inv).unwrap();
     let image_line = good
@@ -244,10 +231,10 @@ fn limits_restarts_host_locks_and_halting_rolls() {
     .unwrap();
     let (code, halted) = run_json(&inv, &["apply"]);
     assert_eq!(code, 1, "{halted:#}");
-    assert!(!host_error(&halted, "host1").is_empty(), "{halted:#}");
+    assert!(host_error(&halted, "host1").is_some(), "{halted:#}");
     assert_eq!(
         host_error(&halted, "host4"),
-        "not started: the roll halted after host1 failed"
+        Some("not started: the roll halted after host1 failed")
     );
     assert!(
         halted["notes"]

@@ -1,4 +1,4 @@
-//! The inventory contract (shared/INVENTORY.md): good files load, every bad input is refused
+//! The inventory contract (docs/inventory.md): good files load, every bad input is refused
 //! with its own message naming file:line:column, and the CLI exits 1 without panicking.
 
 use std::path::PathBuf;
@@ -124,6 +124,25 @@ fn plaintext_password_is_refused() {
         !e.contains("hunter2"),
         "the password must not be echoed: {e}"
     );
+}
+
+#[test]
+fn the_smoke_test_user_name_is_reserved() {
+    let e = error_of(&GOOD.replace("name: ci", "name: regboot-smoke"));
+    assert!(
+        e.contains(":14:13: registry.users[0].name: \"regboot-smoke\" is reserved"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_smoke_test_is_skipped_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory::load_with_env(&write(&dir, GOOD), &env).unwrap();
+    assert!(inv.smoke_test);
+    let text = format!("{GOOD}smoke_test: false\n");
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    assert!(!inv.smoke_test);
 }
 
 #[test]

@@ -166,6 +166,55 @@ async fn a_client_killed_mid_transfer_leaves_the_old_file() {
     assert_untouched(&dir, &file);
 }
 
+/// The connection is cut from the host's side (its sshd session processes killed) while the
+/// file streams: the host keeps the old file and removes its temp file; the client gets an
+/// error, not a success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_cut_by_the_host_leaves_the_old_file() {
+    let fx = Fixture::start();
+    let (dir, file) = fx.managed_dir("cut");
+    // A client waiting for window space may notice the cut only at its command timeout
+    // (120 s by default): a short one bounds this test.
+    let target = fx.sshd.target(
+        "h1",
+        "root",
+        Some(&fx.key),
+        &fx.dir.path().join("known_hosts"),
+    );
+    let mut session = Session::connect(&target).await.unwrap();
+    session.set_command_timeout(Duration::from_secs(10));
+    let host = RemoteHost::new(session);
+    let path = file.to_str().unwrap().to_string();
+    let write = tokio::spawn(async move { host.put_file(&path, &data(8 << 20), Mode::Keep).await });
+    let probe_dir = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("the temp file appears", || {
+            !temp_files(&probe_dir).is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    let pids = fx.sshd.session_pids();
+    assert!(!pids.is_empty(), "no sshd session process");
+    for pid in pids {
+        // SAFETY: kill(2) on processes of the sshd this test started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+    let result = write.await.unwrap();
+    assert!(result.is_err(), "a cut transfer reported success");
+    let probe_dir = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("the host removes its temp file", || {
+            temp_files(&probe_dir).is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    assert_untouched(&dir, &file);
+}
+
 /// A tiny tmpfs over the managed directory: the write fails with the disk's error and the
 /// old file stays.
 #[tokio::test]
@@ -185,7 +234,7 @@ async fn a_full_disk_leaves_the_old_file() {
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(20));

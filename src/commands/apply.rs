@@ -29,6 +29,7 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
         state_dir: inv.state_dir(cli.state_dir.as_deref()),
         keep_state: false,
         limit: args.limit.clone(),
+        read_only: matches!(kind, Kind::Verify),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;
@@ -36,11 +37,14 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => print!("{}", report.summary()),
     }
-    Ok(exit_code(&kind, &report))
+    Ok(exit_code(&kind, &report, inv.smoke_test))
 }
 
-fn exit_code(kind: &Kind, report: &RunReport) -> ExitCode {
-    if !report.failed_hosts().is_empty() {
+/// 1 when a host failed, or when `verify` verified nothing it was asked to (apply says
+/// NOT VERIFIED and exits 0: its changes were made); plan: 2 when there is drift.
+fn exit_code(kind: &Kind, report: &RunReport, smoke_wanted: bool) -> ExitCode {
+    let unverified = smoke_wanted && report.smoke_skipped.is_some();
+    if !report.failed_hosts().is_empty() || (matches!(kind, Kind::Verify) && unverified) {
         return ExitCode::from(1);
     }
     match kind {

@@ -36,6 +36,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan(a) => run_playbook(&cli, Kind::Plan, a),
         Command::Verify(a) => run_playbook(&cli, Kind::Verify, a),
         Command::User(UserCommand::Hash) => user_hash(),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "regboot", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Certs(CertsCommand::Init) => certs_init(&cli),
         Command::Certs(CertsCommand::Check { local, limit }) => {
             certs_check(&cli, *local, limit.as_deref())

@@ -126,6 +126,30 @@ impl RunReport {
                 let _ = writeln!(out, "  {}: {}", h.host, h.error.as_deref().unwrap_or(""));
             }
         }
+        // Plan never verifies; any other run that skipped the smoke test says so last.
+        if let Some(why) = self.smoke_skipped.as_ref().filter(|_| !self.check) {
+            let _ = writeln!(out, "NOT VERIFIED: the smoke test did not run ({why})");
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_without_smoke_test_ends_saying_so() {
+        let mut report = RunReport {
+            smoke_skipped: Some("smoke_test: false in the inventory".into()),
+            ..RunReport::default()
+        };
+        let last = report.summary().lines().last().unwrap().to_string();
+        assert_eq!(
+            last,
+            "NOT VERIFIED: the smoke test did not run (smoke_test: false in the inventory)"
+        );
+        report.check = true;
+        assert!(!report.summary().contains("NOT VERIFIED"));
     }
 }

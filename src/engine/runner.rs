@@ -38,6 +38,8 @@ pub struct Options {
     pub keep_state: bool,
     /// `--limit`: the hosts to touch (all without one).
     pub limit: Option<String>,
+    /// Never write the state directory (verify): it must hold what the run needs.
+    pub read_only: bool,
 }
 
 struct Printer {
@@ -124,7 +126,11 @@ async fn apply_all(remote: &RemoteHost, changes: &[Change]) -> Result<()> {
 /// Run `playbook` on the hosts inside `opts.limit`, holding the state directory's lock.
 pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result<RunReport> {
     let hosts = limit::select(inv, opts.limit.as_deref())?;
-    let state_dir = StateDir::open(&opts.state_dir)?;
+    let state_dir = if opts.read_only {
+        StateDir::existing(&opts.state_dir)?
+    } else {
+        StateDir::open(&opts.state_dir)?
+    };
     let _lock = state_dir.lock()?;
     let mut nodes = fleet::connect(&hosts, opts.forks).await;
     let notes = if opts.check {

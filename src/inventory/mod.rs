@@ -1,4 +1,4 @@
-//! The inventory (shared/INVENTORY.md): read, `${VAR}`-expanded, validated with located
+//! The inventory (docs/inventory.md): read, `${VAR}`-expanded, validated with located
 //! errors, and turned into the typed model everything else uses.
 
 mod error;

@@ -19,6 +19,9 @@ pub struct Inventory {
     /// Extra keys merged into /etc/docker/daemon.json on every host.
     pub daemon_json: serde_json::Map<String, serde_json::Value>,
     pub ha: Option<Ha>,
+    /// Run the smoke test at the end of apply, verify and rotate (`smoke_test: false` skips
+    /// it, and every run then says it did not verify).
+    pub smoke_test: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -101,6 +104,10 @@ pub struct OssStorage {
     pub secret_key_env: String,
     pub secure: bool,
 }
+
+/// The htpasswd user regboot keeps for its smoke test (its password is in the state
+/// directory), so the test can log in even when every user has only a password_hash.
+pub const SMOKE_USER: &str = "regboot-smoke";
 
 /// An htpasswd user. The password is read only when needed, never stored in the model.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The inventory file exactly as written (shared/INVENTORY.md), before defaults and checks.
+//! The inventory file exactly as written (docs/inventory.md), before defaults and checks.
 //! Every struct refuses unknown fields so a typo is an error, never silently ignored.
 //! Numbers that have a range are read wide (i64) and range-checked in `validate` so the
 //! message can say what range is allowed.
@@ -19,6 +19,7 @@ pub struct RawInventory {
     #[serde(default)]
     pub docker: RawDocker,
     pub ha: Option<RawHa>,
+    pub smoke_test: Option<bool>,
 }
 
 /// A host entry. `defaults` uses the same shape for the SSH settings every host inherits

@@ -218,6 +218,7 @@ impl<'a> Checker<'a> {
             tls,
             daemon_json: raw.docker.daemon_json,
             ha,
+            smoke_test: raw.smoke_test.unwrap_or(true),
         };
         self.cross_checks(&inv);
         inv
@@ -482,7 +483,7 @@ impl<'a> Checker<'a> {
             this.error(
                 &sp,
                 format!("storage driver {section} needs a `{section}:` section"),
-                Some(format!("add registry.storage.{section} with bucket, region and the key variables (see INVENTORY.md)")),
+                Some(format!("add registry.storage.{section} with bucket, region and the key variables (see docs/inventory.md)")),
             );
         };
         match driver {
@@ -552,6 +553,14 @@ impl<'a> Checker<'a> {
                 continue;
             }
             self.user_name(&up.key("name"), &u.name);
+            if u.name == SMOKE_USER {
+                self.error(
+                    &up.key("name"),
+                    format!("{SMOKE_USER:?} is reserved for regboot's smoke test"),
+                    Some("choose another user name".into()),
+                );
+                continue;
+            }
             if users.iter().any(|x| x.name == u.name) {
                 self.error(
                     &up.key("name"),

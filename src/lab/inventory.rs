@@ -1,4 +1,4 @@
-//! The inventory a lab writes (INVENTORY.md's format): host 1 is the registry, the others are
+//! The inventory a lab writes (docs/inventory.md's format): host 1 is the registry, the others are
 //! agents, every path absolute so the file works from any working directory.
 
 use std::path::Path;

@@ -112,4 +112,43 @@ mod tests {
         );
         assert_eq!(files(&["a".into()]).len(), 3);
     }
+
+    #[test]
+    fn present_and_absent() {
+        use crate::modules::testing::{self, StateBuilder, summaries};
+        let inv = testing::inventory("");
+        let refs = inv.references();
+        let dir = |r: &str| format!("/etc/docker/certs.d/{r}");
+        let run = |state: &StateBuilder, present| {
+            summaries(&testing::run(&CertsD, &inv, "h2", state, present).unwrap())
+        };
+        // Fresh host: every reference gets ca.crt; nothing to remove.
+        let fresh = StateBuilder::new();
+        let want: Vec<String> = refs
+            .iter()
+            .map(|r| format!("write {}/ca.crt", dir(r)))
+            .collect();
+        assert_eq!(run(&fresh, true), want);
+        assert!(run(&fresh, false).is_empty());
+        // Converged host: nothing to write; absent removes each file, then its directory.
+        let mut converged = StateBuilder::new();
+        for r in &refs {
+            converged = converged.file(&ca_path(r, None), "CA\n");
+        }
+        assert!(run(&converged, true).is_empty());
+        let removals: Vec<String> = refs
+            .iter()
+            .map(|r| format!("remove {}/ca.crt", dir(r)))
+            .collect();
+        assert_eq!(run(&converged, false), removals);
+        // A leftover of a rotation goes with absent too, and with present once unwanted.
+        let leftover = StateBuilder::new()
+            .file(&ca_path(&refs[0], None), "CA\n")
+            .file(&ca_path(&refs[0], Some(CaRole::Next)), "NEXT\n");
+        assert_eq!(
+            run(&leftover, false)[0],
+            format!("remove {0}/ca.crt {0}/ca-next.crt", dir(&refs[0]))
+        );
+        assert!(run(&leftover, true).contains(&format!("remove {}/ca-next.crt", dir(&refs[0]))));
+    }
 }

@@ -82,4 +82,62 @@ mod tests {
         assert_eq!((priority(0), priority(1), priority(2)), (150, 140, 130));
         assert_eq!(priority(40), 1);
     }
+
+    #[test]
+    fn config_per_lb_and_reload_only_when_needed() {
+        use super::*;
+        use crate::modules::testing::{self, StateBuilder, summaries};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ha.yml");
+        std::fs::write(
+            &path,
+            "version: 1\ndefaults: { user: root, host_key_check: off }\nhosts:\n  \
+             - { name: r1, address: 127.0.0.1, private_address: 10.0.0.1, roles: [registry] }\n  \
+             - { name: lb1, address: 127.0.0.2, private_address: 10.0.0.2, roles: [lb] }\n  \
+             - { name: lb2, address: 127.0.0.3, private_address: 10.0.0.3, roles: [lb] }\n\
+             registry:\n  hostname: registry.test\n  port: 5000\n  image: registry:2\n\
+             ha: { vip: 10.0.0.200, interface: eth0, virtual_router_id: 55 }\n\
+             tls:\n  mode: self-signed\n",
+        )
+        .unwrap();
+        let inv = crate::inventory::load_with_env(&path, &|_| None).unwrap();
+        let changes = |host, state: &StateBuilder| {
+            testing::run(&Keepalived, &inv, host, state, true).unwrap()
+        };
+        let first = changes("lb1", &StateBuilder::new());
+        let conf = testing::written(&first, CONF).unwrap();
+        assert!(
+            conf.contains("priority 150") && conf.contains("10.0.0.200"),
+            "{conf}"
+        );
+        let second = testing::written(&changes("lb2", &StateBuilder::new()), CONF).unwrap();
+        assert!(second.contains("priority 140"), "{second}");
+        // (state, expected summaries)
+        let cases = [
+            (
+                StateBuilder::new()
+                    .file(CONF, &conf)
+                    .service(SERVICE, "active"),
+                vec![],
+            ),
+            (
+                StateBuilder::new()
+                    .file(CONF, &conf)
+                    .service(SERVICE, "failed"),
+                vec!["start keepalived (not active)".to_string()],
+            ),
+            (
+                StateBuilder::new()
+                    .file(CONF, "old\n")
+                    .service(SERVICE, "active"),
+                vec![
+                    format!("write {CONF}"),
+                    "test the config (keepalived -t) and reload keepalived".to_string(),
+                ],
+            ),
+        ];
+        for (state, want) in cases {
+            assert_eq!(summaries(&changes("lb1", &state)), want);
+        }
+    }
 }

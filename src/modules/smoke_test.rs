@@ -1,16 +1,32 @@
 //! The smoke test as a playbook step: a push from one agent and a pull on every other
 //! reachable host of the limit, each replica asked directly for the pushed manifest (see
-//! `crate::smoke`).
+//! `crate::smoke`). It is skipped only in plan, with `smoke_test: false` in the inventory, or
+//! when no host of the run has a running docker engine; the report then says the run did not
+//! verify.
 
 use anyhow::Result;
 use futures::future::BoxFuture;
 
 use super::{FleetCx, Module, Outcome};
 use crate::host::RemoteHost;
-use crate::inventory::Role;
+use crate::inventory::{Inventory, Role};
 use crate::smoke::{self, SmokeTarget};
 
 pub(crate) struct SmokeTest;
+
+const ENGINE_STOPPED: &str = "the docker engine is not running, so the smoke test cannot pull \
+    here: start it (`systemctl start docker`) and run again";
+
+/// Why the smoke test does not run, whatever the hosts.
+fn skip_reason(inv: &Inventory, check: bool) -> Option<String> {
+    if check {
+        Some("plan does not run the smoke test".into())
+    } else if !inv.smoke_test {
+        Some("smoke_test: false in the inventory".into())
+    } else {
+        None
+    }
+}
 
 impl Module for SmokeTest {
     fn name(&self) -> &'static str {
@@ -19,33 +35,74 @@ impl Module for SmokeTest {
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let mut out = Outcome::default();
-            if cx.check {
-                out.skipped = Some("plan does not run the smoke test".into());
-                return Ok(out);
+            if let Some(why) = skip_reason(cx.inv, cx.check) {
+                return Ok(Outcome {
+                    skipped: Some(why),
+                    ..Outcome::default()
+                });
             }
-            let targets: Vec<SmokeTarget> = cx
+            // A stopped engine fails its host: the smoke test cannot vouch for it. A host
+            // without docker (a load balancer) has nothing to pull with and is left out.
+            let failed = cx
+                .members
+                .iter()
+                .filter(|m| m.state.facts.docker.installed && !m.state.facts.docker.running)
+                .map(|m| (m.host.name.clone(), ENGINE_STOPPED.to_string()))
+                .collect();
+            // (is an agent, target): an agent pushes, like the clients the registry is for.
+            let mut targets: Vec<(bool, SmokeTarget)> = cx
                 .members
                 .iter()
                 .filter(|m| m.state.facts.docker.running)
-                .map(|m| SmokeTarget {
-                    name: &m.host.name,
-                    remote: m.remote,
-                    role_agent: m.host.has_role(Role::Agent),
-                    arch: &m.state.facts.arch,
+                .map(|m| {
+                    let target = SmokeTarget {
+                        name: &m.host.name,
+                        remote: m.remote,
+                        arch: &m.state.facts.arch,
+                    };
+                    (m.host.has_role(Role::Agent), target)
                 })
                 .collect();
+            if targets.is_empty() {
+                return Ok(Outcome {
+                    skipped: Some("no host of this run has a running docker engine".into()),
+                    failed,
+                    ..Outcome::default()
+                });
+            }
+            let pusher_at = targets.iter().position(|(agent, _)| *agent).unwrap_or(0);
+            let (_, pusher) = targets.remove(pusher_at);
+            let pullers: Vec<SmokeTarget> = targets.into_iter().map(|(_, t)| t).collect();
             let replicas: Vec<(&str, &RemoteHost)> = cx
                 .members
                 .iter()
                 .filter(|m| m.host.has_role(Role::Registry))
                 .map(|m| (m.host.name.as_str(), m.remote))
                 .collect();
-            match smoke::run(cx.inv, cx.material, &targets, &replicas).await {
-                Ok(results) => out.smoke = results,
-                Err(e) => out.skipped = Some(format!("{e:#}")),
-            }
-            Ok(out)
+            Ok(Outcome {
+                smoke: smoke::run(cx.inv, cx.material, &pusher, &pullers, &replicas).await,
+                failed,
+                ..Outcome::default()
+            })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::testing;
+
+    #[test]
+    fn skipped_only_by_plan_or_by_the_inventory() {
+        let inv = testing::inventory("");
+        assert_eq!(skip_reason(&inv, false), None);
+        assert!(skip_reason(&inv, true).unwrap().contains("plan"));
+        let mut off = inv.clone();
+        off.smoke_test = false;
+        assert_eq!(
+            skip_reason(&off, false).as_deref(),
+            Some("smoke_test: false in the inventory")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The state directory: what regboot keeps because it cannot be read back from the hosts
-//! (the CA key, the issued server key, the registry http secret) and the run lock.
+//! (the CA key, the issued server key, the registry http secret, the smoke test's password)
+//! and the run lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
@@ -18,6 +19,8 @@ pub const REGISTRY_CERT: &str = "registry.crt";
 pub const REGISTRY_KEY: &str = "registry.key";
 pub const REGISTRY_CHAIN: &str = "registry-chain.crt";
 pub const HTTP_SECRET: &str = "http-secret";
+/// The password of the smoke test's own registry user (see `inventory::SMOKE_USER`).
+pub const SMOKE_PASSWORD: &str = "smoke-password";
 /// The CA a rotation moves to, before it becomes `ca.*` (stage 1 of `rotate --ca`).
 pub const CA_NEXT_CERT: &str = "ca-next.crt";
 pub const CA_NEXT_KEY: &str = "ca-next.key";
@@ -65,6 +68,8 @@ pub const PUBLIC_MODE: u32 = 0o644;
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// Opened by [`StateDir::existing`]: every write is refused.
+    read_only: bool,
 }
 
 impl StateDir {
@@ -78,6 +83,7 @@ impl StateDir {
         })?;
         Ok(Self {
             root: root.to_path_buf(),
+            read_only: false,
         })
     }
 
@@ -86,7 +92,39 @@ impl StateDir {
     pub fn at(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            read_only: false,
         }
+    }
+
+    /// The state directory an earlier apply made at `root`, for a run that must not change it
+    /// (`verify`): an error when it does not exist, and every write refused.
+    pub fn existing(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            bail!(
+                "no state directory at {}: run `regboot apply` first (it creates the CA and the \
+                 smoke test's credential), or name the right one with --state-dir",
+                root.display()
+            );
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            read_only: true,
+        })
+    }
+
+    /// Whether this run may not change the state directory (see [`StateDir::existing`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            bail!(
+                "this command does not change the state directory {}: run `regboot apply`",
+                self.root.display()
+            );
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -120,17 +158,20 @@ impl StateDir {
 
     /// Write a private key or secret (mode 0600), atomically.
     pub fn write_secret(&self, name: &str, data: &str) -> Result<()> {
+        self.writable()?;
         write_atomic(&self.path(name), data.as_bytes(), SECRET_MODE)
     }
 
     /// Write a certificate (mode 0644), atomically.
     pub fn write_public(&self, name: &str, data: &str) -> Result<()> {
+        self.writable()?;
         write_atomic(&self.path(name), data.as_bytes(), PUBLIC_MODE)
     }
 
     /// Copy `name` (when it exists) into `archive/` as `<UTC time>-<name>`, keeping its mode;
     /// returns the archived path.
     pub fn archive(&self, name: &str) -> Result<Option<PathBuf>> {
+        self.writable()?;
         let Some(data) = self.read(name)? else {
             return Ok(None);
         };
@@ -157,6 +198,7 @@ impl StateDir {
 
     /// Remove a well-known file (gone already is fine).
     pub fn remove(&self, name: &str) -> Result<()> {
+        self.writable()?;
         let path = self.path(name);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -168,15 +210,24 @@ impl StateDir {
 
     /// Take the run lock, so two runs never change the state (or the hosts) at once.
     /// Held until the returned guard is dropped; the kernel releases it if the process dies.
+    /// A read-only state directory is locked through its existing lock file (apply made it).
     pub fn lock(&self) -> Result<RunLock> {
         let path = self.path(LOCK);
         let file = OpenOptions::new()
-            .create(true)
+            .create(!self.read_only)
             .truncate(false)
-            .write(true)
+            .read(true)
+            .write(!self.read_only)
             .mode(SECRET_MODE)
             .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+            .with_context(|| {
+                let hint = if self.read_only {
+                    ": run `regboot apply` first"
+                } else {
+                    ""
+                };
+                format!("cannot open lock file {}{hint}", path.display())
+            })?;
         // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -193,18 +244,32 @@ impl StateDir {
         Ok(RunLock { _file: file })
     }
 
-    /// The registry's http secret (shared by every replica), created once as 32 random
-    /// bytes in hex and kept from then on.
+    /// The registry's http secret (shared by every replica), created once.
     pub fn http_secret(&self) -> Result<String> {
-        if let Some(secret) = self.read(HTTP_SECRET)? {
-            let secret = secret.trim();
-            if !secret.is_empty() {
-                return Ok(secret.to_string());
-            }
+        self.random_secret(HTTP_SECRET)
+    }
+
+    /// The smoke test user's password, created once.
+    pub fn smoke_password(&self) -> Result<String> {
+        self.random_secret(SMOKE_PASSWORD)
+    }
+
+    /// The secret in `name` (trimmed; `None` when missing or empty), without creating it.
+    pub fn read_secret(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .read(name)?
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
+    /// The secret in `name`, created as 32 random bytes in hex (0600) when missing, and kept
+    /// from then on.
+    fn random_secret(&self, name: &str) -> Result<String> {
+        if let Some(secret) = self.read_secret(name)? {
+            return Ok(secret);
         }
-        let bytes: [u8; 32] = rand::random();
-        let secret = hex::encode(bytes);
-        self.write_secret(HTTP_SECRET, &secret)?;
+        let secret = hex::encode(rand::random::<[u8; 32]>());
+        self.write_secret(name, &secret)?;
         Ok(secret)
     }
 
@@ -238,9 +303,9 @@ impl StateDir {
                 continue;
             };
             let mode = meta.permissions().mode() & 0o777;
-            let secret = name
-                .to_str()
-                .is_some_and(|n| PRIVATE_KEYS.contains(&n) || n == HTTP_SECRET);
+            let secret = name.to_str().is_some_and(|n| {
+                PRIVATE_KEYS.contains(&n) || n == HTTP_SECRET || n == SMOKE_PASSWORD
+            });
             let problem = (secret && mode & 0o077 != 0).then(|| {
                 format!(
                     "a secret open to group or others: `chmod 600 {}`",
@@ -351,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn http_secret_is_created_once_with_0600() {
+    fn secrets_are_created_once_with_0600() {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path()).unwrap();
         let secret = state.http_secret().unwrap();
@@ -359,8 +424,41 @@ mod tests {
         assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(state.http_secret().unwrap(), secret);
         assert_eq!(state.mode_of(HTTP_SECRET).unwrap(), 0o600);
+        let password = state.smoke_password().unwrap();
+        assert_ne!(password, secret);
+        assert_eq!(state.smoke_password().unwrap(), password);
+        assert_eq!(state.mode_of(SMOKE_PASSWORD).unwrap(), 0o600);
         let other_tmp = tempfile::tempdir().unwrap();
         let other = StateDir::open(other_tmp.path()).unwrap();
         assert_ne!(other.http_secret().unwrap(), secret);
+    }
+
+    #[test]
+    fn an_existing_state_dir_is_never_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("none");
+        let err = StateDir::existing(&missing).unwrap_err().to_string();
+        assert!(err.contains("run `regboot apply` first"), "{err}");
+        assert!(!missing.exists());
+
+        let state = StateDir::existing(tmp.path()).unwrap();
+        let err = state.lock().unwrap_err().to_string();
+        assert!(err.contains("run `regboot apply` first"), "{err}");
+        assert!(state.smoke_password().is_err());
+        assert!(state.write_public(CA_CERT, "x").is_err());
+        assert!(state.remove(CA_CERT).is_err());
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+
+        // After an apply: read and locked (against apply) as it is.
+        let applied = StateDir::open(tmp.path()).unwrap();
+        let password = applied.smoke_password().unwrap();
+        drop(applied.lock().unwrap());
+        let _lock = state.lock().unwrap();
+        assert!(applied.lock().is_err(), "verify holds the run lock");
+        assert_eq!(state.read_secret(SMOKE_PASSWORD).unwrap(), Some(password));
     }
 }

@@ -83,6 +83,9 @@ pub struct StageRun {
     pub stage: String,
     pub why: String,
     pub report: RunReport,
+    /// The inventory asks for the smoke test (`smoke_test: false` makes its skip normal).
+    #[serde(skip)]
+    pub smoke_wanted: bool,
 }
 
 impl StageRun {
@@ -98,6 +101,7 @@ impl StageRun {
         self.report
             .smoke_skipped
             .as_ref()
+            .filter(|_| self.smoke_wanted)
             .map(|why| format!("the smoke test did not run: {why}"))
     }
 }
@@ -197,6 +201,7 @@ async fn run_playbook(
         state_dir: state.root().to_path_buf(),
         keep_state: true,
         limit: None,
+        read_only: false,
     };
     runner::run_on(inv, &crate::playbooks::rotate()?, &options, state, nodes).await
 }
@@ -268,6 +273,7 @@ pub async fn leaf(
     fleet::close(&mut nodes).await;
     let report = report?;
     Ok(StageRun {
+        smoke_wanted: inv.smoke_test,
         stage: "leaf".into(),
         why,
         report,
@@ -405,6 +411,7 @@ async fn ca_stages(
         }
         let report = run_playbook(inv, state, opts, nodes).await?;
         let run = StageRun {
+            smoke_wanted: inv.smoke_test,
             stage: decision.stage.number().to_string(),
             why: decision.why.clone(),
             report,

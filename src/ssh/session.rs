@@ -191,23 +191,7 @@ impl Session {
             .map_err(|e| failed(e.to_string()))?;
         self.commands_run.fetch_add(1, Ordering::Relaxed);
         let work = async {
-            let channel = self
-                .conn
-                .channel_open_session()
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            if pty {
-                // No echo of what we send and no \n -> \r\n rewriting of what we read.
-                let modes = [(Pty::ECHO, 0), (Pty::OPOST, 0), (Pty::ONLCR, 0)];
-                channel
-                    .request_pty(true, "dumb", 80, 24, 0, 0, &modes)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-            }
-            channel
-                .exec(true, command)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+            let channel = self.start(command, pty).await.map_err(failed)?;
             let (mut reader, writer) = channel.split();
             let send = async {
                 if let Some(data) = stdin {
@@ -256,6 +240,31 @@ impl Session {
             })?
     }
 
+    /// A channel running `command` (with a PTY: no echo, no \n -> \r\n rewriting).
+    async fn start(
+        &self,
+        command: &str,
+        pty: bool,
+    ) -> Result<russh::Channel<russh::client::Msg>, String> {
+        let channel = self
+            .conn
+            .channel_open_session()
+            .await
+            .map_err(|e| e.to_string())?;
+        if pty {
+            let modes = [(Pty::ECHO, 0), (Pty::OPOST, 0), (Pty::ONLCR, 0)];
+            channel
+                .request_pty(true, "dumb", 80, 24, 0, 0, &modes)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(channel)
+    }
+
     /// Start `command` as root and keep it running while this session lives: its stdin stays
     /// open until the connection closes (or the client dies), so whatever it holds, such as a
     /// lock, is released by the server then and never goes stale. Returns the first line the
@@ -273,22 +282,7 @@ impl Session {
         };
         let work = async {
             for pty in [false, true] {
-                let mut channel = self
-                    .conn
-                    .channel_open_session()
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-                if pty {
-                    let modes = [(Pty::ECHO, 0), (Pty::OPOST, 0), (Pty::ONLCR, 0)];
-                    channel
-                        .request_pty(true, "dumb", 80, 24, 0, 0, &modes)
-                        .await
-                        .map_err(|e| failed(e.to_string()))?;
-                }
-                channel
-                    .exec(true, line.as_str())
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
+                let mut channel = self.start(line.as_str(), pty).await.map_err(failed)?;
                 let mut out = Vec::new();
                 while !out.contains(&b'\n') {
                     match channel.wait().await {

@@ -39,3 +39,12 @@ pub fn run_json(inventory: &Path, args: &[&str]) -> (i32, Value) {
     let all = [args, &["-o", "json"]].concat();
     json_of(args, &regboot(inventory, &all))
 }
+
+/// Why `host` failed in a run's JSON report, if it did.
+pub fn host_error<'a>(report: &'a Value, host: &str) -> Option<&'a str> {
+    report["hosts"]
+        .as_array()?
+        .iter()
+        .find(|h| h["host"] == host)
+        .and_then(|h| h["error"].as_str())
+}

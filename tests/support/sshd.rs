@@ -126,6 +126,33 @@ impl Sshd {
         );
     }
 
+    /// The PIDs of the sshd processes this sshd forked for its connections (not the commands
+    /// they run), to cut connections from the host's side as a dying sshd or network would.
+    pub fn session_pids(&self) -> Vec<u32> {
+        let children = |pid: u32| -> Vec<u32> {
+            let out = Command::new("pgrep")
+                .args(["-P", &pid.to_string()])
+                .output()
+                .expect("run pgrep");
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        };
+        let mut all = children(self.child.id());
+        let mut i = 0;
+        // Bounded: a session's process tree is a handful deep.
+        while i < all.len() && i < 64 {
+            let more = children(all[i]);
+            all.extend(more);
+            i += 1;
+        }
+        all.retain(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("sshd"))
+        });
+        all
+    }
+
     /// A target for this server with the given user, key and known_hosts.
     pub fn target(&self, name: &str, user: &str, key: Option<&Path>, known_hosts: &Path) -> Target {
         Target {

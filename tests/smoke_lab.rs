@@ -1,0 +1,251 @@
+//! The smoke test and users end to end against one lab: the smoke test logs in with its own
+//! credential when every user has only a password_hash, verify never writes the state
+//! directory, leftovers of an interrupted smoke test are removed, user changes apply without
+//! restarting the registry, and `smoke_test: false` makes every run say it did not verify.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use support::cli::{json_of, regboot, regboot_env, run_json};
+use support::lab::TestLab;
+
+const REPO: &str = "registry.lab:5000/regboot-smoke";
+
+/// Every smoke line succeeded and every host but the pusher pulled.
+fn assert_smoke_ok(report: &Value, hosts: usize) {
+    let smoke = report["smoke"].as_array().expect("smoke results");
+    assert!(smoke.iter().all(|s| s["ok"] == true), "smoke: {smoke:#?}");
+    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
+    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
+    assert!(report.get("smoke_skipped").is_none(), "{report:#}");
+}
+
+/// The state directory's files with their modification times.
+fn state_files(dir: &Path) -> BTreeMap<String, SystemTime> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.metadata().unwrap().modified().unwrap())
+        })
+        .collect()
+}
+
+/// When the registry container last started.
+fn registry_started(lab: &TestLab) -> String {
+    lab.ssh_ok(
+        lab.host("host1"),
+        "sudo -n docker inspect -f '{{.State.StartedAt}}' regboot-registry",
+    )
+}
+
+/// HTTP status of GET /v2/ as `user:password`, from this machine, trusting only the CA.
+fn status_as(lab: &TestLab, ca: &Path, user_password: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("registry.lab:5000:{}", lab.host("host1").address))
+        .arg("-u")
+        .arg(user_password)
+        .arg("https://registry.lab:5000/v2/")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The lab's inventory with its users replaced by `users` (YAML list items, indented by
+/// four). They end at the blank line before `tls:`.
+fn with_users(original: &str, users: &str) -> String {
+    let start = original
+        .find("  users:\n")
+        .expect("the lab inventory has users");
+    let end = start
+        + original[start..]
+            .find("\n\n")
+            .expect("a blank line after users")
+        + 1;
+    format!(
+        "{}  users:\n{users}{}",
+        &original[..start],
+        &original[end..]
+    )
+}
+
+/// An empty image tagged `image` on `host` (`docker import` of an empty tar).
+fn fake_image(lab: &TestLab, host: &str, image: &str) {
+    lab.ssh_ok(
+        lab.host(host),
+        &format!("tar cf - -T /dev/null | sudo -n docker import - {image} >/dev/null"),
+    );
+}
+
+#[test]
+fn smoke_credential_leftovers_and_user_changes() {
+    let lab = TestLab::up("smoke", 3);
+    let inv = lab.lab.inventory_path.clone();
+    let state = inv.parent().unwrap().join(".regboot");
+    let ca = state.join("ca.crt");
+    let original = std::fs::read_to_string(&inv).unwrap();
+    let lab_password = std::fs::read_to_string(&lab.lab.password_path).unwrap();
+    let lab_password = lab_password.trim();
+
+    // Before any apply, verify fails clearly and leaves no state directory behind.
+    let out = regboot(&inv, &["verify"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("run `regboot apply` first"), "{stderr}");
+    assert!(!state.exists(), "verify created {}", state.display());
+
+    // Every user has only a password_hash: the smoke test still logs in, as its own user.
+    let lab_user = format!(
+        "    - name: lab\n      password_hash: \"{}\"\n",
+        bcrypt::hash(lab_password, 4).unwrap()
+    );
+    let hashed = with_users(&original, &lab_user);
+    std::fs::write(&inv, &hashed).unwrap();
+    let out = regboot(&inv, &["apply", "-v", "--diff"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(": push ok") && !text.contains("NOT VERIFIED"),
+        "{text}"
+    );
+    let password = std::fs::read_to_string(state.join("smoke-password")).unwrap();
+    assert!(
+        !text.contains(password.trim()),
+        "apply printed the smoke password"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(state.join("smoke-password"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        status_as(&lab, &ca, &format!("regboot-smoke:{}", password.trim())),
+        "200"
+    );
+    let plan = regboot(&inv, &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "a converged plan");
+    assert!(!String::from_utf8_lossy(&plan.stdout).contains(password.trim()));
+
+    // Leftovers of an interrupted smoke test on the pusher (an agent) and a puller: an image
+    // tag of the smoke repository and a temporary DOCKER_CONFIG dir. verify removes them, and
+    // does not touch the state directory.
+    for host in ["host2", "host3"] {
+        fake_image(&lab, host, &format!("{REPO}:leftover"));
+        lab.ssh_ok(lab.host(host), "sudo -n mkdir /run/regboot-smoke.left");
+    }
+    let before = state_files(&state);
+    let (code, verify) = run_json(&inv, &["verify"]);
+    assert_eq!(code, 0, "{verify:#}");
+    assert_smoke_ok(&verify, 3);
+    assert_eq!(
+        state_files(&state),
+        before,
+        "verify changed the state directory"
+    );
+    for host in ["host1", "host2", "host3"] {
+        let left = lab.ssh_ok(
+            lab.host(host),
+            &format!(
+                "sudo -n docker image ls -q {REPO}; ls -d /run/regboot-smoke.* 2>/dev/null || true"
+            ),
+        );
+        assert_eq!(left, "", "{host} keeps smoke leftovers");
+    }
+
+    // Registry hosts that lack the smoke user (set up by an older regboot): verify fails
+    // and says what to do.
+    lab.ssh_ok(
+        lab.host("host1"),
+        "sudo -n sed -i '/^regboot-smoke:/d' /etc/regboot/registry/auth/htpasswd",
+    );
+    let (code, verify) = run_json(&inv, &["verify"]);
+    assert_eq!(code, 1, "{verify:#}");
+    let push = &verify["smoke"][0];
+    assert_eq!(
+        (&push["action"], &push["ok"]),
+        (&"push".into(), &false.into())
+    );
+    assert!(
+        push["detail"]
+            .as_str()
+            .unwrap()
+            .contains("run `regboot apply`"),
+        "{push:#}"
+    );
+
+    // A new user (password_env): the registry is not restarted, the user logs in and pushes.
+    let started = registry_started(&lab);
+    let alice_password = "alice-pw-7f3c";
+    let alice = "    - name: alice\n      password_env: ALICE_PW\n";
+    std::fs::write(&inv, with_users(&original, &format!("{lab_user}{alice}"))).unwrap();
+    let env = [("ALICE_PW".to_string(), alice_password.to_string())];
+    let (code, added) = json_of(
+        &["apply"],
+        &regboot_env(&inv, &["apply", "-o", "json"], &env),
+    );
+    assert_eq!(code, 0, "{added:#}");
+    assert_smoke_ok(&added, 3);
+    assert_eq!(
+        registry_started(&lab),
+        started,
+        "adding a user restarted it"
+    );
+    let pw_file = lab.lab.dir.join("alice-password");
+    std::fs::write(&pw_file, alice_password).unwrap();
+    fake_image(&lab, "host2", "registry.lab:5000/alice/probe:1");
+    let push = lab.ssh_with_stdin(
+        lab.host("host2"),
+        "sudo -n sh -c 'export DOCKER_CONFIG=$(mktemp -d); trap \"rm -rf $DOCKER_CONFIG\" EXIT; \
+         docker login -u alice --password-stdin registry.lab:5000 \
+         && docker push registry.lab:5000/alice/probe:1'",
+        Some(&pw_file),
+    );
+    assert!(
+        push.status.success(),
+        "alice's login and push: {}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    assert_eq!(
+        status_as(&lab, &ca, &format!("alice:{alice_password}")),
+        "200"
+    );
+
+    // The user removed: 401 for them, still no restart.
+    std::fs::write(&inv, &hashed).unwrap();
+    let (code, removed) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "{removed:#}");
+    assert_eq!(
+        registry_started(&lab),
+        started,
+        "removing a user restarted it"
+    );
+    assert_eq!(
+        status_as(&lab, &ca, &format!("alice:{alice_password}")),
+        "401"
+    );
+
+    // smoke_test: false is the only way to skip it, and every run then says so.
+    std::fs::write(&inv, format!("{hashed}\nsmoke_test: false\n")).unwrap();
+    let out = regboot(&inv, &["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.trim_end().lines().last(),
+        Some("NOT VERIFIED: the smoke test did not run (smoke_test: false in the inventory)"),
+        "{text}"
+    );
+    let (code, apply) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "{apply:#}");
+    assert_eq!(apply["smoke_skipped"], "smoke_test: false in the inventory");
+}
