@@ -61,6 +61,15 @@ impl Material {
         keep_state: bool,
     ) -> Result<Material> {
         let mut notes = Vec::new();
+        if !inv.tls.os_trust_store && inv.tls.mode != TlsMode::Insecure {
+            notes.push(
+                "tls.os_trust_store is false: the CA stays out of every host's OS trust store \
+                 (docker trusts it through certs.d); curl, skopeo, containerd's CRI and podman \
+                 without their own CA directory, and anything else reading the system store \
+                 will not trust the registry"
+                    .to_string(),
+            );
+        }
         let tls = match &inv.tls.mode {
             TlsMode::Insecure => None,
             TlsMode::SelfSigned if keep_state || state.is_read_only() => Some(stored(state)?),
@@ -177,12 +186,16 @@ fn self_signed(
     let ca = match Ca::load_from(state)? {
         Some(ca) => ca,
         None => {
-            let ca = Ca::generate(&setup::ca_spec(&inv.tls))?;
+            let ca = Ca::generate(&setup::ca_spec(inv))?;
             notes.push(format!("would create CA {:?}", ca.info().subject));
             ca
         }
     };
     let spec = setup::leaf_spec(inv);
+    let outside = ca.names_outside(&spec);
+    if !outside.is_empty() {
+        bail!("{}", pki::leaf::NeedsNewCa { outside });
+    }
     let (chain_pem, key_pem) =
         match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
             None => (
@@ -352,5 +365,35 @@ mod tests {
         assert_eq!(files(&state), before);
         let stored = state.read_secret(pki::state::SMOKE_PASSWORD).unwrap();
         assert_eq!(verified.smoke_login.map(|(_, p)| p), stored);
+    }
+
+    /// plan (check mode) and apply both stop before a certificate the CA cannot vouch for.
+    #[test]
+    fn names_outside_the_ca_stop_plan_and_apply_with_rotate_ca() {
+        let mut inv = crate::modules::testing::inventory("");
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let templates = Templates::embedded();
+        Material::prepare(&inv, &state, &templates, false, false).unwrap();
+        inv.registry.aliases.push("hub.other.example".into());
+        for check in [true, false] {
+            let err = Material::prepare(&inv, &state, &templates, check, false)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("needs a new CA"), "{err}");
+            assert!(err.contains("hub.other.example"), "{err}");
+            assert!(err.contains("rotate --ca"), "{err}");
+        }
+        // A subdomain of the hostname still fits: the CA stays, the leaf is reissued.
+        inv.registry.aliases = vec!["mirror.registry.test".into()];
+        let m = Material::prepare(&inv, &state, &templates, false, false).unwrap();
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n.contains("issued the registry certificate")),
+            "{:?}",
+            m.notes
+        );
     }
 }

@@ -1,19 +1,27 @@
 //! From the inventory to the PKI: what CA and server certificate it asks for, and making the
 //! state directory hold them (`certs init` and, later, every apply).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use time::Duration;
 
 use crate::inventory::{Inventory, Tls};
 use crate::pki::ca::{Ca, CaOutcome, CaSpec};
+use crate::pki::constraints::Constraints;
 use crate::pki::leaf::{self, LeafOutcome, LeafSpec};
 use crate::pki::state::StateDir;
 
-/// The CA to create when none exists.
-pub fn ca_spec(tls: &Tls) -> CaSpec {
+/// The CA to create when none exists (or the next one of a rotation): name-constrained
+/// to the registry's names, or to tls.permitted_domains / permitted_ip_ranges when given.
+pub fn ca_spec(inv: &Inventory) -> CaSpec {
+    let tls = &inv.tls;
     CaSpec {
         key_algorithm: tls.key_algorithm,
         validity: Duration::days(tls.ca_validity_days.into()),
+        constraints: Some(Constraints::for_leaf(
+            &leaf_spec(inv),
+            &tls.permitted_domains,
+            &tls.permitted_ip_ranges,
+        )),
         ..CaSpec::default()
     }
 }
@@ -43,8 +51,13 @@ pub struct Ensured {
 /// Make `state` hold a CA (kept when present) and a registry certificate that fits `inv`
 /// (kept byte-identical when it does). The caller holds the run lock.
 pub fn ensure(state: &StateDir, inv: &Inventory) -> Result<(Ca, Ensured)> {
-    let (ca, ca_outcome) = Ca::ensure(state, &ca_spec(&inv.tls))?;
-    let leaf_outcome = leaf::ensure(state, &ca, &leaf_spec(inv))?;
+    let (ca, ca_outcome) = Ca::ensure(state, &ca_spec(inv))?;
+    let spec = leaf_spec(inv);
+    let outside = ca.names_outside(&spec);
+    if !outside.is_empty() {
+        bail!("{}", leaf::NeedsNewCa { outside });
+    }
+    let leaf_outcome = leaf::ensure(state, &ca, &spec)?;
     Ok((
         ca,
         Ensured {

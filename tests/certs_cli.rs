@@ -154,9 +154,10 @@ fn init_creates_with_modes_then_keeps_byte_identical() {
         "nothing changed, nothing rewritten"
     );
 
-    // A new alias: the CA stays, the certificate is reissued with exactly that difference.
+    // A new alias inside the CA's constraints (a subdomain of the hostname): the CA stays,
+    // the certificate is reissued with exactly that difference.
     lab.write_inventory(&inventory_text(
-        "registry.local, hub.example.com",
+        "registry.local, hub.registry.example.com",
         SELF_SIGNED,
     ));
     let out = lab.run(&["certs", "init", "-o", "json"]);
@@ -165,11 +166,104 @@ fn init_creates_with_modes_then_keeps_byte_identical() {
     assert_eq!(json["registry"]["outcome"], "issued");
     assert_eq!(
         json["registry"]["reason"],
-        "SANs changed; added: hub.example.com"
+        "SANs changed; added: hub.registry.example.com"
     );
     let after = state_files(&lab);
     assert_eq!(after[..2], before[..2], "CA unchanged");
     assert_ne!(after[2], before[2]);
+
+    // An alias in another domain: the CA cannot vouch for it, so nothing is issued and the
+    // way out is named; `certs check` says the same.
+    lab.write_inventory(&inventory_text(
+        "registry.local, hub.registry.example.com, hub.other.example",
+        SELF_SIGNED,
+    ));
+    let out = lab.run(&["certs", "init"]);
+    assert_ne!(code(&out), 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a new CA") && err.contains("hub.other.example"),
+        "{err}"
+    );
+    assert!(err.contains("regboot rotate --ca"), "{err}");
+    assert_eq!(state_files(&lab), after, "nothing issued");
+    let out = lab.run(&["certs", "check", "--local"]);
+    assert_eq!(code(&out), 2);
+    let text = stdout(&out);
+    assert!(
+        text.contains("names of the inventory outside its name constraints: hub.other.example"),
+        "{text}"
+    );
+    assert!(
+        text.contains("may sign only for DNS: registry.example.com"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unconstrained_ca_keeps_working_and_is_marked() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    // A CA from before name constraints (or imported): no extension.
+    let old = Ca::generate(&CaSpec::default()).unwrap();
+    let state = StateDir::open(&lab.state_path()).unwrap();
+    old.store(&state).unwrap();
+    let out = lab.run(&["certs", "init"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["certificates"][0]["name_constraints"].is_null());
+    let notes = json["certificates"][0]["notes"].to_string();
+    assert!(
+        notes.contains("unconstrained") && notes.contains("rotate --ca"),
+        "{notes}"
+    );
+    // Any new name still works with it (it is unconstrained).
+    lab.write_inventory(&inventory_text(
+        "registry.local, hub.other.example",
+        SELF_SIGNED,
+    ));
+    assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+    let out = lab.run(&["certs", "show"]);
+    assert!(
+        stdout(&out).contains("constraints:  none"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_key_readable_by_others_is_refused_and_show_prints_the_modes() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+    let out = lab.run(&["certs", "show"]);
+    let text = stdout(&out);
+    assert!(text.contains("state directory:"), "{text}");
+    assert!(text.contains("0700"), "{text}");
+    assert!(text.contains("0600  uid"), "{text}");
+    assert!(
+        text.contains("constraints:  critical; may sign only for"),
+        "{text}"
+    );
+    for key in [CA_KEY, REGISTRY_KEY] {
+        let path = lab.state_path().join(key);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = lab.run(&["certs", "init"]);
+        assert_ne!(code(&out), 0, "{key}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("mode 0644"), "{err}");
+        assert!(
+            err.contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
+        let out = lab.run(&["certs", "show"]);
+        assert!(stdout(&out).contains("PROBLEM"), "{}", stdout(&out));
+        let out = lab.run(&["certs", "check", "--local"]);
+        assert_eq!(code(&out), 2);
+        assert!(stdout(&out).contains("chmod 600"), "{}", stdout(&out));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+    }
 }
 
 #[test]

@@ -412,3 +412,52 @@ fn deep_nesting_is_refused_before_positions_are_indexed() {
         "{e}"
     );
 }
+
+#[test]
+fn tls_name_constraints_and_trust_store_fields() {
+    let good = format!(
+        "{GOOD}  aliases: [hub.corp.example]\ntls:\n  permitted_domains: [example.com, corp.example.]\n  \
+         permitted_ip_ranges: [10.1.0.0/16, 192.0.2.7]\n  os_trust_store: false\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory::load_with_env(&write(&dir, &good), &env).unwrap();
+    assert_eq!(inv.tls.permitted_domains, ["example.com", "corp.example"]);
+    let ranges: Vec<String> = inv
+        .tls
+        .permitted_ip_ranges
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(ranges, ["10.1.0.0/16", "192.0.2.7/32"]);
+    assert!(!inv.tls.os_trust_store);
+    let defaults = inventory::load_with_env(&write(&dir, GOOD), &env).unwrap();
+    assert!(defaults.tls.os_trust_store);
+    assert!(defaults.tls.permitted_domains.is_empty());
+
+    let err = error_of(&format!(
+        "{GOOD}tls:\n  permitted_domains: [\"*.example.com\"]\n"
+    ));
+    assert!(
+        err.contains("is not a domain") && err.contains(":"),
+        "{err}"
+    );
+    let err = error_of(&format!(
+        "{GOOD}tls:\n  permitted_ip_ranges: [10.0.0.0/40]\n"
+    ));
+    assert!(err.contains("longer than 32 bits"), "{err}");
+    // The certificate's names must fit what the CA would be limited to.
+    let err = error_of(&format!(
+        "{GOOD}tls:\n  permitted_domains: [corp.example]\n"
+    ));
+    assert!(
+        err.contains("registry.example.com") && err.contains("outside tls.permitted_domains"),
+        "{err}"
+    );
+    let err = error_of(&format!(
+        "{GOOD}tls:\n  permitted_ip_ranges: [10.9.0.0/16]\n"
+    ));
+    assert!(
+        err.contains("10.1.0.1") && err.contains("outside tls.permitted_ip_ranges"),
+        "{err}"
+    );
+}

@@ -126,6 +126,13 @@ fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
                 ca.info().key_algorithm,
                 crate::pki::inspect::date(ca.info().not_after)
             );
+            match &ca.info().name_constraints {
+                Some(c) => println!("  may sign only for {}", c.summary()),
+                None => println!(
+                    "  unconstrained: it may sign for any name; `regboot rotate --ca` replaces it \
+                     with a CA limited to the registry's names"
+                ),
+            }
             if ca.info().key_algorithm != inv.tls.key_algorithm.label() {
                 println!(
                     "  note: the existing CA keeps its {} key; tls.key_algorithm ({}) applies to the \
@@ -330,12 +337,16 @@ fn note_insecure(cli: &Cli) -> Result<ExitCode> {
 }
 
 pub fn certs_show(cli: &Cli) -> Result<ExitCode> {
+    let mut permissions = None;
     let certs: Vec<(&str, PathBuf)> = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
-        Source::SelfSigned { state, .. } => vec![
-            ("ca", state.path(CA_CERT)),
-            ("registry", state.path(REGISTRY_CERT)),
-        ],
+        Source::SelfSigned { state, .. } => {
+            permissions = Some((state.root().to_path_buf(), state.permissions()));
+            vec![
+                ("ca", state.path(CA_CERT)),
+                ("registry", state.path(REGISTRY_CERT)),
+            ]
+        }
         Source::Provided { files, .. } => vec![("ca", files.ca_cert), ("registry", files.cert)],
     };
     let mut shown = Vec::new();
@@ -357,6 +368,10 @@ pub fn certs_show(cli: &Cli) -> Result<ExitCode> {
                     |(name, path, info)| json!({ "name": name, "path": path, "certificate": info }),
                 )
                 .collect();
+            let mut value = value;
+            if let Some((root, Ok(perms))) = &permissions {
+                value.push(json!({ "name": "state_dir", "path": root, "permissions": perms }));
+            }
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         Output::Text => {
@@ -367,9 +382,38 @@ pub fn certs_show(cli: &Cli) -> Result<ExitCode> {
                 }
                 print_cert(name, path, info, now);
             }
+            if let Some((root, perms)) = &permissions {
+                println!("\nstate directory: {}", root.display());
+                match perms {
+                    Ok(perms) => print_permissions(perms),
+                    Err(e) => println!("  cannot read its permissions: {e:#}"),
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_permissions(perms: &[crate::pki::state::Permission]) {
+    for p in perms {
+        let name = p
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let shown = if std::ptr::eq(p, &perms[0]) {
+            ".".to_string()
+        } else {
+            name
+        };
+        match &p.problem {
+            None => println!("  {}  uid {:<6} {shown}", p.mode, p.uid),
+            Some(problem) => println!(
+                "  {}  uid {:<6} {shown}   PROBLEM: {problem}",
+                p.mode, p.uid
+            ),
+        }
+    }
 }
 
 fn print_cert(name: &str, path: &std::path::Path, info: &CertInfo, now: OffsetDateTime) {
@@ -401,4 +445,13 @@ fn print_cert(name: &str, path: &std::path::Path, info: &CertInfo, now: OffsetDa
         }
     );
     println!("  SHA-256:      {}", info.fingerprint_sha256);
+    if info.is_ca {
+        match &info.name_constraints {
+            Some(c) => println!(
+                "  constraints:  critical; may sign only for {}",
+                c.summary()
+            ),
+            None => println!("  constraints:  none (may sign for any name)"),
+        }
+    }
 }

@@ -172,6 +172,14 @@ pub struct Tls {
     pub ca_validity_days: u32,
     pub cert_validity_days: u32,
     pub renew_before_days: u32,
+    /// DNS domains (with their subdomains) a new CA may vouch for; empty: exactly the
+    /// certificate's DNS names.
+    pub permitted_domains: Vec<String>,
+    /// IP ranges a new CA may vouch for; empty: exactly the certificate's addresses.
+    pub permitted_ip_ranges: Vec<crate::pki::IpRange>,
+    /// Put the CA into each host's OS trust store (default); `false`: only into the
+    /// container runtimes' own directories (certs.d).
+    pub os_trust_store: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -131,6 +131,9 @@ pub struct RawTls {
     pub cert_validity_days: Option<i64>,
     pub renew_before_days: Option<i64>,
     pub provided: Option<RawProvided>,
+    pub permitted_domains: Option<Vec<String>>,
+    pub permitted_ip_ranges: Option<Vec<String>>,
+    pub os_trust_store: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

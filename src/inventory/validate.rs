@@ -661,6 +661,10 @@ impl<'a> Checker<'a> {
             ca_validity_days: self.days(&tp.key("ca_validity_days"), t.ca_validity_days, 3650),
             cert_validity_days: self.days(&tp.key("cert_validity_days"), t.cert_validity_days, 365),
             renew_before_days: self.days(&tp.key("renew_before_days"), t.renew_before_days, 30),
+            permitted_domains: self.permitted_domains(&tp, t.permitted_domains.unwrap_or_default()),
+            permitted_ip_ranges: self
+                .permitted_ip_ranges(&tp, t.permitted_ip_ranges.unwrap_or_default()),
+            os_trust_store: t.os_trust_store.unwrap_or(true),
         };
         if tls.renew_before_days >= tls.cert_validity_days {
             self.error(
@@ -673,6 +677,97 @@ impl<'a> Checker<'a> {
             );
         }
         tls
+    }
+
+    fn permitted_domains(&mut self, tp: &YamlPath, domains: Vec<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, d) in domains.into_iter().enumerate() {
+            let plain = d.trim_end_matches('.').to_ascii_lowercase();
+            if plain.parse::<IpAddr>().is_ok() {
+                self.error(
+                    &tp.key("permitted_domains").index(i),
+                    format!("{d:?} is an IP address"),
+                    Some("list addresses under tls.permitted_ip_ranges".into()),
+                );
+            } else if !is_hostname(&plain) {
+                self.error(
+                    &tp.key("permitted_domains").index(i),
+                    format!("{d:?} is not a domain"),
+                    Some(
+                        "write a plain domain such as `corp.example` (no wildcard, no leading dot): it permits the domain and every subdomain"
+                            .into(),
+                    ),
+                );
+            } else {
+                out.push(plain);
+            }
+        }
+        out
+    }
+
+    fn permitted_ip_ranges(
+        &mut self,
+        tp: &YamlPath,
+        ranges: Vec<String>,
+    ) -> Vec<crate::pki::IpRange> {
+        let mut out = Vec::new();
+        for (i, r) in ranges.into_iter().enumerate() {
+            match r.parse() {
+                Ok(range) => out.push(range),
+                Err(e) => self.error(
+                    &tp.key("permitted_ip_ranges").index(i),
+                    format!("{e}"),
+                    Some("write ADDRESS/PREFIX, e.g. 10.20.0.0/16, or one address".into()),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A CA made from tls.permitted_domains / permitted_ip_ranges could not vouch for a
+    /// certificate name outside them: say so here rather than at the first apply.
+    fn permitted_names_cover_the_certificate(&mut self, inv: &Inventory) {
+        let tls = &inv.tls;
+        let tp = at(&["tls"]);
+        let permitted = crate::pki::Constraints {
+            dns: tls.permitted_domains.clone(),
+            ips: tls.permitted_ip_ranges.clone(),
+        };
+        if !tls.permitted_domains.is_empty() {
+            let outside: Vec<String> = inv
+                .cert_dns_sans()
+                .into_iter()
+                .filter(|d| d != "localhost" && !permitted.permits_dns(d))
+                .collect();
+            if !outside.is_empty() {
+                self.error(
+                    &tp.key("permitted_domains"),
+                    format!(
+                        "the registry certificate's names {} are outside tls.permitted_domains",
+                        outside.join(", ")
+                    ),
+                    Some("add their domains to permitted_domains, or change the names".into()),
+                );
+            }
+        }
+        if !tls.permitted_ip_ranges.is_empty() {
+            let outside: Vec<String> = inv
+                .cert_ip_sans()
+                .into_iter()
+                .filter(|ip| !ip.is_loopback() && !permitted.permits_ip(*ip))
+                .map(|ip| ip.to_string())
+                .collect();
+            if !outside.is_empty() {
+                self.error(
+                    &tp.key("permitted_ip_ranges"),
+                    format!(
+                        "the registry certificate's addresses {} are outside tls.permitted_ip_ranges",
+                        outside.join(", ")
+                    ),
+                    Some("widen permitted_ip_ranges, or change the addresses".into()),
+                );
+            }
+        }
     }
 
     fn ha(&mut self, h: &RawHa) -> Ha {
@@ -705,6 +800,7 @@ impl<'a> Checker<'a> {
     }
 
     fn cross_checks(&mut self, inv: &Inventory) {
+        self.permitted_names_cover_the_certificate(inv);
         if inv.hosts_with(Role::Registry).next().is_none() {
             self.error(
                 &at(&["hosts"]),

@@ -1,6 +1,8 @@
 //! The CA in the OS trust store (for curl, skopeo, containerd, podman), and the update
 //! command run only when a file changed. During a CA rotation the store holds a second
 //! anchor beside `regboot-ca.crt`: `regboot-ca-next.crt` or `regboot-ca-previous.crt`.
+//! With `tls.os_trust_store: false` the module keeps regboot's anchors out of the store (and
+//! removes ones an earlier run placed): only docker's certs.d trusts the CA then.
 
 use anyhow::{Result, bail};
 
@@ -59,19 +61,24 @@ impl Module for TrustStore {
         "trust_store"
     }
 
-    fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+        // Every anchor, also with os_trust_store: false (to remove what an earlier run placed).
         req.content
-            .extend(self.ca_files(inv, None).into_iter().map(|f| f.path));
+            .extend(all_anchors(None).into_iter().map(|f| f.path));
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        if !cx.inv.tls.os_trust_store {
+            return self.absent(cx);
+        }
         let Some(tls) = &cx.material.tls else {
             return Ok(Vec::new());
         };
         let store = store_of(&cx.state.facts)?;
         let mut changes = ca_files(cx.state, tls, |role| anchor(&store, role));
         if !changes.is_empty() {
-            changes.push(update(&store));
+            let removes = changes.iter().any(|c| c.summary.starts_with("remove "));
+            changes.push(update_after(&store, cx, removes));
         }
         Ok(changes)
     }
@@ -83,25 +90,47 @@ impl Module for TrustStore {
             .map(|f| Change::script(format!("remove {}", f.path), r#"rm -f -- "$1""#, &[&f.path]))
             .collect();
         if !changes.is_empty() {
-            changes.push(update(&store));
+            changes.push(update_after(&store, cx, true));
         }
         Ok(changes)
     }
 
-    fn ca_files(&self, _inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {
-        let stores: Vec<Store> = match facts {
-            Some(f) => f.os.family.map(|f| f.trust_store()).into_iter().collect(),
-            None => FAMILIES.iter().map(|f| f.trust_store()).collect(),
-        };
-        let mut files: Vec<CaFile> = Vec::new();
-        for f in stores.iter().flat_map(anchors) {
-            // Debian and Alpine share a path: listed once.
-            if !files.contains(&f) {
-                files.push(f);
-            }
+    fn ca_files(&self, inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {
+        if !inv.tls.os_trust_store {
+            return Vec::new();
         }
-        files
+        all_anchors(facts)
     }
+}
+
+/// The anchor paths of the host's store (every family's before the probe).
+fn all_anchors(facts: Option<&Facts>) -> Vec<CaFile> {
+    let stores: Vec<Store> = match facts {
+        Some(f) => f.os.family.map(|f| f.trust_store()).into_iter().collect(),
+        None => FAMILIES.iter().map(|f| f.trust_store()).collect(),
+    };
+    let mut files: Vec<CaFile> = Vec::new();
+    for f in stores.iter().flat_map(anchors) {
+        // Debian and Alpine share a path: listed once.
+        if !files.contains(&f) {
+            files.push(f);
+        }
+    }
+    files
+}
+
+/// The update after the anchors changed. Debian's update-ca-certificates keeps a removed
+/// anchor's links in /etc/ssl/certs (dangling, still listed): after a removal `--fresh`
+/// rebuilds them all.
+fn update_after(store: &Store, cx: &Ctx, removes: bool) -> Change {
+    if removes && cx.state.facts.os.family == Some(OsFamily::Debian) {
+        return Change::script(
+            "run update-ca-certificates --fresh",
+            r#"exec update-ca-certificates --fresh"#,
+            &[],
+        );
+    }
+    update(store)
 }
 
 /// The command that rebuilds the system bundle, run after the anchors changed.
@@ -136,6 +165,52 @@ mod tests {
                 .ca_files(&crate::modules::testing::inventory(""), None)
                 .len(),
             4 * 3
+        );
+        // Kept out of the store: no copy there counts as one regboot placed.
+        let mut inv = crate::modules::testing::inventory("");
+        inv.tls.os_trust_store = false;
+        assert!(TrustStore.ca_files(&inv, None).is_empty());
+    }
+
+    #[test]
+    fn os_trust_store_false_places_nothing_and_removes_what_was_placed() {
+        use crate::modules::testing::{StateBuilder, run};
+        let mut inv = crate::modules::testing::inventory("");
+        let anchor = "/usr/local/share/ca-certificates/regboot-ca.crt";
+        let summaries = |c: Vec<Change>| c.into_iter().map(|c| c.summary).collect::<Vec<_>>();
+        let empty = StateBuilder::new();
+        let placed = StateBuilder::new().file(anchor, "CA\n");
+        assert_eq!(
+            summaries(run(&TrustStore, &inv, "h1", &empty, true).unwrap()),
+            [
+                format!("write {anchor}"),
+                "run update-ca-certificates".into()
+            ]
+        );
+        // Stage 3 of a CA rotation removes the previous anchor: its links go too.
+        let previous = "/usr/local/share/ca-certificates/regboot-ca-previous.crt";
+        let rotated = StateBuilder::new()
+            .file(anchor, "CA\n")
+            .file(previous, "OLD\n");
+        assert_eq!(
+            summaries(run(&TrustStore, &inv, "h1", &rotated, true).unwrap()),
+            [
+                format!("remove {previous}"),
+                "run update-ca-certificates --fresh".into()
+            ]
+        );
+        inv.tls.os_trust_store = false;
+        assert!(
+            run(&TrustStore, &inv, "h1", &empty, true)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            summaries(run(&TrustStore, &inv, "h1", &placed, true).unwrap()),
+            [
+                format!("remove {anchor}"),
+                "run update-ca-certificates --fresh".into()
+            ]
         );
     }
 }

@@ -10,6 +10,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use super::constraints::Constraints;
 use super::inspect::{self, CertInfo};
 use super::state::{CA_CERT, CA_KEY, StateDir};
 use super::{KeyAlgorithm, random_serial};
@@ -20,6 +21,8 @@ pub struct CaSpec {
     pub common_name: String,
     pub key_algorithm: KeyAlgorithm,
     pub validity: Duration,
+    /// Name constraints (critical) limiting what the CA may sign; `None`: unconstrained.
+    pub constraints: Option<Constraints>,
 }
 
 /// The default CA name carries a random suffix so two regboot CAs (say, before and after a
@@ -30,6 +33,7 @@ impl Default for CaSpec {
             common_name: format!("regboot CA {}", hex::encode(rand::random::<[u8; 4]>())),
             key_algorithm: KeyAlgorithm::EcdsaP256,
             validity: Duration::days(3650),
+            constraints: None,
         }
     }
 }
@@ -107,7 +111,7 @@ impl Ca {
     }
 
     /// A new self-signed CA: CA:true with pathlen 0 (it signs leaves only), keyCertSign and
-    /// cRLSign, a random serial.
+    /// cRLSign, a random serial, and the spec's name constraints (critical).
     pub fn generate(spec: &CaSpec) -> Result<Self> {
         let key = spec.key_algorithm.generate()?;
         let mut params = CertificateParams::default();
@@ -118,6 +122,11 @@ impl Ca {
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.serial_number = Some(random_serial());
+        params.name_constraints = spec
+            .constraints
+            .as_ref()
+            .map(|c| c.to_rcgen())
+            .transpose()?;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - super::BACKDATE;
         params.not_after = now + spec.validity;
@@ -154,6 +163,15 @@ impl Ca {
 
     pub fn info(&self) -> &CertInfo {
         &self.info
+    }
+
+    /// The names of `leaf` this CA may not vouch for (empty when it is unconstrained).
+    pub fn names_outside(&self, leaf: &super::leaf::LeafSpec) -> Vec<String> {
+        self.info
+            .name_constraints
+            .as_ref()
+            .map(|c| c.outside(leaf))
+            .unwrap_or_default()
     }
 
     pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {

@@ -9,9 +9,10 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use super::constraints::Constraints;
 use super::inspect::{self, CertInfo};
 use super::leaf::{LeafSpec, sans_diff};
-use super::state::{CA_CERT, REGISTRY_CERT, StateDir};
+use super::state::{CA_CERT, CA_KEY, REGISTRY_CERT, REGISTRY_KEY, StateDir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -47,6 +48,10 @@ pub struct CheckRow {
     pub status: CheckStatus,
     /// Why the status is not `valid`, as a sentence with the fix.
     pub problem: Option<String>,
+    /// A CA's name constraints (what it may sign for); `None` for a leaf or an unconstrained CA.
+    pub name_constraints: Option<Constraints>,
+    /// What is worth knowing without changing the status (e.g. an unconstrained CA).
+    pub notes: Vec<String>,
 }
 
 fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -74,6 +79,8 @@ impl CheckRow {
             issuer: String::new(),
             status: CheckStatus::Invalid,
             problem,
+            name_constraints: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -110,6 +117,9 @@ pub fn row(
     row.not_after = Some(info.not_after);
     row.residual_seconds = Some(residual.whole_seconds());
     row.issuer = info.issuer.clone();
+    if info.is_ca {
+        row.name_constraints = info.name_constraints.clone();
+    }
     // Expired first: it says the most about what to do, whatever else is wrong.
     (row.status, row.problem) = if residual <= Duration::ZERO {
         (
@@ -150,18 +160,40 @@ pub fn local_rows(
     now: OffsetDateTime,
 ) -> Result<Vec<CheckRow>> {
     let ca_pem = state.read(CA_CERT)?;
-    let ca_row = row(
+    let mut ca_row = row(
         "ca",
         &state.path(CA_CERT),
         ca_pem.as_deref(),
         renew_before,
         now,
         |info| {
-            (!info.is_ca).then(|| "not a CA certificate (basicConstraints CA:true missing)".into())
+            if !info.is_ca {
+                return Some("not a CA certificate (basicConstraints CA:true missing)".into());
+            }
+            let outside = outside_constraints(info, spec?);
+            (!outside.is_empty()).then(|| {
+                format!(
+                    "names of the inventory outside its name constraints: {}; the registry \
+                     certificate needs a new CA: run `regboot rotate --ca`",
+                    outside.join(", ")
+                )
+            })
         },
     );
+    let ca_info = ca_pem
+        .as_deref()
+        .and_then(|pem| inspect::cert_info(pem).ok());
+    if let Some(info) = ca_info.as_ref().filter(|i| i.is_ca) {
+        ca_row.notes.push(match &info.name_constraints {
+            Some(c) => format!("may sign only for {}", c.summary()),
+            None => "unconstrained: this CA may sign a certificate for any name, which every \
+                     host's OS trust store would accept; `regboot rotate --ca` replaces it with \
+                     one limited to the registry's names"
+                .to_string(),
+        });
+    }
     let leaf_pem = state.read(REGISTRY_CERT)?;
-    let leaf_row = row(
+    let mut leaf_row = row(
         "registry",
         &state.path(REGISTRY_CERT),
         leaf_pem.as_deref(),
@@ -181,14 +213,45 @@ pub fn local_rows(
                 }
                 Err(e) => return Some(format!("{e:#}")),
             }
-            spec.and_then(|spec| sans_diff(info, spec)).map(|diff| {
+            let spec = spec?;
+            let diff = sans_diff(info, spec)?;
+            let outside = ca_info
+                .as_ref()
+                .map(|ca| outside_constraints(ca, spec))
+                .unwrap_or_default();
+            Some(if outside.is_empty() {
                 format!(
                     "{diff} compared with the inventory: run `regboot certs init` to reissue it"
+                )
+            } else {
+                format!(
+                    "{diff} compared with the inventory; outside the CA's name constraints: \
+                     {}, so it needs a new CA: run `regboot rotate --ca`",
+                    outside.join(", ")
                 )
             })
         },
     );
+    // A key that others may read is refused by every run: say so here too.
+    for (r, key) in [(&mut ca_row, CA_KEY), (&mut leaf_row, REGISTRY_KEY)] {
+        if let Err(e) = state.read(key) {
+            let problem = format!("{e:#}");
+            r.problem = Some(match r.problem.take() {
+                Some(p) => format!("{p}; {problem}"),
+                None => problem,
+            });
+            r.status = r.status.max(CheckStatus::Invalid);
+        }
+    }
     Ok(vec![ca_row, leaf_row])
+}
+
+/// The names of `spec` outside the CA's name constraints (none when it is unconstrained).
+fn outside_constraints(ca: &CertInfo, spec: &LeafSpec) -> Vec<String> {
+    ca.name_constraints
+        .as_ref()
+        .map(|c| c.outside(spec))
+        .unwrap_or_default()
 }
 
 /// The exit code for a set of rows: the worst row decides.
@@ -264,12 +327,20 @@ pub fn table(rows: &[CheckRow]) -> String {
     for line in &cells {
         push_line(&line.each_ref().map(String::as_str));
     }
+    let mut below = false;
+    for r in rows {
+        for note in &r.notes {
+            out.push_str(&format!("\n{}: {note}", r.name));
+            below = true;
+        }
+    }
     for r in rows {
         if let Some(problem) = &r.problem {
             out.push_str(&format!("\n{}: {problem}", r.name));
+            below = true;
         }
     }
-    if rows.iter().any(|r| r.problem.is_some()) {
+    if below {
         out.push('\n');
     }
     out

@@ -30,6 +30,8 @@ pub struct CertInfo {
     pub fingerprint_sha256: String,
     /// e.g. "ECDSA P-256" or "RSA 2048".
     pub key_algorithm: String,
+    /// The permitted subtrees of a CA's nameConstraints; `None`: unconstrained.
+    pub name_constraints: Option<super::constraints::Constraints>,
 }
 
 impl CertInfo {
@@ -108,6 +110,7 @@ fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertInfo> {
         is_ca: cert.is_ca(),
         fingerprint_sha256: hex::encode_upper(Sha256::digest(der)),
         key_algorithm: key_algorithm_of(cert),
+        name_constraints: super::constraints::Constraints::of_cert(cert)?,
     })
 }
 

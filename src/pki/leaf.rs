@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
     KeyUsagePurpose, SanType,
@@ -114,6 +114,25 @@ pub enum LeafOutcome {
     Issued { reason: ReissueReason },
 }
 
+/// The inventory's names fall outside the CA's name constraints: no certificate this CA signs
+/// for them would be accepted, so the fix is a new CA (`rotate --ca`), not a new leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsNewCa {
+    pub outside: Vec<String>,
+}
+
+impl fmt::Display for NeedsNewCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "needs a new CA: the inventory's names {} fall outside the CA's name constraints, so clients would refuse a \
+             certificate carrying them; run `regboot rotate --ca` (it rolls a CA for the \
+             inventory's names with no failed pull) instead of issuing one",
+            self.outside.join(", ")
+        )
+    }
+}
+
 /// A newly issued certificate and its key (PEM). Debug hides the key.
 pub struct IssuedLeaf {
     pub cert_pem: String,
@@ -135,6 +154,10 @@ pub fn issue(ca: &Ca, spec: &LeafSpec) -> Result<IssuedLeaf> {
         !spec.dns.is_empty() || !spec.ips.is_empty(),
         "a server certificate needs at least one DNS name or IP address"
     );
+    let outside = ca.names_outside(spec);
+    if !outside.is_empty() {
+        bail!("{}", NeedsNewCa { outside });
+    }
     let key = spec.key_algorithm.generate()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();

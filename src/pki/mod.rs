@@ -3,6 +3,7 @@
 //!
 //! - `state`: the state directory (modes, atomic writes, run lock, http secret)
 //! - `ca`: create or load the CA
+//! - `constraints`: the CA's name constraints (what it may vouch for)
 //! - `leaf`: issue the registry certificate, and decide from the certificate itself when to reissue
 //! - `inspect`: read a certificate's facts, verify a signature
 //! - `provided`: check a user-provided certificate (tls.mode provided)
@@ -11,6 +12,7 @@
 
 pub mod ca;
 pub mod check;
+pub mod constraints;
 pub mod inspect;
 pub mod leaf;
 pub mod provided;
@@ -24,6 +26,7 @@ use time::Duration;
 
 pub use ca::{Ca, CaOutcome, CaSpec};
 pub use check::{CheckRow, CheckStatus};
+pub use constraints::{Constraints, IpRange};
 pub use inspect::{CertInfo, cert_info, verify_signed_by};
 pub use leaf::{LeafOutcome, LeafSpec, ReissueReason};
 pub use state::StateDir;

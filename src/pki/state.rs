@@ -5,8 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
-#[cfg(test)]
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +29,33 @@ pub const CA_PREVIOUS_CERT: &str = "ca-previous.crt";
 /// Replaced certificates and keys, named `<UTC time>-<file>`: never silently dropped.
 pub const ARCHIVE: &str = "archive";
 const LOCK: &str = "lock";
+
+/// The private keys: refused when group or others have any access to them.
+pub const PRIVATE_KEYS: [&str; 3] = [CA_KEY, CA_NEXT_KEY, REGISTRY_KEY];
+
+fn refuse_open_key(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    bail!(
+        "{} has mode {mode:04o}: group or others may read it, and regboot will not use a private \
+         key that others can read. Fix: `chmod 600 {}`. If anyone else could have copied it, \
+         treat it as leaked: `regboot rotate --ca` (CA key) or `regboot rotate --leaf` (registry key)",
+        path.display(),
+        path.display()
+    )
+}
+
+/// A file's or directory's permissions, as `certs show` prints them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Permission {
+    pub path: PathBuf,
+    /// e.g. `0600`.
+    pub mode: String,
+    pub uid: u32,
+    /// What is wrong with it, with the fix.
+    pub problem: Option<String>,
+}
 
 /// Mode of the state directory itself: only the owner may list or enter it.
 pub const DIR_MODE: u32 = 0o700;
@@ -110,9 +136,19 @@ impl StateDir {
         self.root.join(name)
     }
 
-    /// Read a well-known text file; `None` when it does not exist.
+    /// Read a well-known text file; `None` when it does not exist. A private key that group
+    /// or others may read (or write) is refused, with the fix: it may have leaked already.
     pub fn read(&self, name: &str) -> Result<Option<String>> {
         let path = self.path(name);
+        if PRIVATE_KEYS.contains(&name) {
+            match fs::metadata(&path) {
+                Ok(meta) => refuse_open_key(&path, meta.permissions().mode() & 0o777)?,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot stat {}", path.display()));
+                }
+            }
+        }
         match fs::read_to_string(&path) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -237,6 +273,50 @@ impl StateDir {
         Ok(secret)
     }
 
+    /// The state directory's and its files' modes and owners (not recursing into archive/),
+    /// each with what is wrong with it.
+    pub fn permissions(&self) -> Result<Vec<Permission>> {
+        let entry = |path: PathBuf, meta: &fs::Metadata, problem: Option<String>| Permission {
+            mode: format!("{:04o}", meta.permissions().mode() & 0o7777),
+            uid: meta.uid(),
+            path,
+            problem,
+        };
+        let meta = fs::metadata(&self.root)
+            .with_context(|| format!("cannot stat {}", self.root.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        let dir_problem = (mode & 0o077 != 0).then(|| {
+            format!(
+                "group or others may enter it; any regboot run that writes it sets 0700 (or `chmod 700 {}`)",
+                self.root.display()
+            )
+        });
+        let mut out = vec![entry(self.root.clone(), &meta, dir_problem)];
+        let mut names: Vec<_> = fs::read_dir(&self.root)
+            .with_context(|| format!("cannot list {}", self.root.display()))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = self.root.join(&name);
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            let secret = name.to_str().is_some_and(|n| {
+                PRIVATE_KEYS.contains(&n) || n == HTTP_SECRET || n == SMOKE_PASSWORD
+            });
+            let problem = (secret && mode & 0o077 != 0).then(|| {
+                format!(
+                    "a secret open to group or others: `chmod 600 {}`",
+                    path.display()
+                )
+            });
+            out.push(entry(path, &meta, problem));
+        }
+        Ok(out)
+    }
+
     #[cfg(test)]
     pub(crate) fn mode_of(&self, name: &str) -> Result<u32> {
         let path = self.path(name);
@@ -290,6 +370,38 @@ mod tests {
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
         StateDir::open(&root).unwrap();
         assert_eq!(mode(&root), 0o700);
+    }
+
+    #[test]
+    fn a_key_open_to_group_or_others_is_refused_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        for name in PRIVATE_KEYS {
+            state.write_secret(name, "key").unwrap();
+            assert_eq!(state.read(name).unwrap().as_deref(), Some("key"));
+            for mode in [0o644, 0o640, 0o604, 0o660] {
+                fs::set_permissions(state.path(name), fs::Permissions::from_mode(mode)).unwrap();
+                let err = state.read(name).unwrap_err().to_string();
+                assert!(err.contains(&format!("mode {mode:04o}")), "{err}");
+                assert!(
+                    err.contains(&format!("chmod 600 {}", state.path(name).display())),
+                    "{err}"
+                );
+            }
+            fs::set_permissions(state.path(name), fs::Permissions::from_mode(0o400)).unwrap();
+            assert!(state.read(name).is_ok());
+        }
+        // Certificates are public.
+        state.write_public(CA_CERT, "cert").unwrap();
+        assert!(state.read(CA_CERT).is_ok());
+        let perms = state.permissions().unwrap();
+        assert_eq!(perms[0].mode, "0700");
+        assert!(perms.iter().all(|p| p.problem.is_none()), "{perms:?}");
+        fs::set_permissions(state.path(CA_KEY), fs::Permissions::from_mode(0o644)).unwrap();
+        let perms = state.permissions().unwrap();
+        let ca_key = perms.iter().find(|p| p.path.ends_with(CA_KEY)).unwrap();
+        assert_eq!(ca_key.mode, "0644");
+        assert!(ca_key.problem.as_ref().unwrap().contains("chmod 600"));
     }
 
     #[test]

@@ -447,7 +447,7 @@ async fn ca_stages(
 fn prepare(state: &StateDir, inv: &Inventory, stage: Stage, phase: Phase) -> Result<()> {
     match stage {
         Stage::Trust => {
-            rotation::ensure_next(state, &setup::ca_spec(&inv.tls))?;
+            rotation::ensure_next(state, &setup::ca_spec(inv))?;
         }
         Stage::Leaf => {
             if phase == Phase::Next {
@@ -467,6 +467,28 @@ fn prepare(state: &StateDir, inv: &Inventory, stage: Stage, phase: Phase) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_1_replaces_an_unconstrained_ca_with_a_constrained_one() {
+        let inv = crate::modules::testing::inventory("");
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let (old, _) = crate::pki::Ca::ensure(&state, &crate::pki::CaSpec::default()).unwrap();
+        assert_eq!(old.info().name_constraints, None);
+        prepare(&state, &inv, Stage::Trust, Phase::Steady).unwrap();
+        let next = state
+            .read(crate::pki::state::CA_NEXT_CERT)
+            .unwrap()
+            .unwrap();
+        let constraints = crate::pki::cert_info(&next)
+            .unwrap()
+            .name_constraints
+            .expect("the next CA is constrained");
+        let spec = setup::leaf_spec(&inv);
+        assert!(constraints.outside(&spec).is_empty(), "{constraints:?}");
+        assert!(constraints.permits_dns("registry.test"));
+        assert!(!constraints.permits_dns("example.com"));
+    }
 
     #[test]
     fn validity_units() {
