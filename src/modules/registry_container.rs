@@ -51,7 +51,11 @@ docker run -d --name regboot-registry-next --restart unless-stopped \
   -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \
   -v "$base/config.yml:/etc/distribution/config.yml:ro" \
   -v "$base/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
-  "$@" "$image" >/dev/null
+  "$@" "$image" >/dev/null || {
+  # It could not start: nothing is left behind, the old container keeps serving.
+  docker rm -f regboot-registry-next >/dev/null 2>&1 || true
+  exit 1
+}
 "#;
 
 /// Args: the next container's loopback port. Points nginx at it (graceful reload), waits
