@@ -641,9 +641,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().map(str::trim).collect();
         let has = |l: &str| lines.contains(&l);
         for line in [
-            "server 10.0.0.51:5000 max_fails=3 fail_timeout=15s;",
-            "server 10.0.0.52:5000 max_fails=3 fail_timeout=15s;",
-            "server [fd00::53]:5001 max_fails=3 fail_timeout=15s;",
+            "server 10.0.0.51:5000 max_fails=1 fail_timeout=5s;",
+            "server 10.0.0.52:5000 max_fails=1 fail_timeout=5s;",
+            "server [fd00::53]:5001 max_fails=1 fail_timeout=5s;",
             "listen 5000 ssl;",
             "client_max_body_size 0;",
             "chunked_transfer_encoding on;",

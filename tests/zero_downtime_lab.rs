@@ -11,10 +11,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::cli::{regboot, run_json};
+use regboot::lab::{LabHost, Profile};
+use support::cli::regboot_env;
 use support::lab::TestLab;
 
 const PULLED: &str = "registry.lab:5000/zd/pull:1";
@@ -130,38 +131,96 @@ fn edit(inv: &Path, f: impl Fn(String) -> String) {
     std::fs::write(inv, new).unwrap();
 }
 
-fn names(lab: &TestLab) -> String {
-    lab.ssh_ok(
-        lab.host("host1"),
-        "docker ps -a --format '{{.Names}} {{.Status}}' | sort",
-    )
+/// `cmd` as root on `h` (the lab's `ops` hosts go through sudo).
+fn root(h: &LabHost, cmd: &str) -> String {
+    if h.user == "root" {
+        cmd.to_string()
+    } else {
+        format!("sudo -n sh -c '{cmd}'")
+    }
 }
 
-#[test]
-fn registry_rolls_without_a_failed_request() {
-    let lab = TestLab::up("zerodt", 3);
+/// The lab and how its hosts play the scenario.
+struct Topology<'a> {
+    lab: &'a TestLab,
+    registries: Vec<&'a LabHost>,
+    /// Pulls every 0.2 s.
+    puller: &'a LabHost,
+    /// Pushes in a loop and probes /v2/ every 50 ms.
+    pusher: &'a LabHost,
+    /// Added to regboot's environment (the HA lab's S3 keys).
+    env: Vec<(String, String)>,
+}
+
+impl Topology<'_> {
+    fn regboot(&self, args: &[&str]) -> Output {
+        regboot_env(&self.lab.lab.inventory_path, args, &self.env)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.regboot(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn assert_no_drift(&self) {
+        let out = self.regboot(&["plan"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    /// Containers on each registry host, one line each: `host: name status`.
+    fn containers(&self) -> Vec<String> {
+        self.registries
+            .iter()
+            .flat_map(|h| {
+                self.lab
+                    .ssh_ok(
+                        h,
+                        &root(h, "docker ps -a --format \"{{.Names}} {{.Status}}\" | sort"),
+                    )
+                    .lines()
+                    .map(|l| format!("{}: {l}", h.name))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Exactly one container per registry host, `regboot-registry`, running.
+    fn assert_one_container_each(&self) {
+        let listing = self.containers();
+        assert_eq!(listing.len(), self.registries.len(), "{listing:#?}");
+        assert!(
+            listing.iter().all(|l| l
+                .split_once(": ")
+                .unwrap()
+                .1
+                .starts_with("regboot-registry Up")),
+            "{listing:#?}"
+        );
+    }
+}
+
+fn scenario(t: &Topology) {
+    let lab = t.lab;
     let inv = lab.lab.inventory_path.clone();
     let tmp = tempfile::tempdir().unwrap();
-    let (code, report) = run_json(&inv, &["apply"]);
-    assert_eq!(code, 0, "{report:#}");
+    t.ok(&["apply"]);
     // Only the container, behind nginx on the registry port.
-    assert!(
-        names(&lab).starts_with("regboot-registry Up"),
-        "{}",
-        names(&lab)
-    );
+    t.assert_one_container_each();
 
-    let (h1, h2, h3) = (lab.host("host1"), lab.host("host2"), lab.host("host3"));
-    // host2 logs in as `ops`: docker and apt through sudo.
-    let root = |h: &regboot::lab::LabHost, cmd: &str| {
-        if h.user == "root" {
-            cmd.to_string()
-        } else {
-            format!("sudo -n sh -c '{cmd}'")
-        }
-    };
+    let (puller, pusher) = (t.puller, t.pusher);
     let password = lab.lab.dir.join("registry-password");
-    for h in [h2, h3] {
+    for h in [pusher, puller] {
         let login = lab.ssh_with_stdin(
             h,
             &root(
@@ -173,27 +232,35 @@ fn registry_rolls_without_a_failed_request() {
         assert!(login.status.success(), "{login:?}");
     }
     lab.ssh_ok(
-        h3,
-        &format!(
-            "echo x > /tmp/x && tar -C /tmp -cf - x | docker import - {PULLED} >/dev/null \
-             && docker push {PULLED} >/dev/null"
+        puller,
+        &root(
+            puller,
+            &format!(
+                "echo x > /tmp/x && tar -C /tmp -cf - x | docker import - {PULLED} >/dev/null \
+                 && docker push {PULLED} >/dev/null"
+            ),
         ),
     );
-    // The probe's client (the host image has no curl); it trusts regboot's CA in the OS store.
+    // The probe's client (the host image has no curl).
     lab.ssh_ok(
-        h2,
+        pusher,
         &root(
-            h2,
+            pusher,
             "DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq curl >/dev/null",
         ),
     );
     // The second image tag an image change rolls to.
-    lab.ssh_ok(
-        h1,
-        "docker tag regboot-lab/registry:2.8 regboot-lab/registry:2.8-next",
-    );
+    for h in &t.registries {
+        lab.ssh_ok(
+            h,
+            &root(
+                h,
+                "docker tag regboot-lab/registry:2.8 regboot-lab/registry:2.8-next",
+            ),
+        );
+    }
 
-    let start = |h, name: &str, script: &str, args: &str| {
+    let start = |h: &LabHost, name: &str, script: &str, args: &str| {
         let file = tmp.path().join(name);
         std::fs::write(&file, script).unwrap();
         let out = lab.ssh_with_stdin(h, &format!("cat > /tmp/{name}"), Some(&file));
@@ -206,12 +273,12 @@ fn registry_rolls_without_a_failed_request() {
             ),
         );
     };
-    for h in [h2, h3] {
+    for h in [pusher, puller] {
         lab.ssh_ok(h, &root(h, "rm -f /tmp/zd.stop"));
     }
-    start(h3, "zd-pull.sh", PULL_LOOP, &format!("{PULLED} 5000"));
-    start(h2, "zd-push.sh", PUSH_LOOP, &format!("{PUSHED} 2000"));
-    start(h2, "zd-probe.sh", PROBE_LOOP, "40000");
+    start(puller, "zd-pull.sh", PULL_LOOP, &format!("{PULLED} 5000"));
+    start(pusher, "zd-push.sh", PUSH_LOOP, &format!("{PUSHED} 2000"));
+    start(pusher, "zd-probe.sh", PROBE_LOOP, "40000");
 
     let mut windows = Vec::new();
     let mut measure = |name: &str, op: &mut dyn FnMut()| {
@@ -227,43 +294,32 @@ fn registry_rolls_without_a_failed_request() {
             end,
         });
     };
-    let ok = |args: &[&str]| {
-        let out = regboot(&inv, args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
 
     measure("idle (5 s, no change)", &mut || {
         std::thread::sleep(Duration::from_secs(5))
     });
     measure("rotate --leaf", &mut || {
-        let out = ok(&["rotate", "--leaf"]);
+        let out = t.ok(&["rotate", "--leaf"]);
         assert!(out.contains("roll regboot-registry blue/green"), "{out}");
     });
     measure("config change (delete_enabled: false)", &mut || {
         edit(&inv, |t| {
             t.replace("  port: 5000\n", "  port: 5000\n  delete_enabled: false\n")
         });
-        let out = ok(&["apply"]);
+        let out = t.ok(&["apply"]);
         assert!(out.contains("(config changed)"), "{out}");
     });
     measure("user change (a second user)", &mut || {
-        let file = lab.lab.dir.join("registry-password");
         edit(&inv, |t| {
             t.replace(
                 "  users:\n",
                 &format!(
                     "  users:\n    - name: second\n      password_file: {}\n",
-                    file.display()
+                    password.display()
                 ),
             )
         });
-        let out = ok(&["apply"]);
+        let out = t.ok(&["apply"]);
         assert!(!out.contains("blue/green"), "a user change rolled:\n{out}");
     });
     measure("image change (registry:2.8 -> 2.8-next)", &mut || {
@@ -275,18 +331,18 @@ fn registry_rolls_without_a_failed_request() {
                 .join("\n")
                 + "\n"
         });
-        let out = ok(&["apply"]);
+        let out = t.ok(&["apply"]);
         assert!(out.contains("(image changed)"), "{out}");
     });
     measure("rotate --ca (three stages)", &mut || {
-        ok(&["rotate", "--ca"]);
+        t.ok(&["rotate", "--ca"]);
     });
     std::thread::sleep(Duration::from_secs(2));
 
-    for h in [h2, h3] {
+    for h in [pusher, puller] {
         lab.ssh_ok(h, &root(h, "touch /tmp/zd.stop"));
     }
-    let read = |h, log: &str| {
+    let read = |h: &LabHost, log: &str| {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = lab.ssh_ok(h, &format!("cat /tmp/{log}"));
@@ -298,9 +354,9 @@ fn registry_rolls_without_a_failed_request() {
         }
     };
     let logs = [
-        ("pull /0.2 s", read(h3, "zd-pull.log")),
-        ("push loop", read(h2, "zd-push.log")),
-        ("probe /50 ms", read(h2, "zd-probe.log")),
+        ("pull /0.2 s", read(puller, "zd-pull.log")),
+        ("push loop", read(pusher, "zd-push.log")),
+        ("probe /50 ms", read(pusher, "zd-probe.log")),
     ];
     println!(
         "\n{:<42} {:>8} {:<14} {:>9} {:>7} {:>12} {:>10}",
@@ -344,88 +400,113 @@ fn registry_rolls_without_a_failed_request() {
     assert!(problems.is_empty(), "{problems:#?}");
 
     // Plan after the whole sequence: no drift.
-    let out = regboot(&inv, &["plan"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    t.assert_no_drift();
 
     // A new image whose container never answers: the old one keeps serving, exit 1, and
     // nothing is left behind.
+    let first = t.registries[0];
     lab.ssh_ok(
-        h1,
-        "docker commit --change 'CMD [\"--version\"]' regboot-registry regboot-lab/broken:1 >/dev/null",
+        first,
+        &root(
+            first,
+            "docker commit --change \"CMD [\\\"--version\\\"]\" regboot-registry regboot-lab/broken:1 >/dev/null",
+        ),
     );
     edit(&inv, |t| {
         t.replace("regboot-lab/registry:2.8-next", "regboot-lab/broken:1")
     });
-    let out = regboot(&inv, &["apply"]);
+    let out = t.regboot(&["apply"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("did not answer GET /v2/"), "{text}");
-    let listing = names(&lab);
-    assert!(
-        listing.starts_with("regboot-registry Up") && listing.lines().count() == 1,
-        "{listing}"
-    );
+    t.assert_one_container_each();
     lab.ssh_ok(
-        h3,
-        &format!("docker rmi -f {PULLED} >/dev/null; docker pull -q {PULLED}"),
+        puller,
+        &root(
+            puller,
+            &format!("docker rmi -f {PULLED} >/dev/null; docker pull -q {PULLED}"),
+        ),
     );
     edit(&inv, |t| {
         t.replace("regboot-lab/broken:1", "regboot-lab/registry:2.8-next")
     });
-    let out = regboot(&inv, &["plan"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    t.assert_no_drift();
 
-    // A roll killed once its new container runs: the next apply finishes it, leaving one
-    // container, the one nginx passes to.
+    // A roll killed once its new container runs: the next apply finishes or undoes it,
+    // leaving one container per host, the one nginx passes to.
     edit(&inv, |t| t.replace("  delete_enabled: false\n", ""));
     let mut child = Command::new(env!("CARGO_BIN_EXE_regboot"))
         .env_remove("AWS_CA_BUNDLE")
+        .envs(t.env.iter().map(|(k, v)| (k, v)))
         .args(["apply", "-i"])
         .arg(&inv)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !names(&lab).contains("regboot-registry-next Up") {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !t
+        .containers()
+        .iter()
+        .any(|l| l.contains("regboot-registry-next Up"))
+    {
         assert!(
             Instant::now() < deadline,
-            "no new container: {}",
-            names(&lab)
+            "no new container: {:#?}",
+            t.containers()
         );
         assert!(child.try_wait().unwrap().is_none(), "apply ended first");
         std::thread::sleep(Duration::from_millis(200));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let (code, report) = run_json(&inv, &["apply"]);
-    assert_eq!(code, 0, "{report:#}");
-    let listing = names(&lab);
-    assert!(
-        listing.starts_with("regboot-registry Up") && listing.lines().count() == 1,
-        "{listing}"
-    );
-    let port = lab.ssh_ok(
-        h1,
-        "docker inspect -f '{{index .Config.Labels \"io.regboot.backend\"}}' regboot-registry",
-    );
-    let backend = lab.ssh_ok(h1, "cat /etc/nginx/regboot-backend.conf");
-    assert!(backend.contains(&format!("127.0.0.1:{port};")), "{backend}");
-    let out = regboot(&inv, &["plan"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    t.ok(&["apply"]);
+    t.assert_one_container_each();
+    for h in &t.registries {
+        let port = lab.ssh_ok(
+            h,
+            &root(
+                h,
+                "docker inspect -f \"{{index .Config.Labels \\\"io.regboot.backend\\\"}}\" regboot-registry",
+            ),
+        );
+        let backend = lab.ssh_ok(h, "cat /etc/nginx/regboot-backend.conf");
+        assert!(backend.contains(&format!("127.0.0.1:{port};")), "{backend}");
+    }
+    t.assert_no_drift();
+}
+
+#[test]
+fn one_registry_host_rolls_without_a_failed_request() {
+    let lab = TestLab::up("zerodt", 3);
+    let t = Topology {
+        lab: &lab,
+        registries: vec![lab.host("host1")],
+        puller: lab.host("host3"),
+        pusher: lab.host("host2"),
+        env: Vec::new(),
+    };
+    scenario(&t);
+}
+
+/// The HA lab: two lb hosts (nginx, keepalived, the VIP), three replicas on S3 (host3-5),
+/// agents host6 (pulls) and host7 (pushes, probes); every request through the VIP.
+#[test]
+fn ha_replicas_roll_without_a_failed_request() {
+    let lab = TestLab::up_profile("zerodt-ha", 8, Profile::Ha);
+    let env_file = lab.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
+    let env = std::fs::read_to_string(env_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let t = Topology {
+        lab: &lab,
+        registries: ["host3", "host4", "host5"].map(|h| lab.host(h)).to_vec(),
+        puller: lab.host("host6"),
+        pusher: lab.host("host7"),
+        env,
+    };
+    scenario(&t);
 }
