@@ -26,24 +26,74 @@ pub(crate) const NAME: &str = "regboot-registry";
 /// The label naming the front (absent on containers that published the port themselves).
 const FRONT_LABEL: &str = "io.regboot.front";
 
+/// What START and SWITCH share: one roll at a time on a host (a killed regboot's script may
+/// still run there: the next run waits for it), and `finish`, which points nginx at the
+/// container the backend file names (a graceful reload), waits until nginx's old workers
+/// have finished the requests they held (bounded: 30 s), so nothing reaches the old
+/// container any more, then drains (`http.draintimeout`) and removes it and gives the new
+/// one its name.
+macro_rules! roll_common {
+    () => {
+        r#"set -eu
+backend=/etc/nginx/regboot-backend.conf
+if command -v flock >/dev/null 2>&1; then
+  exec 8>>/run/regboot-roll.lock
+  flock -w 300 8 || { echo "another roll on this host held /run/regboot-roll.lock for 300 s" >&2; exit 1; }
+fi
+current() { sed -n 's/^ *server 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$backend" 2>/dev/null | head -n 1; }
+point() {
+  printf '# Written by regboot: the registry container nginx passes requests to now.\nupstream registry_backend {\n    server 127.0.0.1:%s;\n    keepalive 16;\n}\n' "$1" >"$backend.tmp"
+  mv -f "$backend.tmp" "$backend"
+}
+workers() {
+  m=$(cat /run/nginx.pid 2>/dev/null) || return 0
+  for s in /proc/[0-9]*/stat; do
+    set -- $(cat "$s" 2>/dev/null) x x x x
+    [ "$4" = "$m" ] && echo "$1"
+  done
+  return 0
+}
+finish() {
+  # An older regboot published the registry port from the container itself: it gives the
+  # port up now, the one moment the port refuses connections (plan said so).
+  if docker port regboot-registry 5000/tcp 2>/dev/null | grep -qv '^127\.0\.0\.1:'; then
+    docker stop --time 15 regboot-registry >/dev/null || true
+  fi
+  old=$(workers)
+  systemctl enable --quiet nginx
+  systemctl reload-or-restart nginx
+  i=0
+  for w in $old; do
+    while [ -d "/proc/$w" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  done
+  docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
+  docker rm -f regboot-registry >/dev/null 2>&1 || true
+  docker rename regboot-registry-next regboot-registry
+}
+"#
+    };
+}
+
 /// Args: image, loopback port, data dir, base dir, then `--label k=v` pairs. Finishes or
 /// undoes a roll killed midway, then starts the next container on the loopback port. The
 /// mount targets are those of `render::container`, which config.yml names. Secrets stay in
 /// mounted files (0600), never in the environment, so `docker inspect` shows none.
-const START: &str = r#"set -eu
-image=$1; port=$2; data=$3; base=$4; shift 4
-cur=$(sed -n 's/^ *server 127\.0\.0\.1:\([0-9]*\);.*/\1/p' /etc/nginx/regboot-backend.conf 2>/dev/null | head -n 1)
+const START: &str = concat!(
+    roll_common!(),
+    r#"image=$1; port=$2; data=$3; base=$4; shift 4
 if docker inspect regboot-registry-next >/dev/null 2>&1; then
   was=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry-next)
-  if [ -n "$cur" ] && [ "$was" = "$cur" ]; then
+  if [ "$was" = "$(current)" ]; then
     # A roll killed after its switch: nginx passes to that container already; finish it.
-    docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
-    docker rm -f regboot-registry >/dev/null 2>&1 || true
-    docker rename regboot-registry-next regboot-registry
+    finish
   else
     # A roll killed before its switch: that container never served; remove it.
     docker rm -f regboot-registry-next >/dev/null
   fi
+fi
+if [ "$(current)" = "$port" ]; then
+  echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
+  exit 1
 fi
 mkdir -p "$data"
 docker run -d --name regboot-registry-next --restart unless-stopped \
@@ -56,42 +106,23 @@ docker run -d --name regboot-registry-next --restart unless-stopped \
   docker rm -f regboot-registry-next >/dev/null 2>&1 || true
   exit 1
 }
-"#;
+"#
+);
 
-/// Args: the next container's loopback port. Points nginx at it (graceful reload), waits
-/// until nginx's old workers have finished the requests they held (bounded: 30 s), then
-/// drains and removes the old container and gives the new one its name.
-const SWITCH: &str = r#"set -eu
-port=$1; backend=/etc/nginx/regboot-backend.conf
-printf '# Written by regboot: the registry container nginx passes requests to now.\nupstream registry_backend {\n    server 127.0.0.1:%s;\n    keepalive 16;\n}\n' "$port" >"$backend.tmp"
-mv -f "$backend.tmp" "$backend"
-nginx -t -q
-# An older regboot published the registry port from the container itself: it gives the port
-# up now, the one moment the port refuses connections (plan said so).
-if docker port regboot-registry 5000/tcp 2>/dev/null | grep -qv '^127\.0\.0\.1:'; then
-  docker stop --time 15 regboot-registry >/dev/null || true
+/// Args: the next container's loopback port. Points nginx at it and finishes the roll.
+const SWITCH: &str = concat!(
+    roll_common!(),
+    r#"port=$1
+if ! docker inspect regboot-registry-next >/dev/null 2>&1; then
+  echo "regboot-registry-next is gone: another run changed this host meanwhile; run again" >&2
+  exit 1
 fi
-workers() {
-  m=$(cat /run/nginx.pid 2>/dev/null) || return 0
-  for s in /proc/[0-9]*/stat; do
-    set -- $(cat "$s" 2>/dev/null) x x x x
-    [ "$4" = "$m" ] && echo "$1"
-  done
-  return 0
-}
-old=$(workers)
-systemctl enable --quiet nginx
-systemctl reload-or-restart nginx
-# The reload is asynchronous: once the old workers are gone, every request goes to the new
-# container and none is left on the old one.
-i=0
-for w in $old; do
-  while [ -d "/proc/$w" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-done
-docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
-docker rm -f regboot-registry >/dev/null 2>&1 || true
-docker rename regboot-registry-next regboot-registry
-"#;
+was=$(current)
+point "$port"
+if ! nginx -t -q; then [ -n "$was" ] && point "$was"; exit 1; fi
+finish
+"#
+);
 
 fn digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
@@ -259,6 +290,17 @@ mod tests {
             .filter_map(|a| a.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn roll_scripts_parse() {
+        for script in [START, SWITCH] {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
     }
 
     #[test]
