@@ -247,9 +247,7 @@ impl Module for RegistryContainer {
         Ok(vec![
             Change::script(summary, START, &args),
             Change::wait_healthy(
-                format!(
-                    "wait until the new container answers on /v2/ (else remove it; the old one keeps serving)"
-                ),
+                "wait until the new container answers on /v2/ (else remove it; the old one keeps serving)",
                 &reg.hostname,
                 next,
                 ca.clone(),
