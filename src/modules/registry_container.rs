@@ -96,16 +96,19 @@ if [ "$(current)" = "$port" ]; then
   exit 1
 fi
 mkdir -p "$data"
-docker run -d --name regboot-registry-next --restart unless-stopped \
+# Five tries: the proxy of a container just removed from this port may hold it a moment.
+n=0
+until docker run -d --name regboot-registry-next --restart unless-stopped \
   -p "127.0.0.1:$port:5000" --label "io.regboot.backend=$port" \
   -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \
   -v "$base/config.yml:/etc/distribution/config.yml:ro" \
   -v "$base/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
-  "$@" "$image" >/dev/null || {
+  "$@" "$image" >/dev/null; do
   # It could not start: nothing is left behind, the old container keeps serving.
   docker rm -f regboot-registry-next >/dev/null 2>&1 || true
-  exit 1
-}
+  n=$((n+1)); [ "$n" -lt 5 ] || exit 1
+  sleep 1
+done
 "#
 );
 
