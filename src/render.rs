@@ -109,6 +109,20 @@ pub struct LoadBalancer {
     pub ca_path: String,
 }
 
+/// nginx in front of the registry container on a registry host (blue/green rolls).
+#[derive(Debug, Clone)]
+pub struct RegistryFront {
+    /// The registry hostname: `server_name`, and the name sent to the container (SNI).
+    pub server_name: String,
+    pub listen_port: u16,
+    /// TLS with the registry's certificate (false only for `tls.mode: insecure`).
+    pub tls: bool,
+    pub cert_path: String,
+    pub key_path: String,
+    /// The file holding `upstream registry_backend`, rewritten by each roll.
+    pub backend_path: String,
+}
+
 /// keepalived on one lb host.
 #[derive(Debug, Clone)]
 pub struct Keepalived {
@@ -127,6 +141,7 @@ const REGISTRY_CONFIG: &str = "registry-config.yml";
 const HOSTS_BLOCK: &str = "hosts-block";
 const NGINX_CONF: &str = "nginx.conf";
 const KEEPALIVED_CONF: &str = "keepalived.conf";
+const REGISTRY_FRONT: &str = "registry-front.conf";
 
 /// The template set. Built once per run; an override directory can plug in here later.
 pub struct Templates {
@@ -164,6 +179,10 @@ impl Templates {
             (
                 KEEPALIVED_CONF,
                 include_str!("../templates/keepalived.conf.j2"),
+            ),
+            (
+                REGISTRY_FRONT,
+                include_str!("../templates/registry-front.conf.j2"),
             ),
         ];
         for (name, source) in sources {
@@ -256,6 +275,30 @@ impl Templates {
                 cert_path => &lb.cert_path,
                 key_path => &lb.key_path,
                 ca_path => &lb.ca_path,
+            },
+        )
+    }
+
+    /// `nginx.conf` for a registry host: the registry port, passed to the container that
+    /// the backend file names.
+    pub fn registry_front_conf(&self, f: &RegistryFront) -> Result<String, RenderError> {
+        check_hostname("registry.hostname", &f.server_name)?;
+        for (field, path) in [
+            ("front cert path", &f.cert_path),
+            ("front key path", &f.key_path),
+            ("front backend path", &f.backend_path),
+        ] {
+            check_config_token(field, path)?;
+        }
+        self.render(
+            REGISTRY_FRONT,
+            context! {
+                server_name => &f.server_name,
+                listen_port => f.listen_port,
+                tls => f.tls,
+                cert_path => &f.cert_path,
+                key_path => &f.key_path,
+                backend_path => &f.backend_path,
             },
         )
     }
@@ -598,9 +641,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().map(str::trim).collect();
         let has = |l: &str| lines.contains(&l);
         for line in [
-            "server 10.0.0.51:5000 max_fails=3 fail_timeout=15s;",
-            "server 10.0.0.52:5000 max_fails=3 fail_timeout=15s;",
-            "server [fd00::53]:5001 max_fails=3 fail_timeout=15s;",
+            "server 10.0.0.51:5000 max_fails=1 fail_timeout=5s;",
+            "server 10.0.0.52:5000 max_fails=1 fail_timeout=5s;",
+            "server [fd00::53]:5001 max_fails=1 fail_timeout=5s;",
             "listen 5000 ssl;",
             "client_max_body_size 0;",
             "chunked_transfer_encoding on;",
@@ -632,6 +675,41 @@ mod tests {
         let mut none = lb();
         none.replicas.clear();
         assert!(Templates::embedded().nginx_conf(&none).is_err());
+    }
+
+    #[test]
+    fn registry_front_passes_everything_to_the_backend() {
+        let mut front = RegistryFront {
+            server_name: "registry.lab".into(),
+            listen_port: 5000,
+            tls: true,
+            cert_path: "/etc/regboot/registry/certs/registry-chain.crt".into(),
+            key_path: "/etc/regboot/registry/certs/registry.key".into(),
+            backend_path: "/etc/nginx/regboot-backend.conf".into(),
+        };
+        let t = Templates::embedded();
+        let text = t.registry_front_conf(&front).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for line in [
+            "include /etc/nginx/regboot-backend.conf;",
+            "listen 5000 ssl;",
+            "ssl_certificate /etc/regboot/registry/certs/registry-chain.crt;",
+            "client_max_body_size 0;",
+            "proxy_request_buffering off;",
+            "proxy_set_header Host $http_host;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+            "proxy_ssl_name registry.lab;",
+            "proxy_pass https://registry_backend;",
+        ] {
+            assert!(lines.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(text.matches('{').count(), text.matches('}').count());
+        front.tls = false;
+        let text = t.registry_front_conf(&front).unwrap();
+        assert!(text.contains("listen 5000;") && !text.contains("ssl_certificate"));
+        assert!(text.contains("proxy_pass http://registry_backend;"));
+        front.backend_path = "/x; include /etc/shadow".into();
+        assert!(t.registry_front_conf(&front).is_err());
     }
 
     fn keepalived() -> Keepalived {

@@ -152,15 +152,16 @@ fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
              | docker import - {IMAGE} >/dev/null && docker push {IMAGE} >/dev/null"
         ),
     );
-    // Either replica alone serves the image.
+    // Either replica alone serves the image. The registry port is nginx's (the front the
+    // container rolls behind): stopping it makes the replica refuse, and dockerd dials the other.
     for stopped in ["host1", "host2"] {
         let h = lab.host(stopped);
-        lab.ssh_ok(h, "sudo -n docker stop regboot-registry >/dev/null");
+        lab.ssh_ok(h, "sudo -n systemctl stop nginx");
         lab.ssh_ok(agent, &format!("docker pull -q {IMAGE}"));
         // Listening again before the other one stops (bounded: 10 s).
         lab.ssh_ok(
             h,
-            "sudo -n docker start regboot-registry >/dev/null && for i in $(seq 50); do \
+            "sudo -n systemctl start nginx && for i in $(seq 50); do \
              bash -c 'echo > /dev/tcp/127.0.0.1/5000' 2>/dev/null && exit 0; sleep 0.2; done; exit 1",
         );
     }

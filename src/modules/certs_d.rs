@@ -89,11 +89,6 @@ impl Module for CertsD {
     fn ca_files(&self, inv: &Inventory, _facts: Option<&Facts>) -> Vec<CaFile> {
         files(&inv.references())
     }
-
-    /// dockerd reads these files: a host without a running engine cannot use them.
-    fn needs_engine(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]

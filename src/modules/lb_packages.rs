@@ -17,7 +17,7 @@ const PACKAGES: [(&str, &str); 3] = [
 
 /// Args: packages. Picks the package manager of the OS family (Debian, Fedora/RHEL, SUSE,
 /// Alpine). Debian's nginx starts with its default site; the nginx step replaces its config.
-const INSTALL: &str = r#"set -eu
+pub(crate) const INSTALL: &str = r#"set -eu
 if command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

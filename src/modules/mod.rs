@@ -15,6 +15,7 @@ pub(crate) mod lb_packages;
 pub(crate) mod nginx;
 pub(crate) mod registry_container;
 pub(crate) mod registry_files;
+pub(crate) mod registry_front;
 pub(crate) mod registry_image;
 pub(crate) mod s3_bucket;
 pub(crate) mod smoke_test;
@@ -39,6 +40,7 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &registry_files::RegistryFiles,
     &registry_image::RegistryImage,
     &registry_container::RegistryContainer,
+    &registry_front::RegistryFront,
     &lb_packages::LbPackages,
     &nginx::Nginx,
     &keepalived::Keepalived,

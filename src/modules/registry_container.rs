@@ -1,35 +1,131 @@
-//! The `regboot-registry` container: created when missing, recreated only when its effective
-//! config (image, files, port, data dir) changed, then waited for until /v2/ answers. The
-//! config is recorded in labels, so the decision needs no state on this machine. htpasswd is
-//! not among them: distribution re-reads it when its modification time changes, and it sits
-//! in a directory mount (a renamed file is seen), so a user change needs no restart.
+//! The `regboot-registry` container: created when missing, rolled only when its effective
+//! config (image, files, port, data dir) changed. The config is recorded in labels, so the
+//! decision needs no state on this machine. htpasswd is not among them: distribution re-reads
+//! it when its modification time changes, and it sits in a directory mount (a renamed file
+//! is seen), so a user change needs no restart.
+//!
+//! A roll is blue/green behind nginx (`registry_front`), which holds the registry port: the
+//! new container starts beside the old one on the other loopback slot, and only once it
+//! answers `GET /v2/` does nginx switch to it (a graceful reload: old workers finish what
+//! they hold); then the old container drains (`http.draintimeout`) and goes, and the new one
+//! takes its name. Clients keep being served throughout. A new container that never answers
+//! is removed and the old one keeps serving (the step fails). A roll killed midway is
+//! finished (nginx already passes to the new one) or undone (it does not) by the next run.
 
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use super::registry_files::{self, ManagedFile};
+use super::registry_front::{self, BACKEND};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
 use crate::engine::probe::ProbeRequest;
 use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
+/// The label naming the front (absent on containers that published the port themselves).
+const FRONT_LABEL: &str = "io.regboot.front";
 
-/// Args: image, port, data dir, base dir, then `--label k=v` pairs. The mount targets are
-/// those of `render::container`, which config.yml names. Secrets stay in mounted files
-/// (0600), never in the environment, so `docker inspect` shows none.
-const RUN: &str = r#"set -eu
-image=$1; port=$2; data=$3; base=$4; shift 4
+/// What START and SWITCH share: one roll at a time on a host (a killed regboot's script may
+/// still run there: the next run waits for it), and `finish`, which points nginx at the
+/// container the backend file names (a graceful reload), waits until nginx's old workers
+/// have finished the requests they held (bounded: 30 s), so nothing reaches the old
+/// container any more, then drains (`http.draintimeout`) and removes it and gives the new
+/// one its name.
+macro_rules! roll_common {
+    () => {
+        r#"set -eu
+backend=/etc/nginx/regboot-backend.conf
+if command -v flock >/dev/null 2>&1; then
+  exec 8>>/run/regboot-roll.lock
+  flock -w 300 8 || { echo "another roll on this host held /run/regboot-roll.lock for 300 s" >&2; exit 1; }
+fi
+current() { sed -n 's/^ *server 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$backend" 2>/dev/null | head -n 1; }
+point() {
+  printf '# Written by regboot: the registry container nginx passes requests to now.\nupstream registry_backend {\n    server 127.0.0.1:%s;\n    keepalive 16;\n}\n' "$1" >"$backend.tmp"
+  mv -f "$backend.tmp" "$backend"
+}
+workers() {
+  m=$(cat /run/nginx.pid 2>/dev/null) || return 0
+  for s in /proc/[0-9]*/stat; do
+    set -- $(cat "$s" 2>/dev/null) x x x x
+    [ "$4" = "$m" ] && echo "$1"
+  done
+  return 0
+}
+finish() {
+  # An older regboot published the registry port from the container itself: it gives the
+  # port up now, the one moment the port refuses connections (plan said so).
+  if docker port regboot-registry 5000/tcp 2>/dev/null | grep -qv '^127\.0\.0\.1:'; then
+    docker stop --time 15 regboot-registry >/dev/null || true
+  fi
+  old=$(workers)
+  systemctl enable --quiet nginx
+  systemctl reload-or-restart nginx
+  i=0
+  for w in $old; do
+    while [ -d "/proc/$w" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  done
+  docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
+  docker rm -f regboot-registry >/dev/null 2>&1 || true
+  docker rename regboot-registry-next regboot-registry
+}
+"#
+    };
+}
+
+/// Args: image, loopback port, data dir, base dir, then `--label k=v` pairs. Finishes or
+/// undoes a roll killed midway, then starts the next container on the loopback port. The
+/// mount targets are those of `render::container`, which config.yml names. Secrets stay in
+/// mounted files (0600), never in the environment, so `docker inspect` shows none.
+const START: &str = concat!(
+    roll_common!(),
+    r#"image=$1; port=$2; data=$3; base=$4; shift 4
+if docker inspect regboot-registry-next >/dev/null 2>&1; then
+  was=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry-next)
+  if [ "$was" = "$(current)" ]; then
+    # A roll killed after its switch: nginx passes to that container already; finish it.
+    finish
+  else
+    # A roll killed before its switch: that container never served; remove it.
+    docker rm -f regboot-registry-next >/dev/null
+  fi
+fi
+if [ "$(current)" = "$port" ]; then
+  echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
+  exit 1
+fi
 mkdir -p "$data"
-# A graceful stop first: the registry drains requests in flight (http.draintimeout).
-docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
-docker rm -f regboot-registry >/dev/null 2>&1 || true
-docker run -d --name regboot-registry --restart unless-stopped -p "$port:5000" \
+# Five tries: the proxy of a container just removed from this port may hold it a moment.
+n=0
+until docker run -d --name regboot-registry-next --restart unless-stopped \
+  -p "127.0.0.1:$port:5000" --label "io.regboot.backend=$port" \
   -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \
   -v "$base/config.yml:/etc/distribution/config.yml:ro" \
   -v "$base/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
-  "$@" "$image" >/dev/null
-"#;
+  "$@" "$image" >/dev/null; do
+  # It could not start: nothing is left behind, the old container keeps serving.
+  docker rm -f regboot-registry-next >/dev/null 2>&1 || true
+  n=$((n+1)); [ "$n" -lt 5 ] || exit 1
+  sleep 1
+done
+"#
+);
+
+/// Args: the next container's loopback port. Points nginx at it and finishes the roll.
+const SWITCH: &str = concat!(
+    roll_common!(),
+    r#"port=$1
+if ! docker inspect regboot-registry-next >/dev/null 2>&1; then
+  echo "regboot-registry-next is gone: another run changed this host meanwhile; run again" >&2
+  exit 1
+fi
+was=$(current)
+point "$port"
+if ! nginx -t -q; then [ -n "$was" ] && point "$was"; exit 1; fi
+finish
+"#
+);
 
 fn digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
@@ -66,6 +162,7 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
             "certificate",
             digest(&[file(registry_files::CHAIN), file(registry_files::KEY)]),
         ),
+        (FRONT_LABEL, "front", "nginx".into()),
     ]
 }
 
@@ -80,11 +177,11 @@ fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
         .map(|(_, what, _)| *what)
         .collect();
     if !changed.is_empty() {
-        Some(format!("recreate ({} changed)", changed.join(", ")))
+        Some(format!("{} changed", changed.join(", ")))
     } else if cx.state.image_id.as_deref() != Some(c.image_id.as_str()) {
-        Some("recreate (new image id)".into())
+        Some("new image id".into())
     } else if !c.running {
-        Some("recreate (not running)".into())
+        Some("not running".into())
     } else {
         None
     }
@@ -92,6 +189,11 @@ fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
 
 /// Shown when the registry does not answer in time.
 pub(crate) const DIAGNOSE: &str = "docker logs --tail 15 regboot-registry 2>&1";
+
+/// Run when the next container does not answer in time: its last log lines, then it goes,
+/// so the old one keeps serving and nothing is left behind.
+const GIVE_UP_NEXT: &str = "docker logs --tail 15 regboot-registry-next 2>&1; \
+    docker rm -f regboot-registry-next >/dev/null 2>&1 || true";
 
 pub(crate) struct RegistryContainer;
 
@@ -102,6 +204,7 @@ impl Module for RegistryContainer {
 
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.image = Some(inv.registry.image.clone());
+        req.content.push(BACKEND.into());
     }
 
     fn needs_engine(&self) -> bool {
@@ -114,10 +217,13 @@ impl Module for RegistryContainer {
             return Ok(Vec::new());
         };
         let reg = &cx.inv.registry;
-        let port = reg.port.to_string();
+        let port = reg.port;
+        let next = registry_front::next_port(registry_front::current_port(
+            cx.state.text(BACKEND).as_deref(),
+        ));
         let mut args = vec![
             reg.image.clone(),
-            port.clone(),
+            next.to_string(),
             reg.data_dir.clone(),
             registry_files::BASE.to_string(),
         ];
@@ -126,19 +232,45 @@ impl Module for RegistryContainer {
             args.push(format!("{key}={value}"));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = Change::script(
-            format!("{why} container {NAME} ({}, port {port})", reg.image),
-            RUN,
-            &args,
-        );
-        let wait = Change::wait_healthy(
-            format!("wait until {NAME} answers on /v2/"),
-            &reg.hostname,
-            reg.port,
-            cx.material.tls.as_ref().map(|t| t.ca_pem.clone()),
-            DIAGNOSE,
-        );
-        Ok(vec![run, wait])
+        let image = &reg.image;
+        let summary = match &cx.state.container {
+            None => format!(
+                "create container {NAME} ({image}) on 127.0.0.1:{next}, behind nginx on port {port}"
+            ),
+            Some(c) if !c.labels.contains_key(FRONT_LABEL) => format!(
+                "move port {port} from container {NAME} to nginx in front of a new one ({image} on 127.0.0.1:{next}): \
+                 port {port} refuses connections for about a second, once"
+            ),
+            Some(_) => format!(
+                "roll {NAME} blue/green ({why}): start the new one ({image}) on 127.0.0.1:{next} beside the old; \
+                 clients keep being served"
+            ),
+        };
+        let ca = cx.material.tls.as_ref().map(|t| t.ca_pem.clone());
+        Ok(vec![
+            Change::script(summary, START, &args),
+            Change::wait_healthy(
+                "wait until the new container answers on /v2/ (else remove it; the old one keeps serving)",
+                &reg.hostname,
+                next,
+                ca.clone(),
+                GIVE_UP_NEXT,
+            ),
+            Change::script(
+                format!(
+                    "switch nginx to 127.0.0.1:{next} (graceful reload), then drain and remove the old container"
+                ),
+                SWITCH,
+                &[&next.to_string()],
+            ),
+            Change::wait_healthy(
+                format!("wait until the registry answers through nginx on port {port}"),
+                &reg.hostname,
+                port,
+                ca,
+                DIAGNOSE,
+            ),
+        ])
     }
 }
 
@@ -155,9 +287,21 @@ mod tests {
             panic!("a script first")
         };
         args.iter()
+            .filter(|a| a.starts_with("io.regboot."))
             .filter_map(|a| a.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn roll_scripts_parse() {
+        for script in [START, SWITCH] {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
     }
 
     #[test]
@@ -170,6 +314,8 @@ mod tests {
         let mut old_cert = labels.clone();
         old_cert.retain(|(k, _)| k != "io.regboot.cert");
         old_cert.push(("io.regboot.cert".into(), "0000".into()));
+        let mut unfronted = labels.clone();
+        unfronted.retain(|(k, _)| k != FRONT_LABEL);
         let mut with_htpasswd = labels.clone();
         with_htpasswd.push(("io.regboot.htpasswd".into(), "an old user list".into()));
         // (state, the first change's summary prefix, or None: nothing to do)
@@ -189,21 +335,26 @@ mod tests {
             ),
             (
                 StateBuilder::new().container("sha256:1", false, &labels),
-                Some("recreate (not running)"),
+                Some("roll regboot-registry blue/green (not running)"),
             ),
             (
                 StateBuilder::new().container("sha256:1", true, &old_image),
-                Some("recreate (image changed)"),
+                Some("roll regboot-registry blue/green (image changed)"),
             ),
             (
                 StateBuilder::new().container("sha256:1", true, &old_cert),
-                Some("recreate (certificate changed)"),
+                Some("roll regboot-registry blue/green (certificate changed)"),
+            ),
+            // Published the port itself (before the front): the one roll that interrupts.
+            (
+                StateBuilder::new().container("sha256:1", true, &unfronted),
+                Some("move port 5000 from container regboot-registry to nginx"),
             ),
             (
                 StateBuilder::new()
                     .container("sha256:1", true, &labels)
                     .image("sha256:2"),
-                Some("recreate (new image id)"),
+                Some("roll regboot-registry blue/green (new image id)"),
             ),
         ];
         for (state, want) in cases {

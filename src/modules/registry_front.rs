@@ -1,0 +1,176 @@
+//! nginx in front of the registry container on a registry host: it holds the registry port
+//! and passes every request to the container on a loopback port, named by one small file
+//! (`BACKEND`) that the blue/green roll of `registry_container` rewrites before a graceful
+//! reload. So replacing the container (a new certificate, config or image) never leaves the
+//! port refusing connections: nginx's old workers finish what they hold, new ones use the
+//! new container, and the old container drains (`http.draintimeout`) before it goes.
+//!
+//! This step installs nginx when missing and writes its config; it reloads nginx only when it
+//! already runs (the roll starts it, once the port is free: an older regboot published the
+//! port from the container itself).
+
+use anyhow::Result;
+
+use super::{Ctx, Module, file_change, lb_packages, registry_files};
+use crate::engine::change::Change;
+use crate::engine::probe::ProbeRequest;
+use crate::inventory::{Host, Inventory};
+use crate::render::RegistryFront as Conf;
+
+pub(crate) const CONF: &str = "/etc/nginx/nginx.conf";
+/// `upstream registry_backend { server 127.0.0.1:PORT; }`: the container serving now.
+pub(crate) const BACKEND: &str = "/etc/nginx/regboot-backend.conf";
+pub(crate) const SERVICE: &str = "nginx";
+/// The two loopback ports the containers take turns on (blue, green).
+pub(crate) const SLOTS: [u16; 2] = [41500, 41501];
+
+const RELOAD: &str = r#"set -eu
+nginx -t -q
+if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
+"#;
+
+const STOP: &str = r#"set -eu
+systemctl disable --now --quiet nginx 2>/dev/null || true
+rm -f /etc/nginx/regboot-backend.conf
+"#;
+
+/// The backend file naming `port`.
+pub(crate) fn backend(port: u16) -> String {
+    format!(
+        "# Written by regboot: the registry container nginx passes requests to now.\n\
+         upstream registry_backend {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n"
+    )
+}
+
+/// The loopback port of the container serving now, as the host's backend file names it
+/// (the first slot when there is none yet: the front writes that one first).
+pub(crate) fn current_port(text: Option<&str>) -> u16 {
+    text.and_then(|t| {
+        t.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("server 127.0.0.1:")
+                .and_then(|rest| rest.trim_end_matches(';').parse().ok())
+        })
+    })
+    .unwrap_or(SLOTS[0])
+}
+
+/// The other slot: where the next container starts.
+pub(crate) fn next_port(current: u16) -> u16 {
+    if current == SLOTS[0] {
+        SLOTS[1]
+    } else {
+        SLOTS[0]
+    }
+}
+
+pub(crate) struct RegistryFront;
+
+impl Module for RegistryFront {
+    fn name(&self) -> &'static str {
+        "registry_front"
+    }
+
+    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+        req.content.extend([CONF, BACKEND].map(String::from));
+        req.commands.push("nginx".into());
+        req.services.push(SERVICE.into());
+    }
+
+    fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let reg = &cx.inv.registry;
+        let mut changes = Vec::new();
+        if !cx.state.commands.get("nginx").copied().unwrap_or(false) {
+            changes.push(Change::script(
+                "install nginx (the registry's front)",
+                lb_packages::INSTALL,
+                &["nginx"],
+            ));
+        }
+        let conf = cx.templates.registry_front_conf(&Conf {
+            server_name: reg.hostname.clone(),
+            listen_port: reg.port,
+            tls: cx.material.tls.is_some(),
+            cert_path: registry_files::CHAIN.into(),
+            key_path: registry_files::KEY.into(),
+            backend_path: BACKEND.into(),
+        })?;
+        let conf_change = file_change(cx.state, CONF, conf.as_bytes(), 0o644, false);
+        let reload = conf_change.is_some();
+        changes.extend(conf_change);
+        if cx.state.files.get(BACKEND).is_none_or(Option::is_none) {
+            changes.extend(file_change(
+                cx.state,
+                BACKEND,
+                backend(SLOTS[0]).as_bytes(),
+                0o644,
+                false,
+            ));
+        }
+        if reload {
+            changes.push(Change::script(
+                "test the config (nginx -t) and reload nginx if it runs (clients keep being served)",
+                RELOAD,
+                &[],
+            ));
+        }
+        Ok(changes)
+    }
+
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let running = cx
+            .state
+            .services
+            .get(SERVICE)
+            .is_some_and(|s| s == "active");
+        let has_backend = cx.state.files.get(BACKEND).is_some_and(Option::is_some);
+        if !running && !has_backend {
+            return Ok(Vec::new());
+        }
+        Ok(vec![Change::script(
+            format!("stop nginx (the registry's front) and remove {BACKEND}"),
+            STOP,
+            &[],
+        )])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::testing::{self, StateBuilder, summaries};
+
+    #[test]
+    fn ports_alternate() {
+        assert_eq!(current_port(None), SLOTS[0]);
+        assert_eq!(current_port(Some(&backend(SLOTS[1]))), SLOTS[1]);
+        assert_eq!(next_port(SLOTS[0]), SLOTS[1]);
+        assert_eq!(next_port(SLOTS[1]), SLOTS[0]);
+    }
+
+    #[test]
+    fn installs_writes_then_only_reloads_for_a_change() {
+        let inv = testing::inventory("");
+        let fresh = StateBuilder::new().command("nginx", false);
+        let changes = testing::run(&RegistryFront, &inv, "h1", &fresh, true).unwrap();
+        assert_eq!(
+            summaries(&changes),
+            [
+                "install nginx (the registry's front)".to_string(),
+                format!("write {CONF}"),
+                format!("write {BACKEND}"),
+                "test the config (nginx -t) and reload nginx if it runs (clients keep being served)"
+                    .into(),
+            ]
+        );
+        let done = StateBuilder::new()
+            .command("nginx", true)
+            .file(CONF, &testing::written(&changes, CONF).unwrap())
+            .file(BACKEND, &backend(SLOTS[1]));
+        assert!(
+            testing::run(&RegistryFront, &inv, "h1", &done, true)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
