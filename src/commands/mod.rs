@@ -12,6 +12,7 @@ mod facts;
 mod inventory;
 mod known_hosts;
 mod lab;
+mod reset;
 mod rotate;
 
 use apply::{Kind, run_playbook, user_hash};
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             certs_import(&cli, ca_cert, ca_key)
         }
         Command::Rotate(args) => rotate(&cli, args),
+        Command::Reset(args) => reset::reset(&cli, args),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
 }

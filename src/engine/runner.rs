@@ -155,12 +155,25 @@ pub(crate) async fn run_on(
 ) -> Result<RunReport> {
     let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
+    // A playbook that only removes (reset) needs nothing from the state directory, which
+    // may be lost: no CA is minted, no secret read.
+    let removes_only = playbook.steps.iter().all(|s| s.state == State::Absent);
     // Before the state directory may mint a CA: never swap the one the hosts trust.
-    if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state {
+    if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state && !removes_only {
         ca_guard::check(inv, playbook, state_dir, nodes)?;
     }
     let templates = Templates::embedded();
-    let material = Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?;
+    let material = if removes_only {
+        Material {
+            tls: None,
+            users: Vec::new(),
+            smoke_login: None,
+            registry_config: String::new(),
+            notes: Vec::new(),
+        }
+    } else {
+        Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?
+    };
     let out = Printer {
         quiet: opts.quiet,
         diff: opts.diff || opts.check,
@@ -258,7 +271,8 @@ pub(crate) async fn run_on(
 }
 
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps
-/// needs a container engine that is missing or stopped.
+/// needs a container engine that is missing or stopped (to remove things, it does not: a
+/// step that needs the engine then says so itself).
 fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<String> {
     let state = node.state.as_ref()?;
     if !state.as_root() {
@@ -270,7 +284,7 @@ fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<St
     let needs_engine = playbook
         .steps
         .iter()
-        .any(|s| s.hosts.matches(host) && s.module.needs_engine());
+        .any(|s| s.hosts.matches(host) && s.state == State::Present && s.module.needs_engine());
     let docker = &state.facts.docker;
     match (needs_engine, docker.installed, docker.running) {
         (false, _, _) | (true, true, true) => None,

@@ -9,11 +9,13 @@
 
 pub(crate) mod certs_d;
 pub(crate) mod daemon_json;
+pub(crate) mod host_manifest;
 pub(crate) mod hosts_block;
 pub(crate) mod keepalived;
 pub(crate) mod lb_packages;
 pub(crate) mod nginx;
 pub(crate) mod registry_container;
+pub(crate) mod registry_data;
 pub(crate) mod registry_files;
 pub(crate) mod registry_image;
 pub(crate) mod s3_bucket;
@@ -32,6 +34,7 @@ use crate::pki::rotation::CaRole;
 
 /// Every module, by its playbook name.
 pub(crate) const REGISTRY: &[&dyn Module] = &[
+    &host_manifest::HostManifest,
     &certs_d::CertsD,
     &trust_store::TrustStore,
     &hosts_block::HostsBlock,
@@ -39,6 +42,7 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &registry_files::RegistryFiles,
     &registry_image::RegistryImage,
     &registry_container::RegistryContainer,
+    &registry_data::RegistryData,
     &lb_packages::LbPackages,
     &nginx::Nginx,
     &keepalived::Keepalived,
@@ -294,6 +298,10 @@ pub(crate) mod testing {
                 running,
                 labels: labels.iter().cloned().collect::<HashMap<_, _>>(),
             });
+            self
+        }
+        pub fn dir_state(mut self, path: &str, exists: bool) -> Self {
+            self.0.dirs.insert(path.into(), exists);
             self
         }
         pub fn image(mut self, image_id: &str) -> Self {
