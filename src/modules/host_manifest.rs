@@ -39,6 +39,8 @@ use crate::inventory::{Host, Inventory, Role};
 use crate::merge::daemon_json::UNION_KEYS;
 
 pub(crate) const DIR: &str = "/etc/regboot";
+/// In data_dir, after a reset that kept the data: the directories regboot created for it.
+pub(crate) const DATA_NOTE: &str = ".regboot-created-dirs";
 pub(crate) const MANIFEST: &str = "/etc/regboot/manifest.json";
 const SAVED: &str = "/etc/regboot/saved";
 
@@ -276,11 +278,28 @@ impl Module for HostManifest {
             ));
         }
         let data = cx.inv.registry.data_dir.trim_end_matches('/');
+        let for_data: Vec<&str> = m
+            .dirs_created
+            .iter()
+            .map(String::as_str)
+            .filter(|d| std::path::Path::new(data).starts_with(d))
+            .collect();
+        if cx.host.has_role(Role::Registry) && !for_data.is_empty() {
+            // The data stays (unless registry_data removed it just before): a note in it
+            // keeps which directories regboot created, for a later `reset --purge-data`.
+            let mut args = vec![data];
+            args.extend(&for_data);
+            changes.push(Change::script(
+                format!("note in {data} which directories regboot created (for --purge-data)"),
+                r#"d=$1; shift; [ -d "$d" ] || exit 0; printf '%s\n' "$@" > "$d/.regboot-created-dirs""#,
+                &args,
+            ));
+        }
         let mut dirs: Vec<&str> = m
             .dirs_created
             .iter()
             .map(String::as_str)
-            .filter(|d| !data.starts_with(d))
+            .filter(|d| !std::path::Path::new(data).starts_with(d))
             .collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
         if !dirs.is_empty() {
@@ -569,6 +588,7 @@ mod tests {
             summaries(&testing::run(&HostManifest, &inv, "h1", &applied, false).unwrap()),
             [
                 "remove /etc/regboot (regboot's files, saved originals and manifest)",
+                "note in /var/lib/regboot/registry which directories regboot created (for --purge-data)",
                 "remove /etc/docker/certs.d when empty (regboot created it)"
             ]
         );

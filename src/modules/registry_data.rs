@@ -10,6 +10,15 @@ use crate::engine::change::Change;
 use crate::engine::probe::ProbeRequest;
 use crate::inventory::{Host, Inventory};
 
+/// The note a reset that kept the data leaves in data_dir.
+fn note(inv: &Inventory) -> String {
+    format!(
+        "{}/{}",
+        inv.registry.data_dir.trim_end_matches('/'),
+        host_manifest::DATA_NOTE
+    )
+}
+
 pub(crate) struct RegistryData;
 
 impl Module for RegistryData {
@@ -20,6 +29,7 @@ impl Module for RegistryData {
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.dirs.push(inv.registry.data_dir.clone());
         req.content.push(host_manifest::MANIFEST.into());
+        req.content.push(note(inv));
     }
 
     /// Nothing to converge: apply's registry container creates data_dir.
@@ -32,8 +42,14 @@ impl Module for RegistryData {
         if cx.state.dirs.get(&cx.inv.registry.data_dir) != Some(&true) {
             return Ok(Vec::new());
         }
-        let m = host_manifest::read(cx.state)?.unwrap_or_default();
-        if !m.dirs_created.iter().any(|d| d == data) {
+        // Created dirs: from the manifest, or (a reset kept the data) the note in data_dir.
+        let mut created = host_manifest::read(cx.state)?
+            .unwrap_or_default()
+            .dirs_created;
+        if let Some(text) = cx.state.text(&note(cx.inv)) {
+            created.extend(text.lines().map(String::from));
+        }
+        if !created.iter().any(|d| d == data) {
             let tree = format!("{data}/docker");
             return Ok(vec![Change::script(
                 format!("DELETE the registry's data {tree} (--purge-data)"),
@@ -42,12 +58,13 @@ impl Module for RegistryData {
             )]);
         }
         // data_dir and the parents regboot created, deepest first.
-        let mut dirs: Vec<&str> = m
-            .dirs_created
+        let mut dirs: Vec<&str> = created
             .iter()
             .map(String::as_str)
-            .filter(|d| data.starts_with(d) && *d != data)
+            .filter(|d| std::path::Path::new(data).starts_with(d) && *d != data)
             .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
         let mut args = vec![data];
         args.extend(dirs);

@@ -84,6 +84,14 @@ impl Module for TrustStore {
             .collect();
         if !changes.is_empty() {
             changes.push(update(&store));
+            // Debian's update-ca-certificates (and Alpine's) leaves the links it made for a
+            // removed anchor behind, dangling: those to regboot's anchors go.
+            changes.push(Change::script(
+                "remove the dangling links to regboot's CA in /etc/ssl/certs",
+                r#"[ -d /etc/ssl/certs ] || exit 0
+find /etc/ssl/certs -maxdepth 1 -xtype l \( -lname 'regboot-ca*' -o -lname '*/regboot-ca*' \) -delete"#,
+                &[],
+            ));
         }
         Ok(changes)
     }
