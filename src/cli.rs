@@ -126,6 +126,46 @@ pub enum Command {
     /// Exit 0 when every host was reset (--plan: 0 nothing left, 2 something to remove), 1
     /// otherwise.
     Reset(ResetArgs),
+
+    /// Write the state directory (CA, keys, http secret, rotation CAs, archive) to FILE,
+    /// encrypted with a passphrase (age, scrypt), after a plain manifest (CA fingerprint,
+    /// date, inventory digest) that `regboot restore --show FILE` or `head -n 2 FILE` reads
+    /// without it. The passphrase comes from $REGBOOT_BACKUP_PASSPHRASE (see
+    /// --passphrase-env) or is asked twice on the terminal.
+    Backup(BackupArgs),
+
+    /// Put a backup's files back into the state directory. Refused when the state directory
+    /// holds another CA, unless --force (which moves the current directory aside, renamed).
+    /// A wrong passphrase is an error and writes nothing.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The backup file to write (mode 0600). (`-o` is the output format of every command.)
+    pub file: PathBuf,
+
+    /// The environment variable holding the passphrase; without it set, the terminal asks.
+    #[arg(long, default_value = "REGBOOT_BACKUP_PASSPHRASE", value_name = "VAR")]
+    pub passphrase_env: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+
+    /// The environment variable holding the passphrase; without it set, the terminal asks.
+    #[arg(long, default_value = "REGBOOT_BACKUP_PASSPHRASE", value_name = "VAR")]
+    pub passphrase_env: String,
+
+    /// Replace a state directory that holds another CA (it is moved aside, not deleted).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only print the backup's manifest (no passphrase needed); change nothing.
+    #[arg(long)]
+    pub show: bool,
 }
 
 #[derive(Debug, clap::Args)]

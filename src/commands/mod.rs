@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::cli::{CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, UserCommand};
 
 mod apply;
+mod backup;
 mod certs;
 mod facts;
 mod inventory;
@@ -46,6 +47,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rotate(args) => rotate(&cli, args),
         Command::Reset(args) => reset::reset(&cli, args),
+        Command::Backup(args) => backup::backup(&cli, args),
+        Command::Restore(args) => backup::restore(&cli, args),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
 }
