@@ -204,7 +204,7 @@ pub(crate) async fn run_on(
         })
         .collect();
     for r in &mut runs {
-        if let Some(problem) = readiness_problem(r.node.host, playbook, r.node) {
+        if let Some(problem) = readiness_problem(inv, r.node.host, playbook, r.node) {
             r.node.fail(problem);
         }
         if let Some(e) = &r.node.error {
@@ -273,7 +273,12 @@ pub(crate) async fn run_on(
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps
 /// needs a container engine that is missing or stopped (to remove things, it does not: a
 /// step that needs the engine then says so itself).
-fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<String> {
+fn readiness_problem(
+    inv: &Inventory,
+    host: &Host,
+    playbook: &Playbook,
+    node: &Node,
+) -> Option<String> {
     let state = node.state.as_ref()?;
     if !state.as_root() {
         return Some(format!(
@@ -286,17 +291,28 @@ fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<St
         .iter()
         .any(|s| s.hosts.matches(host) && s.state == State::Present && s.module.needs_engine());
     let docker = &state.facts.docker;
+    // With docker.install, the docker_install step installs or starts it first.
+    let installs = inv.docker_install && installs_docker(playbook);
     match (needs_engine, docker.installed, docker.running) {
         (false, _, _) | (true, true, true) => None,
+        (true, _, _) if installs => None,
         (true, true, false) => Some(
             "the docker engine is not running: start it (`systemctl start docker`) and run again"
                 .into(),
         ),
         (true, false, _) => Some(
-            "docker is not installed: install the docker engine (e.g. `apt-get install docker.io`) and run again"
+            "docker is not installed: set `docker.install: true` in the inventory to have regboot install it from the OS's packages (docker.io on Debian and Ubuntu), or install it yourself, and run again"
                 .into(),
         ),
     }
+}
+
+/// Whether a step of `playbook` installs (or starts) the docker engine.
+fn installs_docker(playbook: &Playbook) -> bool {
+    playbook
+        .steps
+        .iter()
+        .any(|s| s.state == State::Present && s.module.name() == "docker_install")
 }
 
 /// A per-host step. Returns the host after which a roll halted, if one did.

@@ -9,6 +9,7 @@
 
 pub(crate) mod certs_d;
 pub(crate) mod daemon_json;
+pub(crate) mod docker_install;
 pub(crate) mod host_manifest;
 pub(crate) mod hosts_block;
 pub(crate) mod keepalived;
@@ -35,6 +36,7 @@ use crate::pki::rotation::CaRole;
 /// Every module, by its playbook name.
 pub(crate) const REGISTRY: &[&dyn Module] = &[
     &host_manifest::HostManifest,
+    &docker_install::DockerInstall,
     &certs_d::CertsD,
     &trust_store::TrustStore,
     &hosts_block::HostsBlock,
