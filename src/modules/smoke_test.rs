@@ -27,7 +27,12 @@ impl Module for SmokeTest {
             let targets: Vec<SmokeTarget> = cx
                 .members
                 .iter()
-                .filter(|m| m.state.facts.docker.running)
+                // Probed before the run: docker_install may have started the engine since.
+                .filter(|m| {
+                    m.state.facts.docker.running
+                        || (cx.inv.docker_install
+                            && crate::engine::playbook::Hosts::Clients.matches(m.host))
+                })
                 .map(|m| SmokeTarget {
                     name: &m.host.name,
                     remote: m.remote,
