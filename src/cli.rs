@@ -138,6 +138,15 @@ pub enum Command {
     /// holds another CA, unless --force (which moves the current directory aside, renamed).
     /// A wrong passphrase is an error and writes nothing.
     Restore(RestoreArgs),
+
+    /// What every registry replica serves, read from each directly (through its host's SSH
+    /// connection): repositories, tags, manifest digests and sizes, every page of the
+    /// registry's lists; then whether the replicas agree. Exit 0 when they do, 1 otherwise.
+    Catalog {
+        /// Only these hosts (registry hosts among them are read).
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]

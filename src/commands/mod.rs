@@ -8,6 +8,7 @@ use crate::cli::{CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand
 
 mod apply;
 mod backup;
+mod catalog;
 mod certs;
 mod facts;
 mod inventory;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reset(args) => reset::reset(&cli, args),
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
+        Command::Catalog { limit } => catalog::catalog(&cli, limit.as_deref()),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
 }
