@@ -7,6 +7,7 @@
 //! The contract they implement is `engine::module`. Adding a module: one file here, one line
 //! in [`REGISTRY`], and its step in a playbook.
 
+pub(crate) mod agent_login;
 pub(crate) mod certs_d;
 pub(crate) mod daemon_json;
 pub(crate) mod docker_install;
@@ -40,6 +41,7 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &certs_d::CertsD,
     &trust_store::TrustStore,
     &hosts_block::HostsBlock,
+    &agent_login::AgentLogin,
     &daemon_json::DaemonJson,
     &registry_files::RegistryFiles,
     &registry_image::RegistryImage,
