@@ -377,6 +377,13 @@ pub(crate) fn restore_daemon_json(
 pub(crate) fn remove_container(cx: &Ctx) -> Result<Vec<Change>> {
     let m = read(cx.state)?.unwrap_or_default();
     let reg = &cx.inv.registry;
+    let docker = &cx.state.facts.docker;
+    if docker.installed && !docker.running {
+        // Its container (restart policy unless-stopped) would come back with the engine.
+        bail!(
+            "the docker engine is stopped, so the registry container cannot be seen or removed:              start it (`systemctl start docker`) and run reset again"
+        );
+    }
     let mut changes = Vec::new();
     if cx.state.container.is_some() {
         changes.push(Change::script(
