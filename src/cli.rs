@@ -122,6 +122,92 @@ pub enum Command {
     ///
     /// Exit 0 when the run completed (its smoke test passed), 1 otherwise.
     Rotate(RotateArgs),
+
+    /// Remove from the hosts exactly what regboot added, and nothing the operator owns: the
+    /// registry container (and its image when regboot brought it), nginx and keepalived
+    /// configs (originals put back; packages only when regboot installed them), the
+    /// daemon.json keys it merged (replaced values restored), the /etc/hosts block, the CA
+    /// in the trust store and certs.d, and /etc/regboot. Each host's manifest
+    /// (/etc/regboot/manifest.json, written by apply) says what is regboot's, so no state
+    /// directory is needed. The registry's data stays unless --purge-data.
+    ///
+    /// Without --yes it shows the plan and asks on the terminal; with no terminal it refuses.
+    /// Exit 0 when every host was reset (--plan: 0 nothing left, 2 something to remove), 1
+    /// otherwise.
+    Reset(ResetArgs),
+
+    /// Write the state directory (CA, keys, http secret, rotation CAs, archive) to FILE,
+    /// encrypted with a passphrase (age, scrypt), after a plain manifest (CA fingerprint,
+    /// date, inventory digest) that `regboot restore --show FILE` or `head -n 2 FILE` reads
+    /// without it. The passphrase comes from $REGBOOT_BACKUP_PASSPHRASE (see
+    /// --passphrase-env) or is asked twice on the terminal.
+    Backup(BackupArgs),
+
+    /// Put a backup's files back into the state directory. Refused when the state directory
+    /// holds another CA, unless --force (which moves the current directory aside, renamed).
+    /// A wrong passphrase is an error and writes nothing.
+    Restore(RestoreArgs),
+
+    /// What every registry replica serves, read from each directly (through its host's SSH
+    /// connection): repositories, tags, manifest digests and sizes, every page of the
+    /// registry's lists; then whether the replicas agree. Exit 0 when they do, 1 otherwise.
+    Catalog {
+        /// Only these hosts (registry hosts among them are read).
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The backup file to write (mode 0600). (`-o` is the output format of every command.)
+    pub file: PathBuf,
+
+    /// The environment variable holding the passphrase; without it set, the terminal asks.
+    #[arg(long, default_value = "REGBOOT_BACKUP_PASSPHRASE", value_name = "VAR")]
+    pub passphrase_env: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+
+    /// The environment variable holding the passphrase; without it set, the terminal asks.
+    #[arg(long, default_value = "REGBOOT_BACKUP_PASSPHRASE", value_name = "VAR")]
+    pub passphrase_env: String,
+
+    /// Replace a state directory that holds another CA (it is moved aside, not deleted).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only print the backup's manifest (no passphrase needed); change nothing.
+    #[arg(long)]
+    pub show: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    /// Show what would be removed on each host, removing nothing.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Do it without asking (needed when there is no terminal to ask on).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Also delete the registry's data (registry.data_dir on the registry hosts).
+    #[arg(long)]
+    pub purge_data: bool,
+
+    /// How many hosts to connect to and work on at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+
+    /// Only these hosts: comma-separated names, globs (`node*`), roles (`role:agent`), and
+    /// `!pattern` to leave hosts out, as Ansible's --limit reads.
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

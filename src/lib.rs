@@ -3,6 +3,8 @@
 //! The binary in `main.rs` is a thin clap front end; everything it does lives here so tests
 //! and later commands can call it directly.
 
+pub(crate) mod backup;
+pub(crate) mod catalog;
 pub mod cli;
 mod commands;
 pub use commands::run;

@@ -32,6 +32,22 @@ pub fn verify() -> Result<Playbook> {
     )
 }
 
+/// `reset`: what apply added, removed; `purge_data` keeps the registry_data step (which
+/// deletes the registry's data), else it is left out.
+pub fn reset(purge_data: bool) -> Result<Playbook> {
+    let mut playbook = Playbook::parse(
+        "reset.yml",
+        include_str!("../playbooks/reset.yml"),
+        REGISTRY,
+    )?;
+    if !purge_data {
+        playbook
+            .steps
+            .retain(|s| s.module.name() != "registry_data");
+    }
+    Ok(playbook)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +66,23 @@ mod tests {
         assert_eq!(verify().unwrap().steps.len(), 1);
         let rotate = rotate().unwrap();
         assert!(rotate.steps.iter().any(|s| s.serial == Some(1)));
+        let reset = reset(false).unwrap();
+        assert!(
+            reset
+                .steps
+                .iter()
+                .all(|s| s.state == crate::engine::playbook::State::Absent)
+        );
+        assert_eq!(reset.steps.last().unwrap().module.name(), "host_manifest");
+        assert!(
+            !reset
+                .steps
+                .iter()
+                .any(|s| s.module.name() == "registry_data")
+        );
+        assert_eq!(
+            super::reset(true).unwrap().steps.len(),
+            reset.steps.len() + 1
+        );
     }
 }

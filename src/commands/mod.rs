@@ -7,11 +7,14 @@ use anyhow::Result;
 use crate::cli::{CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, UserCommand};
 
 mod apply;
+mod backup;
+mod catalog;
 mod certs;
 mod facts;
 mod inventory;
 mod known_hosts;
 mod lab;
+mod reset;
 mod rotate;
 
 use apply::{Kind, run_playbook, user_hash};
@@ -54,6 +57,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             certs_import(&cli, ca_cert, ca_key)
         }
         Command::Rotate(args) => rotate(&cli, args),
+        Command::Reset(args) => reset::reset(&cli, args),
+        Command::Backup(args) => backup::backup(&cli, args),
+        Command::Restore(args) => backup::restore(&cli, args),
+        Command::Catalog { limit } => catalog::catalog(&cli, limit.as_deref()),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
 }

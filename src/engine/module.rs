@@ -56,6 +56,12 @@ pub(crate) trait Module: Sync {
         false
     }
 
+    /// Whether it installs or starts the container engine, so the hosts of its step need not
+    /// have a running one yet.
+    fn provides_engine(&self) -> bool {
+        false
+    }
+
     /// A `once` step: act on the fleet as a whole.
     fn once<'a>(&'a self, _cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         let name = self.name();

@@ -39,6 +39,8 @@ pub struct HostState {
     pub commands: HashMap<String, bool>,
     /// systemd units asked about: name -> `systemctl is-active` (active, inactive, failed...).
     pub services: HashMap<String, String>,
+    /// Directories asked about: path -> whether it is one.
+    pub dirs: HashMap<String, bool>,
 }
 
 impl HostState {
@@ -62,6 +64,7 @@ pub struct ProbeRequest {
     pub content: Vec<String>,
     pub commands: Vec<String>,
     pub services: Vec<String>,
+    pub dirs: Vec<String>,
 }
 
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
@@ -72,6 +75,7 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     args.extend(req.content.iter().map(|p| format!("c:{p}")));
     args.extend(req.commands.iter().map(|c| format!("x:{c}")));
     args.extend(req.services.iter().map(|s| format!("s:{s}")));
+    args.extend(req.dirs.iter().map(|d| format!("d:{d}")));
     let cmd = RemoteCommand::new("sh")
         .arg("-c")
         .arg(PROBE)
@@ -162,6 +166,9 @@ fn parse(text: &str) -> Result<HostState> {
             ["service", name, state] => {
                 st.services.insert(name.to_string(), state.to_string());
             }
+            ["dir", p, v] => {
+                st.dirs.insert(p.to_string(), *v == "yes");
+            }
             ["runtime", _, "-"] => {}
             ["runtime", "containerd", v @ ..] => st.facts.containerd = runtime(v),
             ["runtime", "podman", v @ ..] => st.facts.podman = runtime(v),
@@ -200,7 +207,16 @@ mod tests {
     #[test]
     fn script_runs_locally_and_parses() {
         let out = std::process::Command::new("sh")
-            .args(["-c", PROBE, "regboot", "", "h:/etc/os-release", "x:sh"])
+            .args([
+                "-c",
+                PROBE,
+                "regboot",
+                "",
+                "h:/etc/os-release",
+                "x:sh",
+                "d:/etc",
+                "d:/nonexistent-dir",
+            ])
             .env_remove("SUDO_USER")
             .output()
             .unwrap();
@@ -210,6 +226,7 @@ mod tests {
         assert_eq!(st.facts.os, release);
         assert_eq!(st.facts.arch, std::env::consts::ARCH);
         assert!(st.files["/etc/os-release"].is_some() && st.commands["sh"]);
+        assert!(st.dirs["/etc"] && !st.dirs["/nonexistent-dir"]);
     }
 
     #[test]

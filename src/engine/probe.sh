@@ -1,7 +1,7 @@
 # regboot's one-round-trip look at a host, run as root (directly or through sudo) or, when sudo
 # wants a password, as the login user (facts only). Args: IMAGE then paths, each prefixed with
 # h: (report sha256 and mode) or c: (also the content, base64), and names prefixed with
-# x: (a command: is it on PATH) or s: (a systemd unit: is-active). One record per line:
+# x: (a command: is it on PATH), s: (a systemd unit: is-active) or d: (is it a directory). One record per line:
 # KIND<TAB>NAME<TAB>VALUE... Never fails: what it cannot read, it says.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
@@ -28,6 +28,7 @@ for a in "$@"; do
   case $a in
     x:*) printf 'command\t%s\t%s\n' "$p" "$(command -v "$p" 2>/dev/null || echo -)"; continue ;;
     s:*) printf 'service\t%s\t%s\n' "$p" "$(systemctl is-active "$p" 2>/dev/null || true)"; continue ;;
+    d:*) if [ -d "$p" ]; then printf 'dir\t%s\tyes\n' "$p"; else printf 'dir\t%s\tno\n' "$p"; fi; continue ;;
   esac
   if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
   line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")

@@ -11,7 +11,7 @@ use super::ca_guard;
 use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
-use super::playbook::Playbook;
+use super::playbook::{Playbook, State};
 use super::probe::ProbeRequest;
 use super::report::{HostReport, RunReport};
 use super::step::{self, Printer, Run, StepCx};
@@ -84,12 +84,25 @@ pub(crate) async fn run_on(
 ) -> Result<RunReport> {
     let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
+    // A playbook that only removes (reset) needs nothing from the state directory, which
+    // may be lost: no CA is minted, no secret read.
+    let removes_only = playbook.steps.iter().all(|s| s.state == State::Absent);
     // Before the state directory may mint a CA: never swap the one the hosts trust.
-    if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state {
+    if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state && !removes_only {
         ca_guard::check(inv, playbook, state_dir, nodes)?;
     }
     let templates = Templates::embedded();
-    let material = Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?;
+    let material = if removes_only {
+        Material {
+            tls: None,
+            users: Vec::new(),
+            smoke_login: None,
+            registry_config: String::new(),
+            notes: Vec::new(),
+        }
+    } else {
+        Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?
+    };
     let out = Printer {
         quiet: opts.quiet,
         diff: opts.diff || opts.check,
@@ -127,7 +140,7 @@ pub(crate) async fn run_on(
         })
         .collect();
     for r in &mut runs {
-        if let Some(problem) = readiness_problem(r.node.host, playbook, r.node) {
+        if let Some(problem) = readiness_problem(inv, r.node.host, playbook, r.node) {
             r.node.fail(problem);
         }
         if let Some(e) = &r.node.error {
@@ -182,8 +195,14 @@ pub(crate) async fn run_on(
 }
 
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps
-/// needs a container engine that is missing or stopped.
-fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<String> {
+/// needs a container engine that is missing or stopped (to remove things, it does not: a
+/// step that needs the engine then says so itself).
+fn readiness_problem(
+    inv: &Inventory,
+    host: &Host,
+    playbook: &Playbook,
+    node: &Node,
+) -> Option<String> {
     let state = node.state.as_ref()?;
     if !state.as_root() {
         return Some(format!(
@@ -194,17 +213,28 @@ fn readiness_problem(host: &Host, playbook: &Playbook, node: &Node) -> Option<St
     let needs_engine = playbook
         .steps
         .iter()
-        .any(|s| s.hosts.matches(host) && s.module.needs_engine());
+        .any(|s| s.hosts.matches(host) && s.state == State::Present && s.module.needs_engine());
     let docker = &state.facts.docker;
+    // With docker.install, the docker_install step installs or starts it first.
+    let installs = inv.docker_install && installs_docker(playbook);
     match (needs_engine, docker.installed, docker.running) {
         (false, _, _) | (true, true, true) => None,
+        (true, _, _) if installs => None,
         (true, true, false) => Some(
             "the docker engine is not running: start it (`systemctl start docker`) and run again"
                 .into(),
         ),
         (true, false, _) => Some(
-            "docker is not installed: install the docker engine (e.g. `apt-get install docker.io`) and run again"
+            "docker is not installed: set `docker.install: true` in the inventory to have regboot install it from the OS's packages (docker.io on Debian and Ubuntu), or install it yourself, and run again"
                 .into(),
         ),
     }
+}
+
+/// Whether a step of `playbook` installs (or starts) the container engine.
+fn installs_docker(playbook: &Playbook) -> bool {
+    playbook
+        .steps
+        .iter()
+        .any(|s| s.state == State::Present && s.module.provides_engine())
 }

@@ -18,6 +18,8 @@ pub struct Inventory {
     pub tls: Tls,
     /// Extra keys merged into /etc/docker/daemon.json on every host.
     pub daemon_json: serde_json::Map<String, serde_json::Value>,
+    /// `docker.install`: install the engine from the OS's packages where it is missing.
+    pub docker_install: bool,
     pub ha: Option<Ha>,
     /// Run the smoke test at the end of apply, verify and rotate (`smoke_test: false` skips
     /// it, and every run then says it did not verify).

@@ -149,6 +149,8 @@ pub struct RawProvided {
 pub struct RawDocker {
     #[serde(default)]
     pub daemon_json: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub install: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -217,6 +217,7 @@ impl<'a> Checker<'a> {
             registry,
             tls,
             daemon_json: raw.docker.daemon_json,
+            docker_install: raw.docker.install,
             ha,
             smoke_test: raw.smoke_test.unwrap_or(true),
         };

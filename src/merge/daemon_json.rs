@@ -137,7 +137,7 @@ pub const KNOWN_KEYS: &[&str] = &[
 ];
 
 /// List keys whose wanted entries are added to the user's, never replacing them.
-const UNION_KEYS: &[&str] = &[
+pub const UNION_KEYS: &[&str] = &[
     "insecure-registries",
     "registry-mirrors",
     "allow-nondistributable-artifacts",

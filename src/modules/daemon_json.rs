@@ -20,7 +20,7 @@ const RELOAD: &str = "if [ -d /run/systemd/system ]; then systemctl reload docke
 const RESTART: &str = "if [ -d /run/systemd/system ]; then systemctl restart docker; \
     else service docker restart; fi";
 
-fn wanted(inv: &Inventory) -> Map<String, Value> {
+pub(crate) fn wanted(inv: &Inventory) -> Map<String, Value> {
     let mut keys = inv.daemon_json.clone();
     if inv.tls.mode == TlsMode::Insecure {
         let refs = inv.references().into_iter().map(Value::String).collect();
@@ -64,6 +64,65 @@ impl Module for DaemonJson {
             Action::Nothing => {}
             Action::Reload => changes.push(Change::script("reload dockerd (SIGHUP)", RELOAD, &[])),
             Action::Restart { keys } => changes.extend(restart(cx, &keys)),
+        }
+        Ok(changes)
+    }
+
+    /// What regboot merged (as its manifest records) taken out again: values it replaced
+    /// restored, keys it added removed, the file deleted when regboot created it and nothing
+    /// else is left; then a reload, or an announced restart for keys that need one. Without
+    /// a manifest nothing is known to be regboot's: the file stays.
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let manifest = super::host_manifest::read(cx.state)?;
+        let (Some(rec), Some(current)) = (
+            manifest.and_then(|m| m.daemon_json),
+            cx.state.text(DAEMON_JSON),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let saved = cx
+            .state
+            .text(&super::host_manifest::saved_path(DAEMON_JSON));
+        let Some((text, keys)) =
+            super::host_manifest::restore_daemon_json(&rec, &current, saved.as_deref())?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut changes = vec![match text {
+            None => Change::script(
+                format!("remove {DAEMON_JSON} (regboot created it)"),
+                r#"rm -f -- "$1""#,
+                &[DAEMON_JSON],
+            ),
+            Some(text) => {
+                let d = diff::unified(DAEMON_JSON, &current, &text);
+                Change::put_file(DAEMON_JSON, text.into_bytes(), Mode::Keep, Some(d))
+            }
+        }];
+        if !cx.state.facts.docker.running {
+            return Ok(changes);
+        }
+        let restart: Vec<&String> = keys
+            .iter()
+            .filter(|k| !crate::merge::daemon_json::RELOADABLE_KEYS.contains(&k.as_str()))
+            .collect();
+        if restart.is_empty() {
+            changes.push(Change::script("reload dockerd (SIGHUP)", RELOAD, &[]));
+        } else {
+            let keys: Vec<&str> = restart.iter().map(|k| k.as_str()).collect();
+            changes.push(
+                Change::script(
+                    format!(
+                        "RESTART dockerd: {} cannot be reloaded (containers stop unless live-restore is on)",
+                        keys.join(", ")
+                    ),
+                    RESTART,
+                    &[],
+                )
+                .one_at_a_time(),
+            );
+            changes.push(Change::wait_docker().one_at_a_time());
+            changes[0].one_at_a_time = true;
         }
         Ok(changes)
     }

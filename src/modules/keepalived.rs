@@ -41,6 +41,11 @@ impl Module for Keepalived {
         req.services.push(SERVICE.into());
     }
 
+    /// The original config put back (or regboot's removed, the service stopped).
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        super::host_manifest::restore_config(cx, CONF, SERVICE)
+    }
+
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let ha = cx
             .inv

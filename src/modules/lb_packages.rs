@@ -9,7 +9,7 @@ use crate::engine::probe::ProbeRequest;
 use crate::inventory::{Host, Inventory};
 
 /// (command probed on PATH, package that provides it): the same names on every family.
-const PACKAGES: [(&str, &str); 3] = [
+pub(crate) const PACKAGES: [(&str, &str); 3] = [
     ("nginx", "nginx"),
     ("keepalived", "keepalived"),
     ("curl", "curl"),
@@ -42,6 +42,11 @@ impl Module for LbPackages {
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.commands
             .extend(PACKAGES.iter().map(|(c, _)| c.to_string()));
+    }
+
+    /// The packages regboot installed (its manifest says which) are purged.
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        super::host_manifest::remove_packages(cx)
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {

@@ -7,13 +7,17 @@
 //! The contract they implement is `engine::module`. Adding a module: one file here, one line
 //! in [`REGISTRY`], and its step in a playbook.
 
+pub(crate) mod agent_login;
 pub(crate) mod certs_d;
 pub(crate) mod daemon_json;
+pub(crate) mod docker_install;
+pub(crate) mod host_manifest;
 pub(crate) mod hosts_block;
 pub(crate) mod keepalived;
 pub(crate) mod lb_packages;
 pub(crate) mod nginx;
 pub(crate) mod registry_container;
+pub(crate) mod registry_data;
 pub(crate) mod registry_files;
 pub(crate) mod registry_front;
 pub(crate) mod registry_image;
@@ -33,14 +37,18 @@ use crate::pki::rotation::CaRole;
 
 /// Every module, by its playbook name.
 pub(crate) const REGISTRY: &[&dyn Module] = &[
+    &host_manifest::HostManifest,
+    &docker_install::DockerInstall,
     &certs_d::CertsD,
     &trust_store::TrustStore,
     &hosts_block::HostsBlock,
+    &agent_login::AgentLogin,
     &daemon_json::DaemonJson,
     &registry_files::RegistryFiles,
     &registry_image::RegistryImage,
     &registry_container::RegistryContainer,
     &registry_front::RegistryFront,
+    &registry_data::RegistryData,
     &lb_packages::LbPackages,
     &nginx::Nginx,
     &keepalived::Keepalived,
@@ -296,6 +304,10 @@ pub(crate) mod testing {
                 running,
                 labels: labels.iter().cloned().collect::<HashMap<_, _>>(),
             });
+            self
+        }
+        pub fn dir_state(mut self, path: &str, exists: bool) -> Self {
+            self.0.dirs.insert(path.into(), exists);
             self
         }
         pub fn image(mut self, image_id: &str) -> Self {

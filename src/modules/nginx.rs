@@ -39,6 +39,11 @@ impl Module for Nginx {
         req.services.push(SERVICE.into());
     }
 
+    /// The original config put back (or regboot's removed, the service stopped).
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        super::host_manifest::restore_config(cx, CONF, SERVICE)
+    }
+
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let tls = cx
             .material

@@ -272,6 +272,11 @@ impl Module for RegistryContainer {
             ),
         ])
     }
+
+    /// The container goes (its data stays), and the image when regboot brought it.
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        super::host_manifest::remove_container(cx)
+    }
 }
 
 #[cfg(test)]

@@ -46,14 +46,18 @@ impl Module for SmokeTest {
             let failed = cx
                 .members
                 .iter()
-                .filter(|m| m.state.facts.docker.installed && !m.state.facts.docker.running)
+                .filter(|m| {
+                    let d = &m.state.facts.docker;
+                    d.installed && !d.running && !installs_engine(cx, m.host)
+                })
                 .map(|m| (m.host.name.clone(), ENGINE_STOPPED.to_string()))
                 .collect();
             // (is an agent, target): an agent pushes, like the clients the registry is for.
             let mut targets: Vec<(bool, SmokeTarget)> = cx
                 .members
                 .iter()
-                .filter(|m| m.state.facts.docker.running)
+                // Probed before the run: docker_install may have started the engine since.
+                .filter(|m| m.state.facts.docker.running || installs_engine(cx, m.host))
                 .map(|m| {
                     let target = SmokeTarget {
                         name: &m.host.name,
@@ -86,6 +90,11 @@ impl Module for SmokeTest {
             })
         })
     }
+}
+
+/// docker.install starts (or installs) the engine on this host before the smoke test.
+fn installs_engine(cx: &FleetCx, host: &crate::inventory::Host) -> bool {
+    cx.inv.docker_install && crate::engine::playbook::Hosts::Clients.matches(host)
 }
 
 #[cfg(test)]

@@ -91,6 +91,14 @@ impl Module for TrustStore {
             .collect();
         if !changes.is_empty() {
             changes.push(update_after(&store, cx, true));
+            // Alpine's update-ca-certificates (Debian's without --fresh) leaves the links it
+            // made for a removed anchor behind, dangling: those to regboot's anchors go.
+            changes.push(Change::script(
+                "remove the dangling links to regboot's CA in /etc/ssl/certs",
+                r#"[ -d /etc/ssl/certs ] || exit 0
+find /etc/ssl/certs -maxdepth 1 -xtype l \( -lname 'regboot-ca*' -o -lname '*/regboot-ca*' \) -delete"#,
+                &[],
+            ));
         }
         Ok(changes)
     }
@@ -209,7 +217,8 @@ mod tests {
             summaries(run(&TrustStore, &inv, "h1", &placed, true).unwrap()),
             [
                 format!("remove {anchor}"),
-                "run update-ca-certificates --fresh".into()
+                "run update-ca-certificates --fresh".into(),
+                "remove the dangling links to regboot's CA in /etc/ssl/certs".into()
             ]
         );
     }

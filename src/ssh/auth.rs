@@ -80,7 +80,7 @@ async fn passphrase(path: &Path, env: Option<&str>) -> Result<String, String> {
         })
 }
 
-fn read_tty_without_echo(prompt: &str) -> std::io::Result<String> {
+pub(crate) fn read_tty_without_echo(prompt: &str) -> std::io::Result<String> {
     use std::os::fd::AsRawFd;
     let tty = std::fs::OpenOptions::new()
         .read(true)

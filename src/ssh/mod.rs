@@ -2,6 +2,7 @@
 //! run on channels over it, built with [`quote`] and checked against known_hosts.
 
 mod auth;
+pub(crate) use auth::read_tty_without_echo;
 mod dial;
 mod error;
 mod fanout;

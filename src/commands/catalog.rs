@@ -1,0 +1,84 @@
+//! `regboot catalog`: what every registry replica serves, and whether they agree.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::catalog::{self, Replica};
+use crate::cli::{Cli, Output};
+use crate::engine::{fleet, limit};
+use crate::inventory::{self, Role};
+use crate::material::Material;
+use crate::pki::StateDir;
+use crate::render::Templates;
+
+pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
+    let inv = inventory::load(cli.inventory_path()?)?;
+    let hosts: Vec<_> = limit::select(&inv, limit)?
+        .into_iter()
+        .filter(|h| h.has_role(Role::Registry))
+        .collect();
+    anyhow::ensure!(!hosts.is_empty(), "no registry host inside --limit");
+    // Read only: the CA to trust and a login, nothing created.
+    let state = StateDir::at(&inv.state_dir(cli.state_dir.as_deref()));
+    let material = Material::prepare(&inv, &state, &Templates::embedded(), true, false)?;
+    let ca = material.tls.as_ref().map(|t| t.ca_pem.as_str());
+    let auth = material
+        .smoke_login
+        .as_ref()
+        .map(|(u, p)| (u.as_str(), p.as_str()));
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let mut nodes = fleet::connect(&hosts, 50).await;
+        let replicas: Vec<(&str, &crate::host::RemoteHost)> = nodes
+            .iter()
+            .filter_map(|n| n.remote.as_ref().map(|r| (n.host.name.as_str(), r)))
+            .collect();
+        let mut report = catalog::read(&inv, &replicas, ca, auth).await;
+        for n in nodes.iter().filter(|n| n.remote.is_none()) {
+            report.replicas.push(Replica {
+                host: n.host.name.clone(),
+                images: Vec::new(),
+                error: n.error.clone(),
+            });
+            report.agree = false;
+        }
+        fleet::close(&mut nodes).await;
+        report
+    });
+    match cli.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => {
+            for r in &report.replicas {
+                match &r.error {
+                    Some(e) => println!("{}: FAILED: {e}", r.host),
+                    None => {
+                        println!("{}: {} image(s)", r.host, r.images.len());
+                        for i in &r.images {
+                            println!(
+                                "  {}:{}  {}  {} bytes",
+                                i.repository, i.tag, i.digest, i.size
+                            );
+                        }
+                    }
+                }
+            }
+            for d in &report.differences {
+                println!("differs: {d}");
+            }
+            println!(
+                "{}",
+                if report.agree {
+                    "the replicas agree"
+                } else {
+                    "the replicas do NOT agree"
+                }
+            );
+        }
+    }
+    Ok(if report.agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

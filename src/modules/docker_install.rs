@@ -1,0 +1,138 @@
+//! `docker.install: true`: the docker engine installed from the OS's own packages where it is
+//! missing (docker.io on Debian and Ubuntu, moby-engine on Fedora, docker on Amazon Linux,
+//! SUSE, Arch and Alpine; RHEL and its rebuilds ship no docker package: install docker-ce from Docker's
+//! repository there), then enabled and started; a stopped engine is started. Without the key,
+//! a host without a running engine fails before any step, with the sentence that enables it.
+//! Installed versions are never upgraded; `reset` leaves the engine (removing it would remove
+//! every container and image on the host, not only regboot's).
+
+use anyhow::Result;
+
+use super::{Ctx, Module};
+use crate::engine::change::Change;
+use crate::facts::{InitSystem, OsFamily};
+
+/// Args: packages. apt/dnf/zypper/pacman/apk, whichever the host has.
+const INSTALL: &str = r#"set -eu
+if command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "$@" >/dev/null
+elif command -v dnf >/dev/null 2>&1; then dnf install -y -q "$@"
+elif command -v zypper >/dev/null 2>&1; then zypper --non-interactive install "$@"
+elif command -v pacman >/dev/null 2>&1; then pacman -S --noconfirm --needed "$@"
+elif command -v apk >/dev/null 2>&1; then apk add -q "$@"
+else
+  echo "no known package manager (apt-get, dnf, zypper, pacman, apk): install $* by hand" >&2
+  exit 1
+fi
+"#;
+
+const START_SYSTEMD: &str = "systemctl enable --quiet --now docker";
+const START_OPENRC: &str = "rc-update add docker default >/dev/null; rc-service docker start";
+const START_OTHER: &str = "service docker start";
+
+/// The engine's package on `family`; `None`: the OS ships none.
+fn package(family: Option<OsFamily>) -> Option<&'static str> {
+    match family? {
+        OsFamily::Debian => Some("docker.io"),
+        OsFamily::Rhel => None,
+        OsFamily::Suse | OsFamily::Arch | OsFamily::Alpine => Some("docker"),
+    }
+}
+
+pub(crate) struct DockerInstall;
+
+impl Module for DockerInstall {
+    fn name(&self) -> &'static str {
+        "docker_install"
+    }
+
+    fn provides_engine(&self) -> bool {
+        true
+    }
+
+    fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let facts = &cx.state.facts;
+        if !cx.inv.docker_install || facts.docker.running {
+            return Ok(Vec::new());
+        }
+        let mut changes = Vec::new();
+        if !facts.docker.installed {
+            // In the RHEL family, Fedora has moby-engine and Amazon Linux docker; RHEL and its
+            // rebuilds have none.
+            let pkg = match (facts.os.family, facts.os.id.as_str()) {
+                (Some(OsFamily::Rhel), "fedora") => Some("moby-engine"),
+                (Some(OsFamily::Rhel), "amzn") => Some("docker"),
+                (family, _) => package(family),
+            };
+            let Some(pkg) = pkg else {
+                anyhow::bail!(
+                    "docker.install: {} ships no docker engine package; install docker-ce from \
+                     Docker's repository (https://docs.docker.com/engine/install/) and run again",
+                    facts.os.id
+                );
+            };
+            changes.push(Change::script(
+                format!("install {pkg} (docker.install)"),
+                INSTALL,
+                &[pkg],
+            ));
+        }
+        let start = match facts.init {
+            InitSystem::Systemd => START_SYSTEMD,
+            InitSystem::Openrc => START_OPENRC,
+            InitSystem::Other => START_OTHER,
+        };
+        changes.push(Change::script("enable and start docker", start, &[]));
+        changes.push(Change::wait_docker());
+        Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Runtime;
+    use crate::modules::testing::{self, StateBuilder, summaries};
+
+    #[test]
+    fn installs_starts_or_leaves_alone() {
+        let mut inv = testing::inventory("");
+        let missing = || {
+            let mut s = StateBuilder::new();
+            s.0.facts.docker = Runtime::default();
+            s.0.facts.init = InitSystem::Systemd;
+            s
+        };
+        let run = |inv: &crate::inventory::Inventory, state: &StateBuilder| {
+            summaries(&testing::run(&DockerInstall, inv, "h2", state, true).unwrap())
+        };
+        // Not asked for: nothing (the runner's readiness check names the key).
+        assert!(run(&inv, &missing()).is_empty());
+        inv.docker_install = true;
+        assert_eq!(
+            run(&inv, &missing()),
+            [
+                "install docker.io (docker.install)",
+                "enable and start docker",
+                "wait until dockerd answers docker info"
+            ]
+        );
+        let mut stopped = missing();
+        stopped.0.facts.docker.installed = true;
+        assert_eq!(
+            run(&inv, &stopped),
+            [
+                "enable and start docker",
+                "wait until dockerd answers docker info"
+            ]
+        );
+        assert!(run(&inv, &StateBuilder::new()).is_empty());
+        let mut rhel = missing();
+        rhel.0.facts.os.family = Some(OsFamily::Rhel);
+        rhel.0.facts.os.id = "rhel".into();
+        let err = testing::run(&DockerInstall, &inv, "h2", &rhel, true).unwrap_err();
+        assert!(format!("{err}").contains("docker-ce"), "{err}");
+    }
+}
