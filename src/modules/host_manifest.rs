@@ -121,6 +121,23 @@ fn candidate_dirs(inv: &Inventory, host: &Host) -> Vec<String> {
 /// Files replaced wholesale on lb hosts.
 const REPLACED: [&str; 2] = [nginx::CONF, keepalived::CONF];
 
+/// The packages regboot may install and the configs it may replace on `host`: nginx,
+/// keepalived and curl on an lb; nginx (the registry's front) on a registry host.
+fn replaced_here(
+    host: &Host,
+) -> (
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+) {
+    if host.has_role(Role::Lb) {
+        (&lb_packages::PACKAGES, &REPLACED)
+    } else if host.has_role(Role::Registry) {
+        (&lb_packages::PACKAGES[..1], &REPLACED[..1])
+    } else {
+        (&[], &[])
+    }
+}
+
 fn parse_object(text: &str) -> Option<Map<String, Value>> {
     if text.trim().is_empty() {
         return Some(Map::new());
@@ -187,14 +204,15 @@ fn recorded(cx: &Ctx) -> Result<(Manifest, Vec<Change>)> {
             saves.push(save(daemon_json::DAEMON_JSON));
         }
     }
-    if cx.host.has_role(Role::Lb) {
-        for (cmd, pkg) in lb_packages::PACKAGES {
-            let missing = cx.state.commands.get(cmd) == Some(&false);
+    let (packages, replaced) = replaced_here(cx.host);
+    {
+        for (cmd, pkg) in packages {
+            let missing = cx.state.commands.get(*cmd) == Some(&false);
             if missing && !m.packages_installed.iter().any(|p| p == pkg) {
                 m.packages_installed.push(pkg.to_string());
             }
         }
-        for path in REPLACED {
+        for path in replaced.iter().copied() {
             if m.files_replaced.contains_key(path) {
                 continue;
             }
@@ -240,12 +258,11 @@ impl Module for HostManifest {
             req.content.push(daemon_json::DAEMON_JSON.into());
             req.content.push(saved_path(daemon_json::DAEMON_JSON));
         }
-        if host.has_role(Role::Lb) {
-            req.commands
-                .extend(lb_packages::PACKAGES.iter().map(|(c, _)| c.to_string()));
-            req.hash.extend(REPLACED.map(String::from));
-            req.hash.extend(REPLACED.map(saved_path));
-        }
+        let (packages, replaced) = replaced_here(host);
+        req.commands
+            .extend(packages.iter().map(|(c, _)| c.to_string()));
+        req.hash.extend(replaced.iter().map(|p| p.to_string()));
+        req.hash.extend(replaced.iter().map(|p| saved_path(p)));
         if host.has_role(Role::Registry) {
             req.image = Some(inv.registry.image.clone());
         }
@@ -392,7 +409,8 @@ pub(crate) fn remove_container(cx: &Ctx) -> Result<Vec<Change>> {
                 super::registry_container::NAME,
                 reg.data_dir
             ),
-            r#"docker rm -f "$1" >/dev/null"#,
+            // A roll killed midway may have left the next (green) container too.
+            r#"docker rm -f "$1" >/dev/null; docker rm -f "$1-next" >/dev/null 2>&1 || true"#,
             &[super::registry_container::NAME],
         ));
     }

@@ -117,6 +117,8 @@ impl Module for RegistryFront {
         Ok(changes)
     }
 
+    /// Stop the front and remove its backend file, then put back the nginx.conf it replaced
+    /// and remove nginx if regboot installed it (both from the host's manifest).
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let running = cx
             .state
@@ -124,14 +126,17 @@ impl Module for RegistryFront {
             .get(SERVICE)
             .is_some_and(|s| s == "active");
         let has_backend = cx.state.files.get(BACKEND).is_some_and(Option::is_some);
-        if !running && !has_backend {
-            return Ok(Vec::new());
+        let mut changes = Vec::new();
+        if running || has_backend {
+            changes.push(Change::script(
+                format!("stop nginx (the registry's front) and remove {BACKEND}"),
+                STOP,
+                &[],
+            ));
         }
-        Ok(vec![Change::script(
-            format!("stop nginx (the registry's front) and remove {BACKEND}"),
-            STOP,
-            &[],
-        )])
+        changes.extend(super::host_manifest::restore_config(cx, CONF, SERVICE)?);
+        changes.extend(super::host_manifest::remove_packages(cx)?);
+        Ok(changes)
     }
 }
 
