@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{Cli, Output, ResetArgs};
-use crate::engine::{Options, Playbook, RunReport, fleet, limit, runner};
-use crate::inventory::{self, Inventory};
-use crate::pki::StateDir;
+use crate::engine::{self, Options, RunReport, limit};
+use crate::inventory;
 use crate::playbooks;
 
 pub fn reset(cli: &Cli, args: &ResetArgs) -> Result<ExitCode> {
@@ -42,7 +41,7 @@ pub fn reset(cli: &Cli, args: &ResetArgs) -> Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     if !args.plan && !args.yes {
-        let preview = runtime.block_on(run(&inv, &playbook, &opts(true)))?;
+        let preview = runtime.block_on(engine::run(&inv, &playbook, &opts(true)))?;
         print!("{}", preview.summary());
         if preview.changed() == 0 {
             println!("nothing of regboot's is left on these hosts");
@@ -53,7 +52,7 @@ pub fn reset(cli: &Cli, args: &ResetArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let report = runtime.block_on(run(&inv, &playbook, &opts(args.plan)))?;
+    let report = runtime.block_on(engine::run(&inv, &playbook, &opts(args.plan)))?;
     match cli.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => print!("{}", report.summary()),
@@ -85,27 +84,4 @@ fn confirm(purge_data: bool) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
-}
-
-/// Like `engine::run`, but the state directory is neither created nor needed (it may be
-/// lost): the hosts' manifests say what to remove. The hosts' run locks are held.
-async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result<RunReport> {
-    let hosts = limit::select(inv, opts.limit.as_deref())?;
-    let state_dir = StateDir::at(&opts.state_dir);
-    let mut nodes = fleet::connect(&hosts, opts.forks).await;
-    let notes = if opts.check {
-        Vec::new()
-    } else {
-        fleet::lock(&mut nodes).await
-    };
-    let report = runner::run_on(inv, playbook, opts, &state_dir, &mut nodes).await;
-    fleet::close(&mut nodes).await;
-    let mut report = report?;
-    for note in notes {
-        if !opts.quiet {
-            println!("note: {note}");
-        }
-        report.notes.push(note);
-    }
-    Ok(report)
 }

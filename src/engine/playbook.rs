@@ -114,6 +114,11 @@ impl Playbook {
         })
     }
 
+    /// Every step removes (reset): no material, no state directory needed.
+    pub(crate) fn removes_only(&self) -> bool {
+        self.steps.iter().all(|s| s.state == State::Absent)
+    }
+
     /// The CA copies this playbook's steps place on `host` (with its facts; `None`: every
     /// path they might use), so `certs check`, `rotate --ca` and the CA guard find them all.
     pub(crate) fn ca_files(

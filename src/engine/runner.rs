@@ -49,12 +49,19 @@ fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequ
 /// Run `playbook` on the hosts inside `opts.limit`, holding the state directory's lock.
 pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result<RunReport> {
     let hosts = limit::select(inv, opts.limit.as_deref())?;
-    let state_dir = if opts.read_only {
+    // A playbook that only removes (reset) needs no state directory: it may be lost.
+    let state_dir = if playbook.removes_only() {
+        StateDir::at(&opts.state_dir)
+    } else if opts.read_only {
         StateDir::existing(&opts.state_dir)?
     } else {
         StateDir::open(&opts.state_dir)?
     };
-    let _lock = state_dir.lock()?;
+    let _lock = if playbook.removes_only() {
+        None
+    } else {
+        Some(state_dir.lock()?)
+    };
     let mut nodes = fleet::connect(&hosts, opts.forks).await;
     let notes = if opts.check {
         Vec::new()
@@ -86,7 +93,7 @@ pub(crate) async fn run_on(
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     // A playbook that only removes (reset) needs nothing from the state directory, which
     // may be lost: no CA is minted, no secret read.
-    let removes_only = playbook.steps.iter().all(|s| s.state == State::Absent);
+    let removes_only = playbook.removes_only();
     // Before the state directory may mint a CA: never swap the one the hosts trust.
     if inv.tls.mode == TlsMode::SelfSigned && !opts.keep_state && !removes_only {
         ca_guard::check(inv, playbook, state_dir, nodes)?;
