@@ -7,24 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::cli::{host_error, regboot, run_json};
+use support::cli::{changes, host_error, regboot, run_json};
 use support::lab::TestLab;
-
-/// host name -> the change lines it reported, over all steps.
-fn changes(report: &Value) -> Vec<(String, String)> {
-    let mut all = Vec::new();
-    for h in report["hosts"].as_array().unwrap() {
-        for s in h["steps"].as_array().unwrap() {
-            for c in s["changes"].as_array().unwrap() {
-                all.push((
-                    h["host"].as_str().unwrap().to_string(),
-                    c.as_str().unwrap().to_string(),
-                ));
-            }
-        }
-    }
-    all
-}
 
 /// Every smoke line succeeded and every host but the pusher pulled with a matching digest.
 fn assert_smoke_ok(report: &Value, hosts: usize) {

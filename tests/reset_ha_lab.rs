@@ -17,12 +17,7 @@ echo commands:; for c in nginx keepalived curl; do command -v $c || echo "no $c"
 "#;
 
 fn fingerprint(lab: &TestLab, host: &str) -> String {
-    use base64::Engine;
-    let script = base64::engine::general_purpose::STANDARD.encode(FINGERPRINT);
-    lab.ssh_ok(
-        lab.host(host),
-        &format!("echo {script} | base64 -d | sudo -n sh"),
-    )
+    lab.root_script(host, FINGERPRINT)
 }
 
 fn regboot(lab: &TestLab, args: &[&str]) -> Output {

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::cli::{regboot, run_json};
+use support::cli::{changes, regboot, run_json};
 use support::lab::TestLab;
 
 /// Every path under /etc and /usr/local/share/ca-certificates with its type, mode and
@@ -19,12 +19,7 @@ echo images:; docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | LC_A
 "#;
 
 fn fingerprint(lab: &TestLab, host: &str) -> String {
-    use base64::Engine;
-    let script = base64::engine::general_purpose::STANDARD.encode(FINGERPRINT);
-    lab.ssh_ok(
-        lab.host(host),
-        &format!("echo {script} | base64 -d | sudo -n sh"),
-    )
+    lab.root_script(host, FINGERPRINT)
 }
 
 /// The lines only in `a` and only in `b`, for a readable failure.
@@ -40,21 +35,6 @@ fn difference(a: &str, b: &str) -> String {
         only(a, b).join("\n  "),
         only(b, a).join("\n  ")
     )
-}
-
-fn changes(report: &Value) -> Vec<(String, String)> {
-    let mut all = Vec::new();
-    for h in report["hosts"].as_array().unwrap() {
-        for s in h["steps"].as_array().unwrap() {
-            for c in s["changes"].as_array().unwrap() {
-                all.push((
-                    h["host"].as_str().unwrap().to_string(),
-                    c.as_str().unwrap().to_string(),
-                ));
-            }
-        }
-    }
-    all
 }
 
 #[test]

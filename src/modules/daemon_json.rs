@@ -63,7 +63,7 @@ impl Module for DaemonJson {
         match outcome.action {
             Action::Nothing => {}
             Action::Reload => changes.push(Change::script("reload dockerd (SIGHUP)", RELOAD, &[])),
-            Action::Restart { keys } => changes.extend(restart(cx, &keys)),
+            Action::Restart { keys } => changes.extend(restart(cx, &keys, true)),
         }
         Ok(changes)
     }
@@ -109,28 +109,19 @@ impl Module for DaemonJson {
         if restart.is_empty() {
             changes.push(Change::script("reload dockerd (SIGHUP)", RELOAD, &[]));
         } else {
-            let keys: Vec<&str> = restart.iter().map(|k| k.as_str()).collect();
-            changes.push(
-                Change::script(
-                    format!(
-                        "RESTART dockerd: {} cannot be reloaded (containers stop unless live-restore is on)",
-                        keys.join(", ")
-                    ),
-                    RESTART,
-                    &[],
-                )
-                .one_at_a_time(),
-            );
-            changes.push(Change::wait_docker().one_at_a_time());
+            // The registry container goes earlier in a reset: nothing to wait for.
+            let keys: Vec<String> = restart.into_iter().cloned().collect();
+            changes.extend(self::restart(cx, &keys, false));
             changes[0].one_at_a_time = true;
         }
         Ok(changes)
     }
 }
 
-/// A restart, one host at a time: dockerd answering again, and on a registry host the
-/// registry container (restart policy unless-stopped) healthy again, before the next host.
-fn restart(cx: &Ctx, keys: &[String]) -> Vec<Change> {
+/// A restart, one host at a time: dockerd answering again, and (`wait_registry`) on a
+/// registry host the registry container (restart policy unless-stopped) healthy again,
+/// before the next host.
+fn restart(cx: &Ctx, keys: &[String], wait_registry: bool) -> Vec<Change> {
     let mut changes = vec![
         Change::script(
             format!(
@@ -142,7 +133,7 @@ fn restart(cx: &Ctx, keys: &[String]) -> Vec<Change> {
         ),
         Change::wait_docker(),
     ];
-    if cx.host.has_role(Role::Registry) && cx.state.container.is_some() {
+    if wait_registry && cx.host.has_role(Role::Registry) && cx.state.container.is_some() {
         let reg = &cx.inv.registry;
         changes.push(Change::wait_healthy(
             "wait until the registry answers on /v2/ again",

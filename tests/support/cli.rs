@@ -48,3 +48,19 @@ pub fn host_error<'a>(report: &'a Value, host: &str) -> Option<&'a str> {
         .find(|h| h["host"] == host)
         .and_then(|h| h["error"].as_str())
 }
+
+/// Every (host, change) a run's JSON report lists.
+pub fn changes(report: &Value) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for h in report["hosts"].as_array().into_iter().flatten() {
+        for s in h["steps"].as_array().into_iter().flatten() {
+            for c in s["changes"].as_array().into_iter().flatten() {
+                all.push((
+                    h["host"].as_str().unwrap_or_default().to_string(),
+                    c.as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    all
+}

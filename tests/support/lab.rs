@@ -63,6 +63,17 @@ impl TestLab {
         c.output().expect("run ssh")
     }
 
+    /// Run `script` (any text: it travels base64-encoded) with sh as root on `host`; its
+    /// trimmed stdout, panicking unless it succeeds.
+    pub fn root_script(&self, host: &str, script: &str) -> String {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(script);
+        self.ssh_ok(
+            self.host(host),
+            &format!("echo {encoded} | base64 -d | sudo -n sh"),
+        )
+    }
+
     /// Like [`ssh`](Self::ssh), panicking with the command's stderr unless it succeeds;
     /// returns trimmed stdout.
     pub fn ssh_ok(&self, host: &LabHost, command: &str) -> String {
