@@ -100,11 +100,11 @@ pub(crate) fn read(state: &HostState) -> Result<Option<Manifest>> {
 
 /// The directories regboot may create on `host` (parents first), to be recorded when missing.
 fn candidate_dirs(inv: &Inventory, host: &Host) -> Vec<String> {
-    let mut dirs = Vec::new();
-    if Hosts::Clients.matches(host) {
-        dirs.push("/etc/docker".to_string());
-        dirs.push(crate::trust_store::CERTS_D.to_string());
-    }
+    // certs.d goes on every host (an lb's dockerd pulls too, when it has one).
+    let mut dirs = vec![
+        "/etc/docker".to_string(),
+        crate::trust_store::CERTS_D.to_string(),
+    ];
     if host.has_role(Role::Registry) {
         let data = inv.registry.data_dir.trim_end_matches('/');
         let mut ancestors: Vec<String> = std::path::Path::new(data)
