@@ -93,10 +93,7 @@ pub(crate) fn request(inv: &Inventory) -> ProbeRequest {
 
 /// The CA copies apply places on `host`, as its steps' modules say.
 pub(crate) fn ca_files(inv: &Inventory, host: &Host, facts: &Facts) -> Vec<CaFile> {
-    // The embedded playbook parses (a unit test proves it).
-    crate::playbooks::apply()
-        .map(|p| p.ca_files(inv, host, Some(facts)))
-        .unwrap_or_default()
+    crate::playbooks::apply_steps().ca_files(inv, host, Some(facts))
 }
 
 /// Connect to the hosts inside `limit`, survey them, close (`certs check -i`).

@@ -14,6 +14,14 @@ pub fn apply() -> Result<Playbook> {
     )
 }
 
+/// The apply playbook, parsed once: where `certs check`, `rotate --ca` and `--replace-ca`
+/// look up, per host, the CA copies apply places.
+pub(crate) fn apply_steps() -> &'static Playbook {
+    static APPLY: std::sync::LazyLock<Playbook> =
+        std::sync::LazyLock::new(|| apply().expect("the embedded apply.yml parses (unit-tested)"));
+    &APPLY
+}
+
 /// `rotate --leaf` and every stage of `rotate --ca`.
 pub fn rotate() -> Result<Playbook> {
     Playbook::parse(
