@@ -101,8 +101,9 @@ pub struct LoadBalancer {
     /// The registry hostname: `server_name`, and the name checked on the replicas' certificate.
     pub server_name: String,
     pub listen_port: u16,
-    /// Replica addresses (IP or DNS name) and the port each publishes.
-    pub replicas: Vec<(String, u16)>,
+    /// Replica addresses (IP or DNS name), the port each publishes, and whether it is
+    /// drained (nginx passes it nothing).
+    pub replicas: Vec<(String, u16, bool)>,
     /// Paths on the lb host.
     pub cert_path: String,
     pub key_path: String,
@@ -176,6 +177,8 @@ impl Templates {
             ),
             (HOSTS_BLOCK, include_str!("../templates/hosts-block.j2")),
             (NGINX_CONF, include_str!("../templates/nginx.conf.j2")),
+            ("nginx-limits", include_str!("../templates/nginx-limits.j2")),
+            ("nginx-log", include_str!("../templates/nginx-log.j2")),
             (
                 KEEPALIVED_CONF,
                 include_str!("../templates/keepalived.conf.j2"),
@@ -249,15 +252,16 @@ impl Templates {
             ));
         }
         let mut endpoints = Vec::with_capacity(lb.replicas.len());
-        for (address, port) in &lb.replicas {
-            endpoints.push(match address.parse::<IpAddr>() {
+        for (address, port, drain) in &lb.replicas {
+            let endpoint = match address.parse::<IpAddr>() {
                 Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
                 Ok(IpAddr::V4(v4)) => format!("{v4}:{port}"),
                 Err(_) => {
                     check_hostname("registry host address", address)?;
                     format!("{address}:{port}")
                 }
-            });
+            };
+            endpoints.push(context! { endpoint, drain });
         }
         for (field, path) in [
             ("lb cert path", &lb.cert_path),
@@ -625,9 +629,9 @@ mod tests {
             server_name: "registry01.dev.com".into(),
             listen_port: 5000,
             replicas: vec![
-                ("10.0.0.51".into(), 5000),
-                ("10.0.0.52".into(), 5000),
-                ("fd00::53".into(), 5001),
+                ("10.0.0.51".into(), 5000, false),
+                ("10.0.0.52".into(), 5000, true),
+                ("fd00::53".into(), 5001, false),
             ],
             cert_path: "/etc/regboot/registry-chain.crt".into(),
             key_path: "/etc/regboot/registry.key".into(),
@@ -642,7 +646,7 @@ mod tests {
         let has = |l: &str| lines.contains(&l);
         for line in [
             "server 10.0.0.51:5000 max_fails=1 fail_timeout=5s;",
-            "server 10.0.0.52:5000 max_fails=1 fail_timeout=5s;",
+            "server 10.0.0.52:5000 max_fails=1 fail_timeout=5s down;",
             "server [fd00::53]:5001 max_fails=1 fail_timeout=5s;",
             "listen 5000 ssl;",
             "client_max_body_size 0;",
@@ -659,9 +663,13 @@ mod tests {
             "proxy_ssl_name registry01.dev.com;",
             "location /v2/ {",
             "proxy_pass https://registry_replicas;",
+            "worker_rlimit_nofile 51200;",
+            "worker_connections 16384;",
+            "access_log /var/log/nginx/access.log regboot;",
         ] {
             assert!(has(line), "missing {line:?} in\n{text}");
         }
+        assert!(text.contains("upstream=$upstream_addr"), "{text}");
         let servers = lines.iter().filter(|l| l.contains("max_fails=")).count();
         assert_eq!(servers, 3);
         assert_eq!(text.matches('{').count(), text.matches('}').count());

@@ -261,10 +261,15 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
     let registry = start_registry(dir, &cfg, registry_port, Some((&chain, &key)));
 
     let lb_port = free_port();
+    let drained_port = free_port();
     let lb = LoadBalancer {
         server_name: HOSTNAME.into(),
         listen_port: lb_port,
-        replicas: vec![("127.0.0.1".into(), registry_port)],
+        // A drained replica on a port nothing listens on: nginx must never try it.
+        replicas: vec![
+            ("127.0.0.1".into(), registry_port, false),
+            ("127.0.0.1".into(), drained_port, true),
+        ],
         cert_path: chain.display().to_string(),
         key_path: key.display().to_string(),
         ca_path: ca.display().to_string(),
@@ -350,6 +355,15 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
     assert_eq!(status, 200);
     assert!(body == blob, "blob read back through nginx differs");
     drop(nginx);
+
+    // The access log names the replica that answered each request, never the drained one.
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap();
+    let answered = format!("upstream=127.0.0.1:{registry_port} upstream_status=");
+    assert!(log.lines().count() >= 6, "{log}");
+    for line in log.lines() {
+        assert!(line.contains(&answered), "{line}");
+    }
+    assert!(!log.contains(&format!(":{drained_port}")), "{log}");
 }
 
 /// nginx answers a page with SSI on chunked (SSI drops the length): the client regboot speaks
