@@ -13,6 +13,7 @@ pub(crate) mod diff;
 pub mod engine;
 pub mod facts;
 pub(crate) mod fsutil;
+pub(crate) mod gc;
 pub mod host;
 pub mod inventory;
 pub mod lab;

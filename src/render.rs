@@ -50,6 +50,12 @@ pub struct RegistryConfig {
     pub tls: bool,
     /// htpasswd auth at [`container::HTPASSWD_PATH`] with this realm; `None`: no auth.
     pub auth_realm: Option<String>,
+    /// Each replica keeps an in-memory blob descriptor cache. Off where several replicas
+    /// share storage with deletes on: one replica's cache would answer for a blob another
+    /// replica (or `regboot gc`) deleted.
+    pub blob_cache: bool,
+    /// `maintenance.readonly`: pushes and deletes are refused, pulls served (`regboot gc`).
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,6 +223,8 @@ impl Templates {
                 http_secret => cfg.http_secret.expose(),
                 tls => cfg.tls,
                 auth_realm => &cfg.auth_realm,
+                blob_cache => cfg.blob_cache,
+                read_only => cfg.read_only,
                 container_port => container::PORT,
                 data_path => container::DATA_PATH,
                 cert_path => container::CERT_PATH,
@@ -421,6 +429,8 @@ mod tests {
             http_secret: "s3cr3t: \"quoted\" # not a comment".into(),
             tls: true,
             auth_realm: Some("regboot".into()),
+            blob_cache: true,
+            read_only: false,
         }
     }
 
@@ -461,6 +471,26 @@ mod tests {
         );
         assert_eq!(
             get(&doc, "health.storagedriver.enabled").as_bool(),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn registry_config_cache_and_read_only() {
+        let t = Templates::embedded();
+        let doc = yaml(&t.registry_config(&base(Storage::Filesystem)).unwrap());
+        assert_eq!(
+            get(&doc, "storage.cache.blobdescriptor").as_str(),
+            Some("inmemory")
+        );
+        assert!(get(&doc, "storage").get("maintenance").is_none());
+        let mut cfg = base(Storage::Filesystem);
+        cfg.blob_cache = false;
+        cfg.read_only = true;
+        let doc = yaml(&t.registry_config(&cfg).unwrap());
+        assert!(get(&doc, "storage").get("cache").is_none());
+        assert_eq!(
+            get(&doc, "storage.maintenance.readonly.enabled").as_bool(),
             Some(true)
         );
     }

@@ -257,6 +257,8 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
         http_secret: "secret: with 'quotes'".into(),
         tls: true,
         auth_realm: Some("regboot test".into()),
+        blob_cache: true,
+        read_only: false,
     };
     let registry = start_registry(dir, &cfg, registry_port, Some((&chain, &key)));
 
@@ -416,6 +418,8 @@ fn insecure_config_serves_plain_http() {
         http_secret: "x".into(),
         tls: false,
         auth_realm: None,
+        blob_cache: true,
+        read_only: false,
     };
     let _registry = start_registry(dir.path(), &cfg, port, None);
     let (status, _, _) = curl(None, &format!("http://127.0.0.1:{port}/v2/"), false, &[]);
@@ -444,6 +448,8 @@ fn s3_config_is_accepted_by_the_registry() {
         http_secret: "x".into(),
         tls: false,
         auth_realm: None,
+        blob_cache: true,
+        read_only: false,
     };
     let registry = start_registry(dir.path(), &cfg, port, None);
     let (status, _, _) = curl(None, &format!("http://127.0.0.1:{port}/"), false, &[]);
@@ -490,6 +496,8 @@ fn smoke_image_tarball_pushes_to_a_registry_with_its_config_digest() {
         http_secret: "x".into(),
         tls: false,
         auth_realm: None,
+        blob_cache: true,
+        read_only: false,
     };
     let registry = start_registry(dir.path(), &cfg, port, None);
     let image = smoke_image::build(

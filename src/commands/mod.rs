@@ -11,6 +11,7 @@ mod backup;
 mod catalog;
 mod certs;
 mod facts;
+mod gc;
 mod inventory;
 mod known_hosts;
 mod lab;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::Catalog { limit } => catalog::catalog(&cli, limit.as_deref()),
+        Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
 }
