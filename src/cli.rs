@@ -157,6 +157,10 @@ pub enum Command {
         limit: Option<String>,
     },
 
+    /// Write a platform's deployment of the registry to stdout, for that platform's own tool.
+    #[command(subcommand)]
+    Render(RenderCommand),
+
     /// Delete the blobs no tagged manifest references (`registry garbage-collect
     /// --delete-untagged`), without losing a push: every replica is rolled to read-only first,
     /// one at a time (pulls go on; a push is refused and must be repeated), the collector
@@ -335,6 +339,16 @@ pub enum LabCommand {
         #[arg(long)]
         purge: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// The Marathon app JSON (DC/OS) that runs the registry on the registry hosts, for `dcos
+    /// marathon app add` (seed 004): one instance per registry host, the VIP label (ha.vip,
+    /// else the named VIP /regboot-registry), a health check on /, and the config.yml,
+    /// certificate, key and htpasswd that `regboot apply` placed on those hosts, mounted
+    /// read-only. It carries no secret value. regboot renders it and does not deploy it.
+    Marathon,
 }
 
 #[derive(Debug, Subcommand)]

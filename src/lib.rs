@@ -17,6 +17,7 @@ pub(crate) mod gc;
 pub mod host;
 pub mod inventory;
 pub mod lab;
+pub(crate) mod marathon;
 pub(crate) mod material;
 pub mod merge;
 pub(crate) mod modules;

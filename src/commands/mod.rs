@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, UserCommand};
+use crate::cli::{
+    CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, RenderCommand, UserCommand,
+};
 
 mod apply;
 mod backup;
@@ -62,6 +64,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::Catalog { limit } => catalog::catalog(&cli, limit.as_deref()),
+        Command::Render(RenderCommand::Marathon) => {
+            let inv = crate::inventory::load(cli.inventory_path()?)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::marathon::app(&inv))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
