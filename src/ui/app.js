@@ -30,6 +30,14 @@ function render(view) {
   columns.push(...view.replicas.map((r) => cell("th", r.host)));
   $("columns").replaceChildren(...columns);
 
+  if (!view.images.length) {
+    const none = cell("td", "no image on the replicas that answered");
+    none.colSpan = columns.length;
+    const row = document.createElement("tr");
+    row.append(none);
+    $("rows").replaceChildren(row);
+    return;
+  }
   $("rows").replaceChildren(...view.images.map((i) => {
     const row = document.createElement("tr");
     if (i.missing_on.length) row.className = "partial";
