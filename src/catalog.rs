@@ -176,33 +176,56 @@ pub(crate) async fn read(
     compare(reads)
 }
 
-/// The verdict over replicas' reads.
-pub fn compare(replicas: Vec<Replica>) -> Report {
-    let mut differences = Vec::new();
-    let mut seen: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+/// An image (repository:tag@digest) with the answering replicas that serve it and lack it.
+#[derive(Debug, Serialize)]
+pub struct Holding {
+    #[serde(flatten)]
+    pub image: Image,
+    pub held_by: Vec<String>,
+    pub missing_on: Vec<String>,
+}
+
+/// Every image an answering replica serves, with who holds and who lacks it (a replica that
+/// failed to answer is neither).
+pub fn holdings(replicas: &[Replica]) -> Vec<Holding> {
     let answered: Vec<&Replica> = replicas.iter().filter(|r| r.error.is_none()).collect();
+    let mut seen: BTreeMap<&Image, Vec<&str>> = BTreeMap::new();
     for r in &answered {
         for i in &r.images {
-            seen.entry(format!("{}:{}@{}", i.repository, i.tag, i.digest))
-                .or_default()
-                .push(&r.host);
+            seen.entry(i).or_default().push(&r.host);
         }
     }
-    for (image, holders) in &seen {
-        if holders.len() == answered.len() {
-            continue;
-        }
-        for r in &answered {
-            if !holders.contains(&r.host.as_str()) {
-                differences.push(format!(
-                    "{}: missing {image} (served by {})",
-                    r.host,
-                    holders.join(", ")
-                ));
-            }
-        }
-    }
-    let agree = differences.is_empty() && answered.len() == replicas.len();
+    seen.into_iter()
+        .map(|(image, held)| Holding {
+            image: image.clone(),
+            missing_on: answered
+                .iter()
+                .filter(|r| !held.contains(&r.host.as_str()))
+                .map(|r| r.host.clone())
+                .collect(),
+            held_by: held.into_iter().map(String::from).collect(),
+        })
+        .collect()
+}
+
+/// The verdict over replicas' reads.
+pub fn compare(replicas: Vec<Replica>) -> Report {
+    let differences: Vec<String> = holdings(&replicas)
+        .iter()
+        .flat_map(|h| {
+            let i = &h.image;
+            h.missing_on.iter().map(move |host| {
+                format!(
+                    "{host}: missing {}:{}@{} (served by {})",
+                    i.repository,
+                    i.tag,
+                    i.digest,
+                    h.held_by.join(", ")
+                )
+            })
+        })
+        .collect();
+    let agree = differences.is_empty() && replicas.iter().all(|r| r.error.is_none());
     Report {
         replicas,
         agree,
@@ -247,6 +270,20 @@ mod tests {
         ]);
         assert!(!r.agree);
         assert_eq!(r.differences, ["b: missing r:2@sha256:1 (served by a)"]);
+        let held = holdings(&r.replicas);
+        assert_eq!(
+            held.iter()
+                .map(|h| (
+                    h.image.tag.as_str(),
+                    h.held_by.clone(),
+                    h.missing_on.clone()
+                ))
+                .collect::<Vec<_>>(),
+            [
+                ("1", vec!["a".to_string(), "b".to_string()], vec![]),
+                ("2", vec!["a".to_string()], vec!["b".to_string()]),
+            ]
+        );
         let mut down = rep("b", vec![]);
         down.error = Some("unreachable".into());
         assert!(!compare(vec![rep("a", vec![img("1")]), down]).agree);

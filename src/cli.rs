@@ -157,6 +157,20 @@ pub enum Command {
         limit: Option<String>,
     },
 
+    /// Serve a page listing what every registry replica serves (repositories, tags, digests,
+    /// sizes, which replicas hold each and which lack it), read like `catalog` through the
+    /// SSH connections, so the registry port need not be reachable from here. Listens on
+    /// 127.0.0.1 only; prints the page's URL, which holds a random token that every request
+    /// needs. Serves until Ctrl-C.
+    Ui {
+        /// Only these hosts (registry hosts among them are read).
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        /// The port on 127.0.0.1 (default: a free one, chosen by the system).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+
     /// Write a platform's deployment of the registry to stdout, for that platform's own tool.
     #[command(subcommand)]
     Render(RenderCommand),

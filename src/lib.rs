@@ -33,3 +33,4 @@ pub mod smoke_image;
 pub mod ssh;
 pub mod tls_setup;
 pub(crate) mod trust_store;
+pub(crate) mod ui;

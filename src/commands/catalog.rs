@@ -4,44 +4,60 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::catalog::{self, Replica};
+use crate::catalog::{self, Replica, Report};
 use crate::cli::{Cli, Output};
 use crate::engine::{fleet, limit};
-use crate::inventory::{self, Role};
+use crate::host::RemoteHost;
+use crate::inventory::{self, Host, Inventory, Role};
 use crate::material::{Material, RegistryMode};
 use crate::pki::StateDir;
 use crate::render::Templates;
 
-pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
-    let inv = inventory::load(cli.inventory_path()?)?;
-    let hosts: Vec<_> = limit::select(&inv, limit)?
-        .into_iter()
-        .filter(|h| h.has_role(Role::Registry))
-        .collect();
-    anyhow::ensure!(!hosts.is_empty(), "no registry host inside --limit");
-    // Read only: the CA to trust and a login, nothing created.
-    let state = StateDir::at(&inv.state_dir(cli.state_dir.as_deref()));
-    let material = Material::prepare(
-        &inv,
-        &state,
-        &Templates::embedded(),
-        true,
-        false,
-        RegistryMode::Serving,
-    )?;
-    let ca = material.tls.as_ref().map(|t| t.ca_pem.as_str());
-    let auth = material
-        .smoke_login
-        .as_ref()
-        .map(|(u, p)| (u.as_str(), p.as_str()));
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
+/// What `catalog` and `ui` read: the registry hosts inside the limit, the CA to trust and a
+/// login (read only: nothing is created in the state directory).
+pub(super) struct Source {
+    inv: Inventory,
+    hosts: Vec<Host>,
+    ca: Option<String>,
+    auth: Option<(String, String)>,
+}
+
+impl Source {
+    pub fn load(cli: &Cli, limit: Option<&str>) -> Result<Source> {
+        let inv = inventory::load(cli.inventory_path()?)?;
+        let hosts: Vec<Host> = limit::select(&inv, limit)?
+            .into_iter()
+            .filter(|h| h.has_role(Role::Registry))
+            .cloned()
+            .collect();
+        anyhow::ensure!(!hosts.is_empty(), "no registry host inside --limit");
+        let state = StateDir::at(&inv.state_dir(cli.state_dir.as_deref()));
+        let material = Material::prepare(
+            &inv,
+            &state,
+            &Templates::embedded(),
+            true,
+            false,
+            RegistryMode::Serving,
+        )?;
+        Ok(Source {
+            ca: material.tls.map(|t| t.ca_pem),
+            auth: material.smoke_login,
+            inv,
+            hosts,
+        })
+    }
+
+    /// Connect to every replica (one connection each), read them all, and close.
+    pub async fn read(&self) -> Report {
+        let hosts: Vec<&Host> = self.hosts.iter().collect();
         let mut nodes = fleet::connect(&hosts, 50).await;
-        let replicas: Vec<(&str, &crate::host::RemoteHost)> = nodes
+        let replicas: Vec<(&str, &RemoteHost)> = nodes
             .iter()
             .filter_map(|n| n.remote.as_ref().map(|r| (n.host.name.as_str(), r)))
             .collect();
-        let mut report = catalog::read(&inv, &replicas, ca, auth).await;
+        let auth = self.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let mut report = catalog::read(&self.inv, &replicas, self.ca.as_deref(), auth).await;
         for n in nodes.iter().filter(|n| n.remote.is_none()) {
             report.replicas.push(Replica {
                 host: n.host.name.clone(),
@@ -52,7 +68,13 @@ pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
         }
         fleet::close(&mut nodes).await;
         report
-    });
+    }
+}
+
+pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
+    let source = Source::load(cli, limit)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(source.read());
     match cli.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {

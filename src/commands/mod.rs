@@ -19,6 +19,7 @@ mod known_hosts;
 mod lab;
 mod reset;
 mod rotate;
+mod ui;
 
 use apply::{Kind, run_playbook, user_hash};
 use certs::{certs_check, certs_import, certs_init, certs_show};
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::Catalog { limit } => catalog::catalog(&cli, limit.as_deref()),
+        Command::Ui { limit, port } => ui::ui(&cli, limit.as_deref(), *port),
         Command::Render(RenderCommand::Marathon) => {
             let inv = crate::inventory::load(cli.inventory_path()?)?;
             println!(
