@@ -200,6 +200,7 @@ printf '%-22s %-9s %s\n' "$n hosts" median "ratio to the OpenSSH floor"
 for k in floor "regboot no-op plan" "regboot no-op apply" "regboot cold apply" \
   "ansible no-op" "ansible cold" "pyinfra no-op" "pyinfra cold"; do
   m=$(printf '%s\n' ${samples[$k]} | median)
-  printf '%-22s %-9s %s\n' "$k" "${m}s" "$(awk -v a="$m" -v b="$floor" 'BEGIN { printf "%.1fx", a / b }')"
+  printf '%-22s %-9s %s\n' "$k" "$(awk -v a="$m" 'BEGIN { printf "%.2fs", a }')" \
+    "$(awk -v a="$m" -v b="$floor" 'BEGIN { printf "%.1fx", a / b }')"
 done
 echo "(median of $RUNS runs; cold: the client side undone first, and for regboot the registry too (reset))"
