@@ -23,7 +23,7 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
     };
     let opts = Options {
         check: matches!(kind, Kind::Plan),
-        diff: args.diff,
+        diff: args.diff || cli.verbose > 0,
         forks: args.forks.into(),
         quiet: cli.output == Output::Json || cli.quiet,
         state_dir: inv.state_dir(cli.state_dir.as_deref()),

@@ -7,6 +7,7 @@ pub(crate) mod limit;
 pub(crate) mod memo;
 pub(crate) mod module;
 pub mod playbook;
+mod printer;
 pub(crate) mod probe;
 pub mod report;
 pub(crate) mod runner;

@@ -12,9 +12,10 @@ use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
 use super::playbook::{Playbook, State};
+use super::printer::Printer;
 use super::probe::ProbeRequest;
 use super::report::{HostReport, RunReport};
-use super::step::{self, Printer, Run, StepCx};
+use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::Material;
 use crate::pki::StateDir;
@@ -110,11 +111,7 @@ pub(crate) async fn run_on(
     } else {
         Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?
     };
-    let out = Printer {
-        quiet: opts.quiet,
-        diff: opts.diff || opts.check,
-        check: opts.check,
-    };
+    let out = Printer::new(opts.quiet, opts.diff || opts.check, opts.diff, opts.check);
     for n in &material.notes {
         out.line(&format!("state: {n}"));
     }
@@ -159,7 +156,7 @@ pub(crate) async fn run_on(
         if !runs.iter().any(|r| step.hosts.matches(r.node.host)) {
             continue;
         }
-        out.line(&format!("\n== {}", step.name));
+        out.step(&step.name);
         let halted = if step.once {
             step::once(&cx, step, &mut runs, &mut report).await?;
             None

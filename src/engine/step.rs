@@ -13,6 +13,7 @@ use super::fleet::Node;
 use super::memo::Memo;
 use super::module::{Ctx, FleetCx, Member};
 use super::playbook::{State, Step};
+use super::printer::Printer;
 use super::report::{HostReport, RunReport, Status, StepResult};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
@@ -27,38 +28,6 @@ pub(super) struct StepCx<'a> {
     /// Plan: show, change nothing.
     pub check: bool,
     pub out: &'a Printer,
-}
-
-pub(super) struct Printer {
-    pub quiet: bool,
-    pub diff: bool,
-    pub check: bool,
-}
-
-impl Printer {
-    pub fn line(&self, text: &str) {
-        if !self.quiet {
-            println!("{text}");
-        }
-    }
-    fn changes(&self, host: &str, changes: &[Change]) {
-        if changes.is_empty() {
-            return self.line(&format!("  {host}: ok"));
-        }
-        let verb = if self.check {
-            "would change"
-        } else {
-            "changed"
-        };
-        for c in changes {
-            self.line(&format!("  {host}: {verb}: {}", c.summary));
-            if let Some(d) = c.diff.as_ref().filter(|_| self.diff) {
-                for l in d.lines() {
-                    self.line(&format!("      {l}"));
-                }
-            }
-        }
-    }
 }
 
 /// One host during the run: its fleet node, report and shared per-host values.
@@ -149,8 +118,12 @@ pub(super) async fn per_host(
         if !exclusive.is_empty() {
             out.line(&format!("  one host at a time: {}", exclusive.join(", ")));
         }
+        let shown: Vec<(&str, &[Change])> = planned
+            .iter()
+            .map(|(i, c)| (runs[*i].node.host.name.as_str(), c.as_slice()))
+            .collect();
+        out.changes(&shown);
         for (i, changes) in &planned {
-            out.changes(&runs[*i].node.host.name, changes);
             runs[*i].done(&step.name, changes);
         }
         return None;
@@ -180,13 +153,17 @@ pub(super) async fn per_host(
         }))
         .await;
         let mut failed = None;
+        let made: Vec<(&str, &[Change])> = batch
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|((i, c), _)| (runs[*i].node.host.name.as_str(), c.as_slice()))
+            .collect();
+        out.changes(&made);
         for ((i, changes), result) in batch.iter().zip(results) {
             let r = &mut runs[*i];
             match result {
-                Ok(()) => {
-                    out.changes(&r.node.host.name, changes);
-                    r.done(&step.name, changes);
-                }
+                Ok(()) => r.done(&step.name, changes),
                 Err(e) => {
                     let msg = format!("{e:#}");
                     out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
