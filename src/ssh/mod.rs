@@ -6,6 +6,7 @@ pub(crate) use auth::read_tty_without_echo;
 mod dial;
 mod error;
 mod fanout;
+mod heard;
 pub mod known_hosts;
 pub mod quote;
 mod session;
