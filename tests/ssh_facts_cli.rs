@@ -71,7 +71,8 @@ fn facts_reports_every_host_and_names_each_failure() {
     let (code, rows, stderr) = regboot(&["facts", "-i", inv, "-o", "json"]);
     assert_eq!(code, 1, "{stderr}");
     let row = |name: &str| {
-        rows.as_array()
+        rows["hosts"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|r| r["host"] == name)
@@ -83,10 +84,10 @@ fn facts_reports_every_host_and_names_each_failure() {
     assert_eq!(g["facts"]["os"]["family"], "debian");
     assert_eq!(g["facts"]["sudo"], "root");
     assert!(g["facts"]["connect_ms"].as_u64().is_some());
-    assert_eq!(row("changed")["error"]["kind"], "host-key-changed");
-    assert_eq!(row("gone")["error"]["kind"], "unreachable");
+    assert_eq!(row("changed")["error"]["code"], "host-key-changed");
+    assert_eq!(row("gone")["error"]["code"], "unreachable");
     let pw = row("pw");
-    assert_eq!(pw["error"]["kind"], "sudo-needs-password");
+    assert_eq!(pw["error"]["code"], "sudo-needs-password");
     assert_eq!(pw["facts"]["sudo"], "password");
     for name in ["changed:", "gone:", "pw:"] {
         assert!(stderr.contains(name), "{name} not named in:\n{stderr}");
@@ -110,7 +111,7 @@ fn facts_reports_every_host_and_names_each_failure() {
         .unwrap();
     assert!(out.status.success());
     let (_, rows, _) = regboot(&["facts", "-i", inv, "-o", "json"]);
-    let c = rows
+    let c = rows["hosts"]
         .as_array()
         .unwrap()
         .iter()

@@ -47,7 +47,7 @@ pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
         report
     });
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Json => super::json::print(&report)?,
         Output::Text => {
             for r in &report.replicas {
                 match &r.error {

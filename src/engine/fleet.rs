@@ -5,6 +5,7 @@
 use futures::future::join_all;
 
 use super::probe::{self, HostState, ProbeRequest};
+use super::report::Failure;
 use crate::host::RemoteHost;
 use crate::inventory::Host;
 use crate::ssh;
@@ -18,8 +19,8 @@ pub(crate) struct Node<'a> {
     pub state: Option<HostState>,
     /// Why the host is out of the run, when it is.
     pub error: Option<String>,
-    /// The connection error's kind (`unreachable`, `host-key-changed`...), when it was one.
-    pub error_kind: Option<&'static str>,
+    /// The connection error's code and hint, when it was one.
+    pub failure: Option<Failure>,
 }
 
 impl Node<'_> {
@@ -37,6 +38,16 @@ impl Node<'_> {
         };
         self.error.get_or_insert(error);
     }
+
+    /// Why the host is out of the run, for scripts.
+    pub fn failure(&self) -> Option<Failure> {
+        let error = self.error.as_ref()?;
+        Some(self.failure.clone().unwrap_or_else(|| Failure {
+            code: "failed",
+            message: error.clone(),
+            hint: None,
+        }))
+    }
 }
 
 /// Connect to `hosts` (one connection each, kept for the whole command).
@@ -52,13 +63,13 @@ pub(crate) async fn connect<'a>(hosts: &[&'a Host], forks: usize) -> Vec<Node<'a
                 remote: None,
                 state: None,
                 error: None,
-                error_kind: None,
+                failure: None,
             };
             match session {
                 Ok(s) => node.remote = Some(RemoteHost::new(s)),
                 Err(e) => {
-                    node.error_kind = Some(e.kind());
                     node.fail(e.to_string());
+                    node.failure = Some(Failure::new(e.kind(), &host.name, &e.message(), e.hint()));
                 }
             }
             node

@@ -135,6 +135,7 @@ pub(crate) async fn run_on(
                 host: node.host.name.clone(),
                 steps: Vec::new(),
                 error: None,
+                failure: None,
                 seconds: 0.0,
                 commands: 0,
             },
@@ -190,6 +191,7 @@ pub(crate) async fn run_on(
             .as_ref()
             .map_or(0, |h| h.session.commands_run());
         r.report.error = r.node.error.clone();
+        r.report.failure = r.node.failure();
         if r.report.seconds == 0.0 {
             r.report.seconds = r.started.elapsed().as_secs_f64();
         }
