@@ -1,6 +1,7 @@
-//! What people read, on a real lab: `plan` on a converged and on a drifted cluster compared with
-//! the expected text under `tests/snapshots/` (volatile parts normalized; `REGBOOT_BLESS=1`
-//! rewrites the files after a deliberate change of the output).
+//! What people read, on a real lab: progress lines on a stderr that is not a terminal, and
+//! `plan` on a converged and on a drifted cluster compared with the expected text under
+//! `tests/snapshots/` (volatile parts normalized; `REGBOOT_BLESS=1` rewrites the files after
+//! a deliberate change of the output).
 
 mod support;
 
@@ -10,11 +11,14 @@ use support::cli::regboot;
 use support::lab::TestLab;
 
 #[test]
-fn plan_output_on_a_converged_and_a_drifted_lab() {
+fn progress_and_plan_output_on_a_converged_and_a_drifted_lab() {
     let lab = TestLab::up("output", 3);
     let inv = lab.lab.inventory_path.clone();
-    let out = regboot(&inv, &["apply", "-q"]);
+    let out = regboot(&inv, &["apply"]);
     assert!(out.status.success(), "apply: {out:?}");
+    assert_progress(&String::from_utf8_lossy(&out.stderr));
+    let out = regboot(&inv, &["plan", "-q"]);
+    assert!(out.stderr.is_empty(), "-q printed progress: {out:?}");
 
     let out = regboot(&inv, &["plan"]);
     assert_eq!(out.status.code(), Some(0), "converged plan: {out:?}");
@@ -51,6 +55,42 @@ fn plan_output_on_a_converged_and_a_drifted_lab() {
     assert!(
         text.contains("      +MII"),
         "no raw certificate diff:\n{text}"
+    );
+}
+
+/// Each host says when it starts connecting, which change it is making, and when it is done,
+/// on timestamped lines ("12:34:56 host1: registry image: load ...").
+fn assert_progress(stderr: &str) {
+    let events: Vec<(&str, &str)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let (clock, rest) = l.split_once(' ')?;
+            let is_clock = clock.len() == 8 && clock.bytes().filter(|b| *b == b':').count() == 2;
+            rest.split_once(": ").filter(|_| is_clock)
+        })
+        .collect();
+    for host in ["host1", "host2", "host3"] {
+        let said: Vec<&str> = events
+            .iter()
+            .filter(|(h, _)| *h == host)
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(said.first(), Some(&"connecting"), "{host}:\n{stderr}");
+        assert!(said.contains(&"reading its state"), "{host}:\n{stderr}");
+        assert!(
+            said.iter()
+                .any(|w| w.starts_with("CA in docker certs.d: write "))
+        );
+        assert!(
+            said.last().unwrap().starts_with("done ("),
+            "{host}:\n{stderr}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|(h, w)| *h == "host1" && w.starts_with("registry image: load ")),
+        "{stderr}"
     );
 }
 

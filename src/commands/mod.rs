@@ -40,6 +40,7 @@ fn text_or_json(cli: &Cli, field: &str, text: Vec<u8>) -> Result<ExitCode> {
 
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    crate::engine::progress::init(cli.quiet);
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check(&cli),
         Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),

@@ -9,6 +9,7 @@ pub(crate) mod module;
 pub mod playbook;
 mod printer;
 pub(crate) mod probe;
+pub mod progress;
 pub mod report;
 pub(crate) mod runner;
 mod step;

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use super::change::Change;
+use super::progress;
 
 pub(super) struct Printer {
     pub quiet: bool,
@@ -42,9 +43,9 @@ impl Printer {
     pub fn line(&self, text: &str) {
         if !self.quiet {
             if let Some(heading) = self.heading.borrow_mut().take() {
-                println!("{heading}");
+                progress::println(&heading);
             }
-            println!("{text}");
+            progress::println(text);
         }
     }
 

@@ -3,7 +3,6 @@
 //! steps in order (`step.rs`), halting the run when a roll halts.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Result;
 
@@ -90,7 +89,6 @@ pub(crate) async fn run_on(
     state_dir: &StateDir,
     nodes: &mut [Node<'_>],
 ) -> Result<RunReport> {
-    let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     // A playbook that only removes (reset) needs nothing from the state directory, which
     // may be lost: no CA is minted, no secret read.
@@ -141,7 +139,6 @@ pub(crate) async fn run_on(
             },
             node,
             memo: Memo::default(),
-            started,
         })
         .collect();
     for r in &mut runs {
@@ -192,9 +189,7 @@ pub(crate) async fn run_on(
             .map_or(0, |h| h.session.commands_run());
         r.report.error = r.node.error.clone();
         r.report.failure = r.node.failure();
-        if r.report.seconds == 0.0 {
-            r.report.seconds = r.started.elapsed().as_secs_f64();
-        }
+        r.report.seconds = r.node.busy.as_secs_f64();
     }
     report.hosts = runs.into_iter().map(|r| r.report).collect();
     Ok(report)

@@ -3,7 +3,7 @@
 //! failure; changes marked one-at-a-time go one host at a time. A `once` step runs its module
 //! once for the fleet.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::future::join_all;
@@ -14,6 +14,7 @@ use super::memo::Memo;
 use super::module::{Ctx, FleetCx, Member};
 use super::playbook::{State, Step};
 use super::printer::Printer;
+use super::progress;
 use super::report::{HostReport, RunReport, Status, StepResult};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
@@ -35,7 +36,6 @@ pub(super) struct Run<'n, 'a> {
     pub node: &'n mut Node<'a>,
     pub report: HostReport,
     pub memo: Memo,
-    pub started: Instant,
 }
 
 impl Run<'_, '_> {
@@ -63,11 +63,23 @@ impl Run<'_, '_> {
     }
 }
 
-async fn apply_all(remote: &RemoteHost, changes: &[Change]) -> Result<()> {
+/// Make `changes` on `host`, saying which one it is on; returns how long they took.
+async fn apply_all(
+    step: &str,
+    host: &str,
+    remote: &RemoteHost,
+    changes: &[Change],
+) -> (Result<()>, Duration) {
+    let started = Instant::now();
+    let mut result = Ok(());
     for c in changes {
-        c.apply(remote).await?;
+        progress::host(host, &format!("{step}: {}", c.summary));
+        result = c.apply(remote).await;
+        if result.is_err() {
+            break;
+        }
     }
-    Ok(())
+    (result, started.elapsed())
 }
 
 /// A per-host step. Returns the host after which a roll halted, if one did.
@@ -144,14 +156,19 @@ pub(super) async fn per_host(
         .chain(chunks(exclusive, 1).into_iter().map(|b| (b, true)))
     {
         let results = join_all(batch.iter().map(|(i, changes)| {
-            let remote = runs[*i]
-                .node
-                .remote
-                .as_ref()
-                .expect("alive nodes are connected");
-            apply_all(remote, changes)
+            let node = &runs[*i].node;
+            let remote = node.remote.as_ref().expect("alive nodes are connected");
+            apply_all(&step.name, &node.host.name, remote, changes)
         }))
         .await;
+        let results: Vec<Result<()>> = batch
+            .iter()
+            .zip(results)
+            .map(|((i, _), (result, took))| {
+                runs[*i].node.busy += took;
+                result
+            })
+            .collect();
         let mut failed = None;
         let made: Vec<(&str, &[Change])> = batch
             .iter()
@@ -171,7 +188,6 @@ pub(super) async fn per_host(
                     failed.get_or_insert(r.node.host.name.clone());
                 }
             }
-            r.report.seconds = r.started.elapsed().as_secs_f64();
         }
         if let Some(after) = failed.filter(|_| halts) {
             for r in runs.iter_mut() {
@@ -219,6 +235,11 @@ pub(super) async fn once(
     let members: Vec<Member> = runs
         .iter()
         .filter(|r| r.node.alive() && step.hosts.matches(r.node.host))
+        .inspect(|r| {
+            if !check {
+                progress::host(&r.node.host.name, &step.name);
+            }
+        })
         .map(|r| Member {
             host: r.node.host,
             remote: r.node.remote.as_ref().expect("alive nodes are connected"),
@@ -237,6 +258,9 @@ pub(super) async fn once(
         report.notes.push(note);
     }
     for s in &outcome.smoke {
+        if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == s.host) {
+            r.node.busy += Duration::from_secs_f64(s.seconds);
+        }
         let status = if s.ok { "ok" } else { "FAILED" };
         out.line(&format!(
             "  {}: {} {status} ({:.1} s): {}",
