@@ -461,3 +461,18 @@ fn tls_name_constraints_and_trust_store_fields() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_or_broken_openssh_config_is_located() {
+    let e = error_of(&format!("{GOOD}ssh_config: /nonexistent/ssh_config\n"));
+    assert!(
+        e.contains(": ssh_config: OpenSSH config /nonexistent/ssh_config: cannot read it"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("config");
+    std::fs::write(&broken, "Host x\n  Port notaport\n").unwrap();
+    let e = error_of(&format!("{GOOD}ssh_config: {}\n", broken.display()));
+    assert!(e.contains(": ssh_config: OpenSSH config "), "{e}");
+    assert!(e.contains("ssh_config: false"), "{e}");
+}
