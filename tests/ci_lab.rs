@@ -22,7 +22,14 @@ fn the_ci_rehearsal_script_sets_up_verifies_and_removes_a_lab() {
         "ci-lab.sh failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in ["lab up", "plan (exit 2", "apply", "verify", "plan (exit 0", "done"] {
+    for step in [
+        "lab up",
+        "plan (exit 2",
+        "apply",
+        "verify",
+        "plan (exit 0",
+        "done",
+    ] {
         assert!(stdout.contains(&format!("== ci-lab: {step}")), "{stdout}");
     }
     // The lab is gone afterwards.
