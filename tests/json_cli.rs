@@ -111,6 +111,8 @@ fn every_command_prints_json_with_failures_as_documents() {
         (vec!["completions", "bash"], ""),
         (vec!["man"], ""),
         (vec!["lab", "status", "--name", &lab], ""),
+        (vec!["plan", "--forks", "0", "-i", i], ""),
+        (vec!["no-such-command"], ""),
     ];
     for (args, input) in &commands {
         let (code, value) = json(d, args, input);
@@ -120,6 +122,13 @@ fn every_command_prints_json_with_failures_as_documents() {
             assert!(value["message"].is_string(), "{args:?}: {value:#}");
         }
     }
+
+    let (code, usage) = json(d, &["plan", "--forks", "0"], "");
+    assert_eq!(
+        (code, &usage["code"]),
+        (2, &Value::from("usage")),
+        "{usage:#}"
+    );
 
     // An unreachable host: its code and hint apart, in the report and in facts.
     let (code, report) = json(d, &["plan", "-i", i], "");

@@ -37,6 +37,15 @@ struct ErrorDoc {
     problems: Vec<Value>,
 }
 
+/// Whether the raw command line asks for JSON: a usage error comes before clap has read it.
+pub fn asked_for(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        matches!(a.as_str(), "-ojson" | "--output=json")
+            || (matches!(a.as_str(), "-o" | "--output")
+                && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
+}
+
 /// Print the error document for `err`.
 pub fn print_error(err: &anyhow::Error) -> Result<()> {
     print(&error_doc(err))
@@ -46,6 +55,21 @@ fn error_doc(err: &anyhow::Error) -> ErrorDoc {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<InventoryError>() {
             return inventory_doc(e);
+        }
+        if let Some(e) = cause.downcast_ref::<clap::Error>() {
+            let text = e.to_string();
+            return ErrorDoc {
+                code: "usage",
+                host: None,
+                message: text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_string(),
+                hint: Some("see `regboot help` (or `regboot help COMMAND`)".into()),
+                problems: Vec::new(),
+            };
         }
         if let Some(e) = cause.downcast_ref::<ConnectError>() {
             return ErrorDoc {
@@ -125,6 +149,22 @@ mod tests {
         assert_eq!(doc["host"], "node1");
         assert!(doc["message"].as_str().unwrap().contains("127.0.0.1:1"));
         assert!(doc["hint"].as_str().unwrap().contains("sshd runs there"));
+    }
+
+    #[test]
+    fn json_is_asked_for_in_every_spelling_of_the_flag() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        for yes in [
+            "regboot -o json x",
+            "regboot x --output json",
+            "regboot -ojson",
+            "regboot --output=json",
+        ] {
+            assert!(asked_for(&args(yes)), "{yes}");
+        }
+        for no in ["regboot -o text x", "regboot x json", "regboot -i json"] {
+            assert!(!asked_for(&args(no)), "{no}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use known_hosts::forget as known_hosts_forget;
 use lab::lab;
 use rotate::{replace_ca, rotate};
 
-pub use json::print_error as print_json_error;
+pub use json::{asked_for as json_asked_for, print_error as print_json_error};
 
 /// Print a generated text as it is, or in JSON as the document's `field`.
 fn text_or_json(cli: &Cli, field: &str, text: Vec<u8>) -> Result<ExitCode> {
