@@ -156,6 +156,27 @@ pub enum Command {
         #[arg(long, value_name = "PATTERN")]
         limit: Option<String>,
     },
+
+    /// Write a platform's deployment of the registry to stdout, for that platform's own tool.
+    #[command(subcommand)]
+    Render(RenderCommand),
+
+    /// Delete the blobs no tagged manifest references (`registry garbage-collect
+    /// --delete-untagged`), without losing a push: every replica is rolled to read-only first,
+    /// one at a time (pulls go on; a push is refused and must be repeated), the collector
+    /// runs once against the storage, then the replicas take pushes again. Prints the blobs
+    /// deleted and the bytes freed (measured on filesystem storage). Every registry host
+    /// takes part (there is no --limit).
+    ///
+    /// Exit 0 when the collector ran and the replicas take pushes again, 1 otherwise.
+    Gc {
+        /// List what would be deleted; change nothing (the replicas stay as they are).
+        #[arg(long)]
+        dry_run: bool,
+        /// How many hosts to connect to at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+        forks: u16,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -319,6 +340,16 @@ pub enum LabCommand {
         #[arg(long)]
         purge: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// The Marathon app JSON (DC/OS) that runs the registry on the registry hosts, for `dcos
+    /// marathon app add` (seed 004): one instance per registry host, the VIP label (ha.vip,
+    /// else the named VIP /regboot-registry), a health check on /, and the config.yml,
+    /// certificate, key and htpasswd that `regboot apply` placed on those hosts, mounted
+    /// read-only. It carries no secret value. regboot renders it and does not deploy it.
+    Marathon,
 }
 
 #[derive(Debug, Subcommand)]

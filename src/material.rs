@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use time::OffsetDateTime;
 
-use crate::inventory::{Inventory, SMOKE_USER, Storage, TlsMode, UserSecret};
+use crate::inventory::{Inventory, Role, SMOKE_USER, Storage, TlsMode, UserSecret};
 use crate::merge::htpasswd;
 use crate::pki::rotation::{self, CaRole};
 use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir};
@@ -38,6 +38,16 @@ impl Tls {
     }
 }
 
+/// How the registry's config.yml lets clients in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegistryMode {
+    /// Pushes, pulls and deletes.
+    #[default]
+    Serving,
+    /// `maintenance.readonly`: pulls only, while `regboot gc` collects garbage.
+    ReadOnly,
+}
+
 pub struct Material {
     pub tls: Option<Tls>,
     /// The inventory's users, then (when there is any) the smoke test's own.
@@ -59,6 +69,7 @@ impl Material {
         templates: &Templates,
         check: bool,
         keep_state: bool,
+        mode: RegistryMode,
     ) -> Result<Material> {
         let mut notes = Vec::new();
         if !inv.tls.os_trust_store && inv.tls.mode != TlsMode::Insecure {
@@ -100,18 +111,21 @@ impl Material {
             });
             Some((SMOKE_USER.to_string(), password))
         };
-        let registry_config = templates.registry_config(&RegistryConfig {
+        let replicas = inv.hosts_with(Role::Registry).count();
+        let registry = RegistryConfig {
             storage: storage(inv)?,
             delete_enabled: inv.registry.delete_enabled,
             http_secret: http_secret(state, check)?.into(),
             tls: tls.is_some(),
             auth_realm: (!users.is_empty()).then(|| "regboot registry".to_string()),
-        })?;
+            blob_cache: !(inv.registry.delete_enabled && replicas > 1),
+            read_only: mode == RegistryMode::ReadOnly,
+        };
         Ok(Material {
             tls,
             users,
             smoke_login,
-            registry_config,
+            registry_config: templates.registry_config(&registry)?,
             notes,
         })
     }
@@ -296,7 +310,14 @@ mod tests {
         \"$2b$10$S8G05dafihOHo1.sAr.Z/.RoNEhpLNBgVN2Vku5hk.d21hD6I7xIO\"\n";
 
     fn prepare(inv: &Inventory, state: &StateDir, check: bool) -> Result<Material> {
-        Material::prepare(inv, state, &Templates::embedded(), check, false)
+        Material::prepare(
+            inv,
+            state,
+            &Templates::embedded(),
+            check,
+            false,
+            RegistryMode::Serving,
+        )
     }
 
     /// The state directory's files with their contents.
@@ -374,20 +395,43 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path()).unwrap();
         let templates = Templates::embedded();
-        Material::prepare(&inv, &state, &templates, false, false).unwrap();
+        Material::prepare(
+            &inv,
+            &state,
+            &templates,
+            false,
+            false,
+            RegistryMode::Serving,
+        )
+        .unwrap();
         inv.registry.aliases.push("hub.other.example".into());
         for check in [true, false] {
-            let err = Material::prepare(&inv, &state, &templates, check, false)
-                .err()
-                .unwrap()
-                .to_string();
+            let err = Material::prepare(
+                &inv,
+                &state,
+                &templates,
+                check,
+                false,
+                RegistryMode::Serving,
+            )
+            .err()
+            .unwrap()
+            .to_string();
             assert!(err.contains("needs a new CA"), "{err}");
             assert!(err.contains("hub.other.example"), "{err}");
             assert!(err.contains("rotate --ca"), "{err}");
         }
         // A subdomain of the hostname still fits: the CA stays, the leaf is reissued.
         inv.registry.aliases = vec!["mirror.registry.test".into()];
-        let m = Material::prepare(&inv, &state, &templates, false, false).unwrap();
+        let m = Material::prepare(
+            &inv,
+            &state,
+            &templates,
+            false,
+            false,
+            RegistryMode::Serving,
+        )
+        .unwrap();
         assert!(
             m.notes
                 .iter()

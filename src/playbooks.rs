@@ -40,6 +40,11 @@ pub fn verify() -> Result<Playbook> {
     )
 }
 
+/// `gc`: the registry's config and containers, rolled to read-only and back.
+pub fn gc() -> Result<Playbook> {
+    Playbook::parse("gc.yml", include_str!("../playbooks/gc.yml"), REGISTRY)
+}
+
 /// `reset`: what apply added, removed; `purge_data` keeps the registry_data step (which
 /// deletes the registry's data), else it is left out.
 pub fn reset(purge_data: bool) -> Result<Playbook> {
@@ -72,6 +77,7 @@ mod tests {
             .unwrap();
         assert_eq!(container.serial, Some(1));
         assert_eq!(verify().unwrap().steps.len(), 1);
+        assert_eq!(gc().unwrap().steps[1].serial, Some(1));
         let rotate = rotate().unwrap();
         assert!(rotate.steps.iter().any(|s| s.serial == Some(1)));
         let reset = reset(false).unwrap();

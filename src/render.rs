@@ -50,6 +50,12 @@ pub struct RegistryConfig {
     pub tls: bool,
     /// htpasswd auth at [`container::HTPASSWD_PATH`] with this realm; `None`: no auth.
     pub auth_realm: Option<String>,
+    /// Each replica keeps an in-memory blob descriptor cache. Off where several replicas
+    /// share storage with deletes on: one replica's cache would answer for a blob another
+    /// replica (or `regboot gc`) deleted.
+    pub blob_cache: bool,
+    /// `maintenance.readonly`: pushes and deletes are refused, pulls served (`regboot gc`).
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,8 +107,9 @@ pub struct LoadBalancer {
     /// The registry hostname: `server_name`, and the name checked on the replicas' certificate.
     pub server_name: String,
     pub listen_port: u16,
-    /// Replica addresses (IP or DNS name) and the port each publishes.
-    pub replicas: Vec<(String, u16)>,
+    /// Replica addresses (IP or DNS name), the port each publishes, and whether it is
+    /// drained (nginx passes it nothing).
+    pub replicas: Vec<(String, u16, bool)>,
     /// Paths on the lb host.
     pub cert_path: String,
     pub key_path: String,
@@ -176,6 +183,8 @@ impl Templates {
             ),
             (HOSTS_BLOCK, include_str!("../templates/hosts-block.j2")),
             (NGINX_CONF, include_str!("../templates/nginx.conf.j2")),
+            ("nginx-limits", include_str!("../templates/nginx-limits.j2")),
+            ("nginx-log", include_str!("../templates/nginx-log.j2")),
             (
                 KEEPALIVED_CONF,
                 include_str!("../templates/keepalived.conf.j2"),
@@ -214,6 +223,8 @@ impl Templates {
                 http_secret => cfg.http_secret.expose(),
                 tls => cfg.tls,
                 auth_realm => &cfg.auth_realm,
+                blob_cache => cfg.blob_cache,
+                read_only => cfg.read_only,
                 container_port => container::PORT,
                 data_path => container::DATA_PATH,
                 cert_path => container::CERT_PATH,
@@ -249,15 +260,16 @@ impl Templates {
             ));
         }
         let mut endpoints = Vec::with_capacity(lb.replicas.len());
-        for (address, port) in &lb.replicas {
-            endpoints.push(match address.parse::<IpAddr>() {
+        for (address, port, drain) in &lb.replicas {
+            let endpoint = match address.parse::<IpAddr>() {
                 Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
                 Ok(IpAddr::V4(v4)) => format!("{v4}:{port}"),
                 Err(_) => {
                     check_hostname("registry host address", address)?;
                     format!("{address}:{port}")
                 }
-            });
+            };
+            endpoints.push(context! { endpoint, drain });
         }
         for (field, path) in [
             ("lb cert path", &lb.cert_path),
@@ -417,6 +429,8 @@ mod tests {
             http_secret: "s3cr3t: \"quoted\" # not a comment".into(),
             tls: true,
             auth_realm: Some("regboot".into()),
+            blob_cache: true,
+            read_only: false,
         }
     }
 
@@ -457,6 +471,26 @@ mod tests {
         );
         assert_eq!(
             get(&doc, "health.storagedriver.enabled").as_bool(),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn registry_config_cache_and_read_only() {
+        let t = Templates::embedded();
+        let doc = yaml(&t.registry_config(&base(Storage::Filesystem)).unwrap());
+        assert_eq!(
+            get(&doc, "storage.cache.blobdescriptor").as_str(),
+            Some("inmemory")
+        );
+        assert!(get(&doc, "storage").get("maintenance").is_none());
+        let mut cfg = base(Storage::Filesystem);
+        cfg.blob_cache = false;
+        cfg.read_only = true;
+        let doc = yaml(&t.registry_config(&cfg).unwrap());
+        assert!(get(&doc, "storage").get("cache").is_none());
+        assert_eq!(
+            get(&doc, "storage.maintenance.readonly.enabled").as_bool(),
             Some(true)
         );
     }
@@ -625,9 +659,9 @@ mod tests {
             server_name: "registry01.dev.com".into(),
             listen_port: 5000,
             replicas: vec![
-                ("10.0.0.51".into(), 5000),
-                ("10.0.0.52".into(), 5000),
-                ("fd00::53".into(), 5001),
+                ("10.0.0.51".into(), 5000, false),
+                ("10.0.0.52".into(), 5000, true),
+                ("fd00::53".into(), 5001, false),
             ],
             cert_path: "/etc/regboot/registry-chain.crt".into(),
             key_path: "/etc/regboot/registry.key".into(),
@@ -642,7 +676,7 @@ mod tests {
         let has = |l: &str| lines.contains(&l);
         for line in [
             "server 10.0.0.51:5000 max_fails=1 fail_timeout=5s;",
-            "server 10.0.0.52:5000 max_fails=1 fail_timeout=5s;",
+            "server 10.0.0.52:5000 max_fails=1 fail_timeout=5s down;",
             "server [fd00::53]:5001 max_fails=1 fail_timeout=5s;",
             "listen 5000 ssl;",
             "client_max_body_size 0;",
@@ -659,9 +693,13 @@ mod tests {
             "proxy_ssl_name registry01.dev.com;",
             "location /v2/ {",
             "proxy_pass https://registry_replicas;",
+            "worker_rlimit_nofile 51200;",
+            "worker_connections 16384;",
+            "access_log /var/log/nginx/access.log regboot;",
         ] {
             assert!(has(line), "missing {line:?} in\n{text}");
         }
+        assert!(text.contains("upstream=$upstream_addr"), "{text}");
         let servers = lines.iter().filter(|l| l.contains("max_fails=")).count();
         assert_eq!(servers, 3);
         assert_eq!(text.matches('{').count(), text.matches('}').count());

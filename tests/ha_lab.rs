@@ -2,7 +2,8 @@
 //! (nginx + keepalived holding the VIP), three registry replicas on SeaweedFS S3, two agents.
 //! One lab, scenarios in order: apply; push and pull through the VIP; a replica down; the
 //! MASTER's keepalived stopped, then the new MASTER's nginx stopped (the VIP moves each time);
-//! every time, a later `apply` converges and a `plan` finds nothing to change.
+//! every time, a later `apply` converges and a `plan` finds nothing to change. Then a drained
+//! replica, and gc on the S3 storage.
 
 mod support;
 
@@ -241,6 +242,47 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     assert_eq!(code, 0, "apply: {report:#}");
     let text = report.to_string();
     assert!(text.contains("start nginx (not active)"), "{report:#}");
+    assert_converged(&lab);
+
+    // 5. `drain: true` on host3: the lb hosts mark it down, and the requests of a verify
+    //    reach only the other replicas (the access log names the upstream of each).
+    let drained = lab.host("host3").address.clone();
+    let inv = &lab.lab.inventory_path;
+    let text = std::fs::read_to_string(inv).unwrap();
+    let text = text.replacen("- name: host3\n", "- name: host3\n    drain: true\n", 1);
+    assert!(text.contains("drain: true"), "{text}");
+    std::fs::write(inv, text).unwrap();
+    let (code, report) = run_json(&lab, "apply");
+    assert_eq!(code, 0, "apply with host3 drained: {report:#}");
+    let conf = lab.ssh_ok(lab.host("host1"), "cat /etc/nginx/nginx.conf");
+    assert!(
+        conf.contains(&format!(
+            "server {drained}:5000 max_fails=1 fail_timeout=5s down;"
+        )),
+        "{conf}"
+    );
+    let log = "/var/log/nginx/access.log";
+    let before: usize = lab
+        .ssh_ok(lab.host("host1"), &format!("sudo -n wc -l < {log}"))
+        .parse()
+        .unwrap();
+    let (code, report) = run_json(&lab, "verify");
+    assert_eq!(code, 0, "verify with host3 drained: {report:#}");
+    assert_push_and_pulls_ok(&report);
+    let lines = lab.ssh_ok(
+        lab.host("host1"),
+        &format!("sudo -n tail -n +{} {log}", before + 1),
+    );
+    assert!(lines.contains("upstream="), "{lines}");
+    assert!(!lines.contains(&format!("{drained}:5000")), "{lines}");
+    assert_converged(&lab);
+
+    // 6. gc on the S3 storage: every replica read-only in turn, the collector once, back.
+    let (code, report) = support::cli::json_of(&["gc"], &regboot(&lab, &["gc", "-o", "json"]));
+    assert_eq!(code, 0, "gc: {report:#}");
+    assert_eq!(report["rolls"].as_array().unwrap().len(), 2, "{report:#}");
+    let (code, report) = run_json(&lab, "verify");
+    assert_eq!(code, 0, "verify after gc: {report:#}");
     assert_converged(&lab);
 }
 

@@ -508,3 +508,24 @@ fn the_openssh_config_fills_what_the_inventory_leaves_out() {
     let reg1 = inv.hosts.iter().find(|h| h.name == "reg1").unwrap();
     assert_eq!((reg1.ssh.port, reg1.ssh.bastion.is_none()), (22, true));
 }
+
+#[test]
+fn drain_needs_a_registry_host_behind_a_load_balancer() {
+    let err = error_of(&GOOD.replace("roles: [agent]", "roles: [agent]\n    drain: true"));
+    assert!(
+        err.contains("host node1 is not a registry host")
+            && err.contains("inventory.yml:11:12: hosts[1].drain")
+            && !err.contains("no host has the role lb"),
+        "{err}"
+    );
+    let err = error_of(&GOOD.replace("roles: [registry]", "roles: [registry]\n    drain: true"));
+    assert!(err.contains("no host has the role lb"), "{err}");
+    let ha = GOOD.replace(
+        "    roles: [agent]",
+        "    roles: [agent]\n  - name: lb1\n    address: 10.1.0.9\n    roles: [lb]",
+    ) + "ha:\n  vip: 10.1.0.50\n";
+    let err = error_of(&ha.replace("roles: [registry]", "roles: [registry]\n    drain: true"));
+    assert!(err.contains("every registry host is drained"), "{err}");
+    let err = error_of(&ha.replace("  user: root", "  user: root\n  drain: true"));
+    assert!(err.contains("`drain` belongs to each host"), "{err}");
+}

@@ -102,6 +102,8 @@ fn every_command_prints_json_with_failures_as_documents() {
         (vec!["reset", "--plan", "-i", i], ""),
         (vec!["reset", "-i", i], ""),
         (vec!["catalog", "-i", i], ""),
+        (vec!["gc", "--dry-run", "-i", i], ""),
+        (vec!["render", "marathon", "-i", i], ""),
         (vec!["backup", "b.age", "-i", i], ""),
         (vec!["restore", "b.age", "--show"], ""),
         (vec!["restore", "missing.age", "-i", i], ""),

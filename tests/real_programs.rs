@@ -257,14 +257,21 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
         http_secret: "secret: with 'quotes'".into(),
         tls: true,
         auth_realm: Some("regboot test".into()),
+        blob_cache: true,
+        read_only: false,
     };
     let registry = start_registry(dir, &cfg, registry_port, Some((&chain, &key)));
 
     let lb_port = free_port();
+    let drained_port = free_port();
     let lb = LoadBalancer {
         server_name: HOSTNAME.into(),
         listen_port: lb_port,
-        replicas: vec![("127.0.0.1".into(), registry_port)],
+        // A drained replica on a port nothing listens on: nginx must never try it.
+        replicas: vec![
+            ("127.0.0.1".into(), registry_port, false),
+            ("127.0.0.1".into(), drained_port, true),
+        ],
         cert_path: chain.display().to_string(),
         key_path: key.display().to_string(),
         ca_path: ca.display().to_string(),
@@ -350,6 +357,15 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
     assert_eq!(status, 200);
     assert!(body == blob, "blob read back through nginx differs");
     drop(nginx);
+
+    // The access log names the replica that answered each request, never the drained one.
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap();
+    let answered = format!("upstream=127.0.0.1:{registry_port} upstream_status=");
+    assert!(log.lines().count() >= 6, "{log}");
+    for line in log.lines() {
+        assert!(line.contains(&answered), "{line}");
+    }
+    assert!(!log.contains(&format!(":{drained_port}")), "{log}");
 }
 
 /// nginx answers a page with SSI on chunked (SSI drops the length): the client regboot speaks
@@ -402,6 +418,8 @@ fn insecure_config_serves_plain_http() {
         http_secret: "x".into(),
         tls: false,
         auth_realm: None,
+        blob_cache: true,
+        read_only: false,
     };
     let _registry = start_registry(dir.path(), &cfg, port, None);
     let (status, _, _) = curl(None, &format!("http://127.0.0.1:{port}/v2/"), false, &[]);
@@ -430,6 +448,8 @@ fn s3_config_is_accepted_by_the_registry() {
         http_secret: "x".into(),
         tls: false,
         auth_realm: None,
+        blob_cache: true,
+        read_only: false,
     };
     let registry = start_registry(dir.path(), &cfg, port, None);
     let (status, _, _) = curl(None, &format!("http://127.0.0.1:{port}/"), false, &[]);
@@ -476,6 +496,8 @@ fn smoke_image_tarball_pushes_to_a_registry_with_its_config_digest() {
         http_secret: "x".into(),
         tls: false,
         auth_realm: None,
+        blob_cache: true,
+        read_only: false,
     };
     let registry = start_registry(dir.path(), &cfg, port, None);
     let image = smoke_image::build(

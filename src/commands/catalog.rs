@@ -8,7 +8,7 @@ use crate::catalog::{self, Replica};
 use crate::cli::{Cli, Output};
 use crate::engine::{fleet, limit};
 use crate::inventory::{self, Role};
-use crate::material::Material;
+use crate::material::{Material, RegistryMode};
 use crate::pki::StateDir;
 use crate::render::Templates;
 
@@ -21,7 +21,14 @@ pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
     anyhow::ensure!(!hosts.is_empty(), "no registry host inside --limit");
     // Read only: the CA to trust and a login, nothing created.
     let state = StateDir::at(&inv.state_dir(cli.state_dir.as_deref()));
-    let material = Material::prepare(&inv, &state, &Templates::embedded(), true, false)?;
+    let material = Material::prepare(
+        &inv,
+        &state,
+        &Templates::embedded(),
+        true,
+        false,
+        RegistryMode::Serving,
+    )?;
     let ca = material.tls.as_ref().map(|t| t.ca_pem.as_str());
     let auth = material
         .smoke_login

@@ -4,13 +4,16 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, UserCommand};
+use crate::cli::{
+    CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, RenderCommand, UserCommand,
+};
 
 mod apply;
 mod backup;
 mod catalog;
 mod certs;
 mod facts;
+mod gc;
 mod inventory;
 mod json;
 mod known_hosts;
@@ -76,6 +79,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::Catalog { limit } => catalog::catalog(&cli, limit.as_deref()),
+        Command::Render(RenderCommand::Marathon) => {
+            let inv = crate::inventory::load(cli.inventory_path()?)?;
+            let app = crate::marathon::app(&inv);
+            // The app definition is JSON already; `-o json` wraps it in a versioned document.
+            match cli.output {
+                crate::cli::Output::Json => json::print(&serde_json::json!({ "app": app }))?,
+                crate::cli::Output::Text => println!("{}", serde_json::to_string_pretty(&app)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
     }
 }

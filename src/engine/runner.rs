@@ -16,7 +16,7 @@ use super::probe::ProbeRequest;
 use super::report::{HostReport, RunReport};
 use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
-use crate::material::Material;
+use crate::material::{Material, RegistryMode};
 use crate::pki::StateDir;
 use crate::render::Templates;
 
@@ -35,6 +35,8 @@ pub struct Options {
     pub limit: Option<String>,
     /// Never write the state directory (verify): it must hold what the run needs.
     pub read_only: bool,
+    /// The registry config the run renders (read-only while `regboot gc` collects).
+    pub registry_mode: RegistryMode,
 }
 
 /// What `host` needs probed for the steps of `playbook` that run on it.
@@ -107,7 +109,14 @@ pub(crate) async fn run_on(
             notes: Vec::new(),
         }
     } else {
-        Material::prepare(inv, state_dir, &templates, opts.check, opts.keep_state)?
+        Material::prepare(
+            inv,
+            state_dir,
+            &templates,
+            opts.check,
+            opts.keep_state,
+            opts.registry_mode,
+        )?
     };
     let out = Printer::new(opts.quiet, opts.diff || opts.check, opts.diff, opts.check);
     for n in &material.notes {

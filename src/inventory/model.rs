@@ -43,6 +43,9 @@ pub struct Host {
     pub private_address: String,
     pub roles: Vec<Role>,
     pub ssh: Target,
+    /// `drain: true`: the load balancers mark this replica `down` (it stays in the inventory,
+    /// and keeps its trust and files).
+    pub drain: bool,
 }
 
 impl Host {

@@ -49,6 +49,8 @@ pub struct RawHost {
     pub known_hosts: Option<String>,
     pub host_key_check: Option<crate::ssh::HostKeyCheck>,
     pub connect_timeout_secs: Option<i64>,
+    /// A registry host the load balancers stop passing requests to (nginx `down`).
+    pub drain: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

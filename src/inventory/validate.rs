@@ -265,6 +265,7 @@ impl<'a> Checker<'a> {
             ("address", defaults.address.is_some()),
             ("private_address", defaults.private_address.is_some()),
             ("roles", defaults.roles.is_some()),
+            ("drain", defaults.drain.is_some()),
         ] {
             if set {
                 self.error(
@@ -357,12 +358,21 @@ impl<'a> Checker<'a> {
                     Some("list each machine once, with all its roles".into()),
                 );
             }
+            let drain = h.drain.unwrap_or(false);
+            if drain && !roles.contains(&Role::Registry) {
+                self.error(
+                    &hp.key("drain"),
+                    format!("host {name} is not a registry host: `drain` takes a replica out of the load balancers"),
+                    Some("remove `drain`, or set it on a host with the role registry".into()),
+                );
+            }
             hosts.push(Host {
                 name,
                 address,
                 private_address,
                 roles,
                 ssh,
+                drain,
             });
         }
         hosts
@@ -884,6 +894,25 @@ impl<'a> Checker<'a> {
                         h.name, inv.registry.port
                     ),
                     Some("give the lb role to other hosts than the registry replicas".into()),
+                );
+            }
+        }
+        let drained: Vec<usize> = (0..inv.hosts.len())
+            .filter(|i| inv.hosts[*i].drain && inv.hosts[*i].has_role(Role::Registry))
+            .collect();
+        if let Some(&first) = drained.first() {
+            let place = at(&["hosts"]).index(first).key("drain");
+            if inv.hosts_with(Role::Lb).next().is_none() {
+                self.error(
+                    &place,
+                    "`drain` takes a replica out of the load balancers' upstream, and no host has the role lb",
+                    Some("remove `drain`; without load balancers clients reach the registry host directly".into()),
+                );
+            } else if inv.hosts_with(Role::Registry).all(|h| h.drain) {
+                self.error(
+                    &place,
+                    "every registry host is drained: the load balancers would have no replica to pass to",
+                    Some("leave at least one registry host without `drain: true`".into()),
                 );
             }
         }

@@ -57,7 +57,7 @@ impl Module for Nginx {
             replicas: cx
                 .inv
                 .hosts_with(Role::Registry)
-                .map(|h| (h.private_address.clone(), reg.port))
+                .map(|h| (h.private_address.clone(), reg.port, h.drain))
                 .collect(),
             cert_path: CHAIN.into(),
             key_path: KEY.into(),

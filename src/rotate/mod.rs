@@ -202,6 +202,7 @@ async fn run_playbook(
         keep_state: true,
         limit: None,
         read_only: false,
+        registry_mode: Default::default(),
     };
     runner::run_on(inv, &crate::playbooks::rotate()?, &options, state, nodes).await
 }
