@@ -200,3 +200,40 @@ fn a_refused_host_key_is_a_failure_with_code_and_hint() {
         );
     }
 }
+
+/// Each host's `seconds` is its own time: a host whose server never speaks costs its connect
+/// timeout, one refused at once costs nothing, whatever the run's wall time.
+#[test]
+fn a_hosts_seconds_are_its_own_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Accepts and holds connections without a word (bounded: a few connections).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        drop(held);
+    });
+    let inv = inventory(d, "127.0.0.1", 1, "  connect_timeout_secs: 2\n");
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        "hosts:\n",
+        &format!(
+            "hosts:\n  - {{ name: silent, address: 127.0.0.1, port: {port}, roles: [agent] }}\n"
+        ),
+    );
+    std::fs::write(&inv, text).unwrap();
+    let (code, report) = json(d, &["plan", "-i", &inv], "");
+    assert_eq!(code, 1, "{report:#}");
+    let seconds = |name: &str| {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == name)
+            .and_then(|h| h["seconds"].as_f64())
+            .unwrap_or_else(|| panic!("{report:#}"))
+    };
+    assert!(seconds("silent") >= 1.9, "{report:#}");
+    assert!(seconds("node1") < 0.5, "{report:#}");
+}

@@ -61,24 +61,21 @@ pub(crate) async fn connect<'a>(hosts: &[&'a Host], forks: usize) -> Vec<Node<'a
     for h in hosts {
         progress::host(&h.name, "connecting");
     }
-    let connected = ssh::connect_all(&targets, forks).await;
+    let connected = ssh::run_timed(&targets, forks, |session| async move { session }).await;
     hosts
         .iter()
         .zip(connected)
-        .map(|(host, (_, session))| {
+        .map(|(host, (_, session, took))| {
             let mut node = Node {
                 host,
                 remote: None,
                 state: None,
                 error: None,
                 failure: None,
-                busy: Duration::ZERO,
+                busy: took,
             };
             match session {
-                Ok(s) => {
-                    node.busy = s.connect_time();
-                    node.remote = Some(RemoteHost::new(s));
-                }
+                Ok(s) => node.remote = Some(RemoteHost::new(s)),
                 Err(e) => {
                     progress::host(&host.name, &format!("could not connect ({})", e.kind()));
                     node.fail(e.to_string());

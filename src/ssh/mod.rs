@@ -14,7 +14,7 @@ mod target;
 mod verifier;
 
 pub use error::{ConnectError, ExecError};
-pub use fanout::{connect_all, run_all};
+pub use fanout::{connect_all, run_all, run_timed};
 pub use quote::{RemoteCommand, quote};
 pub use session::{ExecOutput, Session};
 pub use target::{Bastion, HostKeyCheck, Target};
