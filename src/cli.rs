@@ -297,8 +297,9 @@ pub struct ApplyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct PlaybookArgs {
-    /// Print a unified diff for every file that changes (plan always does; secrets are
-    /// shown only as a digest).
+    /// Print a unified diff for every file that changes (plan always does, and shows
+    /// certificate files as their fields; this adds their raw lines). Secrets are shown only
+    /// as a digest. `-v` implies it.
     #[arg(long)]
     pub diff: bool,
 

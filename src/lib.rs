@@ -7,7 +7,7 @@ pub(crate) mod backup;
 pub(crate) mod catalog;
 pub mod cli;
 mod commands;
-pub use commands::run;
+pub use commands::{json_asked_for, print_json_error, run};
 pub(crate) mod deployed;
 pub(crate) mod diff;
 pub mod engine;

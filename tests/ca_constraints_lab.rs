@@ -187,7 +187,7 @@ fn smoke_ok(report: &Value) -> bool {
 fn rotate_ca(inv: &std::path::Path) {
     let (code, runs) = run_json(inv, &["rotate", "--ca"]);
     assert_eq!(code, 0, "rotate --ca: {runs:#}");
-    for run in runs.as_array().unwrap() {
+    for run in runs["runs"].as_array().unwrap() {
         assert!(smoke_ok(&run["report"]), "{run:#}");
     }
 }

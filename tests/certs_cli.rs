@@ -353,7 +353,7 @@ fn show_prints_details_and_no_key() {
     let out = lab.run(&["certs", "show", "-o", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        json[1]["certificate"]["dns_sans"][0],
+        json["certificates"][1]["certificate"]["dns_sans"][0],
         "registry.example.com"
     );
     // The fingerprint is the one openssl computes.
@@ -363,7 +363,7 @@ fn show_prints_details_and_no_key() {
         .output()
         .unwrap();
     let fp = String::from_utf8_lossy(&openssl.stdout).replace(':', "");
-    let ours = json[1]["certificate"]["fingerprint_sha256"]
+    let ours = json["certificates"][1]["certificate"]["fingerprint_sha256"]
         .as_str()
         .unwrap();
     assert!(fp.contains(ours), "{fp} vs {ours}");

@@ -463,6 +463,53 @@ fn tls_name_constraints_and_trust_store_fields() {
 }
 
 #[test]
+fn a_missing_or_broken_openssh_config_is_located() {
+    let e = error_of(&format!("{GOOD}ssh_config: /nonexistent/ssh_config\n"));
+    assert!(
+        e.contains(": ssh_config: OpenSSH config /nonexistent/ssh_config: cannot read it"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("config");
+    std::fs::write(&broken, "Host x\n  Port notaport\n").unwrap();
+    let e = error_of(&format!("{GOOD}ssh_config: {}\n", broken.display()));
+    assert!(e.contains(": ssh_config: OpenSSH config "), "{e}");
+    assert!(e.contains("ssh_config: false"), "{e}");
+}
+
+#[test]
+fn the_openssh_config_fills_what_the_inventory_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        "Host node1.example.com\n  HostName 10.1.0.2\n  User ops\n  Port 2200\n\
+         \x20 ProxyJump jump@10.1.0.9:2222\n",
+    )
+    .unwrap();
+    let text = format!("{GOOD}ssh_config: {}\n", config.display());
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    let node1 = inv.hosts.iter().find(|h| h.name == "node1").unwrap();
+    assert_eq!(
+        (node1.address.as_str(), node1.ssh.address.as_str()),
+        ("10.1.0.2", "10.1.0.2")
+    );
+    assert_eq!(node1.private_address, "10.1.0.2");
+    assert_eq!(
+        node1.ssh.user, "root",
+        "defaults: user wins over the config"
+    );
+    assert_eq!(node1.ssh.port, 2200);
+    let bastion = node1.ssh.bastion.as_ref().unwrap();
+    assert_eq!(
+        (bastion.user.as_str(), bastion.host.as_str(), bastion.port),
+        ("jump", "10.1.0.9", 2222)
+    );
+    let reg1 = inv.hosts.iter().find(|h| h.name == "reg1").unwrap();
+    assert_eq!((reg1.ssh.port, reg1.ssh.bastion.is_none()), (22, true));
+}
+
+#[test]
 fn drain_needs_a_registry_host_behind_a_load_balancer() {
     let err = error_of(&GOOD.replace("roles: [agent]", "roles: [agent]\n    drain: true"));
     assert!(

@@ -231,7 +231,7 @@ fn certificates_rotate_without_a_failed_pull() {
     let pulls = PullLoop::start(&lab, "host3", &script);
     let (code, runs) = run_json(&inv, &["rotate", "--leaf"]);
     assert_eq!(code, 0, "{runs:#}");
-    assert_smoke_ok(&runs[0]["report"]);
+    assert_smoke_ok(&runs["runs"][0]["report"]);
     let (code, rows) = certs_check(&inv);
     assert_eq!(code, 0, "{rows:?}");
     let (ok, failed) = pulls.finish();
@@ -305,14 +305,14 @@ fn certificates_rotate_without_a_failed_pull() {
 
     let (code, runs) = run_json(&inv, &["rotate", "--ca"]);
     assert_eq!(code, 0, "{runs:#}");
-    let stages: Vec<&str> = runs
+    let stages: Vec<&str> = runs["runs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["stage"].as_str().unwrap())
         .collect();
     assert_eq!(stages, ["2", "3"], "resumes at stage 2: {runs:#}");
-    for run in runs.as_array().unwrap() {
+    for run in runs["runs"].as_array().unwrap() {
         assert_smoke_ok(&run["report"]);
     }
     let (ok, failed) = pulls.finish();

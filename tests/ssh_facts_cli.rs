@@ -23,6 +23,17 @@ fn regboot(args: &[&str]) -> (i32, Value, String) {
     )
 }
 
+/// The row of `facts -o json` for host `name`.
+fn host_row(rows: &Value, name: &str) -> Value {
+    rows["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["host"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {rows:#}"))
+        .clone()
+}
+
 #[test]
 fn facts_reports_every_host_and_names_each_failure() {
     ensure_user("regboot-pw", "regboot-pw ALL=(ALL) ALL\n");
@@ -70,23 +81,16 @@ fn facts_reports_every_host_and_names_each_failure() {
 
     let (code, rows, stderr) = regboot(&["facts", "-i", inv, "-o", "json"]);
     assert_eq!(code, 1, "{stderr}");
-    let row = |name: &str| {
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["host"] == name)
-            .unwrap()
-            .clone()
-    };
+    let row = |name: &str| host_row(&rows, name);
     let g = row("good");
     assert!(g["error"].is_null(), "{g}");
     assert_eq!(g["facts"]["os"]["family"], "debian");
     assert_eq!(g["facts"]["sudo"], "root");
     assert!(g["facts"]["connect_ms"].as_u64().is_some());
-    assert_eq!(row("changed")["error"]["kind"], "host-key-changed");
-    assert_eq!(row("gone")["error"]["kind"], "unreachable");
+    assert_eq!(row("changed")["error"]["code"], "host-key-changed");
+    assert_eq!(row("gone")["error"]["code"], "unreachable");
     let pw = row("pw");
-    assert_eq!(pw["error"]["kind"], "sudo-needs-password");
+    assert_eq!(pw["error"]["code"], "sudo-needs-password");
     assert_eq!(pw["facts"]["sudo"], "password");
     for name in ["changed:", "gone:", "pw:"] {
         assert!(stderr.contains(name), "{name} not named in:\n{stderr}");
@@ -110,11 +114,75 @@ fn facts_reports_every_host_and_names_each_failure() {
         .unwrap();
     assert!(out.status.success());
     let (_, rows, _) = regboot(&["facts", "-i", inv, "-o", "json"]);
-    let c = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["host"] == "changed")
-        .unwrap();
+    let c = host_row(&rows, "changed");
     assert!(c["error"].is_null(), "{c}");
+}
+
+/// Hosts the inventory names only by aliases that the OpenSSH config resolves (HostName,
+/// Port, User, IdentityFile, ProxyJump), first match winning and `!` patterns excluding.
+#[test]
+fn aliases_only_the_openssh_config_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        extra_config: vec!["ListenAddress 127.0.0.2".into()],
+        ..Default::default()
+    });
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host regboot-jumped\n  HostName 127.0.0.2\n  ProxyJump root@127.0.0.1:{port}\n\
+             Host regboot-* !regboot-decoy\n  HostName 127.0.0.1\n  Port {port}\n\
+             Host regboot-decoy\n  HostName 127.0.0.1\n  Port 1\n\
+             Host *\n  User root\n  IdentityFile {missing}\n  IdentityFile {key}\n",
+            port = sshd.port,
+            missing = dir.path().join("no-such-key").display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let inventory = |ssh_config: &str| {
+        let inv = dir.path().join("inventory.yml");
+        fs::write(
+            &inv,
+            format!(
+                "version: 1\nssh_config: {ssh_config}\ndefaults:\n  known_hosts: {kh}\nhosts:\n\
+                 \x20 - {{ name: direct, address: regboot-alias, roles: [registry] }}\n\
+                 \x20 - {{ name: jumped, address: regboot-jumped, roles: [agent] }}\n\
+                 \x20 - {{ name: decoy, address: regboot-decoy, roles: [agent] }}\n\
+                 registry:\n  hostname: registry.test\n  hosts_file: false\n",
+                kh = dir.path().join("known_hosts").display(),
+            ),
+        )
+        .unwrap();
+        inv.display().to_string()
+    };
+
+    let inv = inventory(&config.display().to_string());
+    let (code, rows, stderr) = regboot(&["facts", "-i", &inv, "-o", "json"]);
+    assert_eq!(code, 1, "decoy fails: {stderr}");
+    let row = |name: &str| host_row(&rows, name);
+    for name in ["direct", "jumped"] {
+        let r = row(name);
+        assert!(r["error"].is_null(), "{r:#}");
+        assert_eq!(r["facts"]["sudo"], "root", "{r:#}");
+    }
+    // `!regboot-decoy` kept the second block from it: its own block sends it to port 1.
+    let decoy = row("decoy");
+    assert_eq!(decoy["error"]["code"], "unreachable", "{decoy:#}");
+    assert!(
+        decoy["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1 ")
+    );
+
+    // Without the config the aliases mean nothing.
+    let (code, rows, _) = regboot(&["facts", "-i", &inventory("false"), "-o", "json"]);
+    assert_eq!(code, 1);
+    for r in rows["hosts"].as_array().unwrap() {
+        assert_eq!(r["error"]["code"], "unreachable", "{r:#}");
+    }
 }

@@ -23,7 +23,7 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
     };
     let opts = Options {
         check: matches!(kind, Kind::Plan),
-        diff: args.diff,
+        diff: args.diff || cli.verbose > 0,
         forks: args.forks.into(),
         quiet: cli.output == Output::Json || cli.quiet,
         state_dir: inv.state_dir(cli.state_dir.as_deref()),
@@ -35,7 +35,7 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Json => super::json::print(&report)?,
         Output::Text => print!("{}", report.summary()),
     }
     Ok(exit_code(&kind, &report, inv.smoke_test))
@@ -55,7 +55,7 @@ fn exit_code(kind: &Kind, report: &RunReport, smoke_wanted: bool) -> ExitCode {
 }
 
 /// `regboot user hash`: a bcrypt hash (cost 10) of the password read on stdin.
-pub fn user_hash() -> Result<ExitCode> {
+pub fn user_hash(cli: &Cli) -> Result<ExitCode> {
     let mut input = String::new();
     // Bounded: `< /dev/zero` must not fill memory (bcrypt takes 72 bytes at most anyway).
     std::io::stdin()
@@ -71,6 +71,10 @@ pub fn user_hash() -> Result<ExitCode> {
         password.len() <= 72,
         "the password is longer than 72 bytes, which bcrypt cannot hash"
     );
-    println!("{}", bcrypt::hash(password, crate::merge::htpasswd::COST)?);
+    let hash = bcrypt::hash(password, crate::merge::htpasswd::COST)?;
+    match cli.output {
+        Output::Json => super::json::print(&serde_json::json!({ "hash": hash }))?,
+        Output::Text => println!("{hash}"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,7 +48,7 @@ fn passphrase(var: &str, confirm: bool) -> Result<String> {
 
 fn print_manifest(cli: &Cli, what: &str, m: &Manifest) -> Result<()> {
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(m)?),
+        Output::Json => super::json::print(m)?,
         Output::Text => {
             println!("{what}");
             println!("  created:       {}", m.created);

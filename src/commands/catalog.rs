@@ -76,7 +76,7 @@ pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(source.read());
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Json => super::json::print(&report)?,
         Output::Text => {
             for r in &report.replicas {
                 match &r.error {

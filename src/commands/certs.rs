@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
+use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::cli::{Cli, Output};
@@ -116,7 +116,7 @@ fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
                     "certificate": leaf,
                 },
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            super::json::print(&value)?;
         }
         Output::Text => {
             println!("state directory: {}", state.root().display());
@@ -181,7 +181,7 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
                 "problems": report.problems,
                 "warnings": report.warnings,
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            super::json::print(&value)?;
         }
         Output::Text => {
             println!(
@@ -238,7 +238,7 @@ pub fn certs_check(cli: &Cli, local: bool, limit: Option<&str>) -> Result<ExitCo
                 "renew_before_days": renew_before.whole_days(),
                 "certificates": rows,
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            super::json::print(&value)?;
         }
         Output::Text => print!("{}", check::table(&rows)),
     }
@@ -314,10 +314,9 @@ pub fn certs_import(cli: &Cli, cert: &std::path::Path, key: &std::path::Path) ->
         crate::pki::rotation::Imported::Written => "imported",
     };
     match cli.output {
-        Output::Json => println!(
-            "{}",
-            json!({ "outcome": said, "state_dir": state.root(), "certificate": info })
-        ),
+        Output::Json => super::json::print(
+            &json!({ "outcome": said, "state_dir": state.root(), "certificate": info }),
+        )?,
         Output::Text => println!(
             "{said} CA {} (SHA-256 {}) into {}; `regboot apply` issues the registry certificate from it when needed",
             info.subject,
@@ -330,7 +329,7 @@ pub fn certs_import(cli: &Cli, cert: &std::path::Path, key: &std::path::Path) ->
 
 fn note_insecure(cli: &Cli) -> Result<ExitCode> {
     match cli.output {
-        Output::Json => println!("{}", json!({ "mode": "insecure", "certificates": [] })),
+        Output::Json => super::json::print(&json!({ "mode": "insecure", "certificates": [] }))?,
         Output::Text => println!("{INSECURE_NOTE}"),
     }
     Ok(ExitCode::SUCCESS)
@@ -362,17 +361,17 @@ pub fn certs_show(cli: &Cli) -> Result<ExitCode> {
     }
     match cli.output {
         Output::Json => {
-            let value: Vec<_> = shown
+            let certificates: Vec<_> = shown
                 .iter()
                 .map(
                     |(name, path, info)| json!({ "name": name, "path": path, "certificate": info }),
                 )
                 .collect();
-            let mut value = value;
-            if let Some((root, Ok(perms))) = &permissions {
-                value.push(json!({ "name": "state_dir", "path": root, "permissions": perms }));
-            }
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            let state_dir = match &permissions {
+                Some((root, Ok(perms))) => json!({ "path": root, "permissions": perms }),
+                _ => Value::Null,
+            };
+            super::json::print(&json!({ "certificates": certificates, "state_dir": state_dir }))?;
         }
         Output::Text => {
             let now = OffsetDateTime::now_utc();

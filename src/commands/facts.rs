@@ -7,6 +7,7 @@ use crate::cli::{Cli, Output};
 use crate::engine::fleet;
 use crate::engine::limit;
 use crate::engine::probe::ProbeRequest;
+use crate::engine::report::Failure;
 use crate::facts::Facts;
 use crate::inventory;
 use crate::ssh::ExecError;
@@ -34,12 +35,6 @@ struct HostFacts {
     connect_ms: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct Failure {
-    kind: &'static str,
-    message: String,
-}
-
 /// `regboot facts`: the fleet layer's probe, printed.
 pub fn facts(cli: &Cli, forks: usize, limit: Option<&str>) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
@@ -64,19 +59,18 @@ pub fn facts(cli: &Cli, forks: usize, limit: Option<&str>) -> Result<ExitCode> {
                     facts: st.facts.clone(),
                 });
                 // regboot cannot manage a non-root host whose sudo wants a password.
-                let error = match (&n.error, &facts) {
-                    (Some(e), _) => Some(Failure {
-                        kind: n.error_kind.unwrap_or("facts"),
-                        message: format!("{}: {e}", n.host.name),
-                    }),
-                    (None, Some(f)) if !f.sudo_nopasswd => Some(Failure {
-                        kind: "sudo-needs-password",
-                        message: ExecError::SudoPasswordRequired {
+                let error = match (n.failure(), &facts) {
+                    (Some(f), _) => Some(f),
+                    (None, Some(f)) if !f.sudo_nopasswd => Some(Failure::new(
+                        "sudo-needs-password",
+                        &n.host.name,
+                        &ExecError::SudoPasswordRequired {
                             host: n.host.name.clone(),
                             user: n.host.ssh.user.clone(),
                         }
                         .to_string(),
-                    }),
+                        None,
+                    )),
                     _ => None,
                 };
                 Row {
@@ -91,7 +85,7 @@ pub fn facts(cli: &Cli, forks: usize, limit: Option<&str>) -> Result<ExitCode> {
     });
 
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Output::Json => super::json::print(&serde_json::json!({ "hosts": rows }))?,
         Output::Text => print_table(&rows),
     }
     let failed: Vec<&Row> = rows.iter().filter(|r| r.error.is_some()).collect();
@@ -101,7 +95,10 @@ pub fn facts(cli: &Cli, forks: usize, limit: Option<&str>) -> Result<ExitCode> {
     eprintln!("\n{} of {} host(s) failed:", failed.len(), rows.len());
     for row in failed {
         if let Some(e) = &row.error {
-            eprintln!("  {}", e.message);
+            eprintln!("  {}: {}", row.host, e.message);
+            if let Some(hint) = &e.hint {
+                eprintln!("    fix: {hint}");
+            }
         }
     }
     Ok(ExitCode::from(1))
@@ -128,7 +125,7 @@ fn print_table(rows: &[Row]) {
                 ..
             }) = &r.facts
             else {
-                let kind = r.error.as_ref().map_or("", |e| e.kind);
+                let kind = r.error.as_ref().map_or("", |e| e.code);
                 return vec![r.host.clone(), format!("FAILED ({kind})")];
             };
             let docker = match (&f.docker.version, f.docker.installed, f.docker.running) {

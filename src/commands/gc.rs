@@ -20,7 +20,7 @@ pub fn gc(cli: &Cli, dry_run: bool, forks: usize) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(gc::run(&inv, &opts))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if dry_run { "would delete" } else { "deleted" };

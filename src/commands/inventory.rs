@@ -10,7 +10,7 @@ pub fn inventory_check(cli: &Cli) -> Result<ExitCode> {
     let summary = Summary::new(&inv);
     match cli.output {
         Output::Text => print!("{summary}"),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Output::Json => super::json::print(&summary)?,
     }
     Ok(ExitCode::SUCCESS)
 }

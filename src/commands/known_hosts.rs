@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Output};
 use crate::fsutil::expand_tilde;
 use crate::inventory;
 use crate::ssh::known_hosts;
@@ -27,7 +27,13 @@ pub fn forget(cli: &Cli, host: &str, port: u16, file: Option<&PathBuf>) -> Resul
     let pattern = known_hosts::host_pattern(&address, port);
     let removed = known_hosts::forget(&file, &address, port)
         .with_context(|| format!("cannot update {}", file.display()))?;
-    if removed == 0 {
+    if cli.output == Output::Json {
+        super::json::print(&serde_json::json!({
+            "pattern": pattern,
+            "file": file,
+            "removed": removed,
+        }))?;
+    } else if removed == 0 {
         println!("{pattern} is not in {}; nothing to do", file.display());
     } else {
         println!(

@@ -22,7 +22,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 dir: dir.clone(),
             })?;
             if cli.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&lab)?);
+                super::json::print(&lab)?;
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
@@ -73,7 +73,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
         LabCommand::Status { name } => {
             let labs = lab::status(name.as_deref())?;
             if cli.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&labs)?);
+                super::json::print(&serde_json::json!({ "labs": labs }))?;
                 return Ok(ExitCode::SUCCESS);
             }
             if labs.is_empty() {
@@ -106,7 +106,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
         LabCommand::Down { name, dir, purge } => {
             let report = lab::down(name, dir.as_deref(), *purge)?;
             if cli.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                super::json::print(&report)?;
                 return Ok(ExitCode::SUCCESS);
             }
             println!(

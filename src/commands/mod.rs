@@ -15,6 +15,7 @@ mod certs;
 mod facts;
 mod gc;
 mod inventory;
+mod json;
 mod known_hosts;
 mod lab;
 mod reset;
@@ -29,8 +30,21 @@ use known_hosts::forget as known_hosts_forget;
 use lab::lab;
 use rotate::{replace_ca, rotate};
 
+pub use json::{asked_for as json_asked_for, print_error as print_json_error};
+
+/// Print a generated text as it is, or in JSON as the document's `field`.
+fn text_or_json(cli: &Cli, field: &str, text: Vec<u8>) -> Result<ExitCode> {
+    let text = String::from_utf8(text)?;
+    match cli.output {
+        crate::cli::Output::Json => json::print(&serde_json::json!({ field: text }))?,
+        crate::cli::Output::Text => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    crate::engine::progress::init(cli.quiet);
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check(&cli),
         Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),
@@ -42,16 +56,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(a) => run_playbook(&cli, Kind::Apply, &a.run),
         Command::Plan(a) => run_playbook(&cli, Kind::Plan, a),
         Command::Verify(a) => run_playbook(&cli, Kind::Verify, a),
-        Command::User(UserCommand::Hash) => user_hash(),
+        Command::User(UserCommand::Hash) => user_hash(&cli),
         Command::Completions { shell } => {
+            let mut script = Vec::new();
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "regboot", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            clap_complete::generate(*shell, &mut cmd, "regboot", &mut script);
+            text_or_json(&cli, "script", script)
         }
         Command::Man => {
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut std::io::stdout())?;
-            Ok(ExitCode::SUCCESS)
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            text_or_json(&cli, "man", page)
         }
         Command::Certs(CertsCommand::Init) => certs_init(&cli),
         Command::Certs(CertsCommand::Check { local, limit }) => {
@@ -68,10 +83,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ui { limit, port } => ui::ui(&cli, limit.as_deref(), *port),
         Command::Render(RenderCommand::Marathon) => {
             let inv = crate::inventory::load(cli.inventory_path()?)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::marathon::app(&inv))?
-            );
+            let app = crate::marathon::app(&inv);
+            // The app definition is JSON already; `-o json` wraps it in a versioned document.
+            match cli.output {
+                crate::cli::Output::Json => json::print(&serde_json::json!({ "app": app }))?,
+                crate::cli::Output::Text => println!("{}", serde_json::to_string_pretty(&app)?),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),

@@ -55,7 +55,7 @@ pub fn reset(cli: &Cli, args: &ResetArgs) -> Result<ExitCode> {
     }
     let report = runtime.block_on(engine::run(&inv, &playbook, &opts(args.plan)))?;
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Json => super::json::print(&report)?,
         Output::Text => print!("{}", report.summary()),
     }
     Ok(exit_code(&report, args.plan))

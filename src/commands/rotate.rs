@@ -72,7 +72,7 @@ pub fn rotate(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
 
 fn print(cli: &Cli, runs: &[StageRun]) -> Result<()> {
     match cli.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+        Output::Json => super::json::print(&serde_json::json!({ "runs": runs }))?,
         Output::Text => {
             if let Some(last) = runs.last() {
                 print!("{}", last.report.summary());

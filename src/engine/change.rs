@@ -48,8 +48,11 @@ pub enum Action {
 pub struct Change {
     /// One line: what changes, e.g. `write /etc/docker/daemon.json`.
     pub summary: String,
-    /// A unified diff for text files; secrets appear only as a redacted digest.
+    /// What a reader sees under the summary: a unified diff for text files, the fields of a
+    /// certificate file and what differs in them, a redacted digest for secrets.
     pub diff: Option<String>,
+    /// A certificate file's unified diff (base64 lines), shown only on request (`--diff`).
+    pub raw_diff: Option<String>,
     pub action: Action,
     /// Disrupts the host (a dockerd restart): the runner makes such changes on one host at a
     /// time, in inventory order, stopping at the first failure.
@@ -61,6 +64,7 @@ impl Change {
         Change {
             summary: format!("write {path}"),
             diff,
+            raw_diff: None,
             action: Action::PutFile {
                 path: path.to_string(),
                 data,
@@ -81,6 +85,7 @@ impl Change {
             },
             summary,
             diff: None,
+            raw_diff: None,
             one_at_a_time: false,
         }
     }
@@ -97,6 +102,7 @@ impl Change {
         Change {
             summary: summary.into(),
             diff: None,
+            raw_diff: None,
             action: Action::WaitHealthy {
                 hostname: hostname.to_string(),
                 port,

@@ -2,9 +2,13 @@
 //! connection each, `forks` handshakes at once) and read each in one round trip (the probe).
 //! apply, plan, verify, rotate, `certs check` and `facts` all start here.
 
+use std::time::{Duration, Instant};
+
 use futures::future::join_all;
 
 use super::probe::{self, HostState, ProbeRequest};
+use super::progress;
+use super::report::Failure;
 use crate::host::RemoteHost;
 use crate::inventory::Host;
 use crate::ssh;
@@ -18,8 +22,10 @@ pub(crate) struct Node<'a> {
     pub state: Option<HostState>,
     /// Why the host is out of the run, when it is.
     pub error: Option<String>,
-    /// The connection error's kind (`unreachable`, `host-key-changed`...), when it was one.
-    pub error_kind: Option<&'static str>,
+    /// The connection error's code and hint, when it was one.
+    pub failure: Option<Failure>,
+    /// The time spent on this host alone (connect, probe, its changes): the summary's.
+    pub busy: Duration,
 }
 
 impl Node<'_> {
@@ -37,28 +43,43 @@ impl Node<'_> {
         };
         self.error.get_or_insert(error);
     }
+
+    /// Why the host is out of the run, for scripts.
+    pub fn failure(&self) -> Option<Failure> {
+        let error = self.error.as_ref()?;
+        Some(self.failure.clone().unwrap_or_else(|| Failure {
+            code: "failed",
+            message: error.clone(),
+            hint: None,
+        }))
+    }
 }
 
 /// Connect to `hosts` (one connection each, kept for the whole command).
 pub(crate) async fn connect<'a>(hosts: &[&'a Host], forks: usize) -> Vec<Node<'a>> {
     let targets: Vec<ssh::Target> = hosts.iter().map(|h| h.ssh.clone()).collect();
-    let connected = ssh::connect_all(&targets, forks).await;
+    for h in hosts {
+        progress::host(&h.name, "connecting");
+    }
+    let connected = ssh::run_timed(&targets, forks, |session| async move { session }).await;
     hosts
         .iter()
         .zip(connected)
-        .map(|(host, (_, session))| {
+        .map(|(host, (_, session, took))| {
             let mut node = Node {
                 host,
                 remote: None,
                 state: None,
                 error: None,
-                error_kind: None,
+                failure: None,
+                busy: took,
             };
             match session {
                 Ok(s) => node.remote = Some(RemoteHost::new(s)),
                 Err(e) => {
-                    node.error_kind = Some(e.kind());
+                    progress::host(&host.name, &format!("could not connect ({})", e.kind()));
                     node.fail(e.to_string());
+                    node.failure = Some(Failure::new(e.kind(), &host.name, &e.message(), e.hint()));
                 }
             }
             node
@@ -73,11 +94,18 @@ pub(crate) async fn probe(nodes: &mut [Node<'_>], request: impl Fn(&Host) -> Pro
         let req = request(n.host);
         async move {
             let remote = n.remote.as_ref().filter(|_| n.error.is_none())?;
-            Some(probe::probe(&remote.session, &req).await)
+            progress::host(&n.host.name, "reading its state");
+            let started = Instant::now();
+            let probed = probe::probe(&remote.session, &req).await;
+            Some((probed, started.elapsed()))
         }
     }))
     .await;
     for (node, probed) in nodes.iter_mut().zip(probes) {
+        let probed = probed.map(|(probed, took)| {
+            node.busy += took;
+            probed
+        });
         match probed {
             None => {}
             Some(Err(e)) => {
@@ -95,6 +123,11 @@ pub(crate) async fn close(nodes: &mut [Node<'_>]) {
         if let Some(remote) = n.remote.take() {
             remote.session.close().await;
         }
+        let how = match &n.error {
+            Some(_) => "FAILED".to_string(),
+            None => format!("done ({:.1} s)", n.busy.as_secs_f64()),
+        };
+        progress::done(&n.host.name, &how);
     }
 }
 

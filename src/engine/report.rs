@@ -23,6 +23,29 @@ pub struct StepResult {
     pub error: Option<String>,
 }
 
+/// Why a host failed, for scripts: a stable code (`unreachable`, `host-key-changed`,
+/// `auth-refused`, ...; `failed` for the rest), the message, and what to do when known.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    /// `message` without the `host: ` prefix transport errors carry (JSON names the host).
+    pub fn new(code: &'static str, host: &str, message: &str, hint: Option<String>) -> Failure {
+        let message = message
+            .strip_prefix(&format!("{host}: "))
+            .unwrap_or(message);
+        Failure {
+            code,
+            message: message.to_string(),
+            hint,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HostReport {
     pub host: String,
@@ -30,6 +53,9 @@ pub struct HostReport {
     /// Why the host stopped, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The same, with a code and the hint apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     pub seconds: f64,
     /// SSH commands run on the host (each about one round trip), tunnels not counted.
     pub commands: usize,

@@ -3,7 +3,6 @@
 //! steps in order (`step.rs`), halting the run when a roll halts.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Result;
 
@@ -12,9 +11,10 @@ use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
 use super::playbook::{Playbook, State};
+use super::printer::Printer;
 use super::probe::ProbeRequest;
 use super::report::{HostReport, RunReport};
-use super::step::{self, Printer, Run, StepCx};
+use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::{Material, RegistryMode};
 use crate::pki::StateDir;
@@ -91,7 +91,6 @@ pub(crate) async fn run_on(
     state_dir: &StateDir,
     nodes: &mut [Node<'_>],
 ) -> Result<RunReport> {
-    let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     // A playbook that only removes (reset) needs nothing from the state directory, which
     // may be lost: no CA is minted, no secret read.
@@ -119,11 +118,7 @@ pub(crate) async fn run_on(
             opts.registry_mode,
         )?
     };
-    let out = Printer {
-        quiet: opts.quiet,
-        diff: opts.diff || opts.check,
-        check: opts.check,
-    };
+    let out = Printer::new(opts.quiet, opts.diff || opts.check, opts.diff, opts.check);
     for n in &material.notes {
         out.line(&format!("state: {n}"));
     }
@@ -147,12 +142,12 @@ pub(crate) async fn run_on(
                 host: node.host.name.clone(),
                 steps: Vec::new(),
                 error: None,
+                failure: None,
                 seconds: 0.0,
                 commands: 0,
             },
             node,
             memo: Memo::default(),
-            started,
         })
         .collect();
     for r in &mut runs {
@@ -168,7 +163,7 @@ pub(crate) async fn run_on(
         if !runs.iter().any(|r| step.hosts.matches(r.node.host)) {
             continue;
         }
-        out.line(&format!("\n== {}", step.name));
+        out.step(&step.name);
         let halted = if step.once {
             step::once(&cx, step, &mut runs, &mut report).await?;
             None
@@ -202,9 +197,8 @@ pub(crate) async fn run_on(
             .as_ref()
             .map_or(0, |h| h.session.commands_run());
         r.report.error = r.node.error.clone();
-        if r.report.seconds == 0.0 {
-            r.report.seconds = r.started.elapsed().as_secs_f64();
-        }
+        r.report.failure = r.node.failure();
+        r.report.seconds = r.node.busy.as_secs_f64();
     }
     report.hosts = runs.into_iter().map(|r| r.report).collect();
     Ok(report)

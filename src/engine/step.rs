@@ -3,7 +3,7 @@
 //! failure; changes marked one-at-a-time go one host at a time. A `once` step runs its module
 //! once for the fleet.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::future::join_all;
@@ -13,6 +13,8 @@ use super::fleet::Node;
 use super::memo::Memo;
 use super::module::{Ctx, FleetCx, Member};
 use super::playbook::{State, Step};
+use super::printer::Printer;
+use super::progress;
 use super::report::{HostReport, RunReport, Status, StepResult};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
@@ -29,44 +31,11 @@ pub(super) struct StepCx<'a> {
     pub out: &'a Printer,
 }
 
-pub(super) struct Printer {
-    pub quiet: bool,
-    pub diff: bool,
-    pub check: bool,
-}
-
-impl Printer {
-    pub fn line(&self, text: &str) {
-        if !self.quiet {
-            println!("{text}");
-        }
-    }
-    fn changes(&self, host: &str, changes: &[Change]) {
-        if changes.is_empty() {
-            return self.line(&format!("  {host}: ok"));
-        }
-        let verb = if self.check {
-            "would change"
-        } else {
-            "changed"
-        };
-        for c in changes {
-            self.line(&format!("  {host}: {verb}: {}", c.summary));
-            if let Some(d) = c.diff.as_ref().filter(|_| self.diff) {
-                for l in d.lines() {
-                    self.line(&format!("      {l}"));
-                }
-            }
-        }
-    }
-}
-
 /// One host during the run: its fleet node, report and shared per-host values.
 pub(super) struct Run<'n, 'a> {
     pub node: &'n mut Node<'a>,
     pub report: HostReport,
     pub memo: Memo,
-    pub started: Instant,
 }
 
 impl Run<'_, '_> {
@@ -94,11 +63,23 @@ impl Run<'_, '_> {
     }
 }
 
-async fn apply_all(remote: &RemoteHost, changes: &[Change]) -> Result<()> {
+/// Make `changes` on `host`, saying which one it is on; returns how long they took.
+async fn apply_all(
+    step: &str,
+    host: &str,
+    remote: &RemoteHost,
+    changes: &[Change],
+) -> (Result<()>, Duration) {
+    let started = Instant::now();
+    let mut result = Ok(());
     for c in changes {
-        c.apply(remote).await?;
+        progress::host(host, &format!("{step}: {}", c.summary));
+        result = c.apply(remote).await;
+        if result.is_err() {
+            break;
+        }
     }
-    Ok(())
+    (result, started.elapsed())
 }
 
 /// A per-host step. Returns the host after which a roll halted, if one did.
@@ -149,8 +130,12 @@ pub(super) async fn per_host(
         if !exclusive.is_empty() {
             out.line(&format!("  one host at a time: {}", exclusive.join(", ")));
         }
+        let shown: Vec<(&str, &[Change])> = planned
+            .iter()
+            .map(|(i, c)| (runs[*i].node.host.name.as_str(), c.as_slice()))
+            .collect();
+        out.changes(&shown);
         for (i, changes) in &planned {
-            out.changes(&runs[*i].node.host.name, changes);
             runs[*i].done(&step.name, changes);
         }
         return None;
@@ -171,22 +156,31 @@ pub(super) async fn per_host(
         .chain(chunks(exclusive, 1).into_iter().map(|b| (b, true)))
     {
         let results = join_all(batch.iter().map(|(i, changes)| {
-            let remote = runs[*i]
-                .node
-                .remote
-                .as_ref()
-                .expect("alive nodes are connected");
-            apply_all(remote, changes)
+            let node = &runs[*i].node;
+            let remote = node.remote.as_ref().expect("alive nodes are connected");
+            apply_all(&step.name, &node.host.name, remote, changes)
         }))
         .await;
+        let results: Vec<Result<()>> = batch
+            .iter()
+            .zip(results)
+            .map(|((i, _), (result, took))| {
+                runs[*i].node.busy += took;
+                result
+            })
+            .collect();
         let mut failed = None;
+        let made: Vec<(&str, &[Change])> = batch
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|((i, c), _)| (runs[*i].node.host.name.as_str(), c.as_slice()))
+            .collect();
+        out.changes(&made);
         for ((i, changes), result) in batch.iter().zip(results) {
             let r = &mut runs[*i];
             match result {
-                Ok(()) => {
-                    out.changes(&r.node.host.name, changes);
-                    r.done(&step.name, changes);
-                }
+                Ok(()) => r.done(&step.name, changes),
                 Err(e) => {
                     let msg = format!("{e:#}");
                     out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
@@ -194,7 +188,6 @@ pub(super) async fn per_host(
                     failed.get_or_insert(r.node.host.name.clone());
                 }
             }
-            r.report.seconds = r.started.elapsed().as_secs_f64();
         }
         if let Some(after) = failed.filter(|_| halts) {
             for r in runs.iter_mut() {
@@ -242,6 +235,11 @@ pub(super) async fn once(
     let members: Vec<Member> = runs
         .iter()
         .filter(|r| r.node.alive() && step.hosts.matches(r.node.host))
+        .inspect(|r| {
+            if !check {
+                progress::host(&r.node.host.name, &step.name);
+            }
+        })
         .map(|r| Member {
             host: r.node.host,
             remote: r.node.remote.as_ref().expect("alive nodes are connected"),
@@ -260,6 +258,9 @@ pub(super) async fn once(
         report.notes.push(note);
     }
     for s in &outcome.smoke {
+        if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == s.host) {
+            r.node.busy += Duration::from_secs_f64(s.seconds);
+        }
         let status = if s.ok { "ok" } else { "FAILED" };
         out.line(&format!(
             "  {}: {} {status} ({:.1} s): {}",

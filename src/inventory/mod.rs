@@ -6,6 +6,7 @@ mod expand;
 mod locate;
 mod model;
 mod raw;
+mod ssh_config;
 mod summary;
 mod validate;
 

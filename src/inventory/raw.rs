@@ -20,6 +20,15 @@ pub struct RawInventory {
     pub docker: RawDocker,
     pub ha: Option<RawHa>,
     pub smoke_test: Option<bool>,
+    /// OpenSSH client configuration: a path, or `false` (default: `~/.ssh/config` if any).
+    pub ssh_config: Option<RawSshConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSshConfig {
+    Enabled(bool),
+    Path(String),
 }
 
 /// A host entry. `defaults` uses the same shape for the SSH settings every host inherits

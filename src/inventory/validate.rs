@@ -10,6 +10,7 @@ use super::error::Diagnostic;
 use super::locate::{Locations, Pos, YamlPath};
 use super::model::*;
 use super::raw::*;
+use super::ssh_config::{self, FromConfig};
 use crate::fsutil::{SECRET_LIMIT, expand_tilde, open_regular};
 use crate::merge::daemon_json::KNOWN_KEYS;
 use crate::ssh::{Bastion, HostKeyCheck, Target};
@@ -206,7 +207,8 @@ impl<'a> Checker<'a> {
                 Some("this regboot reads inventory version 1: set `version: 1`".into()),
             );
         }
-        let hosts = self.hosts(&raw.defaults, &raw.hosts);
+        let ssh_config = self.ssh_config(raw.ssh_config.as_ref());
+        let hosts = self.hosts(&raw.defaults, &raw.hosts, ssh_config.as_ref());
         self.daemon_json_keys(&raw.docker.daemon_json);
         let ha = raw.ha.as_ref().map(|h| self.ha(h));
         let registry = self.registry(raw.registry, &hosts);
@@ -225,7 +227,39 @@ impl<'a> Checker<'a> {
         inv
     }
 
-    fn hosts(&mut self, defaults: &RawHost, raw: &[RawHost]) -> Vec<Host> {
+    /// The OpenSSH client configuration hosts fall back on: `ssh_config: PATH` (which must
+    /// exist), none with `false`, else `~/.ssh/config` when there is one.
+    fn ssh_config(&mut self, raw: Option<&RawSshConfig>) -> Option<ssh_config::Config> {
+        let path = match raw {
+            Some(RawSshConfig::Enabled(false)) => return None,
+            Some(RawSshConfig::Path(p)) => self.resolve_path(p),
+            None | Some(RawSshConfig::Enabled(true)) => {
+                let default = expand_tilde("~/.ssh/config");
+                if !default.exists() && raw.is_none() {
+                    return None;
+                }
+                default
+            }
+        };
+        match ssh_config::Config::load(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(
+                    &at(&["ssh_config"]),
+                    format!("OpenSSH config {}: {e}", path.display()),
+                    Some("fix that file, name another with `ssh_config: PATH`, or set `ssh_config: false`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn hosts(
+        &mut self,
+        defaults: &RawHost,
+        raw: &[RawHost],
+        ssh_config: Option<&ssh_config::Config>,
+    ) -> Vec<Host> {
         for (field, set) in [
             ("name", defaults.name.is_some()),
             ("address", defaults.address.is_some()),
@@ -276,6 +310,26 @@ impl<'a> Checker<'a> {
                 continue;
             };
             self.address(&hp.key("address"), &address);
+            let from_config = match ssh_config.map(|c| c.lookup(&address)) {
+                None => FromConfig::default(),
+                Some(Ok(found)) => found,
+                Some(Err(e)) => {
+                    self.error(
+                        &hp.key("address"),
+                        format!("in the OpenSSH config: {e}"),
+                        None,
+                    );
+                    FromConfig::default()
+                }
+            };
+            // An alias the OpenSSH config resolves: the host is what ssh would dial.
+            let address = match &from_config.host_name {
+                Some(real) => {
+                    self.address(&hp.key("address"), real);
+                    real.clone()
+                }
+                None => address,
+            };
             if let Some(p) = &h.private_address {
                 self.address(&hp.key("private_address"), p);
             }
@@ -288,7 +342,7 @@ impl<'a> Checker<'a> {
                     Some("add `roles: [registry]`, `[agent]` or `[lb]`".into()),
                 );
             }
-            let ssh = self.ssh(&hp, defaults, h, &name, &address);
+            let ssh = self.ssh(&hp, defaults, h, &from_config, &name, &address);
             if let Some(first) = endpoints.insert((same_host_key(&address), ssh.port), i) {
                 let line = self
                     .locs
@@ -324,12 +378,14 @@ impl<'a> Checker<'a> {
         hosts
     }
 
-    /// The host's SSH settings: its own value, else the default, else the built-in default.
+    /// The host's SSH settings: its own value, else the default, else the OpenSSH config's,
+    /// else the built-in default.
     fn ssh(
         &mut self,
         hp: &YamlPath,
         d: &RawHost,
         h: &RawHost,
+        cfg: &FromConfig,
         name: &str,
         address: &str,
     ) -> Target {
@@ -345,22 +401,29 @@ impl<'a> Checker<'a> {
             .user
             .clone()
             .or_else(|| d.user.clone())
+            .or_else(|| cfg.user.clone())
             .unwrap_or_else(|| "root".into());
         self.user_name(&src("user", h.user.is_some()), &user);
-        let port = self.port(&src("port", h.port.is_some()), h.port.or(d.port), 22);
-        let key = h.key.as_ref().or(d.key.as_ref()).map(|k| {
-            self.readable_file(
+        let port = self.port(
+            &src("port", h.port.is_some()),
+            h.port.or(d.port),
+            cfg.port.unwrap_or(22),
+        );
+        let key = match h.key.as_ref().or(d.key.as_ref()) {
+            Some(k) => Some(self.readable_file(
                 &src("key", h.key.is_some()),
                 k,
                 "SSH key (`key:`)",
                 Some(SECRET_LIMIT),
-            )
-        });
+            )),
+            None => cfg.identity_file.clone(),
+        };
         let sudo = match h.sudo.or(d.sudo) {
             None | Some(RawSudo::Word(SudoWord::Auto)) => user != "root",
             Some(RawSudo::Bool(b)) => b,
         };
-        let bastion = h.bastion.as_ref().or(d.bastion.as_ref()).and_then(|b| {
+        let bastion = h.bastion.as_ref().or(d.bastion.as_ref());
+        let bastion = bastion.or(cfg.proxy_jump.as_ref()).and_then(|b| {
             let parsed = parse_bastion(b, &user);
             if parsed.is_none() {
                 self.error(

@@ -33,7 +33,7 @@ pub(crate) use crate::engine::module::{CaFile, Ctx, FleetCx, Module, Outcome};
 use crate::engine::probe::HostState;
 use crate::host::Mode;
 use crate::material::Tls;
-use crate::pki::rotation::CaRole;
+use crate::pki::{self, rotation::CaRole};
 
 /// Every module, by its playbook name.
 pub(crate) const REGISTRY: &[&dyn Module] = &[
@@ -115,23 +115,25 @@ pub(crate) fn file_change(
     if same_content && current.is_some_and(|f| f.mode == mode) {
         return None;
     }
-    let diff = if secret {
-        Some(format!(
-            "--- {path}\n+++ {path}\n{}\n",
-            if same_content {
-                "(content unchanged)".to_string()
-            } else {
-                diff::redacted(data)
-            }
-        ))
-    } else {
-        let old = current
-            .and_then(|f| f.content.as_deref())
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
-        Some(diff::unified(path, &old, &String::from_utf8_lossy(data)))
+    let old = current.and_then(|f| f.content.as_deref());
+    let text_diff = || {
+        let old = old.map(String::from_utf8_lossy).unwrap_or_default();
+        diff::unified(path, &old, &String::from_utf8_lossy(data))
     };
-    let mut change = Change::put_file(path, data.to_vec(), Mode::Set(mode), diff);
+    let (diff, raw_diff) = if secret {
+        let digest = if same_content {
+            "(content unchanged)".to_string()
+        } else {
+            diff::redacted(data)
+        };
+        (format!("--- {path}\n+++ {path}\n{digest}\n"), None)
+    } else if let Some(certs) = pki::describe::cert_change(old, data) {
+        (certs, Some(text_diff()))
+    } else {
+        (text_diff(), None)
+    };
+    let mut change = Change::put_file(path, data.to_vec(), Mode::Set(mode), Some(diff));
+    change.raw_diff = raw_diff;
     if same_content {
         change.summary = format!("chmod {mode:o} {path}");
     }

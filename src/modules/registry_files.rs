@@ -79,8 +79,9 @@ impl Module for RegistryFiles {
     }
 
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
-        req.hash.extend([CONFIG, CHAIN, KEY].map(String::from));
-        req.content.push(HTPASSWD.into());
+        req.hash.extend([CONFIG, KEY].map(String::from));
+        // The chain is read back so that plan can say what changes in the certificate.
+        req.content.extend([CHAIN, HTPASSWD].map(String::from));
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {

@@ -86,7 +86,7 @@ pub fn cert_info(pem_text: &str) -> Result<CertInfo> {
     info_of(&parse(&certs[0])?, &certs[0].contents)
 }
 
-fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertInfo> {
+pub(crate) fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertInfo> {
     let mut dns_sans = Vec::new();
     let mut ip_sans = Vec::new();
     let san = cert

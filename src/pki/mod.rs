@@ -6,6 +6,7 @@
 //! - `constraints`: the CA's name constraints (what it may vouch for)
 //! - `leaf`: issue the registry certificate, and decide from the certificate itself when to reissue
 //! - `inspect`: read a certificate's facts, verify a signature
+//! - `describe`: a certificate file change as people read it (plan)
 //! - `provided`: check a user-provided certificate (tls.mode provided)
 //! - `rotation`: the next/previous CA of a CA rotation, archiving, importing a CA
 //! - `check`: the `certs check` rows, table, JSON and exit code
@@ -13,6 +14,7 @@
 pub mod ca;
 pub mod check;
 pub mod constraints;
+pub mod describe;
 pub mod inspect;
 pub mod leaf;
 pub mod provided;

@@ -18,6 +18,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::Target;
 use super::auth::{self, KeyCache};
 use super::error::ConnectError;
+use super::heard::{self, Heard};
 use super::known_hosts;
 use super::verifier::Verifier;
 
@@ -46,8 +47,9 @@ impl Hop<'_> {
 
 enum Failure {
     Fatal(ConnectError),
-    /// The server reset or closed the connection before auth: likely MaxStartups.
-    Retry(String),
+    /// The server reset or closed the connection before its banner: likely MaxStartups
+    /// (certainly, when it said so: `true`).
+    Retry(String, bool),
 }
 
 type BastionCell = Arc<OnceCell<Result<Arc<Connection>, ConnectError>>>;
@@ -55,7 +57,8 @@ type BastionCell = Arc<OnceCell<Result<Arc<Connection>, ConnectError>>>;
 #[derive(Default)]
 pub struct Dialer {
     keys: KeyCache,
-    handshakes: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per server address: the handshake limit, and how many hops dialed it.
+    handshakes: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
     /// One connection per bastion (`user@host:port`), dialed with the key, known_hosts and
     /// policy of the first target that needs it; its hosts' connections are channels on it.
     bastions: Mutex<HashMap<String, BastionCell>>,
@@ -130,14 +133,16 @@ impl Dialer {
         key: Option<(PathBuf, Arc<PrivateKey>)>,
         via: Option<&Connection>,
     ) -> Result<Connection, ConnectError> {
-        let limit = self
-            .handshakes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(hop.addr())
-            .or_insert_with(|| Arc::new(Semaphore::new(HANDSHAKES_PER_ADDRESS)))
-            .clone();
+        let limit = {
+            let mut map = self.handshakes.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = map
+                .entry(hop.addr())
+                .or_insert_with(|| (Arc::new(Semaphore::new(HANDSHAKES_PER_ADDRESS)), 0));
+            entry.1 += 1;
+            entry.0.clone()
+        };
         let mut last = String::new();
+        let mut said_max_startups = false;
         for attempt in 1..=HANDSHAKE_ATTEMPTS {
             if attempt > 1 {
                 // Exponential backoff with jitter so retrying hosts do not return in lockstep.
@@ -149,7 +154,8 @@ impl Dialer {
             match self.attempt(hop, key.clone(), via).await {
                 Ok(conn) => return Ok(conn),
                 Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Retry(reason)) => {
+                Err(Failure::Retry(reason, explicit)) => {
+                    said_max_startups |= explicit;
                     tracing::debug!(
                         "{}: handshake attempt {attempt} failed: {reason}",
                         hop.label
@@ -158,11 +164,21 @@ impl Dialer {
                 }
             }
         }
+        // Dropped on every attempt: MaxStartups when sshd said so, or when several hosts of the
+        // run dial this address at once; a lone host on an endpoint that closes at once faces
+        // another service or a firewall, which that hint would only mislead about.
+        let sharing = self
+            .handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hop.addr())
+            .map_or(1, |e| e.1);
         Err(ConnectError::Handshake {
             host: hop.label.clone(),
             addr: hop.addr(),
             attempts: HANDSHAKE_ATTEMPTS,
             reason: last,
+            crowded: said_max_startups || sharing > 1,
         })
     }
 
@@ -172,6 +188,7 @@ impl Dialer {
             addr: hop.addr(),
             attempts: 1,
             reason: e.to_string(),
+            crowded: false,
         }
     }
 
@@ -224,6 +241,8 @@ impl Dialer {
                 after: start.elapsed(),
             })
         };
+        // What the server sent: a retry is only for a close before the SSH banner.
+        let banner;
         let handshake = match via {
             None => {
                 let tcp = tokio::time::timeout(timeout, TcpStream::connect(hop.addr()))
@@ -231,6 +250,8 @@ impl Dialer {
                     .map_err(|_| unreachable("did not answer (TCP connect timed out)".into()))?
                     .map_err(|e| unreachable(format!("refused the TCP connection ({e})")))?;
                 let _ = tcp.set_nodelay(true);
+                let (tcp, heard) = Heard::new(tcp);
+                banner = heard;
                 tokio::time::timeout(timeout, client::connect_stream(config, tcp, verifier)).await
             }
             Some(bastion) => {
@@ -246,11 +267,10 @@ impl Dialer {
                 .await
                 .map_err(|_| unreachable("did not answer through the bastion (timed out)".into()))?
                 .map_err(|e| unreachable(format!("could not be reached from the bastion ({e})")))?;
-                tokio::time::timeout(
-                    timeout,
-                    client::connect_stream(config, channel.into_stream(), verifier),
-                )
-                .await
+                let (stream, heard) = Heard::new(channel.into_stream());
+                banner = heard;
+                tokio::time::timeout(timeout, client::connect_stream(config, stream, verifier))
+                    .await
             }
         };
         let taken =
@@ -262,16 +282,17 @@ impl Dialer {
                     addr: hop.addr(),
                     attempts: 1,
                     reason: format!("no key exchange within {} s", timeout.as_secs()),
+                    crowded: false,
                 }));
             }
             Ok(Err(e)) => {
                 if let Some(refused) = taken(&refusal) {
                     return Err(Failure::Fatal(refused));
                 }
-                return Err(if is_dropped(&e) {
-                    Failure::Retry(e.to_string())
-                } else {
-                    Failure::Fatal(self.fatal(hop, e))
+                let received = banner.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                return Err(match heard::max_startups(&received) {
+                    Some(explicit) if is_dropped(&e) => Failure::Retry(e.to_string(), explicit),
+                    _ => Failure::Fatal(self.fatal(hop, e)),
                 });
             }
             Ok(Ok(conn)) => conn,
@@ -290,7 +311,8 @@ impl Dialer {
     }
 }
 
-/// A connection the server closed or reset before auth, as sshd does beyond MaxStartups.
+/// A connection the server closed or reset, as sshd does beyond MaxStartups (before its
+/// banner: the caller checks that nothing was received).
 fn is_dropped(e: &russh::Error) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
     match e {

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -25,6 +26,22 @@ where
     F: Fn(Session) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = T> + Send,
 {
+    let timed = run_timed(targets, forks, work).await;
+    timed.into_iter().map(|(t, r, _)| (t, r)).collect()
+}
+
+/// Like [`run_all`], with the time each host took once its turn came (a failed connection
+/// too): that host's own time, not the run's.
+pub async fn run_timed<T, F, Fut>(
+    targets: &[Target],
+    forks: usize,
+    work: F,
+) -> Vec<(Target, Result<T, ConnectError>, Duration)>
+where
+    T: Send + 'static,
+    F: Fn(Session) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send,
+{
     let dialer = Arc::new(Dialer::default());
     let forks = Arc::new(Semaphore::new(forks.max(1)));
     let work = Arc::new(work);
@@ -34,16 +51,20 @@ where
         set.spawn(async move {
             // The semaphore lives as long as this function and is never closed.
             let _slot = forks.acquire_owned().await;
+            let started = Instant::now();
             let result = match Session::connect_with(&dialer, &target).await {
                 Ok(session) => Ok(work(session).await),
                 Err(e) => Err(e),
             };
-            (i, target, result)
+            (i, target, result, started.elapsed())
         });
     }
     let mut results: Vec<_> = set.join_all().await;
-    results.sort_by_key(|(i, _, _)| *i);
-    results.into_iter().map(|(_, t, r)| (t, r)).collect()
+    results.sort_by_key(|(i, ..)| *i);
+    results
+        .into_iter()
+        .map(|(_, t, r, took)| (t, r, took))
+        .collect()
 }
 
 /// Connect to every target, at most `forks` handshakes at once, and hand back the sessions.

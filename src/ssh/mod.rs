@@ -6,6 +6,7 @@ pub(crate) use auth::read_tty_without_echo;
 mod dial;
 mod error;
 mod fanout;
+mod heard;
 pub mod known_hosts;
 pub mod quote;
 mod session;
@@ -13,7 +14,7 @@ mod target;
 mod verifier;
 
 pub use error::{ConnectError, ExecError};
-pub use fanout::{connect_all, run_all};
+pub use fanout::{connect_all, run_all, run_timed};
 pub use quote::{RemoteCommand, quote};
 pub use session::{ExecOutput, Session};
 pub use target::{Bastion, HostKeyCheck, Target};

@@ -1,0 +1,127 @@
+//! OpenSSH's client configuration (`~/.ssh/config`, or `ssh_config: PATH`) as a source of
+//! what an inventory host leaves out: HostName, User, Port, IdentityFile and ProxyJump, read
+//! as ssh(1) reads them (the first value obtained wins, `Host` patterns with `*`, `?` and
+//! `!` negation, `Include`). Parsing is the `ssh2-config` crate's; this module picks the
+//! fields regboot uses and turns ProxyJump into the one bastion regboot supports.
+
+use std::path::{Path, PathBuf};
+
+use ssh2_config::{ParseRule, SshConfig};
+
+/// What the configuration says about one host alias.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FromConfig {
+    pub host_name: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// The first IdentityFile that exists (ssh tries them in order; regboot uses one key).
+    pub identity_file: Option<PathBuf>,
+    /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
+    pub proxy_jump: Option<String>,
+}
+
+pub struct Config(SshConfig);
+
+impl Config {
+    /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let mut reader = std::io::BufReader::new(file);
+        SshConfig::default()
+            .parse(
+                &mut reader,
+                ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+            )
+            .map(Config)
+            .map_err(|e| e.to_string())
+    }
+
+    /// What applies to `alias` (the host's `address` in the inventory).
+    pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
+        let p = self.0.query(alias);
+        let proxy_jump = match p.proxy_jump.as_deref() {
+            None | Some([]) => None,
+            Some([one]) if one.eq_ignore_ascii_case("none") => None,
+            Some([one]) => Some(one.clone()),
+            Some(hops) => {
+                return Err(format!(
+                    "ProxyJump {} has {} hops; regboot goes through one bastion",
+                    hops.join(","),
+                    hops.len()
+                ));
+            }
+        };
+        let files = p.identity_file.unwrap_or_default();
+        let identity_file = files
+            .iter()
+            .find(|f| f.is_file())
+            .or(files.first())
+            .cloned();
+        Ok(FromConfig {
+            host_name: p.host_name,
+            user: p.user,
+            port: p.port,
+            identity_file,
+            proxy_jump,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).unwrap()
+    }
+
+    #[test]
+    fn first_match_wins_with_wildcards_and_negation() {
+        let c = config(
+            "Host db-* !db-old\n  User dba\n  Port 2200\n\
+             Host db-1\n  HostName 10.0.0.1\n  User late\n\
+             Host *\n  User everyone\n  Port 22\n  IdentityFile /nonexistent/id\n",
+        );
+        let db1 = c.lookup("db-1").unwrap();
+        assert_eq!(db1.host_name.as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            db1.user.as_deref(),
+            Some("dba"),
+            "the first value obtained wins"
+        );
+        assert_eq!(db1.port, Some(2200));
+        let old = c.lookup("db-old").unwrap();
+        assert_eq!(
+            (old.user.as_deref(), old.port),
+            (Some("everyone"), Some(22))
+        );
+        assert_eq!(old.identity_file, Some(PathBuf::from("/nonexistent/id")));
+        assert_eq!(c.lookup("web").unwrap().host_name, None);
+    }
+
+    #[test]
+    fn proxy_jump_is_one_bastion_or_none() {
+        let c = config(
+            "Host direct\n  ProxyJump none\nHost two\n  ProxyJump a,b\n\
+             Host *\n  ProxyJump ops@jump:2222\n",
+        );
+        assert_eq!(c.lookup("direct").unwrap().proxy_jump, None);
+        assert_eq!(
+            c.lookup("x").unwrap().proxy_jump.as_deref(),
+            Some("ops@jump:2222")
+        );
+        assert!(c.lookup("two").unwrap_err().contains("one bastion"));
+    }
+
+    #[test]
+    fn unknown_options_are_allowed_and_syntax_errors_are_not() {
+        config("Host *\n  ControlMaster auto\n  SendEnv LANG\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, "Host x\n  Port notaport\n").unwrap();
+        assert!(Config::load(&path).is_err());
+    }
+}
