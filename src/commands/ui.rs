@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::catalog::Source;
-use crate::cli::Cli;
+use crate::cli::{Cli, Output};
 
 pub fn ui(cli: &Cli, limit: Option<&str>, port: u16) -> Result<ExitCode> {
     let source = Arc::new(Source::load(cli, limit)?);
@@ -18,7 +18,11 @@ pub fn ui(cli: &Cli, limit: Option<&str>, port: u16) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
         let token = crate::ui::token();
-        println!("http://{}/{token}/", listener.local_addr()?);
+        let url = format!("http://{}/{token}/", listener.local_addr()?);
+        match cli.output {
+            Output::Json => super::json::print(&serde_json::json!({ "url": url }))?,
+            Output::Text => println!("{url}"),
+        }
         eprintln!("the registry catalog page is served at that URL until Ctrl-C");
         let read = move || {
             let source = source.clone();
