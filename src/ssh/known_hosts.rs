@@ -6,8 +6,9 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use data_encoding::BASE64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -46,12 +47,48 @@ pub enum Verdict {
     },
 }
 
+/// A known_hosts file larger than this is refused (OpenSSH's own files hold a few kB per
+/// hundred hosts): reading it must stay bounded.
+const MAX_FILE: u64 = 64 << 20;
+
+/// The text of `path`, read once per version of the file (size and modification time) and
+/// shared: a run that connects to 500 hosts at once reads and holds it once, not 500 times.
+fn text_of(path: &Path) -> io::Result<Option<Arc<str>>> {
+    type Cached = (PathBuf, u64, Option<SystemTime>, Arc<str>);
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if meta.len() > MAX_FILE {
+        return Err(io::Error::other(format!(
+            "{} bytes: larger than the {} MiB regboot reads",
+            meta.len(),
+            MAX_FILE >> 20
+        )));
+    }
+    let version = (meta.len(), meta.modified().ok());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, len, mtime, text)) = cache.as_ref()
+        && p == path
+        && (*len, *mtime) == version
+    {
+        return Ok(Some(text.clone()));
+    }
+    let mut text = String::new();
+    fs::File::open(path)?
+        .take(MAX_FILE)
+        .read_to_string(&mut text)?;
+    let text: Arc<str> = text.into();
+    *cache = Some((path.to_path_buf(), version.0, version.1, text.clone()));
+    Ok(Some(text))
+}
+
 /// The entries recorded for `address:port` in `path`; a missing file has none.
 pub fn lookup(path: &Path, address: &str, port: u16) -> io::Result<Vec<Entry>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let Some(text) = text_of(path)? else {
+        return Ok(Vec::new());
     };
     let name = host_pattern(address, port);
     Ok(text
@@ -279,6 +316,22 @@ fn glob(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use std::process::Command;
+
+    #[test]
+    fn a_file_is_read_once_per_version_and_a_huge_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        fs::write(&kh, format!("10.0.0.1 {ED1}\n")).unwrap();
+        assert_eq!(lookup(&kh, "10.0.0.1", 22).unwrap().len(), 1);
+        // Appended (a new version): the new line is seen.
+        let mut f = OpenOptions::new().append(true).open(&kh).unwrap();
+        writeln!(f, "10.0.0.2 {ED1}").unwrap();
+        assert_eq!(lookup(&kh, "10.0.0.2", 22).unwrap().len(), 1);
+        assert_eq!(lookup(&kh, "10.0.0.1", 22).unwrap().len(), 1);
+        f.set_len(MAX_FILE + 1).unwrap();
+        let err = lookup(&kh, "10.0.0.1", 22).unwrap_err();
+        assert!(err.to_string().contains("larger than the 64 MiB"), "{err}");
+    }
 
     const ED1: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOXQ80vDQvUU9WEsE0KRMq+2J6BdYccJgDMRNe7vFwz6";
