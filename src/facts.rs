@@ -131,14 +131,17 @@ impl Containerd {
         }
     }
 
-    /// The major version (1 when unknown: the oldest config format is the safe guess).
-    pub fn major(&self) -> u32 {
-        self.runtime
-            .version
-            .as_deref()
-            .map(|v| v.trim_start_matches('v'))
-            .and_then(|v| v.split('.').next()?.parse().ok())
-            .unwrap_or(1)
+    /// Major and minor version ((1, 0) when unknown: the oldest is the safe guess).
+    pub fn release(&self) -> (u32, u32) {
+        let v = self.runtime.version.as_deref().unwrap_or("");
+        let mut parts = v.trim_start_matches('v').split('.').map(|p| {
+            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        });
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) => (major, minor),
+            _ => (1, 0),
+        }
     }
 }
 

@@ -265,7 +265,7 @@ mod tests {
             config.config_path.as_deref(),
             Some("/etc/containerd/certs.d")
         );
-        assert_eq!(st.facts.containerd.major(), 1);
+        assert_eq!(st.facts.containerd.release(), (1, 6));
         assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
         assert_eq!(st.files["/etc/b"], None);
         let hosts = st.files["/etc/hosts"].as_ref().unwrap();

@@ -224,9 +224,14 @@ fn readiness_problem(
     let docker = &state.facts.docker;
     // With docker.install, the docker_install step installs or starts it first.
     let installs = inv.docker_install && installs_docker(playbook);
+    // An agent that pulls through containerd or podman only (a Kubernetes node) needs no
+    // dockerd: the docker steps have nothing to do there.
+    let other_runtime = !host.has_role(crate::inventory::Role::Registry)
+        && (state.facts.containerd.runtime.installed || state.facts.containers_runtime());
     match (needs_engine, docker.installed, docker.running) {
         (false, _, _) | (true, true, true) => None,
         (true, _, _) if installs => None,
+        (true, false, _) if other_runtime => None,
         (true, true, false) => Some(
             "the docker engine is not running: start it (`systemctl start docker`) and run again"
                 .into(),

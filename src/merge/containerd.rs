@@ -122,9 +122,9 @@ pub fn set_config_path(text: Option<&str>, major: u32, dir: &str) -> Result<Stri
     Ok(doc.to_string())
 }
 
-/// `text` with the CRI plugin's `config_path` taken out again; `None` when nothing else is
-/// left in it (only `version`), so a file regboot created can go.
-pub fn unset_config_path(text: &str) -> Result<Option<String>> {
+/// `text` with the CRI plugin's `config_path` taken out again, and whether nothing else is
+/// left in it (only `version`: a file regboot created can go); `None` when it has none.
+pub fn unset_config_path(text: &str) -> Result<Option<(String, bool)>> {
     let mut doc = parse(text)?;
     let [plugins, plugin, reg] = registry_path(version(&doc));
     let removed = doc
@@ -134,7 +134,7 @@ pub fn unset_config_path(text: &str) -> Result<Option<String>> {
         .and_then(Item::as_table_like_mut)
         .and_then(|r| r.remove("config_path"));
     if removed.is_none() {
-        return Ok(Some(text.to_string()));
+        return Ok(None);
     }
     // Drop the tables left empty, innermost first.
     let path = [plugins, plugin, reg];
@@ -152,8 +152,8 @@ pub fn unset_config_path(text: &str) -> Result<Option<String>> {
             t.remove(last);
         }
     }
-    let only_version = doc.iter().all(|(k, _)| k == "version");
-    Ok((!only_version).then(|| doc.to_string()))
+    let bare = doc.iter().all(|(k, _)| k == "version");
+    Ok(Some((doc.to_string(), bare)))
 }
 
 #[cfg(test)]
@@ -214,11 +214,14 @@ mod tests {
     #[test]
     fn unset_takes_out_only_the_path() {
         let fresh = set_config_path(None, 1, DIR).unwrap();
-        assert_eq!(unset_config_path(&fresh).unwrap(), None);
+        assert!(unset_config_path(&fresh).unwrap().unwrap().1);
         let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"p\"\n";
         let set = set_config_path(Some(v2), 1, DIR).unwrap();
-        assert_eq!(unset_config_path(&set).unwrap().as_deref(), Some(v2));
-        // Nothing of regboot's: as it is.
-        assert_eq!(unset_config_path(v2).unwrap().as_deref(), Some(v2));
+        assert_eq!(
+            unset_config_path(&set).unwrap(),
+            Some((v2.to_string(), false))
+        );
+        // No config_path: nothing to take out.
+        assert_eq!(unset_config_path(v2).unwrap(), None);
     }
 }
