@@ -17,9 +17,13 @@ mirror="${REGBOOT_LAB_MIRROR:-http://deb.debian.org/debian}"
 cleanup() { umount "$rootfs/proc" 2>/dev/null || true; }
 trap cleanup EXIT
 
+# trixie ships the docker CLI apart from the engine.
+cli=
+[ "$release" = bookworm ] || cli=,docker-cli
+
 echo "==> debootstrap $release (downloads ~150 MB of packages)"
 debootstrap --variant=minbase \
-  --include=openssh-server,docker.io,ca-certificates,sudo,iproute2,procps,iptables \
+  --include=openssh-server,docker.io$cli,ca-certificates,sudo,iproute2,procps,iptables \
   "$release" "$rootfs" "$mirror"
 
 echo "==> install systemd as PID 1"
