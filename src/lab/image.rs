@@ -23,13 +23,18 @@ fn base_tag(release: Release) -> String {
     format!("{REPOSITORY}:{id}")
 }
 
-/// What a host of `flavor` is made from the docker host image: the packages added, then the
-/// ones purged. `apt-get install` marks containerd as wanted, so purging docker.io keeps it.
-fn derivation(flavor: Flavor) -> Option<(&'static str, &'static str)> {
+/// What a host of `flavor` is made from the docker host image of `release`: the packages
+/// added, then the ones purged (trixie's docker CLI is a package of its own). `apt-get
+/// install` marks containerd as wanted, so purging docker.io keeps it.
+fn derivation(flavor: Flavor, release: Release) -> Option<(&'static str, String)> {
+    let docker = match release {
+        Release::Bookworm => "docker.io",
+        Release::Trixie => "docker.io docker-cli",
+    };
     match flavor {
         Flavor::Docker => None,
-        Flavor::Containerd => Some(("containerd", "docker.io")),
-        Flavor::Podman => Some(("podman", "docker.io containerd")),
+        Flavor::Containerd => Some(("containerd", docker.to_string())),
+        Flavor::Podman => Some(("podman", format!("{docker} containerd"))),
     }
 }
 
@@ -48,7 +53,7 @@ pub fn ensure(cache_dir: &Path, release: Release, flavor: Flavor) -> Result<Stri
         || docker::succeeds(&["image", "inspect", &base]),
         || build_checked(cache_dir, &base, release),
     )?;
-    let Some((add, purge)) = derivation(flavor) else {
+    let Some((add, purge)) = derivation(flavor, release) else {
         return Ok(base);
     };
     let tag = format!(
@@ -59,7 +64,7 @@ pub fn ensure(cache_dir: &Path, release: Release, flavor: Flavor) -> Result<Stri
         cache_dir,
         &format!("host-image-{}-{}", release.name(), flavor.name()),
         || docker::succeeds(&["image", "inspect", &tag]),
-        || derive(cache_dir, &base, &tag, flavor, add, purge),
+        || derive(cache_dir, &base, &tag, flavor, add, &purge),
     )?;
     Ok(tag)
 }

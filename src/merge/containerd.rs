@@ -221,6 +221,16 @@ mod tests {
             unset_config_path(&set).unwrap(),
             Some((v2.to_string(), false))
         );
+        // Debian's own file comes back byte for byte (reset compares every file under /etc).
+        let debian = "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    \
+            [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n      \
+            conf_dir = \"/etc/cni/net.d\"\n  [plugins.\"io.containerd.internal.v1.opt\"]\n    \
+            path = \"/var/lib/containerd/opt\"\n";
+        let set = set_config_path(Some(debian), 1, DIR).unwrap();
+        assert_eq!(
+            unset_config_path(&set).unwrap(),
+            Some((debian.to_string(), false))
+        );
         // No config_path: nothing to take out.
         assert_eq!(unset_config_path(v2).unwrap(), None);
     }
