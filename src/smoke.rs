@@ -533,6 +533,21 @@ mod tests {
     }
 
     #[test]
+    fn every_client_script_parses() {
+        let push = format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}");
+        let pulls = [Client::Docker, Client::Containerd, Client::Podman].map(Client::pull_script);
+        for script in pulls.iter().chain([&push]) {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}: {out:?}");
+        }
+        // ctr reads the password from script(1)'s terminal: never on a command line.
+        assert!(!CTR_PULL.contains("$user:") && CTR_PULL.contains("-E never"));
+    }
+
+    #[test]
     fn a_refused_login_says_to_run_apply() {
         let refused = anyhow::anyhow!("login attempt failed with status: 401 Unauthorized");
         assert!(failure(&refused).contains("run `regboot apply`"));

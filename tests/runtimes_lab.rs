@@ -93,6 +93,7 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         "host3 has docker"
     );
     let before = containerd_started(&lab, "host3");
+    let original_config = lab.root_script("host3", "cat /etc/containerd/config.toml");
 
     let started = Instant::now();
     let (code, report) = run_json(&inv, &["apply"]);
@@ -159,6 +160,20 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         "host4",
         "mv /etc/containers/certs.d/registry.lab:5000/ca.crt /root/ca.away",
     );
+    // certs check sees every runtime's CA copies: those two hosts miss one (exit 2: invalid).
+    let (code, check) = run_json(&inv, &["certs", "check"]);
+    assert_eq!(code, 2, "{check:#}");
+    let cas: Vec<(&str, &str)> = check["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .filter(|(n, _)| n.starts_with("ca@"))
+        .collect();
+    for (name, status) in cas {
+        let broken = name == "ca@host3" || name == "ca@host4";
+        assert_eq!(status == "valid", !broken, "{check:#}");
+    }
     let (code, broken) = run_json(&inv, &["verify"]);
     assert_eq!(code, 1, "{broken:#}");
     let failed: Vec<&str> = broken["smoke"]
@@ -212,6 +227,14 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
     assert!(ok >= 10, "only {ok} pulls");
     eprintln!("{test}: {ok} ctr pulls during rotate --ca, none failed");
     assert_eq!(containerd_started(&lab, "host3"), after, "rotate restarted");
+
+    // reset takes out what regboot placed for each runtime, config_path included.
+    let (code, reset) = run_json(&inv, &["reset", "--yes"]);
+    assert_eq!(code, 0, "{reset:#}");
+    let config = lab.root_script("host3", "cat /etc/containerd/config.toml");
+    assert_eq!(config, original_config);
+    lab.root_script("host3", "! test -e /etc/containerd/certs.d");
+    lab.root_script("host4", "! test -e /etc/containers/certs.d");
 }
 
 #[test]

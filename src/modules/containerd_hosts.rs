@@ -5,7 +5,8 @@
 //!
 //! containerd before 2.2 has no default `config_path`: where its CRI plugin runs without one,
 //! regboot sets it once in `config.toml` (every other setting kept; a missing file gets only
-//! that) and restarts containerd, one host at a time and announced in plan. The host manifest
+//! that) and restarts containerd when it runs, one host at a time and announced in plan (a
+//! stopped one reads it when it starts). The host manifest
 //! records it, so `reset` takes out only what regboot set (no restart: containerd's running
 //! config keeps reading a directory regboot has emptied until its next restart).
 
@@ -16,7 +17,7 @@ use super::{CaFile, Ctx, Module, file_change, host_manifest};
 use crate::diff;
 use crate::engine::change::{Action, Change};
 use crate::engine::probe::{HostState, ProbeRequest};
-use crate::facts::Facts;
+use crate::facts::{Facts, InitSystem};
 use crate::host::Mode;
 use crate::inventory::{Host, Inventory};
 use crate::merge::containerd as config;
@@ -25,6 +26,7 @@ pub(crate) const ROOT: &str = "/etc/containerd/certs.d";
 pub(crate) const CONTAINERD: CaTree = CaTree { root: ROOT };
 pub(crate) const CONFIG: &str = "/etc/containerd/config.toml";
 const HOSTS_TOML: &str = "hosts.toml";
+const SERVICE: &str = "containerd";
 
 const RESTART: &str = "if [ -d /run/systemd/system ]; then systemctl restart containerd; \
     else service containerd restart; fi";
@@ -93,6 +95,7 @@ impl Module for ContainerdHosts {
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         CONTAINERD.want(inv, &[HOSTS_TOML], req);
         req.content.push(CONFIG.into());
+        req.services.push(SERVICE.into());
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
@@ -126,6 +129,11 @@ impl Module for ContainerdHosts {
             write.summary =
                 format!("set the CRI plugin's registry config_path to {ROOT} in {CONFIG}");
             changes.push(write);
+            // A stopped containerd (systemd says so) reads it when it starts: not started here.
+            let systemd = cx.state.facts.init == InitSystem::Systemd;
+            if systemd && cx.state.services.get(SERVICE).map(String::as_str) != Some("active") {
+                return Ok(changes);
+            }
             let restart = Change::script(
                 "RESTART containerd: its CRI plugin reads config_path only at start (running \
                  containers keep running)",
@@ -198,7 +206,8 @@ mod tests {
             version: Some(version.into()),
         };
         s.0.facts.containerd = Containerd::with_config(runtime, config);
-        s
+        s.0.facts.init = InitSystem::Systemd;
+        s.service(SERVICE, "active")
     }
 
     /// The CA files a hosts.toml names.
@@ -286,6 +295,14 @@ mod tests {
             testing::written(&run(&v2), CONFIG)
                 .unwrap()
                 .starts_with("version = 3\n")
+        );
+        // A stopped containerd gets the config, and no start.
+        let mut stopped = containerd(StateBuilder::new(), "1.6.20", Some(DEBIAN));
+        stopped.0.services.insert(SERVICE.into(), "inactive".into());
+        let s = summaries(&run(&stopped));
+        assert!(
+            s.last().unwrap().starts_with("set the CRI plugin's"),
+            "{s:?}"
         );
         // containerd 2.2 reads certs.d by default; CRI off reads nothing: files only.
         for state in [
