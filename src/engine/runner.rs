@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use futures::future::join_all;
 
 use super::ca_guard;
 use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
-use super::playbook::{Playbook, State};
-use super::probe::ProbeRequest;
-use super::report::{HostReport, RunReport};
+use super::playbook::{Playbook, State, Step};
+use super::probe::{self, ProbeRequest};
+use super::report::{HostReport, RunReport, Status};
 use super::step::{self, Printer, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::Material;
@@ -166,6 +167,9 @@ pub(crate) async fn run_on(
         } else {
             step::per_host(&cx, step, &mut runs).await
         };
+        if step.module.provides_engine() && !opts.check {
+            reprobe(inv, playbook, step, &mut runs).await;
+        }
         if let Some(after) = halted {
             let rest: Vec<&str> = playbook.steps[i + 1..]
                 .iter()
@@ -199,6 +203,31 @@ pub(crate) async fn run_on(
     }
     report.hosts = runs.into_iter().map(|r| r.report).collect();
     Ok(report)
+}
+
+/// The hosts a step that installs or starts the engine changed are read again: the package
+/// brought runtimes (docker.io brings containerd) that the later steps must see in this run.
+async fn reprobe(inv: &Inventory, playbook: &Playbook, step: &Step, runs: &mut [Run<'_, '_>]) {
+    let probes = join_all(runs.iter().map(|r| {
+        let changed = r.node.alive()
+            && r.report
+                .steps
+                .last()
+                .is_some_and(|s| s.step == step.name && s.status == Status::Changed);
+        let req = probe_request(inv, r.node.host, playbook);
+        async move {
+            let remote = r.node.remote.as_ref().filter(|_| changed)?;
+            Some(probe::probe(&remote.session, &req).await)
+        }
+    }))
+    .await;
+    for (r, probed) in runs.iter_mut().zip(probes) {
+        match probed {
+            None => {}
+            Some(Ok(state)) => r.node.state = Some(state),
+            Some(Err(e)) => r.fail(&step.name, format!("reading the host again: {e:#}")),
+        }
+    }
 }
 
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps

@@ -247,16 +247,21 @@ fn recorded(cx: &Ctx) -> Result<(Manifest, Vec<Change>)> {
             }
         }
     }
-    // Errors stop the containerd step, with what to do; nothing to record then.
-    if m.containerd_config.is_none()
-        && matches!(containerd_hosts::config_change(cx.state), Ok(Some(_)))
-    {
+    // Errors stop the containerd step, with what to do; nothing to record then. docker.install
+    // brings containerd with the engine (its package's config.toml, without config_path).
+    let brings_containerd = cx.inv.docker_install
+        && Hosts::Clients.matches(cx.host)
+        && !cx.state.facts.docker.installed
+        && !cx.state.facts.containerd.runtime.installed;
+    let sets = matches!(containerd_hosts::config_change(cx.state), Ok(Some(_)));
+    if m.containerd_config.is_none() && (sets || brings_containerd) {
+        let missing = cx
+            .state
+            .files
+            .get(containerd_hosts::CONFIG)
+            .is_none_or(Option::is_none);
         m.containerd_config = Some(ContainerdRecord {
-            created: cx
-                .state
-                .files
-                .get(containerd_hosts::CONFIG)
-                .is_none_or(Option::is_none),
+            created: missing && !brings_containerd,
         });
     }
     if cx.host.has_role(Role::Registry)
