@@ -4,7 +4,9 @@
 //! 5). The OS trust store is left out, so each runtime trusts the registry only through the
 //! files regboot placed for it: apply's smoke test pulls through docker, ctr and podman with
 //! TLS verified and no insecure setting; containerd, whose CRI config_path was unset, is
-//! restarted once and never again; a CA rotation fails no ctr pull on the containerd-only host.
+//! restarted once and never again; without a runtime's files its pull fails and `certs check`
+//! names the host; a CA rotation fails no ctr pull on the containerd-only host; reset takes
+//! out what regboot placed for each runtime (bookworm only: the rotation and reset).
 
 mod support;
 
