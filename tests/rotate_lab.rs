@@ -440,7 +440,8 @@ fn certificates_rotate_without_a_failed_pull() {
         "{text}"
     );
     lab.ssh_ok(lab.host("host3"), &format!("docker pull -q {IMAGE}"));
-    assert_eq!(certs_check(&inv).0, 0);
+    let (code, rows) = certs_check(&inv);
+    assert_eq!(code, 0, "{rows:?}");
 }
 
 /// A CA certificate and key (PEM) valid from an hour ago until `lifetime` from now.
