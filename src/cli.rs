@@ -328,9 +328,13 @@ pub enum LabCommand {
         /// How many hosts: host1 is the registry, the others agents.
         #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
         hosts: usize,
-        /// What the hosts are for: basic, or ha (2 lb, 3 registry on S3, 2 agents, 1 storage).
+        /// What the hosts are for: basic, ha (2 lb, 3 registry on S3, 2 agents, 1 storage), or
+        /// runtimes (registry and agent with docker, a containerd-only and a podman-only agent).
         #[arg(long, value_enum, default_value_t)]
         profile: crate::lab::Profile,
+        /// The Debian release of the hosts.
+        #[arg(long, value_enum, default_value_t)]
+        release: crate::lab::Release,
         /// Lab name: several labs with different names run side by side.
         #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
         name: String,

@@ -1,5 +1,6 @@
 //! What a host is, as the probe (`engine/probe.sh`) reads it in the same round trip as the
-//! state modules compare: OS, init system, sudo access and the container runtimes present.
+//! state modules compare: OS, init system, sudo access and the container runtimes present
+//! (dockerd and its image store, containerd and its config, podman, buildah, CRI-O).
 //!
 //! To add a fact: print one more record in the probe script, add a field here, and read the
 //! record in `engine::probe::parse`.
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub use crate::merge::containerd::Config as ContainerdConfig;
 pub use crate::trust_store::OsFamily;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,11 +20,20 @@ pub struct Facts {
     pub init: InitSystem,
     pub sudo: SudoAccess,
     pub docker: Runtime,
-    pub containerd: Runtime,
+    /// dockerd keeps its images in containerd (the containerd-snapshotter image store).
+    pub docker_containerd_store: bool,
+    pub containerd: Containerd,
     pub podman: Runtime,
+    pub buildah: Runtime,
+    pub crio: Runtime,
 }
 
 impl Facts {
+    /// A runtime that reads `/etc/containers/certs.d`: podman, buildah or CRI-O.
+    pub fn containers_runtime(&self) -> bool {
+        self.podman.installed || self.buildah.installed || self.crio.installed
+    }
+
     /// Root, or sudo without a password (with or without a PTY).
     pub fn sudo_nopasswd(&self) -> bool {
         matches!(
@@ -40,8 +51,11 @@ impl Default for Facts {
             init: InitSystem::Other,
             sudo: SudoAccess::Missing,
             docker: Runtime::default(),
-            containerd: Runtime::default(),
+            docker_containerd_store: false,
+            containerd: Containerd::default(),
             podman: Runtime::default(),
+            buildah: Runtime::default(),
+            crio: Runtime::default(),
         }
     }
 }
@@ -87,6 +101,48 @@ pub struct Runtime {
     /// Engines only (dockerd): its API answers.
     pub running: bool,
     pub version: Option<String>,
+}
+
+/// containerd, with what its config says about registries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Containerd {
+    #[serde(flatten)]
+    pub runtime: Runtime,
+    /// `/etc/containerd/config.toml` as read (version, CRI plugin on, its registry
+    /// `config_path`); `None`: no such file, containerd runs on its defaults.
+    pub config: Option<ContainerdConfig>,
+    /// Why the config file could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
+}
+
+impl Containerd {
+    /// From the config file's text (`None`: no file).
+    pub fn with_config(runtime: Runtime, text: Option<&str>) -> Containerd {
+        let (config, config_error) = match text.map(crate::merge::containerd::read) {
+            None => (None, None),
+            Some(Ok(c)) => (Some(c), None),
+            Some(Err(e)) => (None, Some(format!("{e:#}"))),
+        };
+        Containerd {
+            runtime,
+            config,
+            config_error,
+        }
+    }
+
+    /// Major and minor version ((1, 0) when unknown: the oldest is the safe guess).
+    pub fn release(&self) -> (u32, u32) {
+        let v = self.runtime.version.as_deref().unwrap_or("");
+        let mut parts = v.trim_start_matches('v').split('.').map(|p| {
+            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        });
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) => (major, minor),
+            _ => (1, 0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,9 +1,11 @@
-//! The smoke test: a tiny unique image pushed from one agent and pulled on every other host
-//! through that host's own daemon (its certs.d, its /etc/hosts, real auth), digests compared,
-//! and everything cleaned up. It logs in as regboot's own user (`inventory::SMOKE_USER`),
-//! the password through stdin into a temporary DOCKER_CONFIG. Its artefacts have fixed
-//! names (the `regboot-smoke` repository, `/run/regboot-smoke.*` config dirs), so each host
-//! first removes what an earlier, interrupted run left there.
+//! The smoke test: a tiny unique image pushed from one agent (through docker, else podman) and
+//! pulled on every host through every runtime it has: docker, containerd (`ctr` with the hosts
+//! directory regboot keeps) and podman, each with its own trust (certs.d trees, /etc/hosts,
+//! real auth), digests compared, and everything cleaned up. It logs in as regboot's own user
+//! (`inventory::SMOKE_USER`), the password always through stdin, never in a command line: into
+//! a temporary DOCKER_CONFIG or podman auth file, or through a terminal for ctr. Its artefacts
+//! have fixed names (the `regboot-smoke` repository, `/run/regboot-smoke.*` config dirs, ctr's
+//! `regboot` namespace), so each host first removes what an earlier, interrupted run left.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -51,10 +53,103 @@ docker pull --quiet "$image" >/dev/null || exit 1
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
+/// ctr pulls into its own namespace, `regboot` (apart from docker's moby and the CRI's
+/// k8s.io), removed again when empty. ctr takes a password only as `--user user:password` (seen by anyone running ps) or, given
+/// a user alone, from a terminal: script(1) gives it one, fed from stdin with echo off, so the
+/// password appears in no command line and no output. `--hosts-dir` makes ctr read the
+/// hosts.toml files regboot placed (ctr reads none without it).
+const CTR_PULL: &str = r#"ns=regboot
+ctr -n "$ns" images ls -q 2>/dev/null </dev/null | grep -F "${image%:*}:" | xargs -r ctr -n "$ns" images rm >/dev/null 2>&1
+trap 'ctr -n "$ns" images rm --sync "$image" >/dev/null 2>&1; ctr namespaces rm "$ns" >/dev/null 2>&1' EXIT
+if [ -n "$user" ]; then
+  out=$(SMOKE_USER=$user SMOKE_IMAGE=$image script -q -e -E never -c     'exec ctr -n regboot images pull --hosts-dir /etc/containerd/certs.d --user "$SMOKE_USER" "$SMOKE_IMAGE"' /dev/null 2>&1)
+else
+  out=$(ctr -n "$ns" images pull --hosts-dir /etc/containerd/certs.d "$image" </dev/null 2>&1)
+fi || { printf '%s\n' "$out" | tr '\r' '\n' | grep -v '^ *$' | tail -n 5 >&2; exit 1; }
+ctr -n "$ns" images ls "name==$image" | awk 'NR > 1 { print $3 }'
+"#;
+
+/// podman's credential goes into a temporary auth file (0600, on tmpfs) through stdin, whose
+/// first line is the password (the rest, for a push, the image).
+const PODMAN_LOGIN: &str = r#"IFS= read -r pw || pw=
+podman images --format '{{.Repository}}:{{.Tag}}' </dev/null | grep -F "${image%:*}:" | xargs -r podman rmi >/dev/null 2>&1
+rm -rf /run/regboot-smoke.*
+dir=$(mktemp -d /run/regboot-smoke.XXXXXX) || exit 1
+auth=$dir/auth.json
+trap 'rm -rf "$dir"' EXIT
+if [ -n "$user" ]; then
+  printf '%s\n' "$pw" | podman login --authfile "$auth" --tls-verify=true --username "$user" --password-stdin "$ref" >/dev/null || exit 1
+else
+  echo '{}' > "$auth"
+fi
+"#;
+
+const PODMAN_PULL: &str = r#"trap 'rm -rf "$dir"; podman rmi "$image" >/dev/null 2>&1' EXIT
+podman pull --quiet --tls-verify=true --authfile "$auth" "$image" >/dev/null || exit 1
+podman image inspect --format '{{.Digest}}' "$image"
+"#;
+
+const PODMAN_PUSH: &str = r#"cat > "$dir/image.tar"
+podman load --quiet --input "$dir/image.tar" >/dev/null || exit 1
+podman push --quiet --tls-verify=true --authfile "$auth" --digestfile "$dir/digest" "$image" || exit 1
+cat "$dir/digest"
+"#;
+
+/// A client that pulls (and docker or podman, pushes) on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Docker,
+    Containerd,
+    Podman,
+}
+
+impl Client {
+    /// The report's action for a pull through it.
+    fn pull_action(self) -> &'static str {
+        match self {
+            Client::Docker => "pull",
+            Client::Containerd => "ctr pull",
+            Client::Podman => "podman pull",
+        }
+    }
+
+    /// The script that pulls `$image` and prints its digest (args: [`ARGS`]; stdin: the password).
+    fn pull_script(self) -> String {
+        match self {
+            Client::Docker => format!("{ARGS}{SWEEP}{LOGIN}{PULL}"),
+            Client::Containerd => format!("{ARGS}{CTR_PULL}"),
+            Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
+        }
+    }
+
+    /// A digest as this client prints it.
+    fn digest(self, out: &str, repo: &str) -> Option<String> {
+        match self {
+            Client::Docker => digest_of(out, repo),
+            Client::Containerd | Client::Podman => out
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("sha256:"))
+                .map(str::to_string),
+        }
+    }
+}
+
 pub struct SmokeTarget<'a> {
     pub name: &'a str,
     pub remote: &'a RemoteHost,
     pub arch: &'a str,
+    /// Every client it has, docker first.
+    pub clients: Vec<Client>,
+}
+
+impl SmokeTarget<'_> {
+    /// The client it pushes with: docker, else podman.
+    pub fn pusher(&self) -> Option<Client> {
+        [Client::Docker, Client::Podman]
+            .into_iter()
+            .find(|c| self.clients.contains(c))
+    }
 }
 
 /// The digest of `repo` in `docker image inspect`'s RepoDigests output.
@@ -144,23 +239,40 @@ pub async fn run(
     let mut results = Vec::new();
 
     let start = Instant::now();
+    let push_client = pusher.pusher().unwrap_or(Client::Docker);
     let pushed = async {
         let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
         let built = smoke_image::build(&image, arch, &nonce)?;
-        let load = format!("{ARGS}{SWEEP}docker load >/dev/null\n");
-        pusher
-            .remote
-            .run(
-                "docker load of the smoke image",
-                &load,
-                &args,
-                Some(&built.tarball),
-            )
-            .await?;
-        let push = format!("{ARGS}{LOGIN}{PUSH}");
-        let out =
-            retry_name_lookup(|| pusher.remote.run("docker push", &push, &args, Some(&pw))).await?;
-        digest_of(&out.stdout_text(), &repo).context("docker push reported no digest")
+        let out = match push_client {
+            Client::Podman => {
+                // stdin: the password's line, then the image.
+                let mut input = pw.clone();
+                input.extend_from_slice(&built.tarball);
+                let push = format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}");
+                pusher
+                    .remote
+                    .run("podman push", &push, &args, Some(&input))
+                    .await?
+            }
+            _ => {
+                let load = format!("{ARGS}{SWEEP}docker load >/dev/null\n");
+                pusher
+                    .remote
+                    .run(
+                        "docker load of the smoke image",
+                        &load,
+                        &args,
+                        Some(&built.tarball),
+                    )
+                    .await?;
+                let push = format!("{ARGS}{LOGIN}{PUSH}");
+                retry_name_lookup(|| pusher.remote.run("docker push", &push, &args, Some(&pw)))
+                    .await?
+            }
+        };
+        push_client
+            .digest(&out.stdout_text(), &repo)
+            .context("the push reported no digest")
     }
     .await;
     let digest = match pushed {
@@ -182,56 +294,36 @@ pub async fn run(
                 seconds: start.elapsed().as_secs_f64(),
                 detail: failure(&e),
             });
-            let _ = pusher
-                .remote
-                .script("docker rmi \"$1\"", &[&image], None)
-                .await;
+            let _ = remove_pushed(pusher, push_client, &image).await;
             return results;
         }
     };
 
-    let pulls = pullers.iter().map(|h| {
-        let (args, pw, repo, digest) = (&args, &pw, &repo, &digest);
-        async move {
-            let start = Instant::now();
-            let pull = format!("{ARGS}{SWEEP}{LOGIN}{PULL}");
-            let out =
-                retry_name_lookup(|| h.remote.run("docker pull", &pull, args, Some(pw))).await;
-            let (ok, detail) = match out {
-                Ok(o) => match digest_of(&o.stdout_text(), repo) {
-                    Some(d) if &d == digest => (true, format!("pulled, digest matches ({d})")),
-                    Some(d) => (
-                        false,
-                        format!("pulled digest {d} differs from pushed {digest}"),
-                    ),
-                    None => (false, "pulled, but docker reports no digest".to_string()),
-                },
-                Err(e) => (false, failure(&e)),
-            };
-            SmokeHost {
-                host: h.name.to_string(),
-                action: "pull",
-                ok,
-                seconds: start.elapsed().as_secs_f64(),
-                detail,
+    // Every host pulls through each of its clients, one after the other (they share the
+    // host's /run/regboot-smoke.* sweep); the pusher through those it did not push with.
+    let pulls = std::iter::once((pusher, push_client))
+        .chain(pullers.iter().map(|p| (p, Client::Docker)))
+        .map(|(h, pushed_with)| {
+            let (args, pw, repo, digest) = (&args, &pw, &repo, &digest);
+            let is_pusher = std::ptr::eq(h, pusher);
+            async move {
+                let mut done = Vec::new();
+                for &client in &h.clients {
+                    if is_pusher && client == pushed_with {
+                        continue;
+                    }
+                    done.push(pull(h, client, args, pw, repo, digest).await);
+                }
+                done
             }
-        }
-    });
-    results.extend(futures::future::join_all(pulls).await);
+        });
+    results.extend(futures::future::join_all(pulls).await.into_iter().flatten());
     let auth = (!user.is_empty()).then_some((user.as_str(), password.as_str()));
     results.extend(check_replicas(inv, material, replicas, &digest, auth).await);
 
     let start = Instant::now();
     let cleanup = async {
-        pusher
-            .remote
-            .run(
-                "docker rmi of the smoke image",
-                "docker rmi \"$1\" >/dev/null",
-                &[&image],
-                None,
-            )
-            .await?;
+        remove_pushed(pusher, push_client, &image).await?;
         match (inv.registry.delete_enabled, registry) {
             (true, Some(reg)) => delete_manifest(inv, material, reg, &digest, auth).await,
             _ => Ok(()),
@@ -247,6 +339,58 @@ pub async fn run(
         });
     }
     results
+}
+
+/// A pull of the pushed image on `h` through `client`, its digest compared with the push's.
+async fn pull(
+    h: &SmokeTarget<'_>,
+    client: Client,
+    args: &[&str; 3],
+    pw: &[u8],
+    repo: &str,
+    digest: &str,
+) -> SmokeHost {
+    let start = Instant::now();
+    let script = client.pull_script();
+    let action = client.pull_action();
+    let out = retry_name_lookup(|| h.remote.run(action, &script, args, Some(pw))).await;
+    let (ok, detail) = match out {
+        Ok(o) => match client.digest(&o.stdout_text(), repo) {
+            Some(d) if d == digest => (true, format!("pulled, digest matches ({d})")),
+            Some(d) => (
+                false,
+                format!("pulled digest {d} differs from pushed {digest}"),
+            ),
+            None => (false, format!("pulled, but {action} reports no digest")),
+        },
+        Err(e) => (false, failure(&e)),
+    };
+    SmokeHost {
+        host: h.name.to_string(),
+        action,
+        ok,
+        seconds: start.elapsed().as_secs_f64(),
+        detail,
+    }
+}
+
+/// The pushed image removed from the pusher.
+async fn remove_pushed(pusher: &SmokeTarget<'_>, client: Client, image: &str) -> Result<()> {
+    let program = if client == Client::Podman {
+        "podman"
+    } else {
+        "docker"
+    };
+    pusher
+        .remote
+        .run(
+            &format!("{program} rmi of the smoke image"),
+            r#""$1" rmi "$2" >/dev/null"#,
+            &[program, image],
+            None,
+        )
+        .await
+        .map(|_| ())
 }
 
 fn replica_request<'a>(
@@ -386,6 +530,21 @@ mod tests {
             Some("sha256:bb")
         );
         assert_eq!(digest_of(out, "reg.lab:5000/none"), None);
+    }
+
+    #[test]
+    fn every_client_script_parses() {
+        let push = format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}");
+        let pulls = [Client::Docker, Client::Containerd, Client::Podman].map(Client::pull_script);
+        for script in pulls.iter().chain([&push]) {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}: {out:?}");
+        }
+        // ctr reads the password from script(1)'s terminal: never on a command line.
+        assert!(!CTR_PULL.contains("$user:") && CTR_PULL.contains("-E never"));
     }
 
     #[test]

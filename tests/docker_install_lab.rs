@@ -1,5 +1,6 @@
-//! `docker.install: true` against the lab: a host whose docker engine was removed (apt-get
-//! remove docker.io inside it) fails apply with the sentence that enables the key; with it,
+//! `docker.install: true` against the lab: a host whose container runtimes were removed
+//! (apt-get purge docker.io containerd inside it: with containerd left it would be a valid
+//! containerd-only agent) fails apply with the sentence that enables the key; with it,
 //! apply installs docker.io from Debian's mirror, starts it, and the host takes part in the
 //! smoke test (it is the only agent, so it pushes and the registry host pulls).
 
@@ -16,8 +17,8 @@ fn a_host_without_docker_gets_it_when_asked() {
     lab.ssh_ok(
         agent,
         "sudo -n systemctl stop docker.socket docker.service \
-         && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq docker.io >/dev/null \
-         && ! command -v docker && ! command -v dockerd",
+         && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq docker.io containerd >/dev/null \
+         && ! command -v docker && ! command -v dockerd && ! command -v containerd",
     );
 
     let (code, report) = run_json(&inv, &["apply"]);

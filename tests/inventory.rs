@@ -317,6 +317,18 @@ fn registry_image_must_be_an_image_reference() {
 }
 
 #[test]
+fn tracing_names_an_exporter_distribution_knows() {
+    let e = error_of(&GOOD.replace(
+        "  hostname: registry.example.com\n",
+        "  hostname: registry.example.com\n  tracing: { exporter: jaeger }\n",
+    ));
+    assert!(
+        e.contains("registry.tracing.exporter: \"jaeger\" is not an exporter distribution knows"),
+        "{e}"
+    );
+}
+
+#[test]
 fn two_hosts_on_one_address_and_port() {
     let text = GOOD.replace("node1.example.com", "10.1.0.1");
     let e = error_of(&text);

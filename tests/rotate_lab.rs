@@ -399,11 +399,13 @@ fn certificates_rotate_without_a_failed_pull() {
     // A CA that expires (adopted, deployed, then past its end): pulls fail; rotate --ca says
     // so, tolerates stage 1's failing smoke test and ends with pulls working.
     // apply never swaps the CA the hosts trust (it stops and says why, see engine_lab): a
-    // cluster set up with this CA is one whose hosts trust no regboot CA yet.
+    // cluster set up with this CA is one whose hosts trust no regboot CA yet (containerd,
+    // which docker.io brings, holds copies too).
     for h in ["host1", "host2", "host3"] {
         lab.ssh_ok(
             lab.host(h),
-            "sudo -n sh -c 'rm -rf /etc/docker/certs.d /usr/local/share/ca-certificates/regboot-ca*.crt \
+            "sudo -n sh -c 'rm -rf /etc/docker/certs.d /etc/containerd/certs.d \
+             /usr/local/share/ca-certificates/regboot-ca*.crt \
              && update-ca-certificates >/dev/null 2>&1'",
         );
     }
@@ -438,7 +440,8 @@ fn certificates_rotate_without_a_failed_pull() {
         "{text}"
     );
     lab.ssh_ok(lab.host("host3"), &format!("docker pull -q {IMAGE}"));
-    assert_eq!(certs_check(&inv).0, 0);
+    let (code, rows) = certs_check(&inv);
+    assert_eq!(code, 0, "{rows:?}");
 }
 
 /// A CA certificate and key (PEM) valid from an hour ago until `lifetime` from now.

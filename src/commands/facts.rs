@@ -111,6 +111,7 @@ fn print_table(rows: &[Row]) {
         "FAMILY",
         "INIT",
         "DOCKER",
+        "OTHER RUNTIMES",
         "SUDO",
         "DAEMON.JSON",
         "CONNECT",
@@ -145,6 +146,7 @@ fn print_table(rows: &[Row]) {
                     .map_or("other".to_string(), |fam| json_word(&fam)),
                 json_word(&f.init),
                 docker,
+                other_runtimes(f),
                 json_word(&f.sudo),
                 if *daemon_json_exists { "yes" } else { "no" }.to_string(),
                 format!("{connect_ms} ms"),
@@ -169,6 +171,39 @@ fn print_table(rows: &[Row]) {
     line(header.to_vec());
     for row in &cells {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// containerd (and where its CRI plugin reads registry hosts), podman, buildah, CRI-O.
+fn other_runtimes(f: &crate::facts::Facts) -> String {
+    let version = |r: &crate::facts::Runtime| r.version.clone().unwrap_or_else(|| "?".into());
+    let mut out = Vec::new();
+    let c = &f.containerd;
+    if c.runtime.installed {
+        let cri = match (&c.config, &c.config_error) {
+            (_, Some(_)) => "config unreadable".to_string(),
+            (Some(cfg), _) if !cfg.cri => "CRI off".to_string(),
+            (Some(cfg), _) => match &cfg.config_path {
+                Some(p) => format!("config_path {p}"),
+                None => "config_path unset".to_string(),
+            },
+            (None, _) => "no config file".to_string(),
+        };
+        out.push(format!("containerd {} ({cri})", version(&c.runtime)));
+    }
+    for (name, r) in [
+        ("podman", &f.podman),
+        ("buildah", &f.buildah),
+        ("cri-o", &f.crio),
+    ] {
+        if r.installed {
+            out.push(format!("{name} {}", version(r)));
+        }
+    }
+    if out.is_empty() {
+        "-".to_string()
+    } else {
+        out.join(", ")
     }
 }
 

@@ -11,6 +11,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
         LabCommand::Up {
             hosts,
             profile,
+            release,
             name,
             dir,
         } => {
@@ -19,6 +20,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 name: name.clone(),
                 hosts: *hosts,
                 profile: *profile,
+                release: *release,
                 dir: dir.clone(),
             })?;
             if cli.output == Output::Json {
@@ -35,12 +37,13 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
             );
             for (i, h) in lab.hosts.iter().enumerate() {
                 println!(
-                    "  {:<8} {:<16} port {:<5} user {:<5} {:<9} container {}",
+                    "  {:<8} {:<16} port {:<5} user {:<5} {:<9} {:<11} container {}",
                     h.name,
                     h.address,
                     h.port,
                     h.user,
                     lab.profile.role(i + 1),
+                    h.flavor.name(),
                     h.container
                 );
             }

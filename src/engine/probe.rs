@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 
-use crate::facts::{Facts, InitSystem, Os, Runtime, SudoAccess};
+use crate::facts::{Containerd, Facts, InitSystem, Os, Runtime, SudoAccess};
 use crate::ssh::{ExecError, RemoteCommand, Session};
 
 const PROBE: &str = include_str!("probe.sh");
@@ -116,6 +116,7 @@ fn runtime(fields: &[&str]) -> Runtime {
 fn parse(text: &str) -> Result<HostState> {
     let mut st = HostState::default();
     let mut os_release = String::new();
+    let mut containerd_config: Option<String> = None;
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -170,9 +171,19 @@ fn parse(text: &str) -> Result<HostState> {
                 st.dirs.insert(p.to_string(), *v == "yes");
             }
             ["runtime", _, "-"] => {}
-            ["runtime", "containerd", v @ ..] => st.facts.containerd = runtime(v),
+            ["runtime", "containerd", v @ ..] => st.facts.containerd.runtime = runtime(v),
             ["runtime", "podman", v @ ..] => st.facts.podman = runtime(v),
+            ["runtime", "buildah", v @ ..] => st.facts.buildah = runtime(v),
+            ["runtime", "crio", v @ ..] => st.facts.crio = runtime(v),
             ["runtime", ..] => {}
+            ["containerd_config", "-"] => {}
+            ["containerd_config", b64] => {
+                let text = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .context("containerd config")?;
+                containerd_config = Some(String::from_utf8_lossy(&text).into_owned());
+            }
+            ["docker_store", "containerd"] => st.facts.docker_containerd_store = true,
             ["docker", "missing"] => st.facts.docker = Runtime::default(),
             ["docker", "stopped", v @ ..] => st.facts.docker = runtime(v),
             ["docker", "running", v @ ..] => {
@@ -196,6 +207,8 @@ fn parse(text: &str) -> Result<HostState> {
         }
     }
     st.facts.os = Os::from_release(&os_release);
+    let containerd = std::mem::take(&mut st.facts.containerd.runtime);
+    st.facts.containerd = Containerd::with_config(containerd, containerd_config.as_deref());
     Ok(st)
 }
 
@@ -234,15 +247,25 @@ mod tests {
         let text = "arch\tx86_64\ninit\tsystemd\nos\tID=debian\nos\tVERSION_ID=\"12\"\nsudo\troot\n\
             file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
-            runtime\tcontainerd\t1.6.20\nruntime\tpodman\t-\ndocker\trunning\t20.10.24\n\
+            runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\n\
+            containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
+            docker\trunning\t20.10.24\ndocker_store\tcontainerd\n\
             image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
         let st = parse(text).unwrap();
         assert_eq!(st.facts.arch, "x86_64");
         assert_eq!(st.facts.init, InitSystem::Systemd);
         assert_eq!(st.facts.os.version.as_deref(), Some("12"));
         assert_eq!(st.facts.sudo, SudoAccess::Root);
-        assert!(st.facts.docker.running && st.facts.containerd.installed);
-        assert!(!st.facts.podman.installed);
+        assert!(st.facts.docker.running && st.facts.containerd.runtime.installed);
+        assert!(!st.facts.podman.installed && st.facts.buildah.installed);
+        assert!(st.facts.docker_containerd_store);
+        let config = st.facts.containerd.config.as_ref().unwrap();
+        assert_eq!((config.version, config.cri), (2, true));
+        assert_eq!(
+            config.config_path.as_deref(),
+            Some("/etc/containerd/certs.d")
+        );
+        assert_eq!(st.facts.containerd.release(), (1, 6));
         assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
         assert_eq!(st.files["/etc/b"], None);
         let hosts = st.files["/etc/hosts"].as_ref().unwrap();

@@ -37,7 +37,7 @@ for a in "$@"; do
     *) printf '%s\n' "$line" ;;
   esac
 done
-for r in containerd podman; do
+for r in containerd podman buildah crio; do
   v=-
   if command -v "$r" >/dev/null 2>&1; then
     v=$("$r" --version 2>/dev/null | sed -n 's/.* \(v\{0,1\}[0-9][0-9.]*[^ ]*\).*/\1/p' | head -n 1)
@@ -45,6 +45,12 @@ for r in containerd podman; do
   fi
   printf 'runtime\t%s\t%s\n' "$r" "$v"
 done
+# containerd's config (parsed by regboot: CRI on, registry config_path); '-': no file.
+if command -v containerd >/dev/null 2>&1; then
+  f=/etc/containerd/config.toml
+  if [ -f "$f" ]; then printf 'containerd_config\t%s\n' "$(base64 -w0 < "$f")"
+  else printf 'containerd_config\t-\n'; fi
+fi
 if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   printf 'docker\tmissing\n'; exit 0
 fi
@@ -54,6 +60,9 @@ if [ -z "$v" ]; then
   printf 'docker\tstopped\t%s\n' "${v:--}"; exit 0
 fi
 printf 'docker\trunning\t%s\n' "$v"
+# dockerd keeps images in containerd (its containerd-snapshotter store) or in its own.
+d=$(docker info --format '{{range .DriverStatus}}{{index . 0}}={{index . 1}} {{end}}' 2>/dev/null) || d=
+case $d in *io.containerd.snapshotter*) printf 'docker_store\tcontainerd\n' ;; esac
 if [ -n "$image" ]; then
   id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
   printf 'image\t%s\n' "$id"

@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use futures::future::join_all;
 
 use super::ca_guard;
 use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
-use super::playbook::{Playbook, State};
+use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
-use super::probe::ProbeRequest;
-use super::report::{HostReport, RunReport};
+use super::probe::{self, ProbeRequest};
+use super::report::{HostReport, RunReport, Status};
 use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::{Material, RegistryMode};
@@ -170,6 +171,9 @@ pub(crate) async fn run_on(
         } else {
             step::per_host(&cx, step, &mut runs).await
         };
+        if step.module.provides_engine() && !opts.check {
+            reprobe(inv, playbook, step, &mut runs).await;
+        }
         if let Some(after) = halted {
             let rest: Vec<&str> = playbook.steps[i + 1..]
                 .iter()
@@ -204,6 +208,31 @@ pub(crate) async fn run_on(
     Ok(report)
 }
 
+/// The hosts a step that installs or starts the engine changed are read again: the package
+/// brought runtimes (docker.io brings containerd) that the later steps must see in this run.
+async fn reprobe(inv: &Inventory, playbook: &Playbook, step: &Step, runs: &mut [Run<'_, '_>]) {
+    let probes = join_all(runs.iter().map(|r| {
+        let changed = r.node.alive()
+            && r.report
+                .steps
+                .last()
+                .is_some_and(|s| s.step == step.name && s.status == Status::Changed);
+        let req = probe_request(inv, r.node.host, playbook);
+        async move {
+            let remote = r.node.remote.as_ref().filter(|_| changed)?;
+            Some(probe::probe(&remote.session, &req).await)
+        }
+    }))
+    .await;
+    for (r, probed) in runs.iter_mut().zip(probes) {
+        match probed {
+            None => {}
+            Some(Ok(state)) => r.node.state = Some(state),
+            Some(Err(e)) => r.fail(&step.name, format!("reading the host again: {e:#}")),
+        }
+    }
+}
+
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps
 /// needs a container engine that is missing or stopped (to remove things, it does not: a
 /// step that needs the engine then says so itself).
@@ -227,9 +256,14 @@ fn readiness_problem(
     let docker = &state.facts.docker;
     // With docker.install, the docker_install step installs or starts it first.
     let installs = inv.docker_install && installs_docker(playbook);
+    // An agent that pulls through containerd or podman only (a Kubernetes node) needs no
+    // dockerd: the docker steps have nothing to do there.
+    let other_runtime = !host.has_role(crate::inventory::Role::Registry)
+        && (state.facts.containerd.runtime.installed || state.facts.containers_runtime());
     match (needs_engine, docker.installed, docker.running) {
         (false, _, _) | (true, true, true) => None,
         (true, _, _) if installs => None,
+        (true, false, _) if other_runtime => None,
         (true, true, false) => Some(
             "the docker engine is not running: start it (`systemctl start docker`) and run again"
                 .into(),

@@ -68,6 +68,35 @@ pub struct Registry {
     pub storage: Storage,
     pub users: Vec<User>,
     pub login_agents: Vec<String>,
+    /// distribution 3.x's OpenTelemetry trace export; `None`: off.
+    pub tracing: Option<Tracing>,
+}
+
+/// Where distribution 3.x exports traces (its `OTEL_*` environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracing {
+    /// `OTEL_TRACES_EXPORTER`: otlp or console.
+    pub exporter: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub endpoint: Option<String>,
+}
+
+impl Registry {
+    /// The registry container's environment: distribution 3.x exports traces to an OTLP
+    /// collector on localhost by default (and logs each failure); off unless configured.
+    /// 2.x ignores it.
+    pub fn env(&self) -> Vec<String> {
+        match &self.tracing {
+            None => vec!["OTEL_TRACES_EXPORTER=none".into()],
+            Some(t) => std::iter::once(format!("OTEL_TRACES_EXPORTER={}", t.exporter))
+                .chain(
+                    t.endpoint
+                        .iter()
+                        .map(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT={e}")),
+                )
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -86,6 +86,14 @@ pub struct RawRegistry {
     pub users: Vec<RawUser>,
     #[serde(default)]
     pub login_agents: Vec<String>,
+    pub tracing: Option<RawTracing>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    pub exporter: String,
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -534,6 +534,19 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+        let tracing = r.tracing.map(|t| {
+            if !["otlp", "console"].contains(&t.exporter.as_str()) {
+                self.error(
+                    &rp.key("tracing").key("exporter"),
+                    format!("{:?} is not an exporter distribution knows", t.exporter),
+                    Some("otlp or console; leave out `tracing` to keep it off".into()),
+                );
+            }
+            Tracing {
+                exporter: t.exporter,
+                endpoint: t.endpoint,
+            }
+        });
         Registry {
             hostname: r.hostname,
             port,
@@ -547,6 +560,7 @@ impl<'a> Checker<'a> {
             storage,
             users,
             login_agents: r.login_agents,
+            tracing,
         }
     }
 

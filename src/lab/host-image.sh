@@ -1,24 +1,30 @@
 #!/bin/sh
-# Builds the lab's host image: Debian bookworm with systemd as PID 1, OpenSSH server, the docker
+# Builds the lab's host image: Debian (bookworm or trixie) with systemd as PID 1, OpenSSH server, the docker
 # engine, sudo and ca-certificates. No public image can be pulled, so the root filesystem comes
 # from debootstrap and is turned into an image with `docker import`.
 #
-# Usage: host-image.sh TAG WORKDIR   (run as root; WORKDIR is scratch space, removed by the caller)
+# Usage: host-image.sh TAG WORKDIR RELEASE   (run as root; WORKDIR is scratch space, removed by the
+# caller). The containerd-only and podman-only hosts derive from this image (src/lab/image.rs).
 # Lines starting with "==> " name the step for the caller's progress display.
 # The image is tagged by the sha256 of this file: editing it makes a new image.
 set -eu
 
 tag="$1"
 rootfs="$2/rootfs"
+release="$3"
 mirror="${REGBOOT_LAB_MIRROR:-http://deb.debian.org/debian}"
 
 cleanup() { umount "$rootfs/proc" 2>/dev/null || true; }
 trap cleanup EXIT
 
-echo "==> debootstrap bookworm (downloads ~150 MB of packages)"
+# trixie ships the docker CLI apart from the engine.
+cli=
+[ "$release" = bookworm ] || cli=,docker-cli
+
+echo "==> debootstrap $release (downloads ~150 MB of packages)"
 debootstrap --variant=minbase \
-  --include=openssh-server,docker.io,ca-certificates,sudo,iproute2,procps,iptables \
-  bookworm "$rootfs" "$mirror"
+  --include=openssh-server,docker.io$cli,ca-certificates,sudo,iproute2,procps,iptables \
+  "$release" "$rootfs" "$mirror"
 
 echo "==> install systemd as PID 1"
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
@@ -103,4 +109,6 @@ tar --numeric-owner -C "$rootfs" -c . | docker import \
   -c 'ENTRYPOINT ["/usr/local/sbin/regboot-lab-init"]' \
   -c 'ENV container=docker' \
   -c 'LABEL io.regboot.lab.image=host' \
+  -c "LABEL io.regboot.lab.release=$release" \
+  -c 'LABEL io.regboot.lab.flavor=docker' \
   - "$tag" >/dev/null

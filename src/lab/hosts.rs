@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::Flavor;
 use super::docker;
 use super::engine::Engine;
 use super::network::LabNetwork;
@@ -18,6 +19,7 @@ pub const HOST_LABEL: &str = "io.regboot.lab.host";
 pub const DIR_LABEL: &str = "io.regboot.lab.dir";
 pub const USER_LABEL: &str = "io.regboot.lab.user";
 pub const PORT_LABEL: &str = "io.regboot.lab.port";
+pub const FLAVOR_LABEL: &str = "io.regboot.lab.flavor";
 
 /// How long a host may take from start to a finished systemd boot with sshd listening.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -31,11 +33,13 @@ pub struct LabHost {
     pub address: String,
     pub port: u16,
     pub user: String,
+    /// Its container runtime.
+    pub flavor: Flavor,
 }
 
 /// What host `index` (1-based) looks like. The mix matters: host 2, 5, 8... are reached as the
 /// non-root user `ops` (passwordless sudo), host 3, 6, 9... run sshd on port 2222.
-pub fn plan(lab: &str, network: &LabNetwork, index: usize) -> LabHost {
+pub fn plan(lab: &str, network: &LabNetwork, index: usize, flavor: Flavor) -> LabHost {
     let name = format!("host{index}");
     LabHost {
         container: container_name(lab, &name),
@@ -46,6 +50,7 @@ pub fn plan(lab: &str, network: &LabNetwork, index: usize) -> LabHost {
             .unwrap_or_default(),
         port: if index.is_multiple_of(3) { 2222 } else { 22 },
         user: if index % 3 == 2 { "ops" } else { "root" }.to_string(),
+        flavor,
     }
 }
 
@@ -66,7 +71,8 @@ pub fn shared_volume(lab: &str) -> String {
 pub struct Boot<'a> {
     pub lab: &'a str,
     pub dir: &'a Path,
-    pub image: &'a str,
+    /// The host image of each flavor the lab has.
+    pub images: &'a std::collections::BTreeMap<&'static str, String>,
     pub network: &'a LabNetwork,
     pub engine: Engine,
     pub authorized_key: &'a str,
@@ -128,6 +134,7 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
         format!("{DIR_LABEL}={}", boot.dir.display()),
         format!("{USER_LABEL}={}", host.user),
         format!("{PORT_LABEL}={}", host.port),
+        format!("{FLAVOR_LABEL}={}", host.flavor.name()),
     ];
     let mut args: Vec<String> = vec![
         "create".into(),
@@ -156,9 +163,11 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
         "--tmpfs=/run/lock",
         "--stop-signal=SIGRTMIN+3",
         "--env=container=docker",
-        // The inner engine's overlay2 cannot sit on the container's own overlay: an anonymous
-        // volume, removed with the container.
+        // The inner engines' overlay storage cannot sit on the container's own overlay:
+        // anonymous volumes, removed with the container.
         "--volume=/var/lib/docker",
+        "--volume=/var/lib/containerd",
+        "--volume=/var/lib/containers",
     ] {
         args.push(flag.into());
     }
@@ -169,7 +178,7 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
     } else {
         args.push("--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
     }
-    args.push(boot.image.into());
+    args.push(boot.images[host.flavor.name()].clone());
     docker::run(&args).with_context(|| {
         format!(
             "creating {}: the engine refused a host container (systemd and a nested dockerd \
@@ -196,7 +205,7 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
     Ok(())
 }
 
-/// Wait until systemd has finished booting and sshd and dockerd are active.
+/// Wait until systemd has finished booting and sshd and the host's engine are active.
 fn wait_booted(host: &LabHost) -> Result<()> {
     let started = Instant::now();
     let mut state = String::new();
@@ -246,20 +255,18 @@ fn wait_booted(host: &LabHost) -> Result<()> {
             boot_diagnosis(host)
         ),
     }
-    let active = docker::run([
-        "exec",
-        &host.container,
-        "systemctl",
-        "is-active",
-        "ssh",
-        "docker",
-    ]);
-    if let Err(err) = active {
+    let units: Vec<&str> = std::iter::once("ssh")
+        .chain(host.flavor.service())
+        .collect();
+    let mut args = vec!["exec", &host.container, "systemctl", "is-active"];
+    args.extend(&units);
+    if let Err(err) = docker::run(&args) {
         bail!(
-            "{}: sshd or dockerd is not active: {err:#}. Look inside with \
-             `docker exec {} systemctl status ssh docker`",
+            "{}: {} not active: {err:#}. Look inside with `docker exec {} systemctl status {}`",
             host.name,
-            host.container
+            units.join(" or "),
+            host.container,
+            units.join(" ")
         );
     }
     Ok(())

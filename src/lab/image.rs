@@ -10,32 +10,97 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{cache, docker, engine};
+use super::{Flavor, Release, cache, docker, engine};
 
 /// The build recipe, readable on its own: src/lab/host-image.sh.
 const RECIPE: &str = include_str!("host-image.sh");
 
 pub const REPOSITORY: &str = "regboot-lab-host";
 
-/// The tag of the image this build of regboot uses.
-pub fn tag() -> String {
-    format!("{REPOSITORY}:{}", cache::content_id(&[RECIPE.as_bytes()]))
+/// The tag of the docker host image of `release` this build of regboot uses.
+fn base_tag(release: Release) -> String {
+    let id = cache::content_id(&[RECIPE.as_bytes(), release.name().as_bytes()]);
+    format!("{REPOSITORY}:{id}")
 }
 
-/// The host image's tag, building it first when it is not in the engine yet.
-pub fn ensure(cache_dir: &Path) -> Result<String> {
-    let tag = tag();
+/// What a host of `flavor` is made from the docker host image of `release`: the packages
+/// added, then the ones purged (trixie's docker CLI is a package of its own). `apt-get
+/// install` marks containerd as wanted, so purging docker.io keeps it.
+fn derivation(flavor: Flavor, release: Release) -> Option<(&'static str, String)> {
+    let docker = match release {
+        Release::Bookworm => "docker.io",
+        Release::Trixie => "docker.io docker-cli",
+    };
+    match flavor {
+        Flavor::Docker => None,
+        Flavor::Containerd => Some(("containerd", docker.to_string())),
+        Flavor::Podman => Some(("podman", format!("{docker} containerd"))),
+    }
+}
+
+/// Installs $1 and purges $2 (with what only they needed) in an image build.
+const DERIVE: &str = "RUN set -eu; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; \
+    apt-get install -y -q --no-install-recommends $ADD; apt-get purge -y -q $PURGE; \
+    apt-get autoremove -y -q --purge; apt-get clean; rm -rf /var/lib/apt/lists/*";
+
+/// The host image of `release` and `flavor`, building it first when the engine lacks it: the
+/// docker image with debootstrap, the others derived from it with `docker build`.
+pub fn ensure(cache_dir: &Path, release: Release, flavor: Flavor) -> Result<String> {
+    let base = base_tag(release);
     cache::once(
         cache_dir,
-        "host-image",
+        &format!("host-image-{}", release.name()),
+        || docker::succeeds(&["image", "inspect", &base]),
+        || build_checked(cache_dir, &base, release),
+    )?;
+    let Some((add, purge)) = derivation(flavor, release) else {
+        return Ok(base);
+    };
+    let tag = format!(
+        "{base}-{}",
+        cache::content_id(&[DERIVE.as_bytes(), add.as_bytes(), purge.as_bytes()])
+    );
+    cache::once(
+        cache_dir,
+        &format!("host-image-{}-{}", release.name(), flavor.name()),
         || docker::succeeds(&["image", "inspect", &tag]),
-        || build_checked(cache_dir, &tag),
+        || derive(cache_dir, &base, &tag, flavor, add, &purge),
     )?;
     Ok(tag)
 }
 
+/// `docker build` of the `flavor` image from `base` (apt-get inside needs Debian's mirror).
+fn derive(
+    cache_dir: &Path,
+    base: &str,
+    tag: &str,
+    flavor: Flavor,
+    add: &str,
+    purge: &str,
+) -> Result<()> {
+    let dockerfile = format!(
+        "FROM {base}\nENV ADD=\"{add}\" PURGE=\"{purge}\"\n{DERIVE}\n\
+         LABEL io.regboot.lab.flavor={}\n",
+        flavor.name()
+    );
+    let context = cache_dir.join(format!("derive-{}", flavor.name()));
+    fs::create_dir_all(&context)?;
+    fs::write(context.join("Dockerfile"), dockerfile)?;
+    let progress = Progress::start(tag);
+    progress.step(&format!("docker build: {base} + {add} - {purge}"));
+    let built = docker::run(["build", "--quiet", "-t", tag, &context.to_string_lossy()]);
+    let _ = fs::remove_dir_all(&context);
+    if let Err(e) = built {
+        progress.fail();
+        return Err(e).with_context(|| format!("building the lab host image {tag}"));
+    }
+    progress.done();
+    remove_stale(tag);
+    Ok(())
+}
+
 /// Build the image after checking for what the build needs.
-fn build_checked(cache_dir: &Path, tag: &str) -> Result<()> {
+fn build_checked(cache_dir: &Path, tag: &str, release: Release) -> Result<()> {
     if engine::which("debootstrap").is_none() {
         bail!(
             "building the lab's host image needs debootstrap: apt-get install debootstrap \
@@ -45,23 +110,31 @@ fn build_checked(cache_dir: &Path, tag: &str) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("building the lab's host image (debootstrap, chroot) needs root: run as root once");
     }
-    build(cache_dir, tag)?;
+    build(cache_dir, tag, release)?;
     remove_stale(tag);
     Ok(())
 }
 
-/// Drop host images of older recipes; one that a running lab still uses stays (rmi refuses).
+/// Drop host images of older recipes of the same release and flavor (labs of other releases,
+/// and images from before these labels, are left alone); one a running lab still uses stays
+/// (rmi refuses).
 fn remove_stale(current: &str) {
+    let format = "{{index .Config.Labels \"io.regboot.lab.release\"}} \
+                  {{index .Config.Labels \"io.regboot.lab.flavor\"}}";
+    let kind = |image: &str| docker::run(["image", "inspect", "--format", format, image]).ok();
+    let Some(mine) = kind(current) else { return };
     let listed = docker::run(["images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY])
         .unwrap_or_default();
     for image in listed.lines().filter(|i| *i != current) {
-        let _ = docker::run(["rmi", image]);
+        if kind(image).as_deref() == Some(mine.as_str()) {
+            let _ = docker::run(["rmi", image]);
+        }
     }
 }
 
-fn build(cache_dir: &Path, tag: &str) -> Result<()> {
-    let work = cache_dir.join("host-build");
-    let log_path = cache_dir.join("host-image-build.log");
+fn build(cache_dir: &Path, tag: &str, release: Release) -> Result<()> {
+    let work = cache_dir.join(format!("host-build-{}", release.name()));
+    let log_path = cache_dir.join(format!("host-image-build-{}.log", release.name()));
     // A build killed half way leaves its scratch space behind; start clean.
     if work.exists() {
         fs::remove_dir_all(&work).with_context(|| format!("cannot clear {}", work.display()))?;
@@ -80,6 +153,7 @@ fn build(cache_dir: &Path, tag: &str) -> Result<()> {
         .arg(&script)
         .arg(tag)
         .arg(&work)
+        .arg(release.name())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

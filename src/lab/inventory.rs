@@ -115,6 +115,7 @@ mod tests {
             address: format!("10.231.0.{}", n + 1),
             port,
             user: user.into(),
+            flavor: crate::lab::Flavor::Docker,
         }
     }
 

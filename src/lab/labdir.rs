@@ -176,6 +176,7 @@ mod tests {
             address: address.into(),
             port,
             user: "root".into(),
+            flavor: crate::lab::Flavor::Docker,
         };
         let text = known_hosts(&[
             (host("10.0.0.1", 22), vec!["ssh-ed25519 AAAA1".into()]),

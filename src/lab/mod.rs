@@ -43,10 +43,66 @@ pub enum Profile {
     /// replicas, host6-7 agents, host8 SeaweedFS S3 storage (not in the inventory); the VIP
     /// is an address of the lab network that docker never hands out.
     Ha,
+    /// Every container runtime: host1 the registry and host2 an agent (docker), host3 an
+    /// agent with containerd only (a Kubernetes node), host4 an agent with podman only.
+    Runtimes,
 }
 
 /// The HA profile's fixed shape.
 pub const HA_HOSTS: usize = 8;
+/// The runtimes profile's fixed shape.
+pub const RUNTIMES_HOSTS: usize = 4;
+
+/// The Debian release of the lab's hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    /// Debian 12: docker 20.10, containerd 1.6, podman 4.3.
+    #[default]
+    Bookworm,
+    /// Debian 13: docker 26, containerd 1.7, podman 5.
+    Trixie,
+}
+
+impl Release {
+    pub fn name(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+}
+
+/// Which container runtime a lab host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// dockerd (on Debian's containerd, which it depends on).
+    Docker,
+    /// containerd and ctr, no dockerd.
+    Containerd,
+    /// podman, no dockerd and no containerd.
+    Podman,
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Docker => "docker",
+            Flavor::Containerd => "containerd",
+            Flavor::Podman => "podman",
+        }
+    }
+
+    /// The unit that must be active once the host booted, besides sshd.
+    fn service(self) -> Option<&'static str> {
+        match self {
+            Flavor::Docker => Some("docker"),
+            Flavor::Containerd => Some("containerd"),
+            Flavor::Podman => None,
+        }
+    }
+}
 
 impl Profile {
     /// The role of host `index` (1-based) as the inventory and `lab up` name it.
@@ -58,6 +114,17 @@ impl Profile {
             (Profile::Ha, 3..=5) => "registry",
             (Profile::Ha, 6 | 7) => "agent",
             (Profile::Ha, _) => "storage",
+            (Profile::Runtimes, 1) => "registry",
+            (Profile::Runtimes, _) => "agent",
+        }
+    }
+
+    /// The container runtime of host `index` (1-based).
+    pub fn flavor(self, index: usize) -> Flavor {
+        match (self, index) {
+            (Profile::Runtimes, 3) => Flavor::Containerd,
+            (Profile::Runtimes, 4) => Flavor::Podman,
+            _ => Flavor::Docker,
         }
     }
 }
@@ -67,6 +134,7 @@ pub struct LabOptions {
     pub name: String,
     pub hosts: usize,
     pub profile: Profile,
+    pub release: Release,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
 }
@@ -77,6 +145,7 @@ impl Default for LabOptions {
             name: DEFAULT_NAME.into(),
             hosts: DEFAULT_HOSTS,
             profile: Profile::Basic,
+            release: Release::Bookworm,
             dir: None,
         }
     }
@@ -93,6 +162,7 @@ pub struct Lab {
     pub password_path: PathBuf,
     pub image_archive: PathBuf,
     pub profile: Profile,
+    pub release: Release,
     /// HA profile: `VAR=value` lines with the S3 keys the inventory's env variables name.
     pub s3_env: Option<PathBuf>,
     /// HA profile: the VIP.
@@ -128,6 +198,12 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         Profile::Basic => opts.hosts,
         Profile::Ha if opts.hosts == DEFAULT_HOSTS || opts.hosts == HA_HOSTS => HA_HOSTS,
         Profile::Ha => bail!("--profile ha always has {HA_HOSTS} hosts: leave out --hosts"),
+        Profile::Runtimes if opts.hosts == DEFAULT_HOSTS || opts.hosts == RUNTIMES_HOSTS => {
+            RUNTIMES_HOSTS
+        }
+        Profile::Runtimes => {
+            bail!("--profile runtimes always has {RUNTIMES_HOSTS} hosts: leave out --hosts")
+        }
     };
     let opts = &LabOptions {
         hosts,
@@ -160,7 +236,12 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     // The registry image first: it takes seconds, and a missing docker-registry package should
     // stop the run before the long host image build, not after.
     let archive = registry_image::ensure_archive(&cache)?;
-    let image = image::ensure(&cache)?;
+    let mut images = BTreeMap::new();
+    for flavor in (1..=opts.hosts).map(|i| opts.profile.flavor(i)) {
+        if !images.contains_key(flavor.name()) {
+            images.insert(flavor.name(), image::ensure(&cache, opts.release, flavor)?);
+        }
+    }
     let image_archive = dir.join(labdir::ARCHIVE);
     registry_image::install_archive(&archive, &image_archive)?;
     let authorized_key = labdir::ensure_key(&dir, name)?;
@@ -169,7 +250,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     let network = network::ensure(name)?;
     hosts::remove_extra(name, opts.hosts)?;
     let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
-        .map(|i| hosts::plan(name, &network, i))
+        .map(|i| hosts::plan(name, &network, i, opts.profile.flavor(i)))
         .collect();
     let missing = hosts::missing(&lab_hosts)?;
     if missing > 0 {
@@ -181,7 +262,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     let boot = hosts::Boot {
         lab: name,
         dir: &dir,
-        image: &image,
+        images: &images,
         network: &network,
         engine,
         authorized_key: &authorized_key,
@@ -223,7 +304,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         0o644,
     )?;
     let (s3_env, vip) = match opts.profile {
-        Profile::Basic => (None, None),
+        Profile::Basic | Profile::Runtimes => (None, None),
         Profile::Ha => {
             let storage = &lab_hosts[HA_HOSTS - 1];
             let env = seaweed::ensure(&cache, &dir, &storage.container, &storage.address)?;
@@ -247,6 +328,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         password_path,
         image_archive,
         profile: opts.profile,
+        release: opts.release,
         s3_env,
         vip,
         network,
@@ -351,9 +433,10 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
     let ids: Vec<&str> = ids.lines().collect();
     if !ids.is_empty() {
         let format = format!(
-            "{{{{.Name}}}}\t{}\t{}\t{}\t{}\t{}\t{{{{.State.Status}}}}\t\
+            "{{{{.Name}}}}\t{}\t{}\t{}\t{}\t{}\t{}\t{{{{.State.Status}}}}\t\
              {{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}",
             label(hosts::LAB_LABEL),
+            label(hosts::FLAVOR_LABEL),
             label(hosts::HOST_LABEL),
             label(hosts::DIR_LABEL),
             label(hosts::USER_LABEL),
@@ -363,7 +446,18 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
         args.extend(ids);
         for line in docker::run(&args)?.lines() {
             let f: Vec<&str> = line.split('\t').collect();
-            let [container, lab, host, dir, user, port, state, address] = f[..] else {
+            let [
+                container,
+                lab,
+                flavor,
+                host,
+                dir,
+                user,
+                port,
+                state,
+                address,
+            ] = f[..]
+            else {
                 continue;
             };
             let entry = labs.entry(lab.to_string()).or_insert_with(|| LabStatus {
@@ -379,6 +473,11 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
                     address: address.to_string(),
                     port: port.parse().unwrap_or(22),
                     user: user.to_string(),
+                    flavor: match flavor {
+                        "containerd" => Flavor::Containerd,
+                        "podman" => Flavor::Podman,
+                        _ => Flavor::Docker,
+                    },
                 },
                 state.to_string(),
             ));

@@ -10,7 +10,7 @@ use crate::diff;
 use crate::engine::change::Change;
 use crate::engine::probe::ProbeRequest;
 use crate::host::Mode;
-use crate::inventory::{Host, Inventory, Role, TlsMode};
+use crate::inventory::{Host, Inventory, TlsMode};
 use crate::merge::daemon_json::{self, Action};
 
 pub(crate) const DAEMON_JSON: &str = "/etc/docker/daemon.json";
@@ -45,6 +45,10 @@ impl Module for DaemonJson {
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        if !cx.state.facts.docker.installed && !cx.inv.docker_install {
+            // An agent with containerd or podman only: no dockerd to configure.
+            return Ok(Vec::new());
+        }
         let keys = wanted(cx.inv);
         let current = cx.state.text(DAEMON_JSON);
         // Merged even with no keys to add: a file dockerd cannot parse stops the host either way.
@@ -118,32 +122,17 @@ impl Module for DaemonJson {
     }
 }
 
-/// A restart, one host at a time: dockerd answering again, and (`wait_registry`) on a
-/// registry host the registry container (restart policy unless-stopped) healthy again,
-/// before the next host.
+/// A dockerd restart, one host at a time (see `super::restart`).
 fn restart(cx: &Ctx, keys: &[String], wait_registry: bool) -> Vec<Change> {
-    let mut changes = vec![
-        Change::script(
-            format!(
-                "RESTART dockerd: {} cannot be reloaded (containers stop unless live-restore is on)",
-                keys.join(", ")
-            ),
-            RESTART,
-            &[],
+    let restart = Change::script(
+        format!(
+            "RESTART dockerd: {} cannot be reloaded (containers stop unless live-restore is on)",
+            keys.join(", ")
         ),
-        Change::wait_docker(),
-    ];
-    if wait_registry && cx.host.has_role(Role::Registry) && cx.state.container.is_some() {
-        let reg = &cx.inv.registry;
-        changes.push(Change::wait_healthy(
-            "wait until the registry answers on /v2/ again",
-            &reg.hostname,
-            reg.port,
-            cx.material.tls.as_ref().map(|t| t.ca_pem.clone()),
-            super::registry_container::DIAGNOSE,
-        ));
-    }
-    changes.into_iter().map(Change::one_at_a_time).collect()
+        RESTART,
+        &[],
+    );
+    super::restart(cx, restart, vec![Change::wait_docker()], wait_registry)
 }
 
 #[cfg(test)]

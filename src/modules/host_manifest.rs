@@ -14,6 +14,8 @@
 //!   wholesale (nginx.conf, keepalived.conf): a copy of each original under `saved/`, put back
 //!   by reset, or removed when there was none.
 //! - The registry image when regboot loaded or pulled it.
+//! - containerd's CRI `config_path` when regboot sets it, and whether it created config.toml
+//!   for it (reset takes the key out, or removes a file that holds nothing else).
 //!
 //! The step runs first in `apply` and writes only when something new is recorded, so a second
 //! apply changes nothing. In `reset` it runs last: `/etc/regboot` goes (regboot's registry
@@ -29,11 +31,14 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Ctx, Module, daemon_json, keepalived, lb_packages, nginx};
+use super::{
+    Ctx, Module, containerd_hosts, containers_certs_d, daemon_json, keepalived, lb_packages, nginx,
+};
 use crate::diff;
 use crate::engine::change::Change;
 use crate::engine::playbook::Hosts;
 use crate::engine::probe::{HostState, ProbeRequest};
+use crate::facts::Facts;
 use crate::host::Mode;
 use crate::inventory::{Host, Inventory, Role};
 use crate::merge::daemon_json::UNION_KEYS;
@@ -66,6 +71,15 @@ pub(crate) struct Manifest {
     /// The registry image, when regboot loaded or pulled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_loaded: Option<String>,
+    /// regboot set containerd's CRI `config_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd_config: Option<ContainerdRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ContainerdRecord {
+    /// There was no config.toml: reset removes it when nothing but regboot's key is left.
+    pub created: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -98,13 +112,23 @@ pub(crate) fn read(state: &HostState) -> Result<Option<Manifest>> {
     })
 }
 
-/// The directories regboot may create on `host` (parents first), to be recorded when missing.
-fn candidate_dirs(inv: &Inventory, host: &Host) -> Vec<String> {
+/// The directories regboot may create on `host` (parents first), to be recorded when missing;
+/// the runtimes' trees where `facts` show the runtime (`None`: before the probe, all).
+fn candidate_dirs(inv: &Inventory, host: &Host, facts: Option<&Facts>) -> Vec<String> {
     // certs.d goes on every host (an lb's dockerd pulls too, when it has one).
     let mut dirs = vec![
         "/etc/docker".to_string(),
         crate::trust_store::CERTS_D.to_string(),
     ];
+    if facts.is_none_or(|f| f.containerd.runtime.installed) {
+        dirs.extend(["/etc/containerd".into(), containerd_hosts::ROOT.into()]);
+    }
+    if facts.is_none_or(Facts::containers_runtime) {
+        dirs.extend([
+            "/etc/containers".into(),
+            containers_certs_d::CONTAINERS.root.into(),
+        ]);
+    }
     if host.has_role(Role::Registry) {
         let data = inv.registry.data_dir.trim_end_matches('/');
         let mut ancestors: Vec<String> = std::path::Path::new(data)
@@ -187,7 +211,7 @@ fn recorded(cx: &Ctx) -> Result<(Manifest, Vec<Change>)> {
     let mut m = old.clone().unwrap_or_default();
     m.version = 1;
     let mut saves = Vec::new();
-    for d in candidate_dirs(cx.inv, cx.host) {
+    for d in candidate_dirs(cx.inv, cx.host, Some(&cx.state.facts)) {
         if cx.state.dirs.get(&d) == Some(&false) && !m.dirs_created.contains(&d) {
             m.dirs_created.push(d);
         }
@@ -223,6 +247,23 @@ fn recorded(cx: &Ctx) -> Result<(Manifest, Vec<Change>)> {
             }
         }
     }
+    // Errors stop the containerd step, with what to do; nothing to record then. docker.install
+    // brings containerd with the engine (its package's config.toml, without config_path).
+    let brings_containerd = cx.inv.docker_install
+        && Hosts::Clients.matches(cx.host)
+        && !cx.state.facts.docker.installed
+        && !cx.state.facts.containerd.runtime.installed;
+    let sets = matches!(containerd_hosts::config_change(cx.state), Ok(Some(_)));
+    if m.containerd_config.is_none() && (sets || brings_containerd) {
+        let missing = cx
+            .state
+            .files
+            .get(containerd_hosts::CONFIG)
+            .is_none_or(Option::is_none);
+        m.containerd_config = Some(ContainerdRecord {
+            created: missing && !brings_containerd,
+        });
+    }
     if cx.host.has_role(Role::Registry)
         && cx.state.facts.docker.running
         && cx.state.image_id.is_none()
@@ -253,7 +294,8 @@ impl Module for HostManifest {
     fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
         req.content.push(MANIFEST.into());
         req.dirs.push(DIR.into());
-        req.dirs.extend(candidate_dirs(inv, host));
+        req.dirs.extend(candidate_dirs(inv, host, None));
+        req.content.push(containerd_hosts::CONFIG.into());
         if Hosts::Clients.matches(host) {
             req.content.push(daemon_json::DAEMON_JSON.into());
             req.content.push(saved_path(daemon_json::DAEMON_JSON));

@@ -9,6 +9,8 @@
 
 pub(crate) mod agent_login;
 pub(crate) mod certs_d;
+pub(crate) mod containerd_hosts;
+pub(crate) mod containers_certs_d;
 pub(crate) mod daemon_json;
 pub(crate) mod docker_install;
 pub(crate) mod host_manifest;
@@ -32,6 +34,7 @@ use crate::engine::change::Change;
 pub(crate) use crate::engine::module::{CaFile, Ctx, FleetCx, Module, Outcome};
 use crate::engine::probe::HostState;
 use crate::host::Mode;
+use crate::inventory::Role;
 use crate::material::Tls;
 use crate::pki::{self, rotation::CaRole};
 
@@ -39,7 +42,9 @@ use crate::pki::{self, rotation::CaRole};
 pub(crate) const REGISTRY: &[&dyn Module] = &[
     &host_manifest::HostManifest,
     &docker_install::DockerInstall,
-    &certs_d::CertsD,
+    &certs_d::CERTS_D,
+    &containerd_hosts::ContainerdHosts,
+    &containers_certs_d::CONTAINERS_CERTS_D,
     &trust_store::TrustStore,
     &hosts_block::HostsBlock,
     &agent_login::AgentLogin,
@@ -208,6 +213,30 @@ mod tests {
     }
 }
 
+/// A disruptive `restart` made one host at a time: then `waits` (the service answers again)
+/// and, with `wait_registry` on a registry host with the registry container (restart policy
+/// unless-stopped), the registry healthy again, before the next host.
+pub(crate) fn restart(
+    cx: &Ctx,
+    restart: Change,
+    waits: Vec<Change>,
+    wait_registry: bool,
+) -> Vec<Change> {
+    let mut changes = vec![restart];
+    changes.extend(waits);
+    if wait_registry && cx.host.has_role(Role::Registry) && cx.state.container.is_some() {
+        let reg = &cx.inv.registry;
+        changes.push(Change::wait_healthy(
+            "wait until the registry answers on /v2/ again",
+            &reg.hostname,
+            reg.port,
+            cx.material.tls.as_ref().map(|t| t.ca_pem.clone()),
+            registry_container::DIAGNOSE,
+        ));
+    }
+    changes.into_iter().map(Change::one_at_a_time).collect()
+}
+
 /// A service's config `changes`, then its `reload` script (which tests the config first) when
 /// any file changed or the unit is not active; nothing when both are as wanted.
 pub(crate) fn reload_when_changed(
@@ -342,7 +371,18 @@ pub(crate) mod testing {
         state: &StateBuilder,
         present: bool,
     ) -> Result<Vec<Change>> {
-        let material = material();
+        run_with(module, inv, host, state, &material(), present)
+    }
+
+    /// Like [`run`] with other `material` (a CA rotation's extra CAs, say).
+    pub fn run_with(
+        module: &dyn Module,
+        inv: &Inventory,
+        host: &str,
+        state: &StateBuilder,
+        material: &Material,
+        present: bool,
+    ) -> Result<Vec<Change>> {
         let templates = Templates::embedded();
         let memo = Memo::default();
         let cx = Ctx {
@@ -352,7 +392,7 @@ pub(crate) mod testing {
                 .iter()
                 .find(|h| h.name == host)
                 .expect("host in the inventory"),
-            material: &material,
+            material,
             state: &state.0,
             templates: &templates,
             memo: &memo,

@@ -74,10 +74,12 @@ finish() {
     };
 }
 
-/// Args: image, loopback port, data dir, base dir, then `--label k=v` pairs. Finishes or
+/// Args: image, loopback port, data dir, base dir, then `--label k=v` and `--env K=V` pairs. Finishes or
 /// undoes a roll killed midway, then starts the next container on the loopback port. The
-/// mount targets are those of `render::container`, which config.yml names. Secrets stay in
-/// mounted files (0600), never in the environment, so `docker inspect` shows none.
+/// mount targets are those of `render::container`, which config.yml names; config.yml is
+/// mounted where distribution 2.x (`/etc/docker/registry/`) and 3.x (`/etc/distribution/`)
+/// images read it. Secrets stay in mounted files (0600), never in the environment (which holds
+/// only the OpenTelemetry settings), so `docker inspect` shows none.
 const START: &str = concat!(
     roll_common!(),
     r#"image=$1; port=$2; data=$3; base=$4; shift 4
@@ -163,6 +165,7 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
             digest(&[file(registry_files::CHAIN), file(registry_files::KEY)]),
         ),
         (FRONT_LABEL, "front", "nginx".into()),
+        ("io.regboot.env", "environment", reg.env().join(" ")),
     ]
 }
 
@@ -231,6 +234,10 @@ impl Module for RegistryContainer {
             args.push("--label".into());
             args.push(format!("{key}={value}"));
         }
+        for var in reg.env() {
+            args.push("--env".into());
+            args.push(var);
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let image = &reg.image;
         let summary = match &cx.state.container {
@@ -296,6 +303,42 @@ mod tests {
             .filter_map(|a| a.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// distribution 3.x exports no traces unless the inventory configures it; 2.x ignores the
+    /// variable. A changed setting rolls the container.
+    #[test]
+    fn tracing_is_off_unless_configured() {
+        let env_of = |inv: &Inventory| {
+            let changes =
+                testing::run(&RegistryContainer, inv, "h1", &StateBuilder::new(), true).unwrap();
+            let crate::engine::change::Action::Script { args, .. } = &changes[0].action else {
+                panic!("a script first")
+            };
+            args.windows(2)
+                .filter(|w| w[0] == "--env")
+                .map(|w| w[1].clone())
+                .collect::<Vec<_>>()
+        };
+        let off = testing::inventory("");
+        assert_eq!(env_of(&off), ["OTEL_TRACES_EXPORTER=none"]);
+        let on =
+            testing::inventory("  tracing: { exporter: otlp, endpoint: \"http://otel:4318\" }\n");
+        assert_eq!(
+            env_of(&on),
+            [
+                "OTEL_TRACES_EXPORTER=otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel:4318"
+            ]
+        );
+        let before = current_labels(&off);
+        let state = StateBuilder::new().container("sha256:1", true, &before);
+        let changes = testing::run(&RegistryContainer, &on, "h1", &state, true).unwrap();
+        assert!(
+            changes[0].summary.contains("environment changed"),
+            "{}",
+            changes[0].summary
+        );
     }
 
     #[test]

@@ -1,16 +1,17 @@
-//! The smoke test as a playbook step: a push from one agent and a pull on every other
-//! reachable host of the limit, each replica asked directly for the pushed manifest (see
+//! The smoke test as a playbook step: a push from one agent (docker, else podman) and a pull
+//! through every runtime (docker, containerd, podman) of every reachable host of the limit, each replica asked directly for the pushed manifest (see
 //! `crate::smoke`). It is skipped only in plan, with `smoke_test: false` in the inventory, or
-//! when no host of the run has a running docker engine; the report then says the run did not
+//! when no host of the run can push (a running docker engine, or podman); the report then says the run did not
 //! verify.
 
 use anyhow::Result;
 use futures::future::BoxFuture;
 
 use super::{FleetCx, Module, Outcome};
+use crate::engine::module::Member;
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role};
-use crate::smoke::{self, SmokeTarget};
+use crate::smoke::{self, Client, SmokeTarget};
 
 pub(crate) struct SmokeTest;
 
@@ -56,25 +57,34 @@ impl Module for SmokeTest {
             let mut targets: Vec<(bool, SmokeTarget)> = cx
                 .members
                 .iter()
-                // Probed before the run: docker_install may have started the engine since.
-                .filter(|m| m.state.facts.docker.running || installs_engine(cx, m.host))
-                .map(|m| {
-                    let target = SmokeTarget {
-                        name: &m.host.name,
-                        remote: m.remote,
-                        arch: &m.state.facts.arch,
-                    };
-                    (m.host.has_role(Role::Agent), target)
+                .filter_map(|m| {
+                    let clients = clients(cx, m);
+                    (!clients.is_empty()).then(|| {
+                        let target = SmokeTarget {
+                            name: &m.host.name,
+                            remote: m.remote,
+                            arch: &m.state.facts.arch,
+                            clients,
+                        };
+                        (m.host.has_role(Role::Agent), target)
+                    })
                 })
                 .collect();
-            if targets.is_empty() {
+            // An agent with docker or podman pushes; any host with one when no agent has.
+            let pusher_at = targets
+                .iter()
+                .position(|(agent, t)| *agent && t.pusher().is_some())
+                .or_else(|| targets.iter().position(|(_, t)| t.pusher().is_some()));
+            let Some(pusher_at) = pusher_at else {
                 return Ok(Outcome {
-                    skipped: Some("no host of this run has a running docker engine".into()),
+                    skipped: Some(
+                        "no host of this run can push: none has a running docker engine or podman"
+                            .into(),
+                    ),
                     failed,
                     ..Outcome::default()
                 });
-            }
-            let pusher_at = targets.iter().position(|(agent, _)| *agent).unwrap_or(0);
+            };
             let (_, pusher) = targets.remove(pusher_at);
             let pullers: Vec<SmokeTarget> = targets.into_iter().map(|(_, t)| t).collect();
             let replicas: Vec<(&str, &RemoteHost)> = cx
@@ -90,6 +100,24 @@ impl Module for SmokeTest {
             })
         })
     }
+}
+
+/// The clients `m` pulls with: docker (running, or started by docker.install before this
+/// step; probed before the run), containerd's ctr, podman.
+fn clients(cx: &FleetCx, m: &Member) -> Vec<Client> {
+    let f = &m.state.facts;
+    [
+        (
+            Client::Docker,
+            f.docker.running || installs_engine(cx, m.host),
+        ),
+        (Client::Containerd, f.containerd.runtime.installed),
+        (Client::Podman, f.podman.installed),
+    ]
+    .into_iter()
+    .filter(|(_, has)| *has)
+    .map(|(c, _)| c)
+    .collect()
 }
 
 /// docker.install starts (or installs) the engine on this host before the smoke test.

@@ -22,12 +22,23 @@ impl TestLab {
 
     /// Like [`up`](Self::up) with a profile (`Profile::Ha` has its own fixed hosts).
     pub fn up_profile(test: &str, hosts: usize, profile: lab::Profile) -> TestLab {
+        Self::up_with(test, hosts, profile, lab::Release::Bookworm)
+    }
+
+    /// Like [`up_profile`](Self::up_profile) on hosts of a Debian `release`.
+    pub fn up_with(
+        test: &str,
+        hosts: usize,
+        profile: lab::Profile,
+        release: lab::Release,
+    ) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir for the lab");
         let name = format!("t{}-{test}", std::process::id());
         let lab = lab::up(&LabOptions {
             name,
             hosts,
             profile,
+            release,
             dir: Some(dir.path().join("lab")),
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));

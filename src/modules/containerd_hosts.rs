@@ -1,0 +1,359 @@
+//! containerd: `/etc/containerd/certs.d/<reference>/hosts.toml` (containerd's hosts.md format)
+//! with the CA file beside it, for every reference docker's certs.d gets. containerd reads
+//! that directory on every pull (ctr with `--hosts-dir`, the CRI plugin through `config_path`),
+//! so files and CA rotations need no restart; during a rotation `ca` names both CA files.
+//!
+//! containerd before 2.2 has no default `config_path`: where its CRI plugin runs without one,
+//! regboot sets it once in `config.toml` (every other setting kept; a missing file gets only
+//! that) and restarts containerd when it runs, one host at a time and announced in plan (a
+//! stopped one reads it when it starts). The host manifest
+//! records it, so `reset` takes out only what regboot set (no restart: containerd's running
+//! config keeps reading a directory regboot has emptied until its next restart).
+
+use anyhow::{Context, Result, bail};
+
+use super::certs_d::CaTree;
+use super::{CaFile, Ctx, Module, file_change, host_manifest};
+use crate::diff;
+use crate::engine::change::{Action, Change};
+use crate::engine::probe::{HostState, ProbeRequest};
+use crate::facts::{Facts, InitSystem};
+use crate::host::Mode;
+use crate::inventory::{Host, Inventory};
+use crate::merge::containerd as config;
+
+pub(crate) const ROOT: &str = "/etc/containerd/certs.d";
+pub(crate) const CONTAINERD: CaTree = CaTree { root: ROOT };
+pub(crate) const CONFIG: &str = "/etc/containerd/config.toml";
+const HOSTS_TOML: &str = "hosts.toml";
+const SERVICE: &str = "containerd";
+
+const RESTART: &str = "if [ -d /run/systemd/system ]; then systemctl restart containerd; \
+    else service containerd restart; fi";
+
+/// Polls `ctr version` until containerd answers (bounded: 60 tries, one a second).
+const WAIT: &str = r#"i=0
+until ctr version >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -ge 60 ] && { echo "containerd did not answer ctr version within 60 s" >&2; exit 1; }
+  sleep 1
+done"#;
+
+/// The hosts.toml of `reference`, trusting the CA files `cas`.
+fn hosts_toml(reference: &str, cas: &[String]) -> String {
+    let quoted: Vec<String> = cas.iter().map(|c| format!("{c:?}")).collect();
+    format!(
+        "# Written by regboot: how containerd reaches the registry as {reference}.\n\
+         server = \"https://{reference}\"\n\n\
+         [host.\"https://{reference}\"]\n  \
+         capabilities = [\"pull\", \"resolve\", \"push\"]\n  \
+         ca = [{}]\n",
+        quoted.join(", ")
+    )
+}
+
+/// The new `config.toml` when containerd's CRI plugin has no `config_path` that reads
+/// [`ROOT`]; `None` when nothing is to be set (no containerd, CRI off, set already, or the
+/// containerd 2.2+ default).
+pub(crate) fn config_change(state: &HostState) -> Result<Option<String>> {
+    let c = &state.facts.containerd;
+    if !c.runtime.installed {
+        return Ok(None);
+    }
+    if let Some(e) = &c.config_error {
+        bail!("{CONFIG}: {e}");
+    }
+    let (cri, path) = match &c.config {
+        Some(cfg) => (cfg.cri, cfg.config_path.as_deref()),
+        None => (true, None),
+    };
+    match path {
+        // With the CRI plugin off nothing reads it; ctr is given --hosts-dir.
+        _ if !cri => Ok(None),
+        Some(p) if p.split(':').any(|d| d.trim_end_matches('/') == ROOT) => Ok(None),
+        Some(p) => bail!(
+            "{CONFIG} sets the CRI plugin's config_path to {p:?}, which leaves out {ROOT} where \
+             regboot places hosts.toml: add it (directories are separated by ':') and run again"
+        ),
+        // containerd 2.2 reads /etc/containerd/certs.d by default.
+        None if c.release() >= (2, 2) => Ok(None),
+        None => {
+            let current = state.text(CONFIG);
+            config::set_config_path(current.as_deref(), c.release().0, ROOT)
+                .context(CONFIG)
+                .map(Some)
+        }
+    }
+}
+
+pub(crate) struct ContainerdHosts;
+
+impl Module for ContainerdHosts {
+    fn name(&self) -> &'static str {
+        "containerd_hosts"
+    }
+
+    fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+        CONTAINERD.want(inv, &[HOSTS_TOML], req);
+        req.content.push(CONFIG.into());
+        req.services.push(SERVICE.into());
+    }
+
+    fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        if !cx.state.facts.containerd.runtime.installed {
+            return Ok(Vec::new());
+        }
+        let config = config_change(cx.state)?;
+        let mut changes = Vec::new();
+        if let Some(tls) = &cx.material.tls {
+            for r in cx.inv.references() {
+                let mut ca = CONTAINERD.present(cx, &r);
+                let roles =
+                    std::iter::once(None).chain(tls.extra_cas.iter().map(|(r, _)| Some(*r)));
+                let cas: Vec<String> = roles.map(|role| CONTAINERD.ca_path(&r, role)).collect();
+                let path = format!("{}/{HOSTS_TOML}", CONTAINERD.dir(&r));
+                // After the CA files it names are written, before those it no longer names go.
+                let at = ca
+                    .iter()
+                    .position(|c| matches!(c.action, Action::Script { .. }))
+                    .unwrap_or(ca.len());
+                let toml = hosts_toml(&r, &cas);
+                if let Some(c) = file_change(cx.state, &path, toml.as_bytes(), 0o644, false) {
+                    ca.insert(at, c);
+                }
+                changes.extend(ca);
+            }
+        }
+        if let Some(text) = config {
+            let d = diff::unified(CONFIG, &cx.state.text(CONFIG).unwrap_or_default(), &text);
+            let mut write = Change::put_file(CONFIG, text.into_bytes(), Mode::Keep, Some(d));
+            write.summary =
+                format!("set the CRI plugin's registry config_path to {ROOT} in {CONFIG}");
+            changes.push(write);
+            // A stopped containerd (systemd says so) reads it when it starts: not started here.
+            let systemd = cx.state.facts.init == InitSystem::Systemd;
+            if systemd && cx.state.services.get(SERVICE).map(String::as_str) != Some("active") {
+                return Ok(changes);
+            }
+            let restart = Change::script(
+                "RESTART containerd: its CRI plugin reads config_path only at start (running \
+                 containers keep running)",
+                RESTART,
+                &[],
+            );
+            let mut waits = vec![Change::script(
+                "wait until containerd answers ctr version",
+                WAIT,
+                &[],
+            )];
+            if cx.state.facts.docker.running {
+                waits.push(Change::wait_docker());
+            }
+            changes.extend(super::restart(cx, restart, waits, true));
+        }
+        Ok(changes)
+    }
+
+    /// The CA files and hosts.toml, then the config_path regboot set (as the host's manifest
+    /// records), without a restart.
+    fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        let mut changes = CONTAINERD.absent(cx, &[HOSTS_TOML]);
+        let record = host_manifest::read(cx.state)?.and_then(|m| m.containerd_config);
+        let (Some(rec), Some(text)) = (record, cx.state.text(CONFIG)) else {
+            return Ok(changes);
+        };
+        let Some((rest, bare)) = config::unset_config_path(&text).context(CONFIG)? else {
+            return Ok(changes);
+        };
+        let later = "(containerd reads it at its next restart)";
+        changes.push(if bare && rec.created {
+            Change::script(
+                format!("remove {CONFIG}: regboot created it for config_path alone {later}"),
+                r#"rm -f -- "$1""#,
+                &[CONFIG],
+            )
+        } else {
+            let d = diff::unified(CONFIG, &text, &rest);
+            let mut c = Change::put_file(CONFIG, rest.into_bytes(), Mode::Keep, Some(d));
+            c.summary = format!("take the config_path regboot set out of {CONFIG} {later}");
+            c
+        });
+        Ok(changes)
+    }
+
+    fn ca_files(&self, inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {
+        match facts {
+            Some(f) if !f.containerd.runtime.installed => Vec::new(),
+            _ => CONTAINERD.ca_files(inv),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Containerd, Runtime};
+    use crate::modules::testing::{self, StateBuilder, summaries};
+    use crate::pki::rotation::CaRole;
+
+    fn containerd(state: StateBuilder, version: &str, config: Option<&str>) -> StateBuilder {
+        let mut s = match config {
+            Some(text) => state.file(CONFIG, text),
+            None => state,
+        };
+        let runtime = Runtime {
+            installed: true,
+            running: false,
+            version: Some(version.into()),
+        };
+        s.0.facts.containerd = Containerd::with_config(runtime, config);
+        s.0.facts.init = InitSystem::Systemd;
+        s.service(SERVICE, "active")
+    }
+
+    /// The CA files a hosts.toml names.
+    fn named(toml: &str) -> Vec<String> {
+        let doc: toml_edit::DocumentMut = toml.parse().unwrap();
+        let host = doc["host"].as_table_like().unwrap();
+        let (_, h) = host.iter().next().unwrap();
+        h["ca"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    const DEBIAN: &str = "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    \
+        [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n";
+
+    #[test]
+    fn hosts_toml_names_every_ca_file() {
+        let toml = hosts_toml(
+            "registry.lab:5000",
+            &["/a/ca.crt".into(), "/a/ca-next.crt".into()],
+        );
+        let doc: toml_edit::DocumentMut = toml.parse().unwrap();
+        assert_eq!(doc["server"].as_str(), Some("https://registry.lab:5000"));
+        let host = &doc["host"]["https://registry.lab:5000"];
+        let caps: Vec<&str> = host["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(caps, ["pull", "resolve", "push"]);
+        assert_eq!(named(&toml), ["/a/ca.crt", "/a/ca-next.crt"]);
+    }
+
+    #[test]
+    fn config_path_is_set_once_and_the_restart_goes_one_host_at_a_time() {
+        let inv = testing::inventory("");
+        let refs = inv.references();
+        let run =
+            |state: &StateBuilder| testing::run(&ContainerdHosts, &inv, "h2", state, true).unwrap();
+        // No containerd: nothing.
+        assert!(run(&StateBuilder::new()).is_empty());
+        // Debian's containerd 1.6: the CRI plugin without config_path.
+        let fresh = containerd(StateBuilder::new(), "1.6.20", Some(DEBIAN));
+        let changes = run(&fresh);
+        let s = summaries(&changes);
+        let dir = |r: &str| format!("{ROOT}/{r}");
+        assert_eq!(s[0], format!("write {}/ca.crt", dir(&refs[0])));
+        assert_eq!(s[1], format!("write {}/hosts.toml", dir(&refs[0])));
+        assert_eq!(s.len(), 2 * refs.len() + 4, "{s:#?}");
+        let config = testing::written(&changes, CONFIG).unwrap();
+        assert!(config.starts_with(DEBIAN), "{config}");
+        assert_eq!(
+            config::read(&config).unwrap().config_path.as_deref(),
+            Some(ROOT)
+        );
+        assert!(s[s.len() - 3].starts_with("RESTART containerd"));
+        // Docker runs here (the builder's default): dockerd answers again before the next host.
+        assert_eq!(s[s.len() - 1], "wait until dockerd answers docker info");
+        assert!(
+            changes[2 * refs.len()..]
+                .iter()
+                .skip(1)
+                .all(|c| c.one_at_a_time)
+        );
+        assert!(changes[..2 * refs.len()].iter().all(|c| !c.one_at_a_time));
+        // Converged: nothing, and no restart.
+        let mut done = containerd(StateBuilder::new(), "1.6.20", Some(&config));
+        for r in &refs {
+            let hosts = testing::written(&changes, &format!("{}/hosts.toml", dir(r))).unwrap();
+            done = done
+                .file(&CONTAINERD.ca_path(r, None), "CA\n")
+                .file(&format!("{}/hosts.toml", dir(r)), &hosts);
+        }
+        assert!(run(&done).is_empty(), "{:#?}", summaries(&run(&done)));
+        // No config file: a minimal one of the version containerd reads natively.
+        let bare = containerd(StateBuilder::new(), "1.7.24", None);
+        let written = testing::written(&run(&bare), CONFIG).unwrap();
+        assert!(written.starts_with("version = 2\n"), "{written}");
+        let v2 = containerd(StateBuilder::new(), "2.1.4", None);
+        assert!(
+            testing::written(&run(&v2), CONFIG)
+                .unwrap()
+                .starts_with("version = 3\n")
+        );
+        // A stopped containerd gets the config, and no start.
+        let mut stopped = containerd(StateBuilder::new(), "1.6.20", Some(DEBIAN));
+        stopped.0.services.insert(SERVICE.into(), "inactive".into());
+        let s = summaries(&run(&stopped));
+        assert!(
+            s.last().unwrap().starts_with("set the CRI plugin's"),
+            "{s:?}"
+        );
+        // containerd 2.2 reads certs.d by default; CRI off reads nothing: files only.
+        for state in [
+            containerd(StateBuilder::new(), "2.2.0", None),
+            containerd(
+                StateBuilder::new(),
+                "1.6.20",
+                Some("disabled_plugins = [\"cri\"]\n"),
+            ),
+        ] {
+            assert!(testing::written(&run(&state), CONFIG).is_none());
+        }
+        // A config_path elsewhere, or an unreadable config, stops the host.
+        let elsewhere = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/opt/hosts\"\n";
+        for text in [elsewhere, "version = [\n"] {
+            let state = containerd(StateBuilder::new(), "1.6.20", Some(text));
+            assert!(testing::run(&ContainerdHosts, &inv, "h2", &state, true).is_err());
+        }
+    }
+
+    #[test]
+    fn a_rotation_names_both_cas_and_reset_takes_out_what_regboot_set() {
+        let inv = testing::inventory("");
+        let r = &inv.references()[0];
+        let mut material = testing::material();
+        material.tls.as_mut().unwrap().extra_cas = vec![(CaRole::Next, "NEXT\n".into())];
+        let set = config::set_config_path(Some(DEBIAN), 1, ROOT).unwrap();
+        let state = containerd(StateBuilder::new(), "1.6.20", Some(&set))
+            .file(&CONTAINERD.ca_path(r, None), "CA\n");
+        let changes =
+            testing::run_with(&ContainerdHosts, &inv, "h2", &state, &material, true).unwrap();
+        let hosts = testing::written(&changes, &format!("{ROOT}/{r}/hosts.toml")).unwrap();
+        assert_eq!(
+            named(&hosts),
+            [
+                CONTAINERD.ca_path(r, None),
+                CONTAINERD.ca_path(r, Some(CaRole::Next))
+            ]
+        );
+        // Reset: the files, then the config_path the manifest says regboot set.
+        let manifest = "{\"version\": 1, \"containerd_config\": {\"created\": false}}";
+        let placed = state
+            .file(&format!("{ROOT}/{r}/hosts.toml"), &hosts)
+            .file(host_manifest::MANIFEST, manifest);
+        let changes = testing::run(&ContainerdHosts, &inv, "h2", &placed, false).unwrap();
+        assert_eq!(
+            summaries(&changes).last().unwrap(),
+            &format!(
+                "take the config_path regboot set out of {CONFIG} (containerd reads it at its next restart)"
+            )
+        );
+        assert_eq!(testing::written(&changes, CONFIG).unwrap(), DEBIAN);
+    }
+}
