@@ -188,7 +188,7 @@ async fn a_connection_cut_by_the_host_leaves_the_old_file() {
     session.set_command_timeout(Duration::from_secs(10));
     let host = RemoteHost::new(session);
     let path = file.to_str().unwrap().to_string();
-    let write = tokio::spawn(async move { host.put_file(&path, &data(8 << 20), Mode::Keep).await });
+    let write = tokio::spawn(async move { host.put_file(&path, &data(TOTAL), Mode::Keep).await });
     let probe_dir = dir.clone();
     tokio::task::spawn_blocking(move || {
         wait_until("the temp file appears", || {

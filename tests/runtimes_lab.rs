@@ -218,7 +218,7 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
     );
     let (code, runs) = run_json(&inv, &["rotate", "--ca"]);
     assert_eq!(code, 0, "{runs:#}");
-    for run in runs.as_array().unwrap() {
+    for run in runs["runs"].as_array().unwrap() {
         smoke_pulls(&run["report"]);
     }
     let (ok, failed) = finish_loop(&lab);
