@@ -176,7 +176,7 @@ async fn collect(
     );
     let read_only = roll(inv, opts, state, nodes, RegistryMode::ReadOnly).await;
     let swept = match read_only {
-        Ok(r) if r.failed_hosts().is_empty() && !halted(&r) => {
+        Ok(r) if r.completed() => {
             rolls.push(r);
             say(opts, &format!("gc: collecting on {}", nodes[0].host.name));
             sweep(inv, &mut nodes[0], false).await
@@ -193,7 +193,7 @@ async fn collect(
     say(opts, "gc: the replicas take pushes again, one at a time");
     let lifted = roll(inv, opts, state, nodes, RegistryMode::Serving).await;
     let lift_problem = match &lifted {
-        Ok(r) if r.failed_hosts().is_empty() && !halted(r) => None,
+        Ok(r) if r.completed() => None,
         Ok(r) => Some(format!("failed on {}", r.failed_hosts().join(", "))),
         Err(e) => Some(format!("{e:#}")),
     };
@@ -220,10 +220,6 @@ async fn collect(
     ))
 }
 
-fn halted(r: &RunReport) -> bool {
-    r.notes.iter().any(|n| n.starts_with("the run halted"))
-}
-
 /// The gc playbook (registry files, then the containers one at a time) with `mode`.
 async fn roll(
     inv: &Inventory,
@@ -232,17 +228,10 @@ async fn roll(
     nodes: &mut [Node<'_>],
     mode: RegistryMode,
 ) -> Result<RunReport> {
+    // Nothing is reissued: gc changes the registry's mode, not its certificate.
     let options = Options {
-        check: false,
-        diff: false,
-        forks: opts.forks,
-        quiet: opts.quiet,
-        state_dir: state.root().to_path_buf(),
-        // Nothing is reissued: gc changes the registry's mode, not its certificate.
-        keep_state: true,
-        limit: None,
-        read_only: false,
         registry_mode: mode,
+        ..Options::prepared(state.root(), opts.forks, opts.quiet)
     };
     runner::run_on(inv, &crate::playbooks::gc()?, &options, state, nodes).await
 }

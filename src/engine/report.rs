@@ -85,6 +85,8 @@ pub struct RunReport {
     pub playbook: String,
     pub check: bool,
     pub notes: Vec<String>,
+    /// A serial roll stopped at a failure, and the steps after it did not run.
+    pub halted: bool,
     pub hosts: Vec<HostReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub smoke: Vec<SmokeHost>,
@@ -94,6 +96,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Every step ran and no host failed.
+    pub fn completed(&self) -> bool {
+        !self.halted && self.failed_hosts().is_empty()
+    }
+
     pub fn failed_hosts(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .hosts

@@ -40,6 +40,24 @@ pub struct Options {
     pub registry_mode: RegistryMode,
 }
 
+impl Options {
+    /// A changing run over a state directory another command prepared (`rotate`, `gc`):
+    /// nothing is reissued, the whole fleet the caller connected takes part.
+    pub fn prepared(state_dir: &std::path::Path, forks: usize, quiet: bool) -> Options {
+        Options {
+            check: false,
+            diff: false,
+            forks,
+            quiet,
+            state_dir: state_dir.to_path_buf(),
+            keep_state: true,
+            limit: None,
+            read_only: false,
+            registry_mode: RegistryMode::Serving,
+        }
+    }
+}
+
 /// What `host` needs probed for the steps of `playbook` that run on it.
 fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequest {
     let mut req = ProbeRequest::default();
@@ -190,6 +208,7 @@ pub(crate) async fn run_on(
             );
             out.line(&format!("\n{note}"));
             report.notes.push(note);
+            report.halted = true;
             break;
         }
     }

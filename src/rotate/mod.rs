@@ -195,14 +195,7 @@ async fn run_playbook(
 ) -> Result<RunReport> {
     let options = Options {
         check: opts.plan,
-        diff: false,
-        forks: opts.forks,
-        quiet: opts.quiet,
-        state_dir: state.root().to_path_buf(),
-        keep_state: true,
-        limit: None,
-        read_only: false,
-        registry_mode: Default::default(),
+        ..Options::prepared(state.root(), opts.forks, opts.quiet)
     };
     runner::run_on(inv, &crate::playbooks::rotate()?, &options, state, nodes).await
 }
