@@ -21,6 +21,7 @@ use crate::facts::{Facts, InitSystem};
 use crate::host::Mode;
 use crate::inventory::{Host, Inventory};
 use crate::merge::containerd as config;
+use crate::pki::rotation::CaRole;
 
 pub(crate) const ROOT: &str = "/etc/containerd/certs.d";
 pub(crate) const CONTAINERD: CaTree = CaTree { root: ROOT };
@@ -49,6 +50,53 @@ fn hosts_toml(reference: &str, cas: &[String]) -> String {
          ca = [{}]\n",
         quoted.join(", ")
     )
+}
+
+/// The CA file changes of `reference` with its hosts.toml written between them, so that
+/// hosts.toml names only files that exist and never stops naming a CA the registry may still
+/// serve: the new CA files, then (when existing ones are overwritten, as `ca.crt` is at a CA
+/// rotation's stage 2) a hosts.toml naming every CA file there, the overwrites, the hosts.toml
+/// naming `wanted`, and last the removals.
+fn with_hosts_toml(
+    state: &HostState,
+    reference: &str,
+    ca: Vec<Change>,
+    wanted: &[String],
+) -> Vec<Change> {
+    let path = format!("{}/{HOSTS_TOML}", CONTAINERD.dir(reference));
+    let exists = |p: &str| state.files.get(p).is_some_and(Option::is_some);
+    let (writes, removals): (Vec<Change>, Vec<Change>) = ca
+        .into_iter()
+        .partition(|c| matches!(c.action, Action::PutFile { .. }));
+    let (added, overwrites): (Vec<Change>, Vec<Change>) = writes
+        .into_iter()
+        .partition(|c| matches!(&c.action, Action::PutFile { path, .. } if !exists(path)));
+    let mut interim = wanted.to_vec();
+    let others = std::iter::once(None).chain(CaRole::ALL.map(Some));
+    interim.extend(
+        others
+            .map(|role| CONTAINERD.ca_path(reference, role))
+            .filter(|p| exists(p) && !wanted.contains(p)),
+    );
+    let toml = hosts_toml(reference, wanted);
+    let mut changes = added;
+    let last = if overwrites.is_empty() || interim == wanted {
+        file_change(state, &path, toml.as_bytes(), 0o644, false)
+    } else {
+        let between = hosts_toml(reference, &interim);
+        changes.extend(file_change(state, &path, between.as_bytes(), 0o644, false));
+        let d = diff::unified(&path, &between, &toml);
+        Some(Change::put_file(
+            &path,
+            toml.into_bytes(),
+            Mode::Set(0o644),
+            Some(d),
+        ))
+    };
+    changes.extend(overwrites);
+    changes.extend(last);
+    changes.extend(removals);
+    changes
 }
 
 /// The new `config.toml` when containerd's CRI plugin has no `config_path` that reads
@@ -106,21 +154,15 @@ impl Module for ContainerdHosts {
         let mut changes = Vec::new();
         if let Some(tls) = &cx.material.tls {
             for r in cx.inv.references() {
-                let mut ca = CONTAINERD.present(cx, &r);
                 let roles =
                     std::iter::once(None).chain(tls.extra_cas.iter().map(|(r, _)| Some(*r)));
                 let cas: Vec<String> = roles.map(|role| CONTAINERD.ca_path(&r, role)).collect();
-                let path = format!("{}/{HOSTS_TOML}", CONTAINERD.dir(&r));
-                // After the CA files it names are written, before those it no longer names go.
-                let at = ca
-                    .iter()
-                    .position(|c| matches!(c.action, Action::Script { .. }))
-                    .unwrap_or(ca.len());
-                let toml = hosts_toml(&r, &cas);
-                if let Some(c) = file_change(cx.state, &path, toml.as_bytes(), 0o644, false) {
-                    ca.insert(at, c);
-                }
-                changes.extend(ca);
+                changes.extend(with_hosts_toml(
+                    cx.state,
+                    &r,
+                    CONTAINERD.present(cx, &r),
+                    &cas,
+                ));
             }
         }
         if let Some(text) = config {
@@ -193,7 +235,6 @@ mod tests {
     use super::*;
     use crate::facts::{Containerd, Runtime};
     use crate::modules::testing::{self, StateBuilder, summaries};
-    use crate::pki::rotation::CaRole;
 
     fn containerd(state: StateBuilder, version: &str, config: Option<&str>) -> StateBuilder {
         let mut s = match config {
@@ -355,5 +396,71 @@ mod tests {
             )
         );
         assert_eq!(testing::written(&changes, CONFIG).unwrap(), DEBIAN);
+    }
+
+    /// Walks a CA rotation's three stages change by change: after each one, every file a
+    /// hosts.toml names exists and the CAs the registry may serve (old and new) are named.
+    #[test]
+    fn a_ca_rotation_never_names_a_missing_file_or_drops_a_served_ca() {
+        let inv = testing::inventory("");
+        let refs = inv.references();
+        let set = config::set_config_path(Some(DEBIAN), 1, ROOT).unwrap();
+        let mut files: std::collections::BTreeMap<String, String> = refs
+            .iter()
+            .flat_map(|r| {
+                let toml = hosts_toml(r, &[CONTAINERD.ca_path(r, None)]);
+                [
+                    (CONTAINERD.ca_path(r, None), "OLD\n".to_string()),
+                    (format!("{ROOT}/{r}/hosts.toml"), toml),
+                ]
+            })
+            .collect();
+        // Each stage's CA, extra CA, and the CAs the registry may serve meanwhile.
+        let stages = [
+            ("OLD\n", Some((CaRole::Next, "NEW\n")), ["OLD\n"].as_slice()),
+            (
+                "NEW\n",
+                Some((CaRole::Previous, "OLD\n")),
+                &["OLD\n", "NEW\n"],
+            ),
+            ("NEW\n", None, &["NEW\n"]),
+        ];
+        for (ca, extra, served) in stages {
+            let mut material = testing::material();
+            let tls = material.tls.as_mut().unwrap();
+            tls.ca_pem = ca.into();
+            tls.extra_cas = extra.map(|(r, p)| (r, p.to_string())).into_iter().collect();
+            let mut state = containerd(StateBuilder::new(), "1.6.20", Some(&set));
+            for (path, text) in &files {
+                state = state.file(path, text);
+            }
+            let changes =
+                testing::run_with(&ContainerdHosts, &inv, "h2", &state, &material, true).unwrap();
+            assert!(!changes.is_empty());
+            for change in changes {
+                match change.action {
+                    Action::PutFile { path, data, .. } => {
+                        files.insert(path, String::from_utf8(data).unwrap());
+                    }
+                    Action::Script { args, .. } => {
+                        files.remove(&args[0]);
+                    }
+                    Action::WaitHealthy { .. } => unreachable!(),
+                }
+                for r in &refs {
+                    let named = named(&files[&format!("{ROOT}/{r}/hosts.toml")]);
+                    let trusted: Vec<&str> = named
+                        .iter()
+                        .map(|p| files.get(p).map(String::as_str))
+                        .collect::<Option<_>>()
+                        .unwrap_or_else(|| panic!("{named:?} names a missing file"));
+                    for pem in served {
+                        assert!(trusted.contains(pem), "after {:?}", change.summary);
+                    }
+                }
+            }
+            let hosts = &files[&format!("{ROOT}/{}/hosts.toml", refs[0])];
+            assert_eq!(named(hosts).len(), 1 + usize::from(extra.is_some()));
+        }
     }
 }
