@@ -107,7 +107,7 @@ impl Material {
             let password = smoke_password(state, check)?;
             users.push(htpasswd::User {
                 name: SMOKE_USER.into(),
-                secret: htpasswd::Secret::Password(password.clone().into()),
+                secret: htpasswd::Secret::Generated(password.clone().into()),
             });
             Some((SMOKE_USER.to_string(), password))
         };

@@ -146,6 +146,23 @@ fn the_smoke_test_is_skipped_only_when_asked() {
 }
 
 #[test]
+fn smoke_pulls_at_once_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory::load_with_env(&write(&dir, GOOD), &env).unwrap();
+    assert_eq!(inv.smoke_parallel_pulls, 8);
+    let text = format!("{GOOD}smoke_parallel_pulls: 3\n");
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    assert_eq!(inv.smoke_parallel_pulls, 3);
+    let lines = GOOD.lines().count() + 1;
+    for n in ["0", "257", "-1"] {
+        let e = error_of(&format!("{GOOD}smoke_parallel_pulls: {n}\n"));
+        let place = format!(":{lines}:23: smoke_parallel_pulls: {n} pulls at once is out of range");
+        assert!(e.contains(&place), "{e}");
+        assert!(e.contains("use 1 to 256"), "{e}");
+    }
+}
+
+#[test]
 fn port_out_of_range() {
     let e = error_of(&GOOD.replace("  user: root\n", "  user: root\n  port: 70000\n"));
     assert!(

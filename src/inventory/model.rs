@@ -24,7 +24,13 @@ pub struct Inventory {
     /// Run the smoke test at the end of apply, verify and rotate (`smoke_test: false` skips
     /// it, and every run then says it did not verify).
     pub smoke_test: bool,
+    /// `smoke_parallel_pulls`: how many hosts pull the smoke image at once, so a large fleet
+    /// does not ask the registry for everything at the same moment.
+    pub smoke_parallel_pulls: usize,
 }
+
+/// The default of `smoke_parallel_pulls`.
+pub const SMOKE_PARALLEL_PULLS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

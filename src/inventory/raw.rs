@@ -20,6 +20,8 @@ pub struct RawInventory {
     pub docker: RawDocker,
     pub ha: Option<RawHa>,
     pub smoke_test: Option<bool>,
+    /// How many hosts pull the smoke image at once.
+    pub smoke_parallel_pulls: Option<i64>,
     /// OpenSSH client configuration: a path, or `false` (default: `~/.ssh/config` if any).
     pub ssh_config: Option<RawSshConfig>,
 }

@@ -222,9 +222,24 @@ impl<'a> Checker<'a> {
             docker_install: raw.docker.install,
             ha,
             smoke_test: raw.smoke_test.unwrap_or(true),
+            smoke_parallel_pulls: self.smoke_parallel_pulls(raw.smoke_parallel_pulls),
         };
         self.cross_checks(&inv);
         inv
+    }
+
+    fn smoke_parallel_pulls(&mut self, raw: Option<i64>) -> usize {
+        let Some(n) = raw else {
+            return super::model::SMOKE_PARALLEL_PULLS;
+        };
+        if !(1..=256).contains(&n) {
+            self.error(
+                &at(&["smoke_parallel_pulls"]),
+                format!("{n} pulls at once is out of range"),
+                Some("use 1 to 256 (default 8)".into()),
+            );
+        }
+        n.clamp(1, 256) as usize
     }
 
     /// The OpenSSH client configuration hosts fall back on: `ssh_config: PATH` (which must

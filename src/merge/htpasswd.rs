@@ -6,10 +6,22 @@ use std::collections::{BTreeMap, HashMap};
 /// bcrypt cost for new hashes (htpasswd -B's default).
 pub const COST: u32 = 10;
 
+/// bcrypt cost for [`Secret::Generated`] passwords: the lowest bcrypt allows.
+const GENERATED_COST: u32 = 4;
+
+fn hash_cost(hash: &str) -> Option<u32> {
+    hash.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost())
+}
+
 /// How the inventory gave a user's secret (`Debug` says which, never the value).
 #[derive(Debug, Clone)]
 pub enum Secret {
     Password(crate::secret::Secret),
+    /// A random password of 256 bits regboot made (the smoke test's user): hashed at bcrypt's
+    /// lowest cost, because the registry checks the hash on every request of every pull (at
+    /// cost 10 that is most of a pull's CPU on the registry host) and no cost changes how
+    /// hopeless guessing such a password is.
+    Generated(crate::secret::Secret),
     /// A ready bcrypt hash (`$2a$`, `$2b$` or `$2y$`), written as given.
     BcryptHash(crate::secret::Secret),
 }
@@ -69,7 +81,10 @@ pub fn render(existing: Option<&str>, users: &[User]) -> Result<String, Htpasswd
                 hash.to_owned()
             }
             Secret::Password(password) => {
-                hash_password(name, password.expose(), current.get(name))?
+                hash_password(name, password.expose(), COST, current.get(name))?
+            }
+            Secret::Generated(password) => {
+                hash_password(name, password.expose(), GENERATED_COST, current.get(name))?
             }
         };
         if lines.insert(name, hash).is_some() {
@@ -84,19 +99,28 @@ pub fn render(existing: Option<&str>, users: &[User]) -> Result<String, Htpasswd
         .collect())
 }
 
-fn hash_password(name: &str, password: &str, old: Option<&&str>) -> Result<String, HtpasswdError> {
+/// A hash of `password` at `cost`: the old one when it verifies (for a generated password,
+/// only at its cost, so older, costlier hashes are replaced once).
+fn hash_password(
+    name: &str,
+    password: &str,
+    cost: u32,
+    old: Option<&&str>,
+) -> Result<String, HtpasswdError> {
     if password.len() > 72 {
         return Err(HtpasswdError::PasswordTooLong {
             name: name.to_owned(),
         });
     }
     // A malformed or foreign (non-bcrypt) old line simply does not verify.
+    let kept_cost = |h: &str| cost != GENERATED_COST || hash_cost(h) == Some(cost);
     if let Some(old) = old
+        && kept_cost(old)
         && bcrypt::verify(password, old).unwrap_or(false)
     {
         return Ok((*old).to_owned());
     }
-    bcrypt::hash_with_result(password, COST)
+    bcrypt::hash_with_result(password, cost)
         .map(|parts| parts.format_for_version(bcrypt::Version::TwoY))
         .map_err(|e| HtpasswdError::Bcrypt {
             name: name.to_owned(),
@@ -152,6 +176,26 @@ mod tests {
             render(Some(&existing), &[pw("ci", "pw")]).unwrap(),
             format!("ci:{old}\n")
         );
+    }
+
+    #[test]
+    fn a_generated_password_is_hashed_cheaply_and_an_older_costlier_hash_replaced() {
+        let random = hex::encode([7u8; 32]);
+        let user = User {
+            name: "regboot-smoke".into(),
+            secret: Secret::Generated(random.as_str().into()),
+        };
+        let file = render(None, std::slice::from_ref(&user)).unwrap();
+        let hash = hash_of(&file, "regboot-smoke");
+        assert!(hash.starts_with("$2y$04$"), "{hash}");
+        assert!(bcrypt::verify(&random, hash).unwrap());
+        assert_eq!(
+            render(Some(&file), std::slice::from_ref(&user)).unwrap(),
+            file
+        );
+        let costly = format!("regboot-smoke:{}\n", bcrypt::hash(&random, 10).unwrap());
+        let again = render(Some(&costly), &[user]).unwrap();
+        assert!(hash_of(&again, "regboot-smoke").starts_with("$2y$04$"));
     }
 
     #[test]
