@@ -1,6 +1,7 @@
 //! The registry's files on a registry host: config.yml (holds the http secret: 0600), the
-//! certificate chain and key, and htpasswd (bcrypt cost 10; 4 for the smoke user's random password; an existing hash kept while it
-//! still matches the password, removed users dropped).
+//! certificate chain and key, and htpasswd (bcrypt cost 10, 4 for the smoke user's random
+//! password; an existing hash kept while it still matches the password, removed users
+//! dropped).
 
 use std::sync::Arc;
 
