@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::engine::report::SmokeHost;
+use futures::StreamExt;
+
+use crate::engine::report::{Phase, SmokeHost};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, SMOKE_USER};
 use crate::material::Material;
@@ -35,12 +37,17 @@ const SWEEP: &str = r#"docker image ls --format '{{.Repository}}:{{.Tag}}' "${im
 rm -rf /run/regboot-smoke.*
 "#;
 
-/// The config dir is in /run: root's only, and on tmpfs, so the login never reaches a disk.
-const LOGIN: &str = r#"DOCKER_CONFIG=$(mktemp -d /run/regboot-smoke.XXXXXX) || exit 1
+/// The credential goes into a temporary DOCKER_CONFIG's config.json, the file `docker login`
+/// would write, without a login's CLI start and registry round trip (each pull's cost counts
+/// on a large fleet). The config dir is in /run: root's only, and on tmpfs, so the credential
+/// never reaches a disk.
+const LOGIN: &str = r#"IFS= read -r pw || pw=
+DOCKER_CONFIG=$(mktemp -d /run/regboot-smoke.XXXXXX) || exit 1
 export DOCKER_CONFIG
 trap 'rm -rf "$DOCKER_CONFIG"' EXIT
 if [ -n "$user" ]; then
-  docker login --username "$user" --password-stdin "$ref" >/dev/null || exit 1
+  auth=$(printf '%s:%s' "$user" "$pw" | base64 | tr -d '\n')
+  (umask 077; printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$ref" "$auth" > "$DOCKER_CONFIG/config.json") || exit 1
 fi
 "#;
 
@@ -48,9 +55,11 @@ const PUSH: &str = r#"out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out"
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
-const PULL: &str = r#"trap 'rm -rf "$DOCKER_CONFIG"; docker rmi "$image" >/dev/null 2>&1' EXIT
-docker pull --quiet "$image" >/dev/null || exit 1
-docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
+/// The digest comes from the pull's own `Digest:` line; on exit every tag of the smoke
+/// repository goes (this one, and any an interrupted run left).
+const PULL: &str = r#"trap 'rm -rf "$DOCKER_CONFIG"; docker image ls --format "{{.Repository}}:{{.Tag}}" "${image%:*}" | grep -v ":<none>$" | xargs -r docker rmi >/dev/null 2>&1' EXIT
+out=$(docker pull "$image" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
+printf '%s\n' "$out" | sed -n "s|^Digest: |${image%:*}@|p"
 "#;
 
 /// ctr pulls into its own namespace, `regboot` (apart from docker's moby and the CRI's
@@ -116,7 +125,7 @@ impl Client {
     /// The script that pulls `$image` and prints its digest (args: [`ARGS`]; stdin: the password).
     fn pull_script(self) -> String {
         match self {
-            Client::Docker => format!("{ARGS}{SWEEP}{LOGIN}{PULL}"),
+            Client::Docker => format!("{ARGS}rm -rf /run/regboot-smoke.*\n{LOGIN}{PULL}"),
             Client::Containerd => format!("{ARGS}{CTR_PULL}"),
             Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
         }
@@ -218,16 +227,44 @@ async fn delete_manifest(
     }
 }
 
-/// Push from `pusher`, pull on every host of `pullers`, read the manifest and the catalog on
-/// every replica directly, clean up. `replicas`: the registry hosts (name, connection); the
-/// manifest is deleted through the first.
+/// What the smoke test found, and where its time went.
+pub struct Smoke {
+    pub results: Vec<SmokeHost>,
+    pub phases: Vec<Phase>,
+}
+
+/// Collects results, telling `on_result` each one as it comes, and phases.
+struct Found<'a> {
+    smoke: Smoke,
+    on_result: &'a (dyn Fn(&SmokeHost) + Sync),
+}
+
+impl Found<'_> {
+    fn result(&mut self, r: SmokeHost) {
+        (self.on_result)(&r);
+        self.smoke.results.push(r);
+    }
+
+    fn phase(&mut self, phase: String, started: Instant) {
+        self.smoke.phases.push(Phase {
+            phase,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+}
+
+/// Push from `pusher`, pull on every host of `pullers` (`smoke_parallel_pulls` hosts at a
+/// time), read the manifest and the catalog on every replica directly, clean up. `replicas`:
+/// the registry hosts (name, connection); the manifest is deleted through the first.
+/// `on_result` hears each result as it is known.
 pub async fn run(
     inv: &Inventory,
     material: &Material,
     pusher: &SmokeTarget<'_>,
     pullers: &[SmokeTarget<'_>],
     replicas: &[(&str, &RemoteHost)],
-) -> Vec<SmokeHost> {
+    on_result: &(dyn Fn(&SmokeHost) + Sync),
+) -> Smoke {
     let registry = replicas.first().map(|(_, r)| *r);
     let (user, password) = material.smoke_login.clone().unwrap_or_default();
     let reference = inv.reference(&inv.registry.hostname);
@@ -236,7 +273,13 @@ pub async fn run(
     let image = format!("{repo}:{nonce}");
     let args = [reference.as_str(), image.as_str(), user.as_str()];
     let pw = format!("{password}\n").into_bytes();
-    let mut results = Vec::new();
+    let mut found = Found {
+        smoke: Smoke {
+            results: Vec::new(),
+            phases: Vec::new(),
+        },
+        on_result,
+    };
 
     let start = Instant::now();
     let push_client = pusher.pusher().unwrap_or(Client::Docker);
@@ -275,33 +318,30 @@ pub async fn run(
             .context("the push reported no digest")
     }
     .await;
-    let digest = match pushed {
-        Ok(d) => {
-            results.push(SmokeHost {
-                host: pusher.name.to_string(),
-                action: "push",
-                ok: true,
-                seconds: start.elapsed().as_secs_f64(),
-                detail: format!("pushed {image} ({d})"),
-            });
-            d
-        }
-        Err(e) => {
-            results.push(SmokeHost {
-                host: pusher.name.to_string(),
-                action: "push",
-                ok: false,
-                seconds: start.elapsed().as_secs_f64(),
-                detail: failure(&e),
-            });
-            let _ = remove_pushed(pusher, push_client, &image).await;
-            return results;
-        }
+    let (ok, detail) = match &pushed {
+        Ok(d) => (true, format!("pushed {image} ({d})")),
+        Err(e) => (false, failure(e)),
+    };
+    found.result(SmokeHost {
+        host: pusher.name.to_string(),
+        action: "push",
+        ok,
+        seconds: start.elapsed().as_secs_f64(),
+        detail,
+    });
+    found.phase("push".into(), start);
+    let Ok(digest) = pushed else {
+        let _ = remove_pushed(pusher, push_client, &image).await;
+        return found.smoke;
     };
 
     // Every host pulls through each of its clients, one after the other (they share the
-    // host's /run/regboot-smoke.* sweep); the pusher through those it did not push with.
-    let pulls = std::iter::once((pusher, push_client))
+    // host's /run/regboot-smoke.* sweep); the pusher through those it did not push with. At
+    // most `smoke_parallel_pulls` hosts pull at once, so a large fleet does not ask the
+    // registry for everything at the same moment.
+    let start = Instant::now();
+    let at_once = inv.smoke_parallel_pulls.max(1);
+    let hosts = std::iter::once((pusher, push_client))
         .chain(pullers.iter().map(|p| (p, Client::Docker)))
         .map(|(h, pushed_with)| {
             let (args, pw, repo, digest) = (&args, &pw, &repo, &digest);
@@ -312,14 +352,27 @@ pub async fn run(
                     if is_pusher && client == pushed_with {
                         continue;
                     }
-                    done.push(pull(h, client, args, pw, repo, digest).await);
+                    let result = pull(h, client, args, pw, repo, digest).await;
+                    on_result(&result);
+                    done.push(result);
                 }
                 done
             }
-        });
-    results.extend(futures::future::join_all(pulls).await.into_iter().flatten());
+        })
+        .collect::<Vec<_>>();
+    let pulled: Vec<Vec<SmokeHost>> = futures::stream::iter(hosts)
+        .buffer_unordered(at_once)
+        .collect()
+        .await;
+    found.smoke.results.extend(pulled.into_iter().flatten());
+    found.phase(format!("pulls ({at_once} hosts at once)"), start);
+
+    let start = Instant::now();
     let auth = (!user.is_empty()).then_some((user.as_str(), password.as_str()));
-    results.extend(check_replicas(inv, material, replicas, &digest, auth).await);
+    for r in check_replicas(inv, material, replicas, &digest, auth).await {
+        found.result(r);
+    }
+    found.phase("replica checks".into(), start);
 
     let start = Instant::now();
     let cleanup = async {
@@ -330,7 +383,7 @@ pub async fn run(
         }
     };
     if let Err(e) = cleanup.await {
-        results.push(SmokeHost {
+        found.result(SmokeHost {
             host: pusher.name.to_string(),
             action: "cleanup",
             ok: false,
@@ -338,7 +391,8 @@ pub async fn run(
             detail: format!("{e:#}"),
         });
     }
-    results
+    found.phase("cleanup".into(), start);
+    found.smoke
 }
 
 /// A pull of the pushed image on `h` through `client`, its digest compared with the push's.

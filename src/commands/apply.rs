@@ -36,7 +36,12 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
     let report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;
     match cli.output {
         Output::Json => super::json::print(&report)?,
-        Output::Text => print!("{}", report.summary()),
+        Output::Text => {
+            print!("{}", report.summary());
+            if cli.verbose > 0 {
+                print!("{}", report.timing());
+            }
+        }
     }
     Ok(exit_code(&kind, &report, inv.smoke_test))
 }

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use super::change::Change;
 use super::memo::Memo;
 use super::probe::{HostState, ProbeRequest};
-use super::report::SmokeHost;
+use super::report::{Phase, SmokeHost};
 use crate::facts::Facts;
 use crate::host::RemoteHost;
 use crate::inventory::{Host, Inventory};
@@ -96,6 +96,8 @@ pub(crate) struct FleetCx<'a> {
     /// Plan: read, change nothing.
     pub check: bool,
     pub members: Vec<Member<'a>>,
+    /// Told each smoke result the moment it is known (the run prints it then).
+    pub on_smoke: &'a (dyn Fn(&SmokeHost) + Sync),
 }
 
 /// What a `once` step did.
@@ -108,4 +110,6 @@ pub(crate) struct Outcome {
     pub smoke: Vec<SmokeHost>,
     /// The verification did not run, and why.
     pub skipped: Option<String>,
+    /// Where its time went, in order (the smoke test's push, pulls, replica checks).
+    pub phases: Vec<Phase>,
 }

@@ -2,8 +2,8 @@
 //! hosts it applies to (the same CA on fifty hosts is one entry), its detail (a diff, a
 //! certificate's fields) once, and the hosts with nothing to do on one line.
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::sync::{Mutex, MutexGuard};
 
 use super::change::Change;
 use super::progress;
@@ -17,10 +17,10 @@ pub(super) struct Printer {
     pub check: bool,
     /// The heading of the current step, printed before its first line: a step with nothing
     /// to say (no host of its role, an S3 check on filesystem storage) prints nothing.
-    heading: RefCell<Option<String>>,
+    heading: Mutex<Option<String>>,
     /// Details already printed in this run: the same CA in certs.d and the trust store is
     /// described once.
-    shown: RefCell<Vec<String>>,
+    shown: Mutex<Vec<String>>,
 }
 
 impl Printer {
@@ -30,19 +30,19 @@ impl Printer {
             diff,
             raw_diff,
             check,
-            heading: RefCell::new(None),
-            shown: RefCell::new(Vec::new()),
+            heading: Mutex::new(None),
+            shown: Mutex::new(Vec::new()),
         }
     }
 
     /// A new step begins: its heading waits for the step's first line.
     pub fn step(&self, name: &str) {
-        *self.heading.borrow_mut() = Some(format!("\n== {name}"));
+        *locked(&self.heading) = Some(format!("\n== {name}"));
     }
 
     pub fn line(&self, text: &str) {
         if !self.quiet {
-            if let Some(heading) = self.heading.borrow_mut().take() {
+            if let Some(heading) = locked(&self.heading).take() {
                 progress::println(&heading);
             }
             progress::println(text);
@@ -71,7 +71,7 @@ impl Printer {
         if !ok.is_empty() {
             let _ = writeln!(out, "  {}: ok", ok.join(", "));
         }
-        let mut shown = self.shown.borrow_mut();
+        let mut shown = locked(&self.shown);
         for (change, names) in groups(hosts) {
             let _ = writeln!(out, "  {}: {verb}: {}", names.join(", "), change.summary);
             let details = [
@@ -109,6 +109,11 @@ fn groups<'c>(hosts: &[(&'c str, &'c [Change])]) -> Vec<(&'c Change, Vec<&'c str
         }
     }
     groups
+}
+
+/// A printer's lock (shared by a `once` step's tasks): a panic elsewhere leaves it usable.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

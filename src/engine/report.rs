@@ -80,6 +80,14 @@ pub struct SmokeHost {
     pub detail: String,
 }
 
+/// Where a run's time went: connect, probe, each step, and the smoke test's push, pulls and
+/// replica checks (wall time of each, all hosts together).
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub phase: String,
+    pub seconds: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RunReport {
     pub playbook: String,
@@ -93,6 +101,7 @@ pub struct RunReport {
     /// The smoke test did not run (and why), when it was part of the playbook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smoke_skipped: Option<String>,
+    pub phases: Vec<Phase>,
 }
 
 impl RunReport {
@@ -118,6 +127,16 @@ impl RunReport {
 
     pub fn changed(&self) -> usize {
         self.hosts.iter().map(|h| h.count(Status::Changed)).sum()
+    }
+
+    /// One line saying where the time went (`-v`).
+    pub fn timing(&self) -> String {
+        let parts: Vec<String> = self
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
+            .collect();
+        format!("timing: {}\n", parts.join(", "))
     }
 
     /// The table printed at the end of a text run.

@@ -3,6 +3,7 @@
 //! steps in order (`step.rs`), halting the run when a roll halts.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Result;
 use futures::future::join_all;
@@ -14,7 +15,7 @@ use super::memo::Memo;
 use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
 use super::probe::{self, ProbeRequest};
-use super::report::{HostReport, RunReport, Status};
+use super::report::{HostReport, Phase, RunReport, Status};
 use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::{Material, RegistryMode};
@@ -83,15 +84,18 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
     } else {
         Some(state_dir.lock()?)
     };
+    let started = Instant::now();
     let mut nodes = fleet::connect(&hosts, opts.forks).await;
     let notes = if opts.check {
         Vec::new()
     } else {
         fleet::lock(&mut nodes).await
     };
+    let connect = phase("connect", started);
     let report = run_on(inv, playbook, opts, &state_dir, &mut nodes).await;
     fleet::close(&mut nodes).await;
     let mut report = report?;
+    report.phases.insert(0, connect);
     for note in notes {
         if !opts.quiet {
             println!("note: {note}");
@@ -110,7 +114,9 @@ pub(crate) async fn run_on(
     state_dir: &StateDir,
     nodes: &mut [Node<'_>],
 ) -> Result<RunReport> {
+    let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
+    let probed = phase("probe", started);
     // A playbook that only removes (reset) needs nothing from the state directory, which
     // may be lost: no CA is minted, no secret read.
     let removes_only = playbook.removes_only();
@@ -145,6 +151,7 @@ pub(crate) async fn run_on(
         playbook: playbook.name.clone(),
         check: opts.check,
         notes: material.notes.clone(),
+        phases: vec![probed],
         ..RunReport::default()
     };
     let cx = StepCx {
@@ -183,15 +190,17 @@ pub(crate) async fn run_on(
             continue;
         }
         out.step(&step.name);
-        let halted = if step.once {
-            step::once(&cx, step, &mut runs, &mut report).await?;
-            None
+        let started = Instant::now();
+        let (halted, within) = if step.once {
+            (None, step::once(&cx, step, &mut runs, &mut report).await?)
         } else {
-            step::per_host(&cx, step, &mut runs).await
+            (step::per_host(&cx, step, &mut runs).await, Vec::new())
         };
         if step.module.provides_engine() && !opts.check {
             reprobe(inv, playbook, step, &mut runs).await;
         }
+        report.phases.push(phase(&step.name, started));
+        report.phases.extend(within);
         if let Some(after) = halted {
             let rest: Vec<&str> = playbook.steps[i + 1..]
                 .iter()
@@ -225,6 +234,13 @@ pub(crate) async fn run_on(
     }
     report.hosts = runs.into_iter().map(|r| r.report).collect();
     Ok(report)
+}
+
+fn phase(name: &str, started: Instant) -> Phase {
+    Phase {
+        phase: name.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// The hosts a step that installs or starts the engine changed are read again: the package

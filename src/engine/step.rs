@@ -15,7 +15,7 @@ use super::module::{Ctx, FleetCx, Member};
 use super::playbook::{State, Step};
 use super::printer::Printer;
 use super::progress;
-use super::report::{HostReport, RunReport, Status, StepResult};
+use super::report::{HostReport, Phase, RunReport, SmokeHost, Status, StepResult};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
 use crate::material::Material;
@@ -218,13 +218,14 @@ fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     out
 }
 
-/// A `once` step: the module acts on the fleet's reachable hosts of the step's role.
+/// A `once` step: the module acts on the fleet's reachable hosts of the step's role. Returns
+/// where its time went.
 pub(super) async fn once(
     cx: &StepCx<'_>,
     step: &Step,
     runs: &mut [Run<'_, '_>],
     report: &mut RunReport,
-) -> Result<()> {
+) -> Result<Vec<Phase>> {
     let StepCx {
         inv,
         material,
@@ -246,11 +247,19 @@ pub(super) async fn once(
             state: r.node.state.as_ref().expect("alive nodes were probed"),
         })
         .collect();
+    let on_smoke = |s: &SmokeHost| {
+        let status = if s.ok { "ok" } else { "FAILED" };
+        out.line(&format!(
+            "  {}: {} {status} ({:.1} s): {}",
+            s.host, s.action, s.seconds, s.detail
+        ));
+    };
     let cx = FleetCx {
         inv,
         material,
         check,
         members,
+        on_smoke: &on_smoke,
     };
     let outcome = step.module.once(&cx).await?;
     for note in outcome.notes {
@@ -261,11 +270,6 @@ pub(super) async fn once(
         if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == s.host) {
             r.node.busy += Duration::from_secs_f64(s.seconds);
         }
-        let status = if s.ok { "ok" } else { "FAILED" };
-        out.line(&format!(
-            "  {}: {} {status} ({:.1} s): {}",
-            s.host, s.action, s.seconds, s.detail
-        ));
     }
     report.smoke.extend(outcome.smoke);
     if let Some(why) = outcome.skipped {
@@ -278,5 +282,5 @@ pub(super) async fn once(
             r.fail(&step.name, error);
         }
     }
-    Ok(())
+    Ok(outcome.phases)
 }

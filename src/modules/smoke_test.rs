@@ -93,8 +93,18 @@ impl Module for SmokeTest {
                 .filter(|m| m.host.has_role(Role::Registry))
                 .map(|m| (m.host.name.as_str(), m.remote))
                 .collect();
+            let found = smoke::run(
+                cx.inv,
+                cx.material,
+                &pusher,
+                &pullers,
+                &replicas,
+                cx.on_smoke,
+            )
+            .await;
             Ok(Outcome {
-                smoke: smoke::run(cx.inv, cx.material, &pusher, &pullers, &replicas).await,
+                smoke: found.results,
+                phases: found.phases,
                 failed,
                 ..Outcome::default()
             })
