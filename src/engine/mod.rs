@@ -6,6 +6,7 @@ pub(crate) mod fleet;
 pub(crate) mod limit;
 pub(crate) mod memo;
 pub(crate) mod module;
+mod pipeline;
 pub mod playbook;
 mod printer;
 pub(crate) mod probe;

@@ -12,6 +12,7 @@ use super::ca_guard;
 use super::fleet::{self, Node};
 use super::limit;
 use super::memo::Memo;
+use super::pipeline;
 use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
 use super::probe::{self, ProbeRequest};
@@ -185,13 +186,37 @@ pub(crate) async fn run_on(
         }
     }
 
-    for (i, step) in playbook.steps.iter().enumerate() {
+    let steps = &playbook.steps;
+    let mut i = 0;
+    while i < steps.len() {
+        // Per-host steps without a roll: each host goes through them on its own (a plan only
+        // reads, so it goes step by step and prints as it goes).
+        let own_pace = |s: &Step| !s.once && s.serial.is_none() && !opts.check;
+        let segment = steps[i..].iter().take_while(|s| own_pace(s)).count();
+        if segment > 1 {
+            let request = |h: &Host| probe_request(inv, h, playbook);
+            let (phases, halt) =
+                pipeline::run(&cx, &steps[i..i + segment], &mut runs, &request).await;
+            report.phases.extend(phases);
+            match halt {
+                Some(h) => {
+                    halted(&out, &mut report, steps, i + h.step, &h.after);
+                    break;
+                }
+                None => {
+                    i += segment;
+                    continue;
+                }
+            }
+        }
+        let step = &steps[i];
+        i += 1;
         if !runs.iter().any(|r| step.hosts.matches(r.node.host)) {
             continue;
         }
         out.step(&step.name);
         let started = Instant::now();
-        let (halted, within) = if step.once {
+        let (halt, within) = if step.once {
             (None, step::once(&cx, step, &mut runs, &mut report).await?)
         } else {
             (step::per_host(&cx, step, &mut runs).await, Vec::new())
@@ -201,23 +226,8 @@ pub(crate) async fn run_on(
         }
         report.phases.push(phase(&step.name, started));
         report.phases.extend(within);
-        if let Some(after) = halted {
-            let rest: Vec<&str> = playbook.steps[i + 1..]
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            let note = format!(
-                "the run halted: the roll of {:?} stopped after {after} failed{}",
-                step.name,
-                if rest.is_empty() {
-                    String::new()
-                } else {
-                    format!("; not run: {}", rest.join(", "))
-                }
-            );
-            out.line(&format!("\n{note}"));
-            report.notes.push(note);
-            report.halted = true;
+        if let Some(after) = halt {
+            halted(&out, &mut report, steps, i - 1, &after);
             break;
         }
     }
@@ -234,6 +244,23 @@ pub(crate) async fn run_on(
     }
     report.hosts = runs.into_iter().map(|r| r.report).collect();
     Ok(report)
+}
+
+/// The run stops: the roll of `steps[at]` halted after `after` failed.
+fn halted(out: &Printer, report: &mut RunReport, steps: &[Step], at: usize, after: &str) {
+    let rest: Vec<&str> = steps[at + 1..].iter().map(|s| s.name.as_str()).collect();
+    let note = format!(
+        "the run halted: the roll of {:?} stopped after {after} failed{}",
+        steps[at].name,
+        if rest.is_empty() {
+            String::new()
+        } else {
+            format!("; not run: {}", rest.join(", "))
+        }
+    );
+    out.line(&format!("\n{note}"));
+    report.notes.push(note);
+    report.halted = true;
 }
 
 fn phase(name: &str, started: Instant) -> Phase {

@@ -64,7 +64,7 @@ impl Run<'_, '_> {
 }
 
 /// Make `changes` on `host`, saying which one it is on; returns how long they took.
-async fn apply_all(
+pub(super) async fn apply_all(
     step: &str,
     host: &str,
     remote: &RemoteHost,
@@ -82,37 +82,35 @@ async fn apply_all(
     (result, started.elapsed())
 }
 
+/// The changes `step`'s module wants on the host of `r` (alive, probed).
+pub(super) fn changes_for(cx: &StepCx<'_>, step: &Step, r: &Run<'_, '_>) -> Result<Vec<Change>> {
+    let cx = Ctx {
+        inv: cx.inv,
+        host: r.node.host,
+        material: cx.material,
+        state: r.node.state.as_ref().expect("alive nodes were probed"),
+        templates: cx.templates,
+        memo: &r.memo,
+    };
+    match step.state {
+        State::Present => step.module.present(&cx),
+        State::Absent => step.module.absent(&cx),
+    }
+}
+
 /// A per-host step. Returns the host after which a roll halted, if one did.
 pub(super) async fn per_host(
     cx: &StepCx<'_>,
     step: &Step,
     runs: &mut [Run<'_, '_>],
 ) -> Option<String> {
-    let StepCx {
-        inv,
-        material,
-        templates,
-        check,
-        out,
-    } = *cx;
+    let StepCx { check, out, .. } = *cx;
     let mut planned: Vec<(usize, Vec<Change>)> = Vec::new();
     for (i, r) in runs.iter_mut().enumerate() {
         if !r.node.alive() || !step.hosts.matches(r.node.host) {
             continue;
         }
-        let cx = Ctx {
-            inv,
-            host: r.node.host,
-            material,
-            state: r.node.state.as_ref().expect("alive nodes were probed"),
-            templates,
-            memo: &r.memo,
-        };
-        let changes = match step.state {
-            State::Present => step.module.present(&cx),
-            State::Absent => step.module.absent(&cx),
-        };
-        match changes {
+        match changes_for(cx, step, r) {
             Ok(changes) => planned.push((i, changes)),
             Err(e) => {
                 let msg = format!("{e:#}");
