@@ -129,11 +129,12 @@ impl RunReport {
         self.hosts.iter().map(|h| h.count(Status::Changed)).sum()
     }
 
-    /// One line saying where the time went (`-v`).
+    /// One line saying where the time went (`-v`); steps that took no time are left out.
     pub fn timing(&self) -> String {
         let parts: Vec<String> = self
             .phases
             .iter()
+            .filter(|p| p.seconds >= 0.005)
             .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
             .collect();
         format!("timing: {}\n", parts.join(", "))
@@ -203,5 +204,22 @@ mod tests {
         );
         report.check = true;
         assert!(!report.summary().contains("NOT VERIFIED"));
+    }
+
+    #[test]
+    fn the_timing_line_leaves_out_what_took_no_time() {
+        let phase = |phase: &str, seconds| Phase {
+            phase: phase.into(),
+            seconds,
+        };
+        let report = RunReport {
+            phases: vec![
+                phase("connect", 0.4),
+                phase("agent login", 0.0),
+                phase("pulls", 2.5),
+            ],
+            ..RunReport::default()
+        };
+        assert_eq!(report.timing(), "timing: connect 0.40 s, pulls 2.50 s\n");
     }
 }
