@@ -247,6 +247,7 @@ pub(super) async fn once(
         .collect();
     let on_smoke = |s: &SmokeHost| {
         let status = if s.ok { "ok" } else { "FAILED" };
+        progress::host(&s.host, &format!("{} {status}", s.action));
         out.line(&format!(
             "  {}: {} {status} ({:.1} s): {}",
             s.host, s.action, s.seconds, s.detail
