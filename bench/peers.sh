@@ -24,10 +24,12 @@ regboot=${CARGO_TARGET_DIR:-$PWD/target}/release/regboot
 work=$(mktemp -d)
 name=peers-$n-$$
 cleanup() {
-  "$regboot" lab down --name "$name" >/dev/null 2>&1 || true
+  "$regboot" lab down --name "$name" --dir "$work/lab" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
+# A signal ends the script through its EXIT trap, so the lab goes either way.
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 # The peers, from PyPI (cached between runs).
 venv=${PEERS_VENV:-$HOME/.cache/regboot/peers-venv}
@@ -189,9 +191,9 @@ for _ in $(seq 1 "$RUNS"); do
     measure "$tool no-op" "$work/$tool.log" "${tool}_run"
   done
   on_all "$undo"
-  measure "regboot cold apply" "$work/apply.json" "$regboot" apply -q -i "$inv" -o json
+  measure "regboot cold apply" "$work/cold.json" "$regboot" apply -q -i "$inv" -o json
   measure "regboot no-op plan" "$work/plan.json" "$regboot" plan -q -i "$inv" -o json
-  measure "regboot no-op apply" "$work/apply.json" "$regboot" apply -q -i "$inv" -o json
+  measure "regboot no-op apply" "$work/noop.json" "$regboot" apply -q -i "$inv" -o json
   "$regboot" reset --yes -q -i "$inv" >/dev/null
 done
 
@@ -204,3 +206,12 @@ for k in floor "regboot no-op plan" "regboot no-op apply" "regboot cold apply" \
     "$(awk -v a="$m" -v b="$floor" 'BEGIN { printf "%.1fx", a / b }')"
 done
 echo "(median of $RUNS runs; cold: the client side undone first, and for regboot the registry too (reset))"
+# Where regboot's time went in the last run (its report's phases; -v prints the same line).
+for run in cold noop; do
+  python3 - "$work/$run.json" "$run" <<'EOF'
+import json, sys
+phases = json.load(open(sys.argv[1]))["phases"]
+print(f"regboot {sys.argv[2]} apply, last run:", ", ".join(
+    f"{p['phase']} {p['seconds']:.2f}s" for p in phases if p["seconds"] >= 0.005))
+EOF
+done
