@@ -22,9 +22,10 @@ RUNS=${RUNS:-3}
 cargo build --release --quiet --bin regboot
 regboot=${CARGO_TARGET_DIR:-$PWD/target}/release/regboot
 work=$(mktemp -d)
-name=peers-$n-$$
+# Not `name`: the host loops below read host names into that.
+lab=peers-$n-$$
 cleanup() {
-  "$regboot" lab down --name "$name" --dir "$work/lab" >/dev/null 2>&1 || true
+  "$regboot" lab down --name "$lab" --dir "$work/lab" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 # A signal ends the script through its EXIT trap, so the lab goes either way.
@@ -39,7 +40,7 @@ if [ ! -x "$venv/bin/pyinfra" ] || [ ! -x "$venv/bin/ansible-playbook" ]; then
 fi
 echo "peers: $("$venv/bin/ansible-playbook" --version | head -n 1), pyinfra $("$venv/bin/pyinfra" --version 2>&1 | tail -n 1)"
 
-"$regboot" lab up --hosts "$n" --name "$name" --dir "$work/lab" >/dev/null
+"$regboot" lab up --hosts "$n" --name "$lab" --dir "$work/lab" >/dev/null
 inv=$work/lab/inventory.yml
 # The CA the client side places (regboot's own, so every tool installs the same file).
 "$regboot" certs init -i "$inv" >/dev/null
