@@ -394,44 +394,17 @@ mod tests {
         let mut inv = crate::modules::testing::inventory("");
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path()).unwrap();
-        let templates = Templates::embedded();
-        Material::prepare(
-            &inv,
-            &state,
-            &templates,
-            false,
-            false,
-            RegistryMode::Serving,
-        )
-        .unwrap();
+        prepare(&inv, &state, false).unwrap();
         inv.registry.aliases.push("hub.other.example".into());
         for check in [true, false] {
-            let err = Material::prepare(
-                &inv,
-                &state,
-                &templates,
-                check,
-                false,
-                RegistryMode::Serving,
-            )
-            .err()
-            .unwrap()
-            .to_string();
+            let err = prepare(&inv, &state, check).err().unwrap().to_string();
             assert!(err.contains("needs a new CA"), "{err}");
             assert!(err.contains("hub.other.example"), "{err}");
             assert!(err.contains("rotate --ca"), "{err}");
         }
         // A subdomain of the hostname still fits: the CA stays, the leaf is reissued.
         inv.registry.aliases = vec!["mirror.registry.test".into()];
-        let m = Material::prepare(
-            &inv,
-            &state,
-            &templates,
-            false,
-            false,
-            RegistryMode::Serving,
-        )
-        .unwrap();
+        let m = prepare(&inv, &state, false).unwrap();
         assert!(
             m.notes
                 .iter()

@@ -13,8 +13,8 @@ use futures::future::join_all;
 
 use super::change::Change;
 use super::playbook::Step;
-use super::probe::{self, ProbeRequest};
-use super::report::{Phase, Status};
+use super::probe::ProbeRequest;
+use super::report::Phase;
 use super::step::{Run, StepCx, apply_all, changes_for};
 use crate::inventory::Host;
 
@@ -162,22 +162,9 @@ async fn one_host(
         if failed {
             break;
         }
-        // The engine this step installed brought runtimes the later steps must see.
-        let changed = r
-            .report
-            .steps
-            .last()
-            .is_some_and(|s| s.status == Status::Changed);
-        if step.module.provides_engine() && changed {
-            let req = request(r.node.host);
-            let remote = r.node.remote.as_ref().expect("alive nodes are connected");
-            match probe::probe(&remote.session, &req).await {
-                Ok(state) => r.node.state = Some(state),
-                Err(e) => {
-                    r.fail(&step.name, format!("reading the host again: {e:#}"));
-                    break;
-                }
-            }
+        if step.module.provides_engine() && !r.reprobe_if_changed(step, &request(r.node.host)).await
+        {
+            break;
         }
     }
     made

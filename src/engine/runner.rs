@@ -15,8 +15,8 @@ use super::memo::Memo;
 use super::pipeline;
 use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
-use super::probe::{self, ProbeRequest};
-use super::report::{HostReport, Phase, RunReport, Status};
+use super::probe::ProbeRequest;
+use super::report::{HostReport, Phase, RunReport};
 use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
 use crate::material::{Material, RegistryMode};
@@ -273,26 +273,11 @@ fn phase(name: &str, started: Instant) -> Phase {
 /// The hosts a step that installs or starts the engine changed are read again: the package
 /// brought runtimes (docker.io brings containerd) that the later steps must see in this run.
 async fn reprobe(inv: &Inventory, playbook: &Playbook, step: &Step, runs: &mut [Run<'_, '_>]) {
-    let probes = join_all(runs.iter().map(|r| {
-        let changed = r.node.alive()
-            && r.report
-                .steps
-                .last()
-                .is_some_and(|s| s.step == step.name && s.status == Status::Changed);
+    join_all(runs.iter_mut().map(|r| async move {
         let req = probe_request(inv, r.node.host, playbook);
-        async move {
-            let remote = r.node.remote.as_ref().filter(|_| changed)?;
-            Some(probe::probe(&remote.session, &req).await)
-        }
+        r.reprobe_if_changed(step, &req).await
     }))
     .await;
-    for (r, probed) in runs.iter_mut().zip(probes) {
-        match probed {
-            None => {}
-            Some(Ok(state)) => r.node.state = Some(state),
-            Some(Err(e)) => r.fail(&step.name, format!("reading the host again: {e:#}")),
-        }
-    }
 }
 
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps

@@ -14,6 +14,7 @@ use super::memo::Memo;
 use super::module::{Ctx, FleetCx, Member};
 use super::playbook::{State, Step};
 use super::printer::Printer;
+use super::probe::{self, ProbeRequest};
 use super::progress;
 use super::report::{HostReport, Phase, RunReport, SmokeHost, Status, StepResult};
 use crate::host::RemoteHost;
@@ -47,6 +48,25 @@ impl Run<'_, '_> {
             changes: Vec::new(),
             error: self.node.error.clone(),
         });
+    }
+
+    /// After `step` (one that installs or starts the engine) changed this host, read it again:
+    /// the package brought runtimes the later steps must see. False when the host failed.
+    pub async fn reprobe_if_changed(&mut self, step: &Step, req: &ProbeRequest) -> bool {
+        let changed = self.node.alive()
+            && self
+                .report
+                .steps
+                .last()
+                .is_some_and(|s| s.step == step.name && s.status == Status::Changed);
+        let Some(remote) = self.node.remote.as_ref().filter(|_| changed) else {
+            return self.node.alive();
+        };
+        match probe::probe(&remote.session, req).await {
+            Ok(state) => self.node.state = Some(state),
+            Err(e) => self.fail(&step.name, format!("reading the host again: {e:#}")),
+        }
+        self.node.alive()
     }
 
     pub fn done(&mut self, step: &str, changes: &[Change]) {
