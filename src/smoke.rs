@@ -4,8 +4,9 @@
 //! real auth), digests compared, and everything cleaned up. It logs in as regboot's own user
 //! (`inventory::SMOKE_USER`), the password always through stdin, never in a command line: into
 //! a temporary DOCKER_CONFIG or podman auth file, or through a terminal for ctr. Its artefacts
-//! have fixed names (the `regboot-smoke` repository, `/run/regboot-smoke.*` config dirs, ctr's
-//! `regboot` namespace), so each host first removes what an earlier, interrupted run left.
+//! have fixed names (the `regboot-smoke` repository, `/run/regboot-smoke*` config dirs and
+//! marker, ctr's `regboot` namespace), so a host removes what an earlier, interrupted run left:
+//! the pusher always, a puller when that run's config dir or marker is still there.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -55,21 +56,35 @@ const PUSH: &str = r#"out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out"
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
-/// The digest comes from the pull's own `Digest:` line; on exit every tag of the smoke
-/// repository goes (this one, and any an interrupted run left).
-const PULL: &str = r#"trap 'rm -rf "$DOCKER_CONFIG"; docker image ls --format "{{.Repository}}:{{.Tag}}" "${image%:*}" | grep -v ":<none>$" | xargs -r docker rmi >/dev/null 2>&1' EXIT
+/// A puller sweeps ([`SWEEP`]) only after an interrupted or failed pull, whose DOCKER_CONFIG
+/// dir is still there: each docker CLI start costs the host tens of ms of CPU, which add up
+/// on a fleet.
+const SWEEP_IF_LEFT: &str = r#"for d in /run/regboot-smoke.*; do
+  [ -e "$d" ] || break
+"#;
+
+/// The digest comes from the pull's own `Digest:` line. On exit the image goes, then the
+/// DOCKER_CONFIG dir: left (without the credential) when the image could not be removed, so
+/// the next pull sweeps.
+const PULL: &str = r#"trap 'docker rmi "$image" >/dev/null 2>&1 && rm -rf "$DOCKER_CONFIG" || rm -f "$DOCKER_CONFIG/config.json"' EXIT
 out=$(docker pull "$image" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
 printf '%s\n' "$out" | sed -n "s|^Digest: |${image%:*}@|p"
 "#;
 
 /// ctr pulls into its own namespace, `regboot` (apart from docker's moby and the CRI's
-/// k8s.io), removed again when empty. ctr takes a password only as `--user user:password` (seen by anyone running ps) or, given
-/// a user alone, from a terminal: script(1) gives it one, fed from stdin with echo off, so the
-/// password appears in no command line and no output. `--hosts-dir` makes ctr read the
-/// hosts.toml files regboot placed (ctr reads none without it).
+/// k8s.io), removed again when empty. A marker file lives from before the pull until its
+/// image is removed: when one is there, an earlier pull was interrupted or failed, and its
+/// images are swept first. ctr takes a password only as `--user user:password` (seen by
+/// anyone running ps) or, given a user alone, from a terminal: script(1) gives it one, fed
+/// from stdin with echo off, so the password appears in no command line and no output.
+/// `--hosts-dir` makes ctr read the hosts.toml files regboot placed (ctr reads none without it).
 const CTR_PULL: &str = r#"ns=regboot
-ctr -n "$ns" images ls -q 2>/dev/null </dev/null | grep -F "${image%:*}:" | xargs -r ctr -n "$ns" images rm >/dev/null 2>&1
-trap 'ctr -n "$ns" images rm --sync "$image" >/dev/null 2>&1; ctr namespaces rm "$ns" >/dev/null 2>&1' EXIT
+marker=/run/regboot-smoke-ctr
+if [ -e "$marker" ]; then
+  ctr -n "$ns" images ls -q 2>/dev/null </dev/null | grep -F "${image%:*}:" | xargs -r ctr -n "$ns" images rm >/dev/null 2>&1
+fi
+: > "$marker" || exit 1
+trap 'ctr -n "$ns" images rm --sync "$image" >/dev/null 2>&1 && rm -f "$marker"; ctr namespaces rm "$ns" >/dev/null 2>&1' EXIT
 if [ -n "$user" ]; then
   out=$(SMOKE_USER=$user SMOKE_IMAGE=$image script -q -e -E never -c     'exec ctr -n regboot images pull --hosts-dir /etc/containerd/certs.d --user "$SMOKE_USER" "$SMOKE_IMAGE"' /dev/null 2>&1)
 else
@@ -82,8 +97,8 @@ ctr -n "$ns" images ls "name==$image" | awk 'NR > 1 { print $3 }'
 /// first line is the password (the rest, for a push, the image).
 const PODMAN_LOGIN: &str = r#"IFS= read -r pw || pw=
 podman images --format '{{.Repository}}:{{.Tag}}' </dev/null | grep -F "${image%:*}:" | xargs -r podman rmi >/dev/null 2>&1
-rm -rf /run/regboot-smoke.*
-dir=$(mktemp -d /run/regboot-smoke.XXXXXX) || exit 1
+rm -rf /run/regboot-smoke-podman.*
+dir=$(mktemp -d /run/regboot-smoke-podman.XXXXXX) || exit 1
 auth=$dir/auth.json
 trap 'rm -rf "$dir"' EXIT
 if [ -n "$user" ]; then
@@ -125,7 +140,7 @@ impl Client {
     /// The script that pulls `$image` and prints its digest (args: [`ARGS`]; stdin: the password).
     fn pull_script(self) -> String {
         match self {
-            Client::Docker => format!("{ARGS}rm -rf /run/regboot-smoke.*\n{LOGIN}{PULL}"),
+            Client::Docker => format!("{ARGS}{SWEEP_IF_LEFT}{SWEEP}  break\ndone\n{LOGIN}{PULL}"),
             Client::Containerd => format!("{ARGS}{CTR_PULL}"),
             Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
         }

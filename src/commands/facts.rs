@@ -41,21 +41,19 @@ pub fn facts(cli: &Cli, forks: usize, limit: Option<&str>) -> Result<ExitCode> {
     let hosts = limit::select(&inv, limit)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let rows: Vec<Row> = runtime.block_on(async {
-        let mut nodes = fleet::connect(&hosts, forks).await;
-        fleet::probe(&mut nodes, |_| ProbeRequest {
+        let request = |_: &_| ProbeRequest {
             hash: vec![DAEMON_JSON.into()],
+            versions: true,
             ..ProbeRequest::default()
-        })
-        .await;
+        };
+        let mut nodes = fleet::connect_probe(&hosts, forks, request, |_| false).await;
         let rows = nodes
             .iter()
             .map(|n| {
                 let facts = n.state.as_ref().map(|st| HostFacts {
                     sudo_nopasswd: st.facts.sudo_nopasswd(),
                     daemon_json_exists: st.files.get(DAEMON_JSON).is_some_and(Option::is_some),
-                    connect_ms: n.remote.as_ref().map_or(0, |r| {
-                        u64::try_from(r.session.connect_time().as_millis()).unwrap_or(u64::MAX)
-                    }),
+                    connect_ms: u64::try_from(n.connect_time.as_millis()).unwrap_or(u64::MAX),
                     facts: st.facts.clone(),
                 });
                 // regboot cannot manage a non-root host whose sudo wants a password.

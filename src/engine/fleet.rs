@@ -2,6 +2,7 @@
 //! connection each, `forks` handshakes at once) and read each in one round trip (the probe).
 //! apply, plan, verify, rotate, `certs check` and `facts` all start here.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -26,12 +27,50 @@ pub(crate) struct Node<'a> {
     pub failure: Option<Failure>,
     /// The time spent on this host alone (connect, probe, its changes): the summary's.
     pub busy: Duration,
+    /// From TCP connect to authenticated.
+    pub connect_time: Duration,
+    /// Commands run over a connection already closed.
+    commands_closed: usize,
 }
 
-impl Node<'_> {
-    /// Connected, read, and not failed.
+impl<'a> Node<'a> {
+    fn new(host: &'a Host, took: Duration) -> Node<'a> {
+        Node {
+            host,
+            remote: None,
+            state: None,
+            error: None,
+            failure: None,
+            busy: took,
+            connect_time: Duration::ZERO,
+            commands_closed: 0,
+        }
+    }
+
+    /// The connection failed: the host is out of the run, saying why.
+    fn unreachable(&mut self, e: &ssh::ConnectError) {
+        progress::host(
+            &self.host.name,
+            &format!("could not connect ({})", e.kind()),
+        );
+        self.fail(e.to_string());
+        self.failure = Some(Failure::new(
+            e.kind(),
+            &self.host.name,
+            &e.message(),
+            e.hint(),
+        ));
+    }
+
+    /// Read and not failed (and connected, unless a plan closed the connection once it was
+    /// no longer needed: see [`connect_probe`]).
     pub fn alive(&self) -> bool {
-        self.error.is_none() && self.remote.is_some() && self.state.is_some()
+        self.error.is_none() && self.state.is_some()
+    }
+
+    /// How many commands ran on the host.
+    pub fn commands_run(&self) -> usize {
+        self.commands_closed + self.remote.as_ref().map_or(0, |r| r.session.commands_run())
     }
 
     /// Take the host out of the run; transport errors already name it, the report names it
@@ -61,25 +100,77 @@ pub(crate) async fn connect<'a>(hosts: &[&'a Host], forks: usize) -> Vec<Node<'a
     for h in hosts {
         progress::host(&h.name, "connecting");
     }
-    let connected = ssh::run_timed(&targets, forks, |session| async move { session }).await;
+    let connected = ssh::run_timed(&targets, forks, |_, session| async move { session }).await;
     hosts
         .iter()
         .zip(connected)
         .map(|(host, (_, session, took))| {
-            let mut node = Node {
-                host,
-                remote: None,
-                state: None,
-                error: None,
-                failure: None,
-                busy: took,
-            };
+            let mut node = Node::new(host, took);
             match session {
-                Ok(s) => node.remote = Some(RemoteHost::new(s)),
-                Err(e) => {
-                    progress::host(&host.name, &format!("could not connect ({})", e.kind()));
-                    node.fail(e.to_string());
-                    node.failure = Some(Failure::new(e.kind(), &host.name, &e.message(), e.hint()));
+                Ok(s) => {
+                    node.connect_time = s.connect_time();
+                    node.remote = Some(RemoteHost::new(s));
+                }
+                Err(e) => node.unreachable(&e),
+            }
+            node
+        })
+        .collect()
+}
+
+/// Connect to `hosts` and read each the moment it is connected (what `request` asks of it),
+/// closing each connection `keep` does not want kept once the host is read: a read-only
+/// command then holds no more than `forks` connections at a time, however large the fleet.
+pub(crate) async fn connect_probe<'a>(
+    hosts: &[&'a Host],
+    forks: usize,
+    request: impl Fn(&Host) -> ProbeRequest,
+    keep: impl Fn(&Host) -> bool,
+) -> Vec<Node<'a>> {
+    let targets: Vec<ssh::Target> = hosts.iter().map(|h| h.ssh.clone()).collect();
+    let asks: Arc<Vec<(String, ProbeRequest, bool)>> = Arc::new(
+        hosts
+            .iter()
+            .map(|h| (h.name.clone(), request(h), keep(h)))
+            .collect(),
+    );
+    for h in hosts {
+        progress::host(&h.name, "connecting");
+    }
+    let probed = ssh::run_timed(&targets, forks, move |i, session| {
+        let asks = asks.clone();
+        async move {
+            let (name, req, keep) = &asks[i];
+            progress::host(name, "reading its state");
+            let state = probe::probe(&session, req).await;
+            let (commands, connect_time) = (session.commands_run(), session.connect_time());
+            let session = if *keep && state.is_ok() {
+                Some(session)
+            } else {
+                session.close().await;
+                None
+            };
+            (session, state, commands, connect_time)
+        }
+    })
+    .await;
+    hosts
+        .iter()
+        .zip(probed)
+        .map(|(host, (_, probed, took))| {
+            let mut node = Node::new(host, took);
+            match probed {
+                Err(e) => node.unreachable(&e),
+                Ok((session, state, commands, connect_time)) => {
+                    node.connect_time = connect_time;
+                    match session {
+                        Some(s) => node.remote = Some(RemoteHost::new(s)),
+                        None => node.commands_closed = commands,
+                    }
+                    match state {
+                        Ok(state) => node.state = Some(state),
+                        Err(e) => node.fail(format!("{e:#}")),
+                    }
                 }
             }
             node
@@ -121,6 +212,7 @@ pub(crate) async fn probe(nodes: &mut [Node<'_>], request: impl Fn(&Host) -> Pro
 pub(crate) async fn close(nodes: &mut [Node<'_>]) {
     for n in nodes {
         if let Some(remote) = n.remote.take() {
+            n.commands_closed += remote.session.commands_run();
             remote.session.close().await;
         }
         let how = match &n.error {

@@ -62,6 +62,12 @@ pub(crate) trait Module: Sync {
         false
     }
 
+    /// A `once` step in a plan: whether it talks to its hosts (a plan closes every other
+    /// connection as soon as its host is read).
+    fn plans_over_ssh(&self) -> bool {
+        false
+    }
+
     /// A `once` step: act on the fleet as a whole.
     fn once<'a>(&'a self, _cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         let name = self.name();

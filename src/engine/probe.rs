@@ -3,6 +3,7 @@
 //! diffs them), the commands and units modules ask about, and the registry image and container.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -10,7 +11,18 @@ use base64::Engine;
 use crate::facts::{Containerd, Facts, InitSystem, Os, Runtime, SudoAccess};
 use crate::ssh::{ExecError, RemoteCommand, Session};
 
-const PROBE: &str = include_str!("probe.sh");
+/// The probe as sent: without its comment lines (every byte of a request is buffered once per
+/// connection, which counts on a large fleet).
+static PROBE: LazyLock<String> = LazyLock::new(|| {
+    include_str!("probe.sh")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .fold(String::new(), |mut s, l| {
+            s.push_str(l);
+            s.push('\n');
+            s
+        })
+});
 
 /// A file as the host has it (`None` in the map when missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +77,9 @@ pub struct ProbeRequest {
     pub commands: Vec<String>,
     pub services: Vec<String>,
     pub dirs: Vec<String>,
+    /// Every runtime's version (else only what a module needs: containerd's when its config
+    /// sets no `config_path`).
+    pub versions: bool,
 }
 
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
@@ -76,9 +91,12 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     args.extend(req.commands.iter().map(|c| format!("x:{c}")));
     args.extend(req.services.iter().map(|s| format!("s:{s}")));
     args.extend(req.dirs.iter().map(|d| format!("d:{d}")));
+    if req.versions {
+        args.push("v:".into());
+    }
     let cmd = RemoteCommand::new("sh")
         .arg("-c")
-        .arg(PROBE)
+        .arg(PROBE.as_str())
         .arg("regboot")
         .args(args.iter().map(String::as_str));
     let out = match session.exec_as_root(&cmd, None).await {
@@ -98,7 +116,11 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
 
 /// The facts of the host behind `session`: the probe with nothing else asked.
 pub async fn facts(session: &Session) -> Result<Facts> {
-    Ok(probe(session, &ProbeRequest::default()).await?.facts)
+    let req = ProbeRequest {
+        versions: true,
+        ..ProbeRequest::default()
+    };
+    Ok(probe(session, &req).await?.facts)
 }
 
 fn runtime(fields: &[&str]) -> Runtime {
@@ -222,7 +244,7 @@ mod tests {
         let out = std::process::Command::new("sh")
             .args([
                 "-c",
-                PROBE,
+                PROBE.as_str(),
                 "regboot",
                 "",
                 "h:/etc/os-release",
@@ -247,7 +269,7 @@ mod tests {
         let text = "arch\tx86_64\ninit\tsystemd\nos\tID=debian\nos\tVERSION_ID=\"12\"\nsudo\troot\n\
             file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
-            runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\n\
+            runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\nruntime\tcrio\t\n\
             containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
             docker\trunning\t20.10.24\ndocker_store\tcontainerd\n\
             image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
@@ -258,6 +280,8 @@ mod tests {
         assert_eq!(st.facts.sudo, SudoAccess::Root);
         assert!(st.facts.docker.running && st.facts.containerd.runtime.installed);
         assert!(!st.facts.podman.installed && st.facts.buildah.installed);
+        // Installed, its version not asked for.
+        assert!(st.facts.crio.installed && st.facts.crio.version.is_none());
         assert!(st.facts.docker_containerd_store);
         let config = st.facts.containerd.config.as_ref().unwrap();
         assert_eq!((config.version, config.cri), (2, true));

@@ -86,17 +86,33 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         Some(state_dir.lock()?)
     };
     let started = Instant::now();
-    let mut nodes = fleet::connect(&hosts, opts.forks).await;
-    let notes = if opts.check {
-        Vec::new()
+    let (mut nodes, notes, report) = if opts.check {
+        // A plan reads each host as soon as it is connected, and closes the connections no
+        // later step uses: memory and descriptors stay bounded by `forks` on a large fleet.
+        let keep = |h: &Host| {
+            playbook
+                .steps
+                .iter()
+                .any(|s| s.once && s.module.plans_over_ssh() && s.hosts.matches(h))
+        };
+        let request = |h: &Host| probe_request(inv, h, playbook);
+        let mut nodes = fleet::connect_probe(&hosts, opts.forks, request, keep).await;
+        let probed = phase("connect and probe", started);
+        let report = run_probed(inv, playbook, opts, &state_dir, &mut nodes, probed).await;
+        (nodes, Vec::new(), report)
     } else {
-        fleet::lock(&mut nodes).await
+        let mut nodes = fleet::connect(&hosts, opts.forks).await;
+        let notes = fleet::lock(&mut nodes).await;
+        let connect = phase("connect", started);
+        let report = run_on(inv, playbook, opts, &state_dir, &mut nodes).await;
+        let report = report.map(|mut r| {
+            r.phases.insert(0, connect);
+            r
+        });
+        (nodes, notes, report)
     };
-    let connect = phase("connect", started);
-    let report = run_on(inv, playbook, opts, &state_dir, &mut nodes).await;
     fleet::close(&mut nodes).await;
     let mut report = report?;
-    report.phases.insert(0, connect);
     for note in notes {
         if !opts.quiet {
             println!("note: {note}");
@@ -118,6 +134,18 @@ pub(crate) async fn run_on(
     let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     let probed = phase("probe", started);
+    run_probed(inv, playbook, opts, state_dir, nodes, probed).await
+}
+
+/// Run `playbook` on `nodes` once they are read (`probed`: how long that took).
+async fn run_probed(
+    inv: &Inventory,
+    playbook: &Playbook,
+    opts: &Options,
+    state_dir: &StateDir,
+    nodes: &mut [Node<'_>],
+    probed: Phase,
+) -> Result<RunReport> {
     // A playbook that only removes (reset) needs nothing from the state directory, which
     // may be lost: no CA is minted, no secret read.
     let removes_only = playbook.removes_only();
@@ -233,11 +261,7 @@ pub(crate) async fn run_on(
     }
 
     for r in &mut runs {
-        r.report.commands = r
-            .node
-            .remote
-            .as_ref()
-            .map_or(0, |h| h.session.commands_run());
+        r.report.commands = r.node.commands_run();
         r.report.error = r.node.error.clone();
         r.report.failure = r.node.failure();
         r.report.seconds = r.node.busy.as_secs_f64();

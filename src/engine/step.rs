@@ -259,10 +259,13 @@ pub(super) async fn once(
                 progress::host(&r.node.host.name, &step.name);
             }
         })
-        .map(|r| Member {
-            host: r.node.host,
-            remote: r.node.remote.as_ref().expect("alive nodes are connected"),
-            state: r.node.state.as_ref().expect("alive nodes were probed"),
+        // A plan keeps connections only for steps that use them (`Module::plans_over_ssh`).
+        .filter_map(|r| {
+            Some(Member {
+                host: r.node.host,
+                remote: r.node.remote.as_ref()?,
+                state: r.node.state.as_ref().expect("alive nodes were probed"),
+            })
         })
         .collect();
     let on_smoke = |s: &SmokeHost| {

@@ -16,6 +16,10 @@ impl Module for S3Bucket {
         "s3_bucket"
     }
 
+    fn plans_over_ssh(&self) -> bool {
+        true
+    }
+
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let mut out = Outcome::default();

@@ -26,12 +26,12 @@ where
     F: Fn(Session) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = T> + Send,
 {
-    let timed = run_timed(targets, forks, work).await;
+    let timed = run_timed(targets, forks, move |_, session| work(session)).await;
     timed.into_iter().map(|(t, r, _)| (t, r)).collect()
 }
 
 /// Like [`run_all`], with the time each host took once its turn came (a failed connection
-/// too): that host's own time, not the run's.
+/// too): that host's own time, not the run's. `work` also gets the target's index.
 pub async fn run_timed<T, F, Fut>(
     targets: &[Target],
     forks: usize,
@@ -39,7 +39,7 @@ pub async fn run_timed<T, F, Fut>(
 ) -> Vec<(Target, Result<T, ConnectError>, Duration)>
 where
     T: Send + 'static,
-    F: Fn(Session) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, Session) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = T> + Send,
 {
     let dialer = Arc::new(Dialer::default());
@@ -53,7 +53,7 @@ where
             let _slot = forks.acquire_owned().await;
             let started = Instant::now();
             let result = match Session::connect_with(&dialer, &target).await {
-                Ok(session) => Ok(work(session).await),
+                Ok(session) => Ok(work(i, session).await),
                 Err(e) => Err(e),
             };
             (i, target, result, started.elapsed())
