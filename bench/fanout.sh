@@ -8,13 +8,13 @@
 # how many hosts failed (a handshake refused by MaxStartups counts). Not a test: it prints.
 #
 #   bench/fanout.sh                      # builds target/release/regboot first
-#   RUNS=5 SIZES="100 250 500" FORKS=500 bench/fanout.sh
+#   RUNS=5 SIZES="100 250 500" FORKS=500 bench/fanout.sh   # FORKS: default 50, as regboot's --forks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-"100 250 500"}
-FORKS=${FORKS:-500}
+FORKS=${FORKS:-50}
 max=0
 for n in $SIZES; do [ "$n" -gt "$max" ] && max=$n; done
 [ "$max" -le 2000 ] || { echo "at most 2000 hosts" >&2; exit 1; }

@@ -138,11 +138,17 @@ fn smoke_credential_leftovers_and_user_changes() {
     assert!(!String::from_utf8_lossy(&plan.stdout).contains(password.trim()));
 
     // Leftovers of an interrupted smoke test on the pusher (an agent) and a puller: an image
-    // tag of the smoke repository and a temporary DOCKER_CONFIG dir. verify removes them, and
-    // does not touch the state directory.
+    // tag of the smoke repository and a temporary DOCKER_CONFIG dir, and ctr's image in its
+    // namespace with its marker. verify removes them, and does not touch the state directory.
     for host in ["host2", "host3"] {
         fake_image(&lab, host, &format!("{REPO}:leftover"));
-        lab.ssh_ok(lab.host(host), "sudo -n mkdir /run/regboot-smoke.left");
+        lab.ssh_ok(
+            lab.host(host),
+            &format!(
+                "sudo -n mkdir /run/regboot-smoke.left && sudo -n touch /run/regboot-smoke-ctr \
+                 && sudo -n docker save {REPO}:leftover | sudo -n ctr -n regboot images import - >/dev/null"
+            ),
+        );
     }
     let before = state_files(&state);
     let (code, verify) = run_json(&inv, &["verify"]);
@@ -157,7 +163,8 @@ fn smoke_credential_leftovers_and_user_changes() {
         let left = lab.ssh_ok(
             lab.host(host),
             &format!(
-                "sudo -n docker image ls -q {REPO}; ls -d /run/regboot-smoke.* 2>/dev/null || true"
+                "sudo -n docker image ls -q {REPO}; sudo -n ctr -n regboot images ls -q 2>/dev/null; \
+                 ls -d /run/regboot-smoke* 2>/dev/null || true"
             ),
         );
         assert_eq!(left, "", "{host} keeps smoke leftovers");
