@@ -56,6 +56,9 @@ PermitRootLogin yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 LogLevel ERROR
+# bash reads root's ~/.bashrc when sshd starts it at SHLVL 0; this machine's runs pyenv
+# init, slower than the rest of a session: neither side's figures should be that.
+SetEnv SHLVL=1
 EOF
   /usr/sbin/sshd -D -e -f "$d/sshd_config" 2>>"$d/log" &
   pids+=($!)
