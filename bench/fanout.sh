@@ -71,9 +71,10 @@ for i in $(seq 1 "$max"); do
 done
 
 kh=$work/known_hosts
+# Both sides wait up to 30 s for a handshake (the floor's ConnectTimeout=30).
 for n in $SIZES; do
   {
-    printf 'version: 1\ndefaults:\n  user: root\n  key: %s\n  known_hosts: %s\n  host_key_check: accept-new\nhosts:\n' "$work/id" "$kh"
+    printf 'version: 1\ndefaults:\n  user: root\n  key: %s\n  known_hosts: %s\n  host_key_check: accept-new\n  connect_timeout_secs: 30\nhosts:\n' "$work/id" "$kh"
     for i in $(seq 1 "$n"); do
       printf '  - { name: h%s, address: %s, roles: [%s] }\n' "$i" "$(addr "$i")" \
         "$([ "$i" = 1 ] && echo registry || echo agent)"
