@@ -56,11 +56,11 @@ const PUSH: &str = r#"out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out"
 docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
 "#;
 
-/// A puller sweeps ([`SWEEP`]) only after an interrupted or failed pull, whose DOCKER_CONFIG
-/// dir is still there: each docker CLI start costs the host tens of ms of CPU, which add up
-/// on a fleet.
-const SWEEP_IF_LEFT: &str = r#"for d in /run/regboot-smoke.*; do
-  [ -e "$d" ] || break
+/// Sets `left` when an earlier pull was interrupted or failed: its DOCKER_CONFIG dir is still
+/// there. Only then does a puller sweep ([`SWEEP`]): each docker CLI start costs the host tens
+/// of ms of CPU, which add up on a fleet.
+const LEFT: &str = r#"left=
+for d in /run/regboot-smoke.*; do [ -e "$d" ] && left=1; break; done
 "#;
 
 /// The digest comes from the pull's own `Digest:` line. On exit the image goes, then the
@@ -140,7 +140,9 @@ impl Client {
     /// The script that pulls `$image` and prints its digest (args: [`ARGS`]; stdin: the password).
     fn pull_script(self) -> String {
         match self {
-            Client::Docker => format!("{ARGS}{SWEEP_IF_LEFT}{SWEEP}  break\ndone\n{LOGIN}{PULL}"),
+            Client::Docker => {
+                format!("{ARGS}{LEFT}if [ -n \"$left\" ]; then\n{SWEEP}fi\n{LOGIN}{PULL}")
+            }
             Client::Containerd => format!("{ARGS}{CTR_PULL}"),
             Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
         }

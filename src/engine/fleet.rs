@@ -94,12 +94,17 @@ impl<'a> Node<'a> {
     }
 }
 
-/// Connect to `hosts` (one connection each, kept for the whole command).
-pub(crate) async fn connect<'a>(hosts: &[&'a Host], forks: usize) -> Vec<Node<'a>> {
-    let targets: Vec<ssh::Target> = hosts.iter().map(|h| h.ssh.clone()).collect();
+/// The SSH targets of `hosts`, each shown as connecting.
+fn announce(hosts: &[&Host]) -> Vec<ssh::Target> {
     for h in hosts {
         progress::host(&h.name, "connecting");
     }
+    hosts.iter().map(|h| h.ssh.clone()).collect()
+}
+
+/// Connect to `hosts` (one connection each, kept for the whole command).
+pub(crate) async fn connect<'a>(hosts: &[&'a Host], forks: usize) -> Vec<Node<'a>> {
+    let targets = announce(hosts);
     let connected = ssh::run_timed(&targets, forks, |_, session| async move { session }).await;
     hosts
         .iter()
@@ -127,16 +132,13 @@ pub(crate) async fn connect_probe<'a>(
     request: impl Fn(&Host) -> ProbeRequest,
     keep: impl Fn(&Host) -> bool,
 ) -> Vec<Node<'a>> {
-    let targets: Vec<ssh::Target> = hosts.iter().map(|h| h.ssh.clone()).collect();
+    let targets = announce(hosts);
     let asks: Arc<Vec<(String, ProbeRequest, bool)>> = Arc::new(
         hosts
             .iter()
             .map(|h| (h.name.clone(), request(h), keep(h)))
             .collect(),
     );
-    for h in hosts {
-        progress::host(&h.name, "connecting");
-    }
     let probed = ssh::run_timed(&targets, forks, move |i, session| {
         let asks = asks.clone();
         async move {

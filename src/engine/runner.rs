@@ -86,7 +86,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
         Some(state_dir.lock()?)
     };
     let started = Instant::now();
-    let (mut nodes, notes, report) = if opts.check {
+    let (mut nodes, notes, phases) = if opts.check {
         // A plan reads each host as soon as it is connected, and closes the connections no
         // later step uses: memory and descriptors stay bounded by `forks` on a large fleet.
         let keep = |h: &Host| {
@@ -96,21 +96,17 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                 .any(|s| s.once && s.module.plans_over_ssh() && s.hosts.matches(h))
         };
         let request = |h: &Host| probe_request(inv, h, playbook);
-        let mut nodes = fleet::connect_probe(&hosts, opts.forks, request, keep).await;
-        let probed = phase("connect and probe", started);
-        let report = run_probed(inv, playbook, opts, &state_dir, &mut nodes, probed).await;
-        (nodes, Vec::new(), report)
+        let nodes = fleet::connect_probe(&hosts, opts.forks, request, keep).await;
+        (nodes, Vec::new(), vec![phase("connect and probe", started)])
     } else {
         let mut nodes = fleet::connect(&hosts, opts.forks).await;
         let notes = fleet::lock(&mut nodes).await;
         let connect = phase("connect", started);
-        let report = run_on(inv, playbook, opts, &state_dir, &mut nodes).await;
-        let report = report.map(|mut r| {
-            r.phases.insert(0, connect);
-            r
-        });
-        (nodes, notes, report)
+        let started = Instant::now();
+        fleet::probe(&mut nodes, |h| probe_request(inv, h, playbook)).await;
+        (nodes, notes, vec![connect, phase("probe", started)])
     };
+    let report = run_probed(inv, playbook, opts, &state_dir, &mut nodes, phases).await;
     fleet::close(&mut nodes).await;
     let mut report = report?;
     for note in notes {
@@ -134,17 +130,17 @@ pub(crate) async fn run_on(
     let started = Instant::now();
     fleet::probe(nodes, |h| probe_request(inv, h, playbook)).await;
     let probed = phase("probe", started);
-    run_probed(inv, playbook, opts, state_dir, nodes, probed).await
+    run_probed(inv, playbook, opts, state_dir, nodes, vec![probed]).await
 }
 
-/// Run `playbook` on `nodes` once they are read (`probed`: how long that took).
+/// Run `playbook` on `nodes` once they are read (`phases`: where the time went so far).
 async fn run_probed(
     inv: &Inventory,
     playbook: &Playbook,
     opts: &Options,
     state_dir: &StateDir,
     nodes: &mut [Node<'_>],
-    probed: Phase,
+    phases: Vec<Phase>,
 ) -> Result<RunReport> {
     // A playbook that only removes (reset) needs nothing from the state directory, which
     // may be lost: no CA is minted, no secret read.
@@ -180,7 +176,7 @@ async fn run_probed(
         playbook: playbook.name.clone(),
         check: opts.check,
         notes: material.notes.clone(),
-        phases: vec![probed],
+        phases,
         ..RunReport::default()
     };
     let cx = StepCx {
