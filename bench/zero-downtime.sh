@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Zero-downtime figures: runs tests/zero_downtime_lab.rs (labs of its own, removed at the end)
+# Zero-downtime figures: runs tests/lab/zero_downtime.rs (labs of its own, removed at the end)
 # and prints its tables, one per topology: one registry host (3-host lab: host3 pulls, host2
 # pushes and probes) and HA (the HA lab: three replicas behind two nginx lbs, every request
 # through the VIP; host6 pulls, host7 pushes and probes). During each operation (rotate
@@ -16,7 +16,7 @@ unset AWS_CA_BUNDLE
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-cargo test --test zero_downtime_lab -- --test-threads=1 --nocapture "$@" >"$out" 2>&1 || status=$?
+cargo test --test lab -- zero_downtime:: --test-threads=1 --nocapture "$@" >"$out" 2>&1 || status=$?
 sed -n -e 's/^test \([a-z_]*\) \.\.\..*/== \1/p' -e '/^operation /,/^$/p' "$out"
 if [ "$status" != 0 ]; then
   echo "the test failed (exit $status):" >&2

@@ -8,7 +8,7 @@
 # Environment: REGBOOT_CI_LAB (lab name, default ci-PID), REGBOOT_CI_HOSTS (default 3).
 # Needs root (or the docker group) on a Debian/Ubuntu machine: scripts/install-deps.sh.
 # The GitHub Actions workflow (.github/workflows/lab.yml), the GitLab CI file (.gitlab-ci.yml)
-# and regboot's own test suite (tests/ci_lab.rs) all run this script.
+# and regboot's own test suite (tests/lab/ci.rs) all run this script.
 set -euo pipefail
 
 regboot=${1:-regboot}

@@ -1,7 +1,7 @@
 //! `regboot backup` and `regboot restore` as a user runs them, without hosts: the manifest
 //! readable without the passphrase, a wrong passphrase writing nothing, a restore over
 //! another CA refused (and done with --force, the old directory kept), files and modes back
-//! as they were. tests/backup_lab.rs proves `plan` exits 0 after a
+//! as they were. tests/lab/backup.rs proves `plan` exits 0 after a
 //! restore on a deployed cluster.
 
 use std::os::unix::fs::PermissionsExt;

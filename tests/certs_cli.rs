@@ -1,7 +1,7 @@
 //! `regboot certs init | check | show` as a user runs them: the files and their modes, reuse
 //! without change, reissue on a SAN change, the exit codes of `certs check`, provided mode
 //! naming the missing SANs, the run lock, and no key material in any output. `certs check`
-//! runs with --local: these hosts do not exist (tests/rotate_lab.rs checks deployed ones).
+//! runs with --local: these hosts do not exist (tests/lab/rotate.rs checks deployed ones).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

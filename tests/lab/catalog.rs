@@ -1,10 +1,9 @@
 //! `regboot catalog` against the lab: two tags pushed to the registry are listed with their
 //! digest and size as the replica serves them, and the verdict says the replicas agree.
 
-mod support;
 
-use support::cli::run_json;
-use support::lab::TestLab;
+use crate::support::cli::run_json;
+use crate::support::lab::TestLab;
 
 #[test]
 fn catalog_lists_what_the_replica_serves() {

@@ -3,7 +3,6 @@
 //! Needs root and Debian's docker.io, debootstrap, docker-registry, openssh-client
 //! (scripts/install-deps.sh installs them).
 
-mod support;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -13,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use regboot::lab::{self, LabHost, LabOptions};
-use support::lab::TestLab;
+use crate::support::lab::TestLab;
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
@@ -196,7 +195,7 @@ fn two_labs_run_side_by_side() {
     }
     // One lab's key does not open the other's hosts.
     let out = Command::new("ssh")
-        .args(support::lab::ssh_options(&a.lab))
+        .args(crate::support::lab::ssh_options(&a.lab))
         .arg(format!("root@{}", b.host("host1").address))
         .arg("true")
         .output()

@@ -2,12 +2,11 @@
 //! apply, then purged), a registry replica on S3 and an agent are, under /etc and
 //! /usr/local/share/ca-certificates and in their containers, as they were before apply.
 
-mod support;
 
 use std::process::Output;
 
 use regboot::lab::Profile;
-use support::lab::TestLab;
+use crate::support::lab::TestLab;
 
 const FINGERPRINT: &str = r#"set -eu
 find /etc /usr/local/share/ca-certificates -xdev -printf '%y %m %p -> %l\n' | LC_ALL=C sort
@@ -28,7 +27,7 @@ fn regboot(lab: &TestLab, args: &[&str]) -> Output {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    support::cli::regboot_env(&lab.lab.inventory_path, args, &env)
+    crate::support::cli::regboot_env(&lab.lab.inventory_path, args, &env)
 }
 
 fn ok(out: &Output) {

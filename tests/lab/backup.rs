@@ -1,10 +1,9 @@
 //! A lost state directory restored from `regboot backup`: `plan` then exits 0 on the
 //! unchanged cluster (same CA, same certificate and key, same http secret), against the lab.
 
-mod support;
 
-use support::cli::{regboot_env, run_json};
-use support::lab::TestLab;
+use crate::support::cli::{regboot_env, run_json};
+use crate::support::lab::TestLab;
 
 #[test]
 fn plan_is_clean_after_a_restore() {

@@ -3,12 +3,11 @@
 //! `tests/snapshots/` (volatile parts normalized; `REGBOOT_BLESS=1` rewrites the files after
 //! a deliberate change of the output).
 
-mod support;
 
 use std::path::Path;
 
-use support::cli::regboot;
-use support::lab::TestLab;
+use crate::support::cli::regboot;
+use crate::support::lab::TestLab;
 
 #[test]
 fn progress_and_plan_output_on_a_converged_and_a_drifted_lab() {

@@ -2,10 +2,9 @@
 //! (its /root/.docker/config.json, 0600, holds the listed user's credentials); removing that
 //! user from the inventory removes it from htpasswd and from the agent's config.
 
-mod support;
 
-use support::cli::{regboot_env, run_json};
-use support::lab::TestLab;
+use crate::support::cli::{regboot_env, run_json};
+use crate::support::lab::TestLab;
 
 #[test]
 fn agents_pull_without_login_until_the_user_is_removed() {

@@ -5,16 +5,15 @@
 //! rendered DOM shows the repository with its digest, held by host1 and marked missing on
 //! host2.
 
-mod support;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::cli::run_json;
-use support::lab::TestLab;
-use support::ui::Ui;
+use crate::support::cli::run_json;
+use crate::support::lab::TestLab;
+use crate::support::ui::Ui;
 
 const DATA_DIR: &str = "/srv/regboot-shared/registry";
 const IMAGE: &str = "registry.lab:5000/lab/ui:one";

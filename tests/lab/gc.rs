@@ -4,13 +4,12 @@
 //! back whole (a push refused while the replica was read-only failed loudly, and is not
 //! lost), and afterwards the registry takes pushes again (`verify`) with nothing to converge.
 
-mod support;
 
 use std::process::Command;
 use std::thread;
 
-use support::cli::run_json;
-use support::lab::TestLab;
+use crate::support::cli::run_json;
+use crate::support::lab::TestLab;
 
 /// Makes an image of one layer of `$2` random bytes named `$1` (no base image needed).
 const MAKE: &str = "mk() { d=$(mktemp -d) && head -c \"$2\" /dev/urandom >\"$d/data\" \
@@ -103,7 +102,7 @@ fn gc_deletes_an_untagged_image_and_loses_no_push() {
     // Pushes run while gc rolls the replica read-only, collects and rolls it back: each is
     // recorded as pushed or refused (bounded: 90 pushes, and it stops once gc is done).
     let pusher = {
-        let lab_ssh = support::lab::ssh_options(&lab.lab);
+        let lab_ssh = crate::support::lab::ssh_options(&lab.lab);
         let login = login.clone();
         let target = format!("{}@{}", reg.user, reg.address);
         let port = reg.port.to_string();

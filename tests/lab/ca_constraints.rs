@@ -11,14 +11,13 @@
 //! one, a new alias in another domain stops `plan` and `apply` with "needs a new CA", and
 //! `rotate --ca` again makes a CA that covers it.
 
-mod support;
 
 use std::net::IpAddr;
 
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
 use serde_json::Value;
-use support::cli::{regboot, run_json};
-use support::lab::TestLab;
+use crate::support::cli::{regboot, run_json};
+use crate::support::lab::TestLab;
 
 const ROGUE_PORT: u16 = 5443;
 

@@ -3,7 +3,6 @@
 //! directory, leftovers of an interrupted smoke test are removed, user changes apply without
 //! restarting the registry, and `smoke_test: false` makes every run say it did not verify.
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +10,8 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use support::cli::{json_of, regboot, regboot_env, run_json};
-use support::lab::TestLab;
+use crate::support::cli::{json_of, regboot, regboot_env, run_json};
+use crate::support::lab::TestLab;
 
 const REPO: &str = "registry.lab:5000/regboot-smoke";
 

@@ -5,7 +5,6 @@
 //! every time, a later `apply` converges and a `plan` finds nothing to change. Then a drained
 //! replica, and gc on the S3 storage.
 
-mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use regboot::lab::Profile;
 use serde_json::Value;
-use support::lab::TestLab;
+use crate::support::lab::TestLab;
 
 /// How long the VIP may take to move (keepalived: advert 1 s, check every 2 s, fall 2).
 const FAILOVER_BOUND: Duration = Duration::from_secs(20);
@@ -31,11 +30,11 @@ fn regboot_on(lab: &TestLab, inventory: &Path, args: &[&str]) -> Output {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    support::cli::regboot_env(inventory, args, &env)
+    crate::support::cli::regboot_env(inventory, args, &env)
 }
 
 fn run_json(lab: &TestLab, cmd: &str) -> (i32, Value) {
-    support::cli::json_of(&[cmd], &regboot(lab, &[cmd, "-o", "json"]))
+    crate::support::cli::json_of(&[cmd], &regboot(lab, &[cmd, "-o", "json"]))
 }
 
 fn smoke<'a>(report: &'a Value, action: &str) -> Vec<&'a Value> {
@@ -278,7 +277,7 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     assert_converged(&lab);
 
     // 6. gc on the S3 storage: every replica read-only in turn, the collector once, back.
-    let (code, report) = support::cli::json_of(&["gc"], &regboot(&lab, &["gc", "-o", "json"]));
+    let (code, report) = crate::support::cli::json_of(&["gc"], &regboot(&lab, &["gc", "-o", "json"]));
     assert_eq!(code, 0, "gc: {report:#}");
     assert_eq!(report["rolls"].as_array().unwrap().len(), 2, "{report:#}");
     let (code, report) = run_json(&lab, "verify");

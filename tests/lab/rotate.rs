@@ -10,7 +10,6 @@
 //! storage shared; the test copies the pulled image's files from host1 to host2, standing
 //! in for shared storage.
 
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::cli::{regboot, run_json};
-use support::lab::TestLab;
+use crate::support::cli::{regboot, run_json};
+use crate::support::lab::TestLab;
 
 const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
 /// On the volume every lab host mounts: storage the two replicas really share.
@@ -398,7 +397,7 @@ fn certificates_rotate_without_a_failed_pull() {
 
     // A CA that expires (adopted, deployed, then past its end): pulls fail; rotate --ca says
     // so, tolerates stage 1's failing smoke test and ends with pulls working.
-    // apply never swaps the CA the hosts trust (it stops and says why, see engine_lab): a
+    // apply never swaps the CA the hosts trust (it stops and says why, see tests/lab/engine.rs): a
     // cluster set up with this CA is one whose hosts trust no regboot CA yet (containerd,
     // which docker.io brings, holds copies too).
     for h in ["host1", "host2", "host3"] {

@@ -4,10 +4,9 @@
 //! apply installs docker.io from Debian's mirror, starts it, and the host takes part in the
 //! smoke test (it is the only agent, so it pushes and the registry host pulls).
 
-mod support;
 
-use support::cli::run_json;
-use support::lab::TestLab;
+use crate::support::cli::run_json;
+use crate::support::lab::TestLab;
 
 #[test]
 fn a_host_without_docker_gets_it_when_asked() {

@@ -1,0 +1,25 @@
+//! The lab scenarios: every test that starts containerized hosts, one binary (one link on 2
+//! cores), a module per scenario. Each scenario names its own lab, so they run side by side.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod agent_login;
+mod apply;
+mod backup;
+mod ca_constraints;
+mod catalog;
+mod ci;
+mod docker_install;
+mod engine;
+mod gc;
+mod ha;
+mod lab_cmd;
+mod output;
+mod reset;
+mod reset_ha;
+mod rotate;
+mod runtimes;
+mod smoke;
+mod ui;
+mod zero_downtime;
