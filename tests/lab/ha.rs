@@ -22,14 +22,7 @@ fn regboot(lab: &TestLab, args: &[&str]) -> Output {
 }
 
 fn regboot_on(lab: &TestLab, inventory: &Path, args: &[&str]) -> Output {
-    let env_file = lab.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
-    let text = std::fs::read_to_string(env_file).expect("read s3.env");
-    let env: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    crate::support::cli::regboot_env(inventory, args, &env)
+    lab.regboot_s3(inventory, args)
 }
 
 fn run_json(lab: &TestLab, cmd: &str) -> (i32, Value) {

@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod lab;
 pub mod sshd;
+pub mod tls;
 pub mod ui;
