@@ -12,10 +12,6 @@ const FINGERPRINT: &str = r#"echo containers:; docker ps -a --format '{{.Names}}
 echo commands:; for c in nginx keepalived curl; do command -v $c || echo "no $c"; done
 "#;
 
-fn regboot(lab: &TestLab, args: &[&str]) -> Output {
-    lab.regboot_s3(&lab.lab.inventory_path, args)
-}
-
 fn ok(out: &Output) {
     assert!(
         out.status.success(),
@@ -33,13 +29,13 @@ fn reset_returns_an_ha_cluster_to_what_it_was() {
         .iter()
         .map(|h| lab.fingerprint(h, FINGERPRINT))
         .collect();
-    ok(&regboot(&lab, &["apply"]));
+    ok(&lab.regboot_s3(&["apply"]));
     assert!(
         lab.fingerprint("host1", FINGERPRINT)
             .contains("/usr/sbin/nginx"),
         "apply installed nginx"
     );
-    ok(&regboot(&lab, &["reset", "--yes"]));
+    ok(&lab.regboot_s3(&["reset", "--yes"]));
     for (host, before) in hosts.iter().zip(&fresh) {
         let now = lab.fingerprint(host, FINGERPRINT);
         let only = |x: &str, y: &str| -> Vec<String> {

@@ -110,8 +110,13 @@ impl TestLab {
             .collect()
     }
 
+    /// `regboot ARGS` on the lab's inventory with the HA lab's S3 keys in its environment.
+    pub fn regboot_s3(&self, args: &[&str]) -> Output {
+        self.regboot_s3_on(&self.lab.inventory_path, args)
+    }
+
     /// `regboot ARGS -i INVENTORY` with the HA lab's S3 keys in its environment.
-    pub fn regboot_s3(&self, inventory: &Path, args: &[&str]) -> Output {
+    pub fn regboot_s3_on(&self, inventory: &Path, args: &[&str]) -> Output {
         crate::support::cli::regboot_env(inventory, args, &self.s3_env())
     }
 
