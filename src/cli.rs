@@ -341,15 +341,18 @@ pub struct PlaybookArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Read a password on stdin and print its bcrypt hash, for `password_hash:` in the
-    /// inventory (so the file never holds the password itself).
+    /// Print the bcrypt hash of the password on stdin, for `password_hash:`.
+    ///
+    /// For `password_hash:` in the inventory, so the file never holds the password itself.
     Hash,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Start the lab (or confirm it runs): docker engine, host image (built once), network,
-    /// hosts, and in DIR an SSH key, known_hosts and an inventory.
+    /// Start the lab (or confirm it runs), and write an inventory that reaches it.
+    ///
+    /// Starts the docker engine, the host image (built once), the network and the hosts, and
+    /// writes in DIR an SSH key, known_hosts and an inventory.
     Up {
         /// How many hosts: host1 is the registry, the others agents.
         #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
@@ -388,8 +391,9 @@ pub enum LabCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RenderCommand {
-    /// The Marathon app JSON (DC/OS) that runs the registry on the registry hosts, for `dcos
-    /// marathon app add` (seed 004): one instance per registry host, the VIP label (ha.vip,
+    /// The Marathon app (DC/OS) that runs the registry, for `dcos marathon app add`.
+    ///
+    /// Seed 004's app: one instance per registry host, the VIP label (ha.vip,
     /// else the named VIP /regboot-registry), a health check on /, and the config.yml,
     /// certificate, key and htpasswd that `regboot apply` placed on those hosts, mounted
     /// read-only. It carries no secret value. regboot renders it and does not deploy it.
@@ -418,7 +422,7 @@ pub enum CertsCommand {
     /// Needs -i inventory.yml. Private keys are never printed.
     Init,
 
-    /// Report how long each certificate remains valid, like `kubeadm certs check-expiration`.
+    /// Report each certificate's time left, like `kubeadm certs check-expiration`.
     ///
     /// Prints one row per certificate (the CA and the registry's server certificate): its
     /// subject, SANs (the names it is valid for), expiry date, time left and issuer. With
@@ -446,8 +450,10 @@ pub enum CertsCommand {
         limit: Option<String>,
     },
 
-    /// Adopt an existing CA (e.g. a backup of a lost state directory) into the state
-    /// directory. Refused when the state directory holds another CA (that is `rotate --ca`).
+    /// Adopt an existing CA (e.g. a backup of a lost state directory).
+    ///
+    /// Copies it into the state directory. Refused when the state directory holds another CA
+    /// (that is `rotate --ca`).
     /// The next `apply` issues a registry certificate from it when needed.
     Import {
         /// The CA certificate (PEM).
@@ -469,7 +475,9 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KnownHostsCommand {
-    /// Remove a host's recorded keys (after a reinstall changed them), like `ssh-keygen -R`.
+    /// Remove a host's recorded keys, like `ssh-keygen -R`.
+    ///
+    /// For a host whose keys changed, after a reinstall.
     Forget {
         /// An inventory host name (with -i), `[address]:port`, or an address.
         host: String,
@@ -484,8 +492,10 @@ pub enum KnownHostsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum InventoryCommand {
-    /// Validate the inventory and print a summary: hosts by role, the registry's references,
-    /// and the names the server certificate will carry. Exit 1 with located errors otherwise.
+    /// Validate the inventory and print a summary, or every problem with its place.
+    ///
+    /// The summary: hosts by role, the registry's references, and the names the server
+    /// certificate will carry. Exit 1 with located errors otherwise.
     Check,
 }
 
@@ -522,15 +532,23 @@ mod tests {
     /// `regboot help COMMAND` (the doc comment's later paragraphs).
     #[test]
     fn every_command_is_summed_up_in_one_short_line() {
-        let cli = super::Cli::command();
-        for sub in cli.get_subcommands() {
-            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
-            assert!(
-                !about.is_empty() && about.len() <= 80 && !about.contains('\n'),
-                "`{}`: its first doc paragraph is its line in --help; make it one line of at \
-                 most 80 characters and move the rest to a paragraph below: {about:?}",
-                sub.get_name()
-            );
+        let mut too_long = Vec::new();
+        let mut todo = vec![(String::from("regboot"), super::Cli::command())];
+        while let Some((parent, cmd)) = todo.pop() {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{parent} {}", sub.get_name());
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                if about.is_empty() || about.len() > 80 || about.contains('\n') {
+                    too_long.push(format!("`{name}`: {about:?}"));
+                }
+                todo.push((name, sub.clone()));
+            }
         }
+        assert!(
+            too_long.is_empty(),
+            "a command's first doc paragraph is its line in --help: make it one line of at most \
+             80 characters and move the rest to a paragraph below:\n{}",
+            too_long.join("\n")
+        );
     }
 }
