@@ -5,7 +5,9 @@ use anyhow::{Result, bail};
 use futures::future::BoxFuture;
 
 use super::change::Change;
+use super::footprint::Footprint;
 use super::memo::Memo;
+use super::playbook::Playbook;
 use super::probe::{HostState, ProbeRequest};
 use super::report::{Phase, SmokeHost};
 use crate::facts::Facts;
@@ -51,6 +53,14 @@ pub(crate) trait Module: Sync {
         Vec::new()
     }
 
+    /// What it adds to `host` (directories, packages, replaced files, JSON keys, a record of
+    /// its own): on a host in `state`, or (`None`: before the probe) all it might add. The
+    /// first step of apply records it on the host; its `absent` reads the record back
+    /// (`footprint::recorded`) and undoes that. See `engine::footprint`.
+    fn footprint(&self, _inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        Footprint::default()
+    }
+
     /// Whether its hosts need a running container engine.
     fn needs_engine(&self) -> bool {
         false
@@ -86,6 +96,8 @@ pub(crate) struct Ctx<'a> {
     pub templates: &'a Templates,
     /// What modules computed for this host and share (e.g. registry files, hashed once).
     pub memo: &'a Memo,
+    /// The playbook being run (its steps' footprints are recorded by `footprint::record_playbook`).
+    pub playbook: &'a Playbook,
 }
 
 /// One reachable host, as a `once` step sees it.

@@ -80,6 +80,15 @@ pub struct Playbook {
 }
 
 impl Playbook {
+    /// No steps (a module's unit tests run it outside any playbook).
+    #[cfg(test)]
+    pub(crate) fn empty() -> Playbook {
+        Playbook {
+            name: String::new(),
+            steps: Vec::new(),
+        }
+    }
+
     /// Parse the playbook `name` from YAML, its modules looked up in `registry`.
     pub(crate) fn parse(
         name: &str,
