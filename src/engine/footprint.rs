@@ -362,20 +362,14 @@ pub(crate) fn want(
     if fp.is_empty() && to == State::Present {
         return;
     }
-    let mut content = vec![MANIFEST.to_string()];
+    req.content.push(MANIFEST.into());
     for k in &fp.keys {
-        content.extend([k.file.to_string(), saved_path(k.file)]);
-    }
-    for p in content {
-        if !req.content.contains(&p) {
-            req.content.push(p);
-        }
+        req.content.extend([k.file.to_string(), saved_path(k.file)]);
     }
     req.dirs.extend(fp.dirs);
     (req.commands).extend(fp.packages.iter().map(|p| p.command.to_string()));
     for f in fp.files {
-        req.hash.push(saved_path(&f));
-        req.hash.push(f);
+        req.hash.extend([saved_path(&f), f]);
     }
 }
 

@@ -154,6 +154,23 @@ pub struct ProbeRequest {
     pub versions: bool,
 }
 
+impl ProbeRequest {
+    /// Each path and name once (modules ask for what they share, like the manifest), a path
+    /// asked with its content not asked again without.
+    pub fn dedup(&mut self) {
+        fn once(list: &mut Vec<String>, also: &[String]) {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|x| !also.contains(x) && seen.insert(x.clone()));
+        }
+        once(&mut self.content, &[]);
+        let content = self.content.clone();
+        once(&mut self.hash, &content);
+        once(&mut self.commands, &[]);
+        once(&mut self.services, &[]);
+        once(&mut self.dirs, &[]);
+    }
+}
+
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
 /// (then only the facts are worth anything, and `HostState::as_root` says so).
 pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {

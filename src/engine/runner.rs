@@ -68,6 +68,7 @@ fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequ
         step.module.want(inv, host, &mut req);
         footprint::want(step.module, inv, host, step.state, &mut req);
     }
+    req.dedup();
     req
 }
 

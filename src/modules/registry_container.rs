@@ -209,6 +209,8 @@ impl Module for RegistryContainer {
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.image = Some(inv.registry.image.clone());
         req.content.push(BACKEND.into());
+        // Its labels hash the registry files.
+        registry_files::want_desired(req);
     }
 
     fn needs_engine(&self) -> bool {

@@ -190,4 +190,47 @@ mod tests {
                 .is_empty()
         );
     }
+
+    /// Its footprint, end to end without a lab: apply's first step records that nginx was
+    /// missing and saves the operator's nginx.conf; reset puts that file back and purges nginx.
+    #[test]
+    fn reset_undoes_its_footprint() {
+        let inv = testing::inventory("");
+        let apply = crate::playbooks::apply().unwrap();
+        let before = StateBuilder::new()
+            .command("nginx", false)
+            .file(CONF, "the operator's\n");
+        let changes = testing::run_in(
+            &crate::modules::host_manifest::HostManifest,
+            &inv,
+            "h1",
+            &before,
+            &testing::material(),
+            true,
+            &apply,
+        )
+        .unwrap();
+        let saved = footprint::saved_path(CONF);
+        assert_eq!(
+            summaries(&changes)[0],
+            format!("keep the original {CONF} in {saved}")
+        );
+        let manifest = testing::written(&changes, footprint::MANIFEST).unwrap();
+        let applied = StateBuilder::new()
+            .command("nginx", true)
+            .service(SERVICE, "active")
+            .file(CONF, "regboot's\n")
+            .file(BACKEND, &backend(SLOTS[0]))
+            .file(&saved, "the operator's\n")
+            .file(footprint::MANIFEST, &manifest);
+        let changes = testing::run(&RegistryFront, &inv, "h1", &applied, false).unwrap();
+        assert_eq!(
+            summaries(&changes),
+            [
+                format!("stop nginx (the registry's front) and remove {BACKEND}"),
+                format!("put back the original {CONF} and reload nginx when it runs"),
+                "remove packages nginx (regboot installed them)".into(),
+            ]
+        );
+    }
 }

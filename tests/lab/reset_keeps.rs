@@ -27,7 +27,6 @@ fn sha(lab: &TestLab, host: &str, path: &str) -> String {
 fn reset_keeps_what_the_operator_placed() {
     let lab = TestLab::up("rkeep", 2);
     let inv = lab.lab.inventory_path.clone();
-    let agent = lab.host("host2");
     lab.root_script(
         "host2",
         &format!(
@@ -61,7 +60,7 @@ fn reset_keeps_what_the_operator_placed() {
         changes(&reset)
     );
     let daemon: Value =
-        serde_json::from_str(&lab.ssh_ok(agent, "cat /etc/docker/daemon.json")).unwrap();
+        serde_json::from_str(&lab.root_script("host2", "cat /etc/docker/daemon.json")).unwrap();
     assert_eq!(daemon["max-concurrent-downloads"], 7, "{daemon}");
 
     // --purge-data: distribution's tree goes, what the operator keeps in data_dir stays.
