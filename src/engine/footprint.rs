@@ -147,11 +147,12 @@ pub(crate) struct FileUndo {
 
 /// Args: a directory to remove when empty afterwards ("" for none), then `r:PATH` (put back
 /// from saved/) or `x:PATH` (remove) entries.
-const UNDO_FILES: &str = r#"d=$1; shift
+const UNDO_FILES: &str = r#"set -eu
+d=$1; shift
 for a; do
   p=${a#?:}
   case $a in
-    r:*) cp -p -- "/etc/regboot/saved$p" "$p" ;;
+    r:*) mkdir -p -- "$(dirname -- "$p")"; cp -p -- "/etc/regboot/saved$p" "$p" ;;
     x:*) rm -f -- "$p" ;;
   esac
 done
@@ -195,9 +196,7 @@ impl Record {
     ) -> Result<FileUndo> {
         let mut undo = FileUndo::default();
         for path in paths {
-            let Some(current) = state.file(path) else {
-                continue;
-            };
+            let current = state.file(path);
             match self.files_replaced.get(path) {
                 Some(true) => {
                     let saved = saved_path(path);
@@ -206,13 +205,13 @@ impl Record {
                             "{MANIFEST} says {path} was kept in {saved}, which is missing: restore {path} by hand"
                         )
                     };
-                    if original.sha256 != current.sha256 {
+                    if current.is_none_or(|c| c.sha256 != original.sha256) {
                         undo.restore.push(path.clone());
                     }
                 }
-                Some(false) => undo.remove.push(path.clone()),
-                None if unrecorded_ours => undo.remove.push(path.clone()),
-                None => {}
+                Some(false) if current.is_some() => undo.remove.push(path.clone()),
+                None if unrecorded_ours && current.is_some() => undo.remove.push(path.clone()),
+                _ => {}
             }
         }
         Ok(undo)
@@ -569,6 +568,31 @@ mod tests {
         let inv = testing::inventory("");
         let state = StateBuilder::new().file("/etc/sloppy.conf", "x\n");
         let _ = testing::run(&Sloppy, &inv, "h1", &state, false);
+    }
+
+    /// The undo script on this machine: an original back, regboot's file gone, the
+    /// directory left empty removed.
+    #[test]
+    fn undo_files_script_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        let ours = dir.join("ours");
+        std::fs::write(&ours, "x").unwrap();
+        let script = UNDO_FILES.replace("/etc/regboot/saved", &tmp.path().display().to_string());
+        let theirs = tmp.path().join("e/theirs");
+        let saved = format!("{}{}", tmp.path().display(), theirs.display());
+        std::fs::create_dir_all(std::path::Path::new(&saved).parent().unwrap()).unwrap();
+        std::fs::write(&saved, "original").unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "sh", &dir.display().to_string()])
+            .arg(format!("r:{}", theirs.display()))
+            .arg(format!("x:{}", ours.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "original");
+        assert!(!dir.exists());
     }
 
     #[test]
