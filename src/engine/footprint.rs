@@ -410,13 +410,15 @@ pub(crate) fn scoped<'s>(
 }
 
 /// Records in `rec` what `fp` adds on a host in `state` (`others`: every module's record, for
-/// files another module replaced first); returns the files to save before anything is
-/// replaced.
+/// files another module replaced first; `earlier`: an earlier regboot placed the files this
+/// record does not name, so they are its own, not originals); returns the files to save
+/// before anything is replaced.
 fn add(
     rec: &mut Record,
     fp: &Footprint,
     state: &HostState,
     others: &BTreeMap<String, Record>,
+    earlier: bool,
 ) -> Vec<String> {
     let mut saves = Vec::new();
     for d in &fp.dirs {
@@ -435,7 +437,9 @@ fn add(
             continue;
         }
         let first = others.values().find_map(|r| r.files_replaced.get(f));
-        let existed = first.copied().unwrap_or_else(|| state.file(f).is_some());
+        let existed = first
+            .copied()
+            .unwrap_or_else(|| !earlier && state.file(f).is_some());
         if existed && first.is_none() {
             saves.push(f.clone());
         }
@@ -505,6 +509,9 @@ fn save(path: &str) -> Change {
 pub(crate) fn record_playbook(cx: &Ctx) -> Result<Vec<Change>> {
     let old_text = cx.state.text(MANIFEST);
     let old = read(cx.state)?;
+    // A version-1 manifest, or regboot's directory without one: an earlier regboot applied
+    // this host without recording the files it replaced.
+    let earlier = old.legacy.is_some() || (old_text.is_none() && cx.state.dir(DIR) == Some(true));
     let mut modules = old.modules.clone();
     let mut saves: Vec<String> = Vec::new();
     let steps = (cx.playbook.steps.iter())
@@ -515,7 +522,7 @@ pub(crate) fn record_playbook(cx: &Ctx) -> Result<Vec<Change>> {
         let fp = module.footprint(cx.inv, cx.host, Some(&state));
         let candidates = module.footprint(cx.inv, cx.host, None);
         let mut rec = old.record_of(module.name(), &candidates);
-        for f in add(&mut rec, &fp, &state, &modules) {
+        for f in add(&mut rec, &fp, &state, &modules, earlier) {
             if !saves.contains(&f) {
                 saves.push(f);
             }

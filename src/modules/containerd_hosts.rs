@@ -224,17 +224,18 @@ impl Module for ContainerdHosts {
             return fp;
         };
         let installed = state.facts.containerd.runtime.installed;
-        let mut fp = if installed {
+        let brings = inv.docker_install
+            && Hosts::Clients.matches(host)
+            && !state.facts.docker.installed
+            && !installed;
+        // Recorded now, before docker.install brings containerd in this same run.
+        let mut fp = if installed || brings {
             CONTAINERD.footprint(inv, &[HOSTS_TOML])
         } else {
             Footprint::default()
         };
         // Errors stop the containerd step, with what to do; nothing to record then.
         let sets = matches!(config_change(state), Ok(Some(_)));
-        let brings = inv.docker_install
-            && Hosts::Clients.matches(host)
-            && !state.facts.docker.installed
-            && !installed;
         if sets || brings {
             let created = state.file(CONFIG).is_none() && !brings;
             let own = Own {

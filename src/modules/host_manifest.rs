@@ -8,7 +8,10 @@
 //! The step runs first in `apply` and writes only when something new is recorded, so a second
 //! apply changes nothing. Hosts set up before the manifest existed get one on their next
 //! apply, which then records regboot's own values as the "before" values: reset removes
-//! regboot's files, block and container there, but leaves daemon.json keys as they are.
+//! regboot's files, block and container there, but leaves daemon.json keys as they are (and,
+//! on an agent, which had no /etc/regboot to show regboot's earlier visit, puts back the CA
+//! files and hosts.toml it found as originals). A version-1 manifest (one record for the
+//! host) is read by each module for its part and rewritten per module at the next apply.
 
 use anyhow::Result;
 
@@ -158,6 +161,45 @@ mod tests {
         assert_eq!(
             run(&crate::modules::certs_d::CERTS_D),
             ["remove /etc/docker/certs.d when empty (regboot created it)"]
+        );
+    }
+
+    /// The next apply on a host with a version-1 manifest: the CA files found are the earlier
+    /// regboot's (recorded as its own, not saved as originals), and the nginx.conf original
+    /// the old manifest recorded stays recorded.
+    #[test]
+    fn a_version_1_manifest_is_rewritten_per_module() {
+        let inv = testing::inventory("");
+        let apply = crate::playbooks::apply().unwrap();
+        let ca = format!("/etc/docker/certs.d/{}/ca.crt", inv.references()[0]);
+        let v1 = r#"{"version": 1, "files_replaced": {"/etc/nginx/nginx.conf": true}}"#;
+        let state = StateBuilder::new()
+            .file(MANIFEST, v1)
+            .dir_state(DIR, true)
+            .file(&ca, "CA\n")
+            .command("nginx", true)
+            .image("sha256:1");
+        let changes = testing::run_in(
+            &HostManifest,
+            &inv,
+            "h1",
+            &state,
+            &testing::material(),
+            true,
+            &apply,
+        )
+        .unwrap();
+        assert_eq!(
+            summaries(&changes),
+            ["record what regboot adds in /etc/regboot/manifest.json"]
+        );
+        let m = records(&changes);
+        assert_eq!(m["certs_d"].files_replaced.get(&ca), Some(&false));
+        assert_eq!(
+            m["registry_front"]
+                .files_replaced
+                .get("/etc/nginx/nginx.conf"),
+            Some(&true)
         );
     }
 }
