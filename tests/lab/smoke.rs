@@ -3,26 +3,15 @@
 //! directory, leftovers of an interrupted smoke test are removed, user changes apply without
 //! restarting the registry, and `smoke_test: false` makes every run say it did not verify.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use serde_json::Value;
-use crate::support::cli::{json_of, regboot, regboot_env, run_json};
+use crate::support::cli::{assert_smoke_ok, json_of, regboot, regboot_env, run_json};
 use crate::support::lab::TestLab;
 
 const REPO: &str = "registry.lab:5000/regboot-smoke";
-
-/// Every smoke line succeeded and every host but the pusher pulled.
-fn assert_smoke_ok(report: &Value, hosts: usize) {
-    let smoke = report["smoke"].as_array().expect("smoke results");
-    assert!(smoke.iter().all(|s| s["ok"] == true), "smoke: {smoke:#?}");
-    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
-    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
-    assert!(report.get("smoke_skipped").is_none(), "{report:#}");
-}
 
 /// The state directory's files with their modification times.
 fn state_files(dir: &Path) -> BTreeMap<String, SystemTime> {
