@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::change::Change;
 use super::module::{Ctx, Module};
+pub(crate) use super::module::{Footprint, JsonKey};
 use super::packages::{self, Package};
 use super::playbook::State;
 use super::probe::{HostState, ProbeRequest};
@@ -32,43 +33,6 @@ const SAVED: &str = "/etc/regboot/saved";
 /// Where the original of `path` is kept.
 pub(crate) fn saved_path(path: &str) -> String {
     format!("{SAVED}{path}")
-}
-
-/// What a module may add to a host. With `state: None` (before the probe): everything it
-/// might add anywhere, which the probe is asked about; with the host's state: what it adds
-/// there.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Footprint {
-    /// Directories it may create, parents first: recorded when missing.
-    pub dirs: Vec<String>,
-    /// Packages it may install: recorded when their command is missing.
-    pub packages: Vec<Package>,
-    /// Files it replaces wholesale: recorded with whether one was there, which is saved.
-    pub files: Vec<String>,
-    /// Keys it writes into JSON object files: the value before, and the one it writes.
-    pub keys: Vec<JsonKey>,
-    /// Anything else it needs to undo its work, kept from the first apply that has one.
-    pub record: Option<Value>,
-}
-
-impl Footprint {
-    fn is_empty(&self) -> bool {
-        self.dirs.is_empty()
-            && self.packages.is_empty()
-            && self.files.is_empty()
-            && self.keys.is_empty()
-            && self.record.is_none()
-    }
-}
-
-/// A key a module writes into a JSON object file.
-#[derive(Debug, Clone)]
-pub(crate) struct JsonKey {
-    pub file: &'static str,
-    pub key: String,
-    pub value: Value,
-    /// A list the module extends with its entries (the others kept), not a value it sets.
-    pub list: bool,
 }
 
 /// What one module added to a host, as the manifest keeps it.
@@ -514,10 +478,7 @@ pub(crate) fn record_playbook(cx: &Ctx) -> Result<Vec<Change>> {
     let earlier = old.legacy.is_some() || (old_text.is_none() && cx.state.dir(DIR) == Some(true));
     let mut modules = old.modules.clone();
     let mut saves: Vec<String> = Vec::new();
-    let steps = (cx.playbook.steps.iter())
-        .filter(|s| s.state == State::Present && !s.once && s.hosts.matches(cx.host));
-    for step in steps {
-        let module = step.module;
+    for &module in cx.modules {
         let state = scoped(cx.state, module, cx.inv, cx.host, State::Present);
         let fp = module.footprint(cx.inv, cx.host, Some(&state));
         let candidates = module.footprint(cx.inv, cx.host, None);

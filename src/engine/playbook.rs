@@ -123,6 +123,15 @@ impl Playbook {
         })
     }
 
+    /// The modules of the per-host steps that converge `host` to present (whose footprints
+    /// apply records).
+    pub(crate) fn modules_on(&self, host: &Host) -> Vec<&'static dyn Module> {
+        (self.steps.iter())
+            .filter(|s| s.state == State::Present && !s.once && s.hosts.matches(host))
+            .map(|s| s.module)
+            .collect()
+    }
+
     /// Every step removes (reset): no material, no state directory needed.
     pub(crate) fn removes_only(&self) -> bool {
         self.steps.iter().all(|s| s.state == State::Absent)

@@ -108,6 +108,7 @@ pub(super) async fn apply_all(
 pub(super) fn changes_for(cx: &StepCx<'_>, step: &Step, r: &Run<'_, '_>) -> Result<Vec<Change>> {
     let state = r.node.state.as_ref().expect("alive nodes were probed");
     let state = footprint::scoped(state, step.module, cx.inv, r.node.host, step.state);
+    let modules = cx.playbook.modules_on(r.node.host);
     let cx = Ctx {
         inv: cx.inv,
         host: r.node.host,
@@ -115,7 +116,7 @@ pub(super) fn changes_for(cx: &StepCx<'_>, step: &Step, r: &Run<'_, '_>) -> Resu
         state: &state,
         templates: cx.templates,
         memo: &r.memo,
-        playbook: cx.playbook,
+        modules: &modules,
     };
     match step.state {
         State::Present => step.module.present(&cx),

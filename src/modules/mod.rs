@@ -458,6 +458,7 @@ pub(crate) mod testing {
             State::Absent
         };
         let state = footprint::scoped(&state.0, module, inv, host, to);
+        let modules = playbook.modules_on(host);
         let cx = Ctx {
             inv,
             host,
@@ -465,7 +466,7 @@ pub(crate) mod testing {
             state: &state,
             templates: &templates,
             memo: &memo,
-            playbook,
+            modules: &modules,
         };
         if present {
             module.present(&cx)
