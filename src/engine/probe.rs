@@ -53,13 +53,85 @@ pub struct HostState {
     pub services: HashMap<String, String>,
     /// Directories asked about: path -> whether it is one.
     pub dirs: HashMap<String, bool>,
+    /// Debug builds: the module reading this state and what it asked the probe for
+    /// (`footprint::scoped`); reading anything else through the accessors below panics.
+    #[cfg(debug_assertions)]
+    pub asked: Option<std::sync::Arc<(&'static str, ProbeRequest)>>,
 }
 
 impl HostState {
+    /// Panics (debug builds) when the module this state is scoped to did not ask for `what`.
+    fn check(&self, what: impl FnOnce() -> String, asked: impl FnOnce(&ProbeRequest) -> bool) {
+        #[cfg(debug_assertions)]
+        if let Some(scope) = &self.asked {
+            assert!(
+                asked(&scope.1),
+                "module {} reads {} without asking the probe for it: add it to its want()",
+                scope.0,
+                what()
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = (what, asked);
+    }
+
+    /// A file probed with or without its content; `None` when missing.
+    pub fn file(&self, path: &str) -> Option<&FileState> {
+        let has = |l: &[String]| l.iter().any(|p| p == path);
+        self.check(
+            || format!("file {path}"),
+            |r| has(&r.hash) || has(&r.content),
+        );
+        self.files.get(path)?.as_ref()
+    }
+
     /// The text of a file probed with its content; `None` when missing.
     pub fn text(&self, path: &str) -> Option<String> {
+        self.check(
+            || format!("the content of {path}"),
+            |r| r.content.iter().any(|p| p == path),
+        );
         let file = self.files.get(path)?.as_ref()?;
         Some(String::from_utf8_lossy(file.content.as_deref()?).into_owned())
+    }
+
+    /// Whether command `name` is on PATH (`None`: not asked).
+    pub fn command(&self, name: &str) -> Option<bool> {
+        self.check(
+            || format!("command {name}"),
+            |r| r.commands.iter().any(|c| c == name),
+        );
+        self.commands.get(name).copied()
+    }
+
+    /// `systemctl is-active` of `unit` (`None`: not asked).
+    pub fn service(&self, unit: &str) -> Option<&str> {
+        self.check(
+            || format!("unit {unit}"),
+            |r| r.services.iter().any(|s| s == unit),
+        );
+        self.services.get(unit).map(String::as_str)
+    }
+
+    /// Whether `path` is a directory (`None`: not asked).
+    pub fn dir(&self, path: &str) -> Option<bool> {
+        self.check(
+            || format!("directory {path}"),
+            |r| r.dirs.iter().any(|d| d == path),
+        );
+        self.dirs.get(path).copied()
+    }
+
+    /// The registry image's id, when present.
+    pub fn image_id(&self) -> Option<&str> {
+        self.check(|| "the registry image".into(), |r| r.image.is_some());
+        self.image_id.as_deref()
+    }
+
+    /// The registry container, when present.
+    pub fn container(&self) -> Option<&Container> {
+        self.check(|| "the registry container".into(), |r| r.image.is_some());
+        self.container.as_ref()
     }
 
     /// Whether the probe could read the host as root (else only its facts are known).
@@ -80,6 +152,23 @@ pub struct ProbeRequest {
     /// Every runtime's version (else only what a module needs: containerd's when its config
     /// sets no `config_path`).
     pub versions: bool,
+}
+
+impl ProbeRequest {
+    /// Each path and name once (modules ask for what they share, like the manifest), a path
+    /// asked with its content not asked again without.
+    pub fn dedup(&mut self) {
+        fn once(list: &mut Vec<String>, also: &[String]) {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|x| !also.contains(x) && seen.insert(x.clone()));
+        }
+        once(&mut self.content, &[]);
+        let content = self.content.clone();
+        once(&mut self.hash, &content);
+        once(&mut self.commands, &[]);
+        once(&mut self.services, &[]);
+        once(&mut self.dirs, &[]);
+    }
 }
 
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password

@@ -18,6 +18,7 @@ mod lab_cmd;
 mod output;
 mod reset;
 mod reset_ha;
+mod reset_keeps;
 mod rotate;
 mod runtimes;
 mod smoke;
