@@ -25,8 +25,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "REGBOOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Output format: text for people, json for scripts.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    /// Output format: text for people, json for scripts, prometheus (`certs check` only)
+    /// for a metrics scraper.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// `format` for the commands that print text or JSON (set by `resolve_output`).
+    #[arg(skip)]
     pub output: Output,
 
     /// More detail in logs (-v, -vv).
@@ -41,10 +46,20 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    #[default]
     Text,
     Json,
+}
+
+/// What `-o` accepts: every command's text and JSON, and the Prometheus exposition format
+/// of `certs check` (refused by the other commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Prometheus,
 }
 
 #[derive(Debug, Subcommand)]
@@ -418,6 +433,11 @@ pub enum CertsCommand {
         /// `!pattern` to leave hosts out, as Ansible's --limit reads.
         #[arg(long, conflicts_with = "local", value_name = "PATTERN")]
         limit: Option<String>,
+
+        /// Also write the rows as Prometheus metrics to PATH, atomically (a temp file in the
+        /// same directory, then a rename), for node_exporter's textfile collector.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
     },
 
     /// Adopt an existing CA (e.g. a backup of a lost state directory) into the state
@@ -464,6 +484,14 @@ pub enum InventoryCommand {
 }
 
 impl Cli {
+    /// Set `output` from `-o` (prometheus prints its metrics where the others print text).
+    pub fn resolve_output(&mut self) {
+        self.output = match self.format {
+            Format::Json => Output::Json,
+            Format::Text | Format::Prometheus => Output::Text,
+        };
+    }
+
     pub fn init_logging(&self) {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",

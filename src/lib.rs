@@ -20,6 +20,7 @@ pub mod lab;
 pub(crate) mod marathon;
 pub(crate) mod material;
 pub mod merge;
+pub(crate) mod metrics;
 pub(crate) mod modules;
 pub mod pki;
 pub(crate) mod playbooks;

@@ -432,3 +432,146 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
     drop(held);
     assert_eq!(code(&lab.run(&["certs", "init"])), 0);
 }
+
+/// Runs promtool (Debian's prometheus package) on an exposition text: its parser and its
+/// lint both have to accept it.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus; scripts/install-deps.sh)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the sample of `metric` whose labels contain `label`.
+fn sample(text: &str, metric: &str, label: &str) -> Option<i64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn check_as_prometheus_metrics_passes_promtool_and_matches_json() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    // A state directory whose path needs the exposition format's escapes.
+    let state = lab.dir.path().join("st\"ate\\dir");
+    let state_arg = state.to_str().unwrap();
+    assert_eq!(
+        code(&lab.run(&["certs", "init", "--state-dir", state_arg])),
+        0
+    );
+    let textfile = lab.dir.path().join("metrics").join("regboot.prom");
+    std::fs::create_dir(textfile.parent().unwrap()).unwrap();
+    let out = lab.run(&[
+        "certs",
+        "check",
+        "--local",
+        "--state-dir",
+        state_arg,
+        "-o",
+        "prometheus",
+        "--textfile",
+        textfile.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    promtool_check(&text);
+    let file = std::fs::read_to_string(&textfile).unwrap();
+    promtool_check(&file);
+    assert_eq!(mode(&textfile), 0o644, "node_exporter's user reads it");
+    let names: Vec<_> = std::fs::read_dir(textfile.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["regboot.prom"], "no temp file left beside it");
+    assert!(
+        text.contains(r#"path="/"#) && text.contains(r#"st\"ate\\dir/ca.crt""#),
+        "{text}"
+    );
+    assert!(text.contains("regboot_cert_check_success 1\n"), "{text}");
+    assert!(
+        text.lines().filter(|l| !l.starts_with('#')).all(|l| l
+            .rsplit_once('}')
+            .map_or(l, |(_, v)| v)
+            .split_whitespace()
+            .count()
+            == if l.contains('}') { 1 } else { 2 }),
+        "no sample carries a timestamp: {text}"
+    );
+
+    let out = lab.run(&[
+        "certs",
+        "check",
+        "--local",
+        "--state-dir",
+        state_arg,
+        "-o",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (row, kind) in json["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["ca", "registry"])
+    {
+        let not_after = time::OffsetDateTime::parse(
+            row["not_after"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp();
+        let label = format!("kind=\"{kind}\"");
+        for t in [&text, &file] {
+            assert_eq!(
+                sample(t, "regboot_cert_not_after_timestamp_seconds", &label),
+                Some(not_after),
+                "{kind}: {t}"
+            );
+        }
+        assert_eq!(sample(&text, "regboot_cert_valid", &label), Some(1));
+    }
+    let out = lab.run(&["certs", "show", "--state-dir", state_arg, "-o", "json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let leaf = &shown["certificates"][1]["certificate"];
+    let labels = format!(
+        r#"subject_cn="registry.example.com",issuer_cn="{}",serial_number="{}""#,
+        leaf["issuer"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .next()
+            .unwrap()
+            .trim_start_matches("CN="),
+        leaf["serial"].as_str().unwrap()
+    );
+    assert!(text.contains(&labels), "{labels} in {text}");
+
+    // -o prometheus belongs to certs check only.
+    let out = lab.run(&[
+        "certs",
+        "show",
+        "--state-dir",
+        state_arg,
+        "-o",
+        "prometheus",
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-o prometheus is for `certs check`"));
+}

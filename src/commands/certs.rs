@@ -1,15 +1,16 @@
 //! `regboot certs init | check | show`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use crate::cli::{Cli, Output};
+use crate::cli::{Cli, Format, Output};
 use crate::deployed;
 use crate::inventory::{self, Inventory, TlsMode};
+use crate::metrics::{self, Metrics};
 use crate::pki::check::{self, CheckRow};
 use crate::pki::leaf::{LeafOutcome, LeafSpec};
 use crate::pki::provided::{self, ProvidedFiles, ProvidedReport};
@@ -207,8 +208,15 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
     Ok(())
 }
 
-pub fn certs_check(cli: &Cli, local: bool, limit: Option<&str>) -> Result<ExitCode> {
+pub fn certs_check(
+    cli: &Cli,
+    local: bool,
+    limit: Option<&str>,
+    textfile: Option<&Path>,
+) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
+    let mut survey = None;
+    let mut known = Vec::new();
     let (rows, renew_before) = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
         Source::SelfSigned {
@@ -217,13 +225,15 @@ pub fn certs_check(cli: &Cli, local: bool, limit: Option<&str>) -> Result<ExitCo
             renew_before,
         } => {
             let mut rows = check::local_rows(&state, spec.as_ref(), renew_before, now)?;
+            known = known_cas(&state)?;
             // With an inventory, what the hosts hold and serve too.
             if let (Some(path), false) = (&cli.inventory, local) {
                 let inv = inventory::load(path)?;
                 let runtime =
                     tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-                let survey = runtime.block_on(deployed::survey_hosts(&inv, limit, 50))?;
-                rows.extend(deployed::check_rows(&survey, &state, renew_before, now)?);
+                let found = runtime.block_on(deployed::survey_hosts(&inv, limit, 50))?;
+                rows.extend(deployed::check_rows(&found, &state, renew_before, now)?);
+                survey = Some(found);
             }
             (rows, renew_before)
         }
@@ -232,17 +242,41 @@ pub fn certs_check(cli: &Cli, local: bool, limit: Option<&str>) -> Result<ExitCo
             (provided_rows(&files, &inv, now)?, renew_before)
         }
     };
-    match cli.output {
-        Output::Json => {
+    let metrics = || Metrics::of(&rows, survey.as_ref(), &known);
+    if let Some(path) = textfile {
+        metrics::write_textfile(path, &metrics())?;
+    }
+    match cli.format {
+        Format::Json => {
             let value = json!({
                 "renew_before_days": renew_before.whole_days(),
                 "certificates": rows,
             });
             super::json::print(&value)?;
         }
-        Output::Text => print!("{}", check::table(&rows)),
+        Format::Text => print!("{}", check::table(&rows)),
+        Format::Prometheus => {
+            let m = metrics();
+            let last = m.success.then(|| now.unix_timestamp());
+            print!("{}", m.render(last));
+        }
     }
     Ok(ExitCode::from(check::exit_code(&rows)))
+}
+
+/// The fingerprints of the CAs a host may hold: the current one and a rotation's other.
+fn known_cas(state: &StateDir) -> Result<Vec<String>> {
+    let mut pems: Vec<String> = state.read(CA_CERT)?.into_iter().collect();
+    pems.extend(
+        crate::pki::rotation::extra_cas(state)?
+            .into_iter()
+            .map(|(_, p)| p),
+    );
+    Ok(pems
+        .iter()
+        .filter_map(|p| crate::pki::cert_info(p).ok())
+        .map(|i| i.fingerprint_sha256)
+        .collect())
 }
 
 /// The `certs check` rows for tls.mode provided: the CA, and the server certificate judged by

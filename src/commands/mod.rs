@@ -45,6 +45,11 @@ fn text_or_json(cli: &Cli, field: &str, text: Vec<u8>) -> Result<ExitCode> {
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::engine::progress::init(cli.quiet);
+    if cli.format == crate::cli::Format::Prometheus
+        && !matches!(cli.command, Command::Certs(CertsCommand::Check { .. }))
+    {
+        anyhow::bail!("-o prometheus is for `certs check`; use -o text or -o json here");
+    }
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check(&cli),
         Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),
@@ -69,9 +74,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             text_or_json(&cli, "man", page)
         }
         Command::Certs(CertsCommand::Init) => certs_init(&cli),
-        Command::Certs(CertsCommand::Check { local, limit }) => {
-            certs_check(&cli, *local, limit.as_deref())
-        }
+        Command::Certs(CertsCommand::Check {
+            local,
+            limit,
+            textfile,
+        }) => certs_check(&cli, *local, limit.as_deref(), textfile.as_deref()),
         Command::Certs(CertsCommand::Import { ca_cert, ca_key }) => {
             certs_import(&cli, ca_cert, ca_key)
         }
