@@ -206,6 +206,23 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
     },
+
+    /// Renew what is due and nothing else, for a daily timer (`regboot schedule systemd`).
+    ///
+    /// The registry certificate is reissued and rolled like `rotate --leaf` when it expires
+    /// within renew_before_days, no longer names what the inventory asks for, or a registry
+    /// host does not serve it. The CA, inside tls.ca_renew_before_days (default: a third of
+    /// its lifetime), goes one `rotate --ca` stage further per run, each stage only after the
+    /// previous one has been in place for tls.ca_stage_soak (default 24h); a run inside the
+    /// soak changes nothing and says until when it waits. Every changing run ends with the
+    /// smoke test.
+    ///
+    /// Exit 0 when nothing was due, 3 when something was renewed, 1 on failure.
+    Renew {
+        /// How many hosts to connect to and work on at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+        forks: u16,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -405,7 +422,13 @@ pub enum CertsCommand {
     /// unfit).
     ///
     /// Needs -i inventory.yml. Private keys are never printed.
-    Init,
+    Init {
+        /// Make a new CA valid this long instead of tls.ca_validity_days, e.g. `30m`: a
+        /// short-lived CA to rehearse `regboot renew`'s CA rotation. Refused when the state
+        /// directory holds a CA already.
+        #[arg(long, value_parser = crate::duration::parse, value_name = "DURATION")]
+        ca_validity: Option<time::Duration>,
+    },
 
     /// Report how long each certificate remains valid, like `kubeadm certs check-expiration`.
     ///

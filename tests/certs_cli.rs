@@ -575,3 +575,70 @@ fn check_as_prometheus_metrics_passes_promtool_and_matches_json() {
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("-o prometheus is for `certs check`"));
 }
+
+#[test]
+fn a_short_lived_ca_for_rehearsals_and_when_renew_rotates_it() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let out = lab.run(&["certs", "init", "--ca-validity", "30m"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("CA: created"), "{}", stdout(&out));
+    let ca = regboot::pki::cert_info(&lab.state().read(CA_CERT).unwrap().unwrap()).unwrap();
+    let left = ca.not_after - time::OffsetDateTime::now_utc();
+    assert!((29..=30).contains(&left.whole_minutes()), "{left}");
+
+    // A third of its lifetime by default: renew starts the rotation 10 minutes before the end.
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rotation = &json["ca_rotation"];
+    assert_eq!(rotation["step"]["action"], "not-due", "{json}");
+    let at = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let window = at(&rotation["not_after"]) - at(&rotation["renew_after"]);
+    assert_eq!(window, (ca.not_after - ca.not_before) / 3);
+    assert_eq!(
+        json["certificates"][0]["renew_after"],
+        rotation["renew_after"]
+    );
+    let text = stdout(&lab.run(&["certs", "check", "--local"]));
+    assert!(text.contains("RENEWAL"), "{text}");
+    assert!(
+        text.contains("CA rotation: none under way; `regboot renew` starts one from"),
+        "{text}"
+    );
+
+    // Inside tls.ca_renew_before_days, stage 1 is due.
+    lab.write_inventory(&inventory_text(
+        "registry.local",
+        "  mode: self-signed\n  ca_renew_before_days: 1\n  ca_stage_soak: 10m\n",
+    ));
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ca_rotation"]["step"]["action"], "run", "{json}");
+    assert_eq!(json["ca_rotation"]["step"]["stage"], 1, "{json}");
+
+    // A second short-lived CA would replace the one hosts trust: refused, with the way.
+    let out = lab.run(&["certs", "init", "--ca-validity", "30m"]);
+    assert_eq!(code(&out), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds one already") && err.contains("rotate --ca"),
+        "{err}"
+    );
+
+    // A soak that is no duration is located in the inventory.
+    lab.write_inventory(&inventory_text(
+        "registry.local",
+        "  mode: self-signed\n  ca_stage_soak: soon\n",
+    ));
+    let out = lab.run(&["certs", "check", "--local"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ca_stage_soak") && err.contains("24h"),
+        "{err}"
+    );
+}

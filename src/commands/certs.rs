@@ -16,6 +16,7 @@ use crate::pki::leaf::{LeafOutcome, LeafSpec};
 use crate::pki::provided::{self, ProvidedFiles, ProvidedReport};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT, REGISTRY_CHAIN};
 use crate::pki::{CaOutcome, CertInfo, StateDir};
+use crate::renew;
 use crate::tls_setup as setup;
 
 /// renew_before_days when only a state directory is given (the inventory's default).
@@ -70,10 +71,13 @@ fn source(cli: &Cli) -> Result<Source> {
 const INSECURE_NOTE: &str = "tls.mode is insecure: the registry serves plain HTTP and has no \
 certificates (set tls.mode: self-signed to have regboot create them)";
 
-pub fn certs_init(cli: &Cli) -> Result<ExitCode> {
+pub fn certs_init(cli: &Cli, ca_validity: Option<Duration>) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
+    if ca_validity.is_some() && inv.tls.mode != TlsMode::SelfSigned {
+        bail!("--ca-validity makes regboot's own CA: it needs tls.mode self-signed");
+    }
     match &inv.tls.mode {
-        TlsMode::SelfSigned => init_self_signed(cli, &inv),
+        TlsMode::SelfSigned => init_self_signed(cli, &inv, ca_validity),
         TlsMode::Provided { ca_cert, cert, key } => {
             let files = ProvidedFiles {
                 ca_cert: ca_cert.clone(),
@@ -88,15 +92,30 @@ pub fn certs_init(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
-fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
+fn init_self_signed(cli: &Cli, inv: &Inventory, ca_validity: Option<Duration>) -> Result<ExitCode> {
     let state = StateDir::open(&inv.state_dir(cli.state_dir.as_deref()))?;
     let _lock = state.lock()?;
+    if let Some(validity) = ca_validity {
+        if state.read(CA_CERT)?.is_some() {
+            bail!(
+                "--ca-validity makes a new CA, and {} holds one already: `regboot rotate --ca` \
+                 replaces it (or use another --state-dir for the rehearsal)",
+                state.root().display()
+            );
+        }
+        let spec = crate::pki::CaSpec {
+            validity,
+            ..setup::ca_spec(inv)
+        };
+        crate::pki::Ca::ensure(&state, &spec)?;
+    }
     let (ca, ensured) = setup::ensure(&state, inv)?;
     let leaf_pem = state
         .read(REGISTRY_CERT)?
         .context("the registry certificate was not written")?;
     let leaf = crate::pki::cert_info(&leaf_pem)?;
     let ca_outcome = match ensured.ca {
+        _ if ca_validity.is_some() => "created",
         CaOutcome::Created => "created",
         CaOutcome::Kept => "kept",
     };
@@ -217,6 +236,7 @@ pub fn certs_check(
     let now = OffsetDateTime::now_utc();
     let mut survey = None;
     let mut known = Vec::new();
+    let mut rotation = None;
     let (rows, renew_before) = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
         Source::SelfSigned {
@@ -226,14 +246,24 @@ pub fn certs_check(
         } => {
             let mut rows = check::local_rows(&state, spec.as_ref(), renew_before, now)?;
             known = known_cas(&state)?;
+            let inv = cli
+                .inventory
+                .as_ref()
+                .map(|p| inventory::load(p))
+                .transpose()?;
             // With an inventory, what the hosts hold and serve too.
-            if let (Some(path), false) = (&cli.inventory, local) {
-                let inv = inventory::load(path)?;
+            if let (Some(inv), false) = (&inv, local) {
                 let runtime =
                     tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-                let found = runtime.block_on(deployed::survey_hosts(&inv, limit, 50))?;
+                let found = runtime.block_on(deployed::survey_hosts(inv, limit, 50))?;
                 rows.extend(deployed::check_rows(&found, &state, renew_before, now)?);
                 survey = Some(found);
+            }
+            if let Some(inv) = &inv
+                && state.read(CA_CERT)?.is_some()
+            {
+                ca_renewal(&mut rows, inv);
+                rotation = Some(renew::ca_plan(&state, inv, now)?);
             }
             (rows, renew_before)
         }
@@ -251,10 +281,16 @@ pub fn certs_check(
             let value = json!({
                 "renew_before_days": renew_before.whole_days(),
                 "certificates": rows,
+                "ca_rotation": rotation,
             });
             super::json::print(&value)?;
         }
-        Format::Text => print!("{}", check::table(&rows)),
+        Format::Text => {
+            print!("{}", check::table(&rows));
+            if let Some(plan) = &rotation {
+                println!("\n{}", rotation_line(plan));
+            }
+        }
         Format::Prometheus => {
             let m = metrics();
             let last = m.success.then(|| now.unix_timestamp());
@@ -262,6 +298,38 @@ pub fn certs_check(
         }
     }
     Ok(ExitCode::from(check::exit_code(&rows)))
+}
+
+/// A CA row's renewal date is the start of the CA's own window (tls.ca_renew_before_days).
+fn ca_renewal(rows: &mut [CheckRow], inv: &Inventory) {
+    for row in rows {
+        if let Some(info) = row.info.as_ref().filter(|i| i.is_ca) {
+            row.renew_after = Some(info.not_after - renew::ca_window(&inv.tls, info));
+        }
+    }
+}
+
+/// Where the CA is in its rotation and when `renew` takes the next step.
+fn rotation_line(plan: &renew::CaPlan) -> String {
+    let date = crate::pki::inspect::date;
+    let reached = plan.stage.as_ref().map_or(String::new(), |r| {
+        format!("stage {} reached at {}; ", r.stage, r.at)
+    });
+    match &plan.step {
+        renew::CaStep::NotDue => format!(
+            "CA rotation: none under way; `regboot renew` starts one from {}",
+            date(plan.renew_after)
+        ),
+        renew::CaStep::Run { stage, why } => {
+            format!("CA rotation: {reached}stage {stage} may run now ({why})")
+        }
+        renew::CaStep::Wait { stage, until, .. } => {
+            format!(
+                "CA rotation: {reached}stage {stage} may run from {}",
+                date(*until)
+            )
+        }
+    }
 }
 
 /// The fingerprints of the CAs a host may hold: the current one and a rotation's other.

@@ -18,6 +18,7 @@ mod inventory;
 mod json;
 mod known_hosts;
 mod lab;
+mod renew;
 mod reset;
 mod rotate;
 mod ui;
@@ -73,7 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
             text_or_json(&cli, "man", page)
         }
-        Command::Certs(CertsCommand::Init) => certs_init(&cli),
+        Command::Certs(CertsCommand::Init { ca_validity }) => certs_init(&cli, *ca_validity),
         Command::Certs(CertsCommand::Check {
             local,
             limit,
@@ -100,5 +101,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
+        Command::Renew { forks } => renew::renew(&cli, usize::from(*forks)),
     }
 }

@@ -223,6 +223,14 @@ impl<'a> Checker<'a> {
             ha,
             smoke_test: raw.smoke_test.unwrap_or(true),
             smoke_parallel_pulls: self.smoke_parallel_pulls(raw.smoke_parallel_pulls),
+            metrics_textfile_dir: raw.metrics.textfile_dir.map(|d| {
+                if !d.starts_with('/') {
+                    let hint = Some("use node_exporter's --collector.textfile.directory".into());
+                    let msg = format!("textfile_dir {d:?} is not an absolute path");
+                    self.error(&at(&["metrics", "textfile_dir"]), msg, hint);
+                }
+                PathBuf::from(d)
+            }),
         };
         self.cross_checks(&inv);
         inv
@@ -768,6 +776,18 @@ impl<'a> Checker<'a> {
             permitted_ip_ranges: self
                 .permitted_ip_ranges(&tp, t.permitted_ip_ranges.unwrap_or_default()),
             os_trust_store: t.os_trust_store.unwrap_or(true),
+            ca_renew_before_days: t
+                .ca_renew_before_days
+                .map(|d| self.days(&tp.key("ca_renew_before_days"), Some(d), 1)),
+            ca_stage_soak: match t.ca_stage_soak.as_deref().map(crate::duration::parse) {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    let hint = Some("e.g. 24h (the default), 10m or 30s".into());
+                    self.error(&tp.key("ca_stage_soak"), e, hint);
+                    super::model::CA_STAGE_SOAK
+                }
+                None => super::model::CA_STAGE_SOAK,
+            },
         };
         if tls.renew_before_days >= tls.cert_validity_days {
             self.error(

@@ -293,10 +293,11 @@ pub fn table(rows: &[CheckRow]) -> String {
         "SANS",
         "EXPIRES",
         "RESIDUAL TIME",
+        "RENEWAL",
         "ISSUER",
         "STATUS",
     ];
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -312,6 +313,9 @@ pub fn table(rows: &[CheckRow]) -> String {
                     .unwrap_or_else(|| "-".to_string()),
                 r.residual_seconds
                     .map(|s| residual(Duration::seconds(s)))
+                    .unwrap_or_else(|| "-".to_string()),
+                r.renew_after
+                    .map(inspect::date)
                     .unwrap_or_else(|| "-".to_string()),
                 r.issuer.clone(),
                 status_text(r.status).to_string(),
