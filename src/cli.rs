@@ -223,6 +223,34 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
     },
+
+    /// Run `regboot renew` on a schedule from the machine regboot runs on.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a systemd service and timer (regboot-renew.service, regboot-renew.timer) that
+    /// run `regboot renew -i FILE` daily at a randomized time, catching up a missed run
+    /// (Persistent=true), as the user who runs this command. A run while another regboot run
+    /// holds the state directory's lock stops at once with exit 1, changing nothing; the next
+    /// day's run does what is due. Then: `systemctl daemon-reload && systemctl enable --now
+    /// regboot-renew.timer`.
+    Systemd {
+        /// Print the units (each after a `# NAME` line) instead of writing them.
+        #[arg(long)]
+        print: bool,
+        /// Where to write them.
+        #[arg(long, default_value = "/etc/systemd/system", value_name = "DIR")]
+        dir: PathBuf,
+        /// When the timer fires (systemd.time(7), e.g. `daily`, `*:0/5`).
+        #[arg(long, default_value = "daily", value_name = "CALENDAR")]
+        on_calendar: String,
+        /// The timer's RandomizedDelaySec (a systemd time span: `1h`, `10min`, `0`).
+        #[arg(long, default_value = "1h", value_name = "SPAN")]
+        randomized_delay: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -642,3 +642,68 @@ fn a_short_lived_ca_for_rehearsals_and_when_renew_rotates_it() {
         "{err}"
     );
 }
+
+#[test]
+fn schedule_systemd_units_pass_systemd_analyze_verify() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let out = lab.run(&["schedule", "systemd", "--print"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    let (service, timer) = text
+        .strip_prefix("# regboot-renew.service\n")
+        .and_then(|t| t.split_once("\n# regboot-renew.timer\n"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let inventory = lab.inventory();
+    assert!(
+        service.contains(&format!(
+            "renew -i \"{}\" --state-dir \"{}\"",
+            inventory.display(),
+            lab.state_path().display()
+        )),
+        "{service}"
+    );
+    assert!(service.contains("SuccessExitStatus=3"), "{service}");
+    for line in [
+        "OnCalendar=daily",
+        "RandomizedDelaySec=1h",
+        "Persistent=true",
+    ] {
+        assert!(timer.lines().any(|l| l == line), "{line} in {timer}");
+    }
+
+    let dir = lab.dir.path().join("units");
+    std::fs::create_dir(&dir).unwrap();
+    let out = lab.run(&["schedule", "systemd", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let written = std::fs::read_to_string(dir.join("regboot-renew.service")).unwrap();
+    assert_eq!(written, service, "--print shows what is written");
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("regboot-renew.service"))
+        .arg(dir.join("regboot-renew.timer"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    assert!(verify.status.success(), "{verify:?}");
+    let err = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        !err.contains("regboot-renew"),
+        "systemd-analyze complains: {err}"
+    );
+
+    // A timer systemd cannot parse is refused the same way (the check can fail).
+    let out = lab.run(&[
+        "schedule",
+        "systemd",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--on-calendar",
+        "every blue moon",
+    ]);
+    assert_eq!(code(&out), 0);
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("regboot-renew.timer"))
+        .output()
+        .unwrap();
+    assert!(!verify.status.success(), "{verify:?}");
+}

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{
-    CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, RenderCommand, UserCommand,
+    CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, RenderCommand,
+    ScheduleCommand, UserCommand,
 };
 
 mod apply;
@@ -21,6 +22,7 @@ mod lab;
 mod renew;
 mod reset;
 mod rotate;
+mod schedule;
 mod ui;
 
 use apply::{Kind, run_playbook, user_hash};
@@ -102,5 +104,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
         Command::Renew { forks } => renew::renew(&cli, usize::from(*forks)),
+        Command::Schedule(ScheduleCommand::Systemd {
+            print,
+            dir,
+            on_calendar,
+            randomized_delay,
+        }) => schedule::systemd(
+            &cli,
+            &schedule::Schedule {
+                print: *print,
+                dir,
+                on_calendar,
+                randomized_delay,
+            },
+        ),
     }
 }
