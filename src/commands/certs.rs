@@ -293,7 +293,7 @@ pub fn certs_check(
         }
         Format::Prometheus => {
             let m = metrics();
-            let last = m.success.then(|| now.unix_timestamp());
+            let last = (m.success == Some(true)).then(|| now.unix_timestamp());
             print!("{}", m.render(last));
         }
     }

@@ -13,9 +13,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::deployed::Survey;
-use crate::pki::check::{CheckRow, CheckStatus};
 use crate::pki::inspect::CertInfo;
+
+mod check;
 
 /// One certificate's series.
 #[derive(Debug, Clone)]
@@ -36,77 +36,12 @@ pub struct Cert {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub certs: Vec<Cert>,
-    /// Every host and served certificate could be read.
-    pub success: bool,
-}
-
-fn valid(status: CheckStatus) -> bool {
-    matches!(status, CheckStatus::Valid | CheckStatus::ExpiresSoon)
+    /// Every host and served certificate could be read (`None`: not a check, e.g. the file
+    /// apply writes on a host, which carries no check metrics).
+    pub success: Option<bool>,
 }
 
 impl Metrics {
-    /// The series for `certs check`'s rows, and with a survey every CA copy on every host.
-    /// `known`: the fingerprints of the CAs hosts may hold (the current one, and a rotation's
-    /// next or previous).
-    pub fn of(rows: &[CheckRow], survey: Option<&Survey>, known: &[String]) -> Metrics {
-        let mut certs = Vec::new();
-        let mut success = true;
-        for row in rows {
-            let (kind, host, path) = match row.name.split_once('@') {
-                None => (local_kind(&row.name), String::new(), row.path.clone()),
-                Some(("served", name)) => match served_where(survey, name) {
-                    Some(w) => w,
-                    None => continue,
-                },
-                // `ca@host` sums up a host's copies; each copy is a series of its own below.
-                Some(_) => continue,
-            };
-            success &= row.info.is_some() || kind == "ca" || kind == "registry";
-            certs.push(Cert {
-                kind,
-                host,
-                path,
-                info: row.info.clone(),
-                valid: valid(row.status),
-                renew_after: row.renew_after.map(|t| t.unix_timestamp()),
-            });
-        }
-        for h in survey.iter().flat_map(|s| &s.hosts) {
-            if h.error.is_some() {
-                success = false;
-                continue;
-            }
-            let missing = h.ca_paths.iter().filter(|p| !h.ca_files.contains_key(*p));
-            for path in missing {
-                certs.push(Cert {
-                    kind: "ca_copy",
-                    host: h.host.clone(),
-                    path: path.clone(),
-                    info: None,
-                    valid: false,
-                    renew_after: None,
-                });
-            }
-            for (path, fp) in &h.ca_files {
-                let info = fp
-                    .as_ref()
-                    .and_then(|fp| survey.and_then(|s| s.ca_certs.get(fp)));
-                let now = time::OffsetDateTime::now_utc();
-                certs.push(Cert {
-                    kind: "ca_copy",
-                    host: h.host.clone(),
-                    path: path.clone(),
-                    valid: info.is_some_and(|i| {
-                        known.contains(&i.fingerprint_sha256) && i.not_after > now
-                    }),
-                    info: info.cloned(),
-                    renew_after: None,
-                });
-            }
-        }
-        Metrics { certs, success }
-    }
-
     /// The exposition text. `last_success`: the time of the last successful check (this one
     /// when it succeeded, else the one the previous file recorded).
     pub fn render(&self, last_success: Option<i64>) -> String {
@@ -148,7 +83,7 @@ impl Metrics {
             &mut out,
             "regboot_cert_check_success",
             "1 when the check read every host and served certificate; else 0.",
-            [(String::new(), i64::from(self.success))].into_iter(),
+            self.success.map(|ok| (String::new(), i64::from(ok))).into_iter(),
         );
         family(
             &mut out,
@@ -175,27 +110,12 @@ pub fn previous_success(path: &Path) -> Option<i64> {
 /// runs as its own user.
 pub fn write_textfile(path: &Path, metrics: &Metrics) -> Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let last = if metrics.success {
+    let last = if metrics.success == Some(true) {
         Some(now)
     } else {
         previous_success(path)
     };
     crate::fsutil::write_atomic(path, metrics.render(last).as_bytes(), 0o644)
-}
-
-fn local_kind(name: &str) -> &'static str {
-    if name == "ca" { "ca" } else { "registry" }
-}
-
-/// A `served@NAME` row's kind, host and path: a registry host's own port, or a name clients
-/// use as read through a client host.
-fn served_where(survey: Option<&Survey>, name: &str) -> Option<(&'static str, String, String)> {
-    let survey = survey?;
-    if survey.hosts.iter().any(|h| h.host == name) {
-        return Some(("served", name.to_string(), "127.0.0.1".to_string()));
-    }
-    let e = survey.endpoints.iter().find(|e| e.name == name)?;
-    Some(("endpoint", e.via.clone(), e.name.clone()))
 }
 
 fn place_labels(c: &Cert) -> String {
@@ -273,12 +193,12 @@ mod tests {
         let path = dir.path().join("regboot.prom");
         let ok = Metrics {
             certs: Vec::new(),
-            success: true,
+            success: Some(true),
         };
         write_textfile(&path, &ok).unwrap();
         let first = previous_success(&path).expect("a success is recorded");
         let failed = Metrics {
-            success: false,
+            success: Some(false),
             ..ok
         };
         write_textfile(&path, &failed).unwrap();
