@@ -73,7 +73,6 @@ impl Metrics {
             success: Some(success),
         }
     }
-
 }
 
 fn local_kind(name: &str) -> &'static str {
@@ -90,4 +89,3 @@ fn served_where(survey: Option<&Survey>, name: &str) -> Option<(&'static str, St
     let e = survey.endpoints.iter().find(|e| e.name == name)?;
     Some(("endpoint", e.via.clone(), e.name.clone()))
 }
-

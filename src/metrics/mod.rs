@@ -83,7 +83,9 @@ impl Metrics {
             &mut out,
             "regboot_cert_check_success",
             "1 when the check read every host and served certificate; else 0.",
-            self.success.map(|ok| (String::new(), i64::from(ok))).into_iter(),
+            self.success
+                .map(|ok| (String::new(), i64::from(ok)))
+                .into_iter(),
         );
         family(
             &mut out,

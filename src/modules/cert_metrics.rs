@@ -141,20 +141,34 @@ mod tests {
         assert_eq!(changes.len(), 1, "{changes:?}");
         let text = written(&changes);
         assert!(
-            text.contains(r#"kind="ca_copy",host="h1",path="/etc/docker/certs.d/registry.test:5000/ca.crt""#),
+            text.contains(
+                r#"kind="ca_copy",host="h1",path="/etc/docker/certs.d/registry.test:5000/ca.crt""#
+            ),
             "{text}"
         );
         assert!(text.contains(r#"kind="served",host="h1""#), "{text}");
-        assert!(!text.contains("regboot_cert_check"), "no check time: {text}");
+        assert!(
+            !text.contains("regboot_cert_check"),
+            "no check time: {text}"
+        );
         // An agent serves nothing.
         let agent = written(&run(&inv, "h2", &none, true));
-        assert!(!agent.contains("served") && agent.contains("host=\"h2\""), "{agent}");
+        assert!(
+            !agent.contains("served") && agent.contains("host=\"h2\""),
+            "{agent}"
+        );
 
         let path = "/var/lib/prometheus/node-exporter/regboot-certs.prom";
         let placed = StateBuilder::new().file(path, &text);
-        assert!(run(&inv, "h1", &placed, true).is_empty(), "a second apply writes nothing");
+        assert!(
+            run(&inv, "h1", &placed, true).is_empty(),
+            "a second apply writes nothing"
+        );
         let removal = run(&inv, "h1", &placed, false);
         assert_eq!(removal.len(), 1, "{removal:?}");
-        assert!(run(&inv, "h1", &none, false).is_empty(), "nothing to remove");
+        assert!(
+            run(&inv, "h1", &none, false).is_empty(),
+            "nothing to remove"
+        );
     }
 }

@@ -14,6 +14,8 @@ use crate::support::lab::TestLab;
 use serde_json::Value;
 
 const SOAK_SECS: u64 = 20;
+/// Debian's prometheus-node-exporter reads this directory (--collector.textfile.directory).
+const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 
 /// Every file of the state directory with its content (what a "changes nothing" run keeps).
 fn state_files(state: &Path) -> Vec<(String, Vec<u8>)> {
@@ -74,7 +76,8 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
     let text = std::fs::read_to_string(&inv).unwrap().replace(
         "tls:\n  mode: self-signed\n",
         &format!(
-            "tls:\n  mode: self-signed\n  ca_renew_before_days: 1\n  ca_stage_soak: {SOAK_SECS}s\n"
+            "tls:\n  mode: self-signed\n  ca_renew_before_days: 1\n  ca_stage_soak: {SOAK_SECS}s\n\
+             metrics:\n  textfile_dir: {TEXTFILE_DIR}\n"
         ),
     );
     std::fs::write(&inv, text).unwrap();
@@ -155,14 +158,27 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
     assert_eq!(doc["leaf_due"], Value::Null, "{doc:#}");
 
     let (ok, failed) = pulls.finish();
+    println!(
+        "pulls during the renewals: {ok} ok, {} failed",
+        failed.len()
+    );
     assert!(failed.is_empty(), "pulls failed during renew: {failed:#?}");
     assert!(ok >= 10, "only {ok} pulls");
+
+    // reset takes the host's metrics file away with the rest.
+    let out = regboot(&inv, &["reset", "--plan", "--limit", "host3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("remove {TEXTFILE_DIR}/regboot-certs.prom")),
+        "{text}"
+    );
 
     node_exporter_serves_the_textfile(&lab, &inv, tmp.path());
 }
 
-/// `certs check --textfile` on the agent's textfile collector directory: node_exporter
-/// serves each certificate's notAfter as `certs check -o json` reports it.
+/// node_exporter on the agent serves the agent's own file (written by apply and renew:
+/// its CA copies) and `certs check --limit host1 --textfile` (the state directory's
+/// certificates, what host1 serves), with the values `certs check -o json` reports.
 fn node_exporter_serves_the_textfile(lab: &TestLab, inv: &Path, tmp: &Path) {
     let agent = lab.host("host3");
     lab.ssh_ok(
@@ -173,12 +189,18 @@ fn node_exporter_serves_the_textfile(lab: &TestLab, inv: &Path, tmp: &Path) {
     let file = tmp.join("regboot.prom");
     let (_, check) = run_json(
         inv,
-        &["certs", "check", "--textfile", file.to_str().unwrap()],
+        &[
+            "certs",
+            "check",
+            "--limit",
+            "host1",
+            "--textfile",
+            file.to_str().unwrap(),
+        ],
     );
     let copy = lab.ssh_with_stdin(
         agent,
-        "cat > /var/lib/prometheus/node-exporter/.regboot.tmp && \
-         mv /var/lib/prometheus/node-exporter/.regboot.tmp /var/lib/prometheus/node-exporter/regboot.prom",
+        &format!("cat > {TEXTFILE_DIR}/.check.tmp && mv {TEXTFILE_DIR}/.check.tmp {TEXTFILE_DIR}/check.prom"),
         Some(&file),
     );
     assert!(copy.status.success(), "{copy:?}");
@@ -225,12 +247,23 @@ fn node_exporter_serves_the_textfile(lab: &TestLab, inv: &Path, tmp: &Path) {
         scraped.contains("regboot_cert_check_success 1"),
         "{scraped}"
     );
-    // And the host's own CA copies, one series each.
+    // The agent's own file: its CA copies hold the current CA, valid.
+    let copy = |metric: &str| {
+        scraped
+            .lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains("host=\"host3\""))
+            .find(|l| l.contains("path=\"/etc/docker/certs.d/registry.lab:5000/ca.crt\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as i64)
+    };
+    assert_eq!(
+        copy("regboot_cert_not_after_timestamp_seconds"),
+        Some(not_after("ca")),
+        "{scraped}"
+    );
+    assert_eq!(copy("regboot_cert_valid"), Some(1), "{scraped}");
     assert!(
-        scraped.lines().any(|l| l.starts_with("regboot_cert_valid{")
-            && l.contains("ca_copy")
-            && l.contains("/etc/docker/certs.d/registry.lab:5000/ca.crt")
-            && l.ends_with(" 1")),
+        scraped.lines().any(|l| l == "node_textfile_scrape_error 0"),
         "{scraped}"
     );
 }
