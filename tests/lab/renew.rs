@@ -2,8 +2,9 @@
 //! fail): a short-lived CA (`certs init --ca-validity 30m`, due at once with
 //! `ca_renew_before_days: 1`) goes through its three stages over three `renew` runs with a
 //! 20 s soak, a run inside the soak changing nothing; then a short-lived leaf is renewed and
-//! a second run rolls nothing. Last, `certs check --textfile` as node_exporter's textfile
-//! collector (Debian's prometheus-node-exporter, installed on the agent) serves it.
+//! a second run rolls nothing. Then node_exporter (Debian's prometheus-node-exporter,
+//! installed on the agent) serves `certs check --textfile` and the agent's own file
+//! (`metrics.textfile_dir`), and `schedule systemd`'s timer fires `renew` on a lab host.
 
 use std::path::Path;
 use std::time::Duration;
@@ -174,6 +175,53 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
     );
 
     node_exporter_serves_the_textfile(&lab, &inv, tmp.path());
+    the_timer_fires_renew_on_a_lab_host(&lab, &inv);
+}
+
+/// `schedule systemd` on host1 (regboot, the lab's directory and state copied there, at the
+/// same paths) with a timer every 15 s and no random delay: systemd starts the service,
+/// which runs `renew` against the lab and finds nothing due (exit 0).
+fn the_timer_fires_renew_on_a_lab_host(lab: &TestLab, inv: &Path) {
+    let host = lab.host("host1");
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+    };
+    let dir = lab.lab.dir.to_str().unwrap();
+    let parent = lab.lab.dir.parent().unwrap().to_str().unwrap();
+    docker(&["exec", &host.container, "mkdir", "-p", parent]);
+    docker(&["cp", dir, &format!("{}:{parent}/", host.container)]);
+    let exe = env!("CARGO_BIN_EXE_regboot");
+    docker(&[
+        "cp",
+        exe,
+        &format!("{}:/usr/local/bin/regboot", host.container),
+    ]);
+    let inv = inv.to_str().unwrap();
+    lab.ssh_ok(
+        host,
+        &format!(
+            "regboot schedule systemd -i {inv} --on-calendar '*:*:0/15' --randomized-delay 0 \
+             && systemctl daemon-reload && systemctl start regboot-renew.timer"
+        ),
+    );
+    let shown = lab.ssh_ok(
+        host,
+        "for i in $(seq 150); do \
+           t=$(systemctl show -p ExecMainExitTimestampMonotonic --value regboot-renew.service); \
+           [ \"$t\" != 0 ] && [ -n \"$t\" ] && break; sleep 1; done; \
+         systemctl stop regboot-renew.timer; \
+         systemctl show -p Result -p ExecMainStatus regboot-renew.service; \
+         journalctl -u regboot-renew.service --no-pager -o cat",
+    );
+    println!("the timer's run on host1:\n{shown}");
+    assert!(shown.contains("ExecMainStatus=0"), "{shown}");
+    assert!(shown.contains("Result=success"), "{shown}");
+    assert!(shown.contains("CA: not due"), "{shown}");
+    assert!(shown.contains("registry certificate: not due"), "{shown}");
 }
 
 /// node_exporter on the agent serves the agent's own file (written by apply and renew:
