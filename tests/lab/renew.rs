@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::rotate::{IMAGE, LOOP, PullLoop, assert_smoke_ok, ca_files};
-use crate::support::cli::{regboot, run_json};
+use crate::rotate::{IMAGE, LOOP, PullLoop, ca_files};
+use crate::support::cli::{assert_smoke_ok, regboot, run_json};
 use crate::support::lab::TestLab;
 use serde_json::Value;
 
@@ -46,7 +46,7 @@ fn stage_run(inv: &Path, stage: u64) {
     assert_eq!(doc["ca"]["step"]["action"], "run", "{doc:#}");
     assert_eq!(doc["ca"]["step"]["stage"], stage, "{doc:#}");
     assert_eq!(doc["runs"][0]["stage"], stage.to_string(), "{doc:#}");
-    assert_smoke_ok(&doc["runs"][0]["report"]);
+    assert_smoke_ok(&doc["runs"][0]["report"], 3);
     assert_eq!(doc["ca"]["stage"]["stage"], stage, "recorded: {doc:#}");
 }
 
@@ -152,7 +152,7 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
         "{doc:#}"
     );
     assert_eq!(doc["runs"][0]["stage"], "leaf", "{doc:#}");
-    assert_smoke_ok(&doc["runs"][0]["report"]);
+    assert_smoke_ok(&doc["runs"][0]["report"], 3);
     let (code, doc) = renew(&inv);
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(doc["runs"], Value::Array(Vec::new()), "{doc:#}");
