@@ -248,6 +248,10 @@ pub enum Command {
         /// How many hosts to connect to and work on at once.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
+
+        /// After the run, write `certs check`'s metrics to PATH (as `certs check --textfile`).
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
     },
 
     /// Run `regboot renew` on a schedule from the machine regboot runs on.

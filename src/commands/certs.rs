@@ -12,7 +12,7 @@ use crate::deployed;
 use crate::inventory::{self, Inventory, TlsMode};
 use crate::metrics::{self, Metrics};
 use crate::pki::check::{self, CheckRow};
-use crate::pki::leaf::{LeafOutcome, LeafSpec};
+use crate::pki::leaf::LeafOutcome;
 use crate::pki::provided::{self, ProvidedFiles, ProvidedReport};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT, REGISTRY_CHAIN};
 use crate::pki::{CaOutcome, CertInfo, StateDir};
@@ -24,11 +24,9 @@ const DEFAULT_RENEW_BEFORE_DAYS: i64 = 30;
 
 /// Where the certificates to look at come from.
 enum Source {
-    /// regboot's own CA and server certificate in the state directory. `spec` is what the
-    /// inventory asks for (absent when only --state-dir was given).
+    /// regboot's own CA and server certificate in the state directory.
     SelfSigned {
         state: StateDir,
-        spec: Option<LeafSpec>,
         renew_before: Duration,
     },
     Provided {
@@ -45,7 +43,6 @@ fn source(cli: &Cli) -> Result<Source> {
         )?;
         return Ok(Source::SelfSigned {
             state: StateDir::at(dir),
-            spec: None,
             renew_before: Duration::days(DEFAULT_RENEW_BEFORE_DAYS),
         });
     };
@@ -53,7 +50,6 @@ fn source(cli: &Cli) -> Result<Source> {
     Ok(match &inv.tls.mode {
         TlsMode::SelfSigned => Source::SelfSigned {
             state: StateDir::at(&inv.state_dir(cli.state_dir.as_deref())),
-            spec: Some(setup::leaf_spec(&inv)),
             renew_before: setup::renew_before(&inv.tls),
         },
         TlsMode::Provided { ca_cert, cert, key } => Source::Provided {
@@ -227,6 +223,53 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
     Ok(())
 }
 
+/// What `certs check` found for regboot's own CA: the rows, and what the metrics need.
+pub(super) struct Checked {
+    pub rows: Vec<CheckRow>,
+    survey: Option<deployed::Survey>,
+    known: Vec<String>,
+    rotation: Option<renew::CaPlan>,
+}
+
+impl Checked {
+    pub fn metrics(&self) -> Metrics {
+        Metrics::of(&self.rows, self.survey.as_ref(), &self.known)
+    }
+}
+
+/// The state directory's rows and, with an inventory and `hosts` (a `--limit` or none),
+/// what the hosts hold and serve.
+pub(super) fn check_self_signed(
+    state: &StateDir,
+    inv: Option<&Inventory>,
+    renew_before: Duration,
+    hosts: Option<Option<&str>>,
+    now: OffsetDateTime,
+) -> Result<Checked> {
+    let spec = inv.map(setup::leaf_spec);
+    let mut rows = check::local_rows(state, spec.as_ref(), renew_before, now)?;
+    let mut survey = None;
+    if let (Some(inv), Some(limit)) = (inv, hosts) {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let found = runtime.block_on(deployed::survey_hosts(inv, limit, 50))?;
+        rows.extend(deployed::check_rows(&found, state, renew_before, now)?);
+        survey = Some(found);
+    }
+    let mut rotation = None;
+    if let Some(inv) = inv
+        && state.read(CA_CERT)?.is_some()
+    {
+        ca_renewal(&mut rows, inv);
+        rotation = Some(renew::ca_plan(state, inv, now)?);
+    }
+    Ok(Checked {
+        rows,
+        survey,
+        known: known_cas(state)?,
+        rotation,
+    })
+}
+
 pub fn certs_check(
     cli: &Cli,
     local: bool,
@@ -234,70 +277,59 @@ pub fn certs_check(
     textfile: Option<&Path>,
 ) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
-    let mut survey = None;
-    let mut known = Vec::new();
-    let mut rotation = None;
-    let (rows, renew_before) = match source(cli)? {
+    let (checked, renew_before) = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
         Source::SelfSigned {
             state,
-            spec,
             renew_before,
+            ..
         } => {
-            let mut rows = check::local_rows(&state, spec.as_ref(), renew_before, now)?;
-            known = known_cas(&state)?;
             let inv = cli
                 .inventory
                 .as_ref()
                 .map(|p| inventory::load(p))
                 .transpose()?;
-            // With an inventory, what the hosts hold and serve too.
-            if let (Some(inv), false) = (&inv, local) {
-                let runtime =
-                    tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-                let found = runtime.block_on(deployed::survey_hosts(inv, limit, 50))?;
-                rows.extend(deployed::check_rows(&found, &state, renew_before, now)?);
-                survey = Some(found);
-            }
-            if let Some(inv) = &inv
-                && state.read(CA_CERT)?.is_some()
-            {
-                ca_renewal(&mut rows, inv);
-                rotation = Some(renew::ca_plan(&state, inv, now)?);
-            }
-            (rows, renew_before)
+            let hosts = (!local).then_some(limit);
+            let checked = check_self_signed(&state, inv.as_ref(), renew_before, hosts, now)?;
+            (checked, renew_before)
         }
         Source::Provided { files, inv } => {
             let renew_before = setup::renew_before(&inv.tls);
-            (provided_rows(&files, &inv, now)?, renew_before)
+            let checked = Checked {
+                rows: provided_rows(&files, &inv, now)?,
+                survey: None,
+                known: Vec::new(),
+                rotation: None,
+            };
+            (checked, renew_before)
         }
     };
-    let metrics = || Metrics::of(&rows, survey.as_ref(), &known);
     if let Some(path) = textfile {
-        metrics::write_textfile(path, &metrics())?;
+        metrics::write_textfile(path, &checked.metrics())?;
     }
+    let rows = &checked.rows;
     match cli.format {
         Format::Json => {
             let value = json!({
                 "renew_before_days": renew_before.whole_days(),
                 "certificates": rows,
-                "ca_rotation": rotation,
+                "ca_rotation": checked.rotation,
             });
             super::json::print(&value)?;
         }
         Format::Text => {
-            print!("{}", check::table(&rows));
-            if let Some(plan) = &rotation {
+            print!("{}", check::table(rows));
+            if let Some(plan) = &checked.rotation {
                 println!("\n{}", rotation_line(plan));
             }
         }
         Format::Prometheus => {
-            let m = metrics();
+            let m = checked.metrics();
             let last = (m.success == Some(true)).then(|| now.unix_timestamp());
             print!("{}", m.render(last));
         }
     }
-    Ok(ExitCode::from(check::exit_code(&rows)))
+    Ok(ExitCode::from(check::exit_code(rows)))
 }
 
 /// A CA row's renewal date is the start of the CA's own window (tls.ca_renew_before_days).

@@ -103,7 +103,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
-        Command::Renew { forks } => renew::renew(&cli, usize::from(*forks)),
+        Command::Renew { forks, textfile } => {
+            renew::renew(&cli, usize::from(*forks), textfile.as_deref())
+        }
         Command::Schedule(ScheduleCommand::Systemd {
             print,
             dir,

@@ -1,10 +1,12 @@
 //! `regboot renew`: exit 0 nothing was due, 3 something was renewed, 1 a failure.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{Cli, Output};
+use crate::pki::StateDir;
 use crate::pki::inspect::date;
 use crate::renew::{self, CaStep, Renewal};
 use crate::rotate::{RotateOptions, StageRun};
@@ -12,7 +14,7 @@ use crate::rotate::{RotateOptions, StageRun};
 /// The exit code of a run that renewed something, for a scheduler to tell from "nothing due".
 const RENEWED: u8 = 3;
 
-pub fn renew(cli: &Cli, forks: usize) -> Result<ExitCode> {
+pub fn renew(cli: &Cli, forks: usize, textfile: Option<&Path>) -> Result<ExitCode> {
     let inv = super::rotate::self_signed(cli)?;
     let opts = RotateOptions {
         forks,
@@ -22,7 +24,18 @@ pub fn renew(cli: &Cli, forks: usize) -> Result<ExitCode> {
         limit: None,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let renewal = runtime.block_on(renew::renew(&inv, &opts))?;
+    let renewal = runtime.block_on(renew::renew(&inv, &opts));
+    drop(runtime);
+    // The metrics say how things stand after the run, whatever it did.
+    if let Some(path) = textfile {
+        let state = StateDir::at(&opts.state_dir);
+        let renew_before = crate::tls_setup::renew_before(&inv.tls);
+        let now = time::OffsetDateTime::now_utc();
+        let checked =
+            super::certs::check_self_signed(&state, Some(&inv), renew_before, Some(None), now)?;
+        crate::metrics::write_textfile(path, &checked.metrics())?;
+    }
+    let renewal = renewal?;
     match cli.output {
         Output::Json => super::json::print(&serde_json::json!({
             "renewed": renewal.renewed(),

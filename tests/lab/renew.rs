@@ -153,10 +153,24 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
     );
     assert_eq!(doc["runs"][0]["stage"], "leaf", "{doc:#}");
     assert_smoke_ok(&doc["runs"][0]["report"], 3);
-    let (code, doc) = renew(&inv);
+    // That run also writes the metrics as they stand after it.
+    let textfile = tmp.path().join("renew.prom");
+    let (code, doc) = run_json(&inv, &["renew", "--textfile", textfile.to_str().unwrap()]);
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(doc["runs"], Value::Array(Vec::new()), "{doc:#}");
     assert_eq!(doc["leaf_due"], Value::Null, "{doc:#}");
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&textfile).unwrap())
+        .output()
+        .expect("promtool (Debian's prometheus package)");
+    assert!(promtool.status.success(), "{promtool:?}");
+    let metrics = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        metrics.contains("regboot_cert_check_success 1\n")
+            && metrics.contains("kind=\"served\",host=\"host1\""),
+        "{metrics}"
+    );
 
     let (ok, failed) = pulls.finish();
     println!(
