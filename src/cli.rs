@@ -25,8 +25,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "REGBOOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Output format: text for people, json for scripts.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    /// Output format: text for people, json for scripts, prometheus (`certs check` only)
+    /// for a metrics scraper.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// `format` for the commands that print text or JSON (set by `resolve_output`).
+    #[arg(skip)]
     pub output: Output,
 
     /// More detail in logs (-v, -vv).
@@ -41,10 +46,20 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    #[default]
     Text,
     Json,
+}
+
+/// What `-o` accepts: every command's text and JSON, and the Prometheus exposition format
+/// of `certs check` (refused by the other commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Prometheus,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +231,55 @@ pub enum Command {
         /// How many hosts to connect to at once.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
+    },
+
+    /// Renew what is due and nothing else (run daily: `regboot schedule systemd`).
+    ///
+    /// The registry certificate is reissued and rolled like `rotate --leaf` when it expires
+    /// within renew_before_days, no longer names what the inventory asks for, or a registry
+    /// host does not serve it. The CA, inside tls.ca_renew_before_days (default: a third of
+    /// its lifetime), goes one `rotate --ca` stage further per run, each stage only after the
+    /// previous one has been in place for tls.ca_stage_soak (default 24h); a run inside the
+    /// soak changes nothing and says until when it waits. Every changing run ends with the
+    /// smoke test.
+    ///
+    /// Exit 0 when nothing was due, 3 when something was renewed, 1 on failure.
+    Renew {
+        /// How many hosts to connect to and work on at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+        forks: u16,
+
+        /// After the run, write `certs check`'s metrics to PATH (as `certs check --textfile`).
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+    },
+
+    /// Run `regboot renew` on a schedule from the machine regboot runs on.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a systemd service and timer (regboot-renew.service, regboot-renew.timer) that
+    /// run `regboot renew -i FILE` daily at a randomized time, catching up a missed run
+    /// (Persistent=true), as the user who runs this command. A run while another regboot run
+    /// holds the state directory's lock stops at once with exit 1, changing nothing; the next
+    /// day's run does what is due. Then: `systemctl daemon-reload && systemctl enable --now
+    /// regboot-renew.timer`.
+    Systemd {
+        /// Print the units (each after a `# NAME` line) instead of writing them.
+        #[arg(long)]
+        print: bool,
+        /// Where to write them.
+        #[arg(long, default_value = "/etc/systemd/system", value_name = "DIR")]
+        dir: PathBuf,
+        /// When the timer fires (systemd.time(7), e.g. `daily`, `*:0/5`).
+        #[arg(long, default_value = "daily", value_name = "CALENDAR")]
+        on_calendar: String,
+        /// The timer's RandomizedDelaySec (a systemd time span: `1h`, `10min`, `0`).
+        #[arg(long, default_value = "1h", value_name = "SPAN")]
+        randomized_delay: String,
     },
 }
 
@@ -420,7 +484,13 @@ pub enum CertsCommand {
     /// unfit).
     ///
     /// Needs -i inventory.yml. Private keys are never printed.
-    Init,
+    Init {
+        /// Make a new CA valid this long instead of tls.ca_validity_days, e.g. `30m`: a
+        /// short-lived CA to rehearse `regboot renew`'s CA rotation. Refused when the state
+        /// directory holds a CA already.
+        #[arg(long, value_parser = crate::duration::parse, value_name = "DURATION")]
+        ca_validity: Option<time::Duration>,
+    },
 
     /// Report each certificate's time left, like `kubeadm certs check-expiration`.
     ///
@@ -448,6 +518,11 @@ pub enum CertsCommand {
         /// `!pattern` to leave hosts out, as Ansible's --limit reads.
         #[arg(long, conflicts_with = "local", value_name = "PATTERN")]
         limit: Option<String>,
+
+        /// Also write the rows as Prometheus metrics to PATH, atomically (a temp file in the
+        /// same directory, then a rename), for node_exporter's textfile collector.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
     },
 
     /// Adopt an existing CA (e.g. a backup of a lost state directory).
@@ -500,6 +575,14 @@ pub enum InventoryCommand {
 }
 
 impl Cli {
+    /// Set `output` from `-o` (prometheus prints its metrics where the others print text).
+    pub fn resolve_output(&mut self) {
+        self.output = match self.format {
+            Format::Json => Output::Json,
+            Format::Text | Format::Prometheus => Output::Text,
+        };
+    }
+
     pub fn init_logging(&self) {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",

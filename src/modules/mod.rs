@@ -8,6 +8,7 @@
 //! in [`REGISTRY`], and its step in a playbook.
 
 pub(crate) mod agent_login;
+pub(crate) mod cert_metrics;
 pub(crate) mod certs_d;
 pub(crate) mod containerd_hosts;
 pub(crate) mod containers_certs_d;
@@ -61,6 +62,7 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &keepalived::Keepalived,
     &s3_bucket::S3Bucket,
     &smoke_test::SmokeTest,
+    &cert_metrics::CertMetrics,
 ];
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {

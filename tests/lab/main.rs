@@ -16,6 +16,7 @@ mod gc;
 mod ha;
 mod lab_cmd;
 mod output;
+mod renew;
 mod reset;
 mod reset_ha;
 mod reset_keeps;
