@@ -176,6 +176,54 @@ pub(crate) async fn read(
     compare(reads)
 }
 
+/// `GET path` on one replica, as [`read`] reads it (the page's tag details and dates).
+pub(crate) async fn get_on(
+    inv: &Inventory,
+    remote: &RemoteHost,
+    ca_pem: Option<&str>,
+    auth: Option<(&str, &str)>,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let reader = Reader {
+        remote,
+        inv,
+        ca_pem,
+        auth,
+    };
+    reader.get(path).await
+}
+
+/// Delete the manifest `digest` of `repo` on one replica (which deletes every tag pointing at
+/// it); `Ok(false)`: it was already gone there (a storage shared with a replica that deleted
+/// it first). The blobs stay until `regboot gc`.
+pub(crate) async fn delete_on(
+    inv: &Inventory,
+    remote: &RemoteHost,
+    ca_pem: Option<&str>,
+    auth: Option<(&str, &str)>,
+    repo: &str,
+    digest: &str,
+) -> Result<bool> {
+    let path = format!("/v2/{repo}/manifests/{digest}");
+    let req = Request {
+        method: "DELETE",
+        path: &path,
+        hostname: &inv.registry.hostname,
+        port: inv.registry.port,
+        ca_pem,
+        basic_auth: auth,
+    };
+    match registry_http::fetch(&remote.session, &req).await?.0 {
+        202 | 200 => Ok(true),
+        404 => Ok(false),
+        405 => bail!(
+            "DELETE {path}: HTTP 405: the registry does not allow deletes; set \
+             registry.delete_enabled: true in the inventory and run `regboot apply`"
+        ),
+        code => bail!("DELETE {path}: HTTP {code}"),
+    }
+}
+
 /// An image (repository:tag@digest) with the answering replicas that serve it and lack it.
 #[derive(Debug, Serialize)]
 pub struct Holding {
