@@ -117,7 +117,7 @@ function imageDetails(img) {
   if (img.error) box.append(cell("p", "could not read: " + img.error, "error"));
   const labels = Object.entries(img.labels);
   box.append(cell("h4", "labels"), labels.length
-    ? table(["label", "value"], labels.map(([k, v]) => row([cell("td", k), cell("td", v)])))
+    ? table(["label", "value"], labels.map(([k, v]) => row([cell("td", k), cell("td", v)], "label")))
     : cell("p", "none"));
   box.append(cell("h4", "layers (" + img.layers.length + ")"), table(["digest", "size", "media type"],
     img.layers.map((l) => {

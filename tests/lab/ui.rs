@@ -234,6 +234,27 @@ fn the_page_filters_opens_copies_deletes_and_marks_trust() {
         assert_eq!(platform, serde_json::json!(want));
     }
 
+    // Created date and labels as docker reads the image's config.
+    let config = lab.ssh_ok(
+        lab.host("host1"),
+        &format!(
+            "docker image inspect --format '{{{{json .Created}}}} {{{{json .Config.Labels}}}}' {}",
+            regboot::lab::REGISTRY_IMAGE
+        ),
+    );
+    let (created, labels) = config.split_once(' ').unwrap();
+    let labels: serde_json::Value = serde_json::from_str(labels).unwrap();
+    assert!(!labels.as_object().unwrap().is_empty(), "{config}");
+    let shown_labels = browser.eval(
+        "Object.fromEntries([...document.querySelectorAll('#details-images tr.label')]\
+         .map((r) => [r.cells[0].textContent, r.cells[1].textContent]))",
+    );
+    assert_eq!(shown_labels, labels);
+    assert_eq!(
+        browser.eval("document.querySelector('#details-images dd.created').textContent"),
+        serde_json::from_str::<serde_json::Value>(created).unwrap()
+    );
+
     // The pull command, copied.
     browser.eval("document.querySelector('button.copy').click()");
     browser.wait("document.querySelector('button.copy').textContent === 'copied'");
@@ -329,11 +350,12 @@ fn the_page_lists_a_thousand_tags() {
     let (head, body) = (work.path().join("head"), work.path().join("manifest"));
     let curl = |args: &[&str]| {
         let status = std::process::Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "--cacert"])
+            .args(["-sf", "--cacert"])
             .arg(inv.parent().unwrap().join(".regboot/ca.crt"))
             .arg("--resolve")
             .arg(format!("registry.lab:5000:{}", lab.host("host1").address))
             .args(args)
+            .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
         assert!(status.success(), "curl {args:?}");
