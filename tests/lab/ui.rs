@@ -402,7 +402,10 @@ fn the_page_lists_a_thousand_tags() {
     let mut browser = Browser::start(&shots);
     let opened = Instant::now();
     browser.open(&ui.url);
-    browser.wait("document.getElementById('range').textContent === '1–100 of 1001'");
+    browser.wait_for(
+        "document.getElementById('range').textContent === '1–100 of 1001'",
+        Duration::from_secs(600),
+    );
     let page = opened.elapsed();
     browser.screenshot(&shots.join("1001-tags.png"));
     assert_eq!(

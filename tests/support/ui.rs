@@ -282,7 +282,12 @@ impl Browser {
 
     /// Wait until `expression` is truthy (at most two minutes); its value.
     pub fn wait(&mut self, expression: &str) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + BROWSER_TIMEOUT;
+        self.wait_for(expression, BROWSER_TIMEOUT)
+    }
+
+    /// Like [`wait`](Self::wait), at most `timeout`.
+    pub fn wait_for(&mut self, expression: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
         loop {
             let v = self.eval(&format!(
                 "(() => {{ try {{ return {expression}; }} catch (e) {{ return null; }} }})()"
