@@ -7,7 +7,8 @@ function render(trust) {
   $("note").textContent = trust.note || "Marked: expires within renew_before_days (" +
     trust.renew_before_days + " days), expired, missing or not what the state directory holds.";
   const marked = trust.rows.filter((r) => r.status !== "valid");
-  say("status", marked.length ? marked.length + " of " + trust.rows.length + " need attention"
+  if (!trust.rows.length) say("status", "nothing to check");
+  else say("status", marked.length ? marked.length + " of " + trust.rows.length + " need attention"
     : "all " + trust.rows.length + " valid", marked.length ? "differ" : "agree");
   $("rows").replaceChildren(...trust.rows.map((r) => {
     const tr = row([
