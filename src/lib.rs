@@ -26,6 +26,7 @@ pub(crate) mod playbooks;
 pub mod registry_http;
 pub mod render;
 pub(crate) mod rotate;
+pub mod runtime_api;
 pub(crate) mod s3;
 pub mod secret;
 pub(crate) mod smoke;
