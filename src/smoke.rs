@@ -21,7 +21,6 @@ use crate::inventory::{Inventory, SMOKE_USER};
 use crate::material::Material;
 use crate::registry_http::{self, Request};
 use crate::smoke_image;
-use crate::ssh::ExecOutput;
 
 /// The repository every smoke image is pushed to, on every registry.
 const REPOSITORY: &str = "regboot-smoke";
@@ -124,6 +123,8 @@ cat "$dir/digest"
 pub enum Client {
     Docker,
     Containerd,
+    /// containerd's CRI image service (`smoke_test::cri`); ctr where it cannot be reached.
+    Cri,
     Podman,
 }
 
@@ -133,6 +134,7 @@ impl Client {
         match self {
             Client::Docker => "pull",
             Client::Containerd => "ctr pull",
+            Client::Cri => crate::modules::smoke_test::cri::ACTION,
             Client::Podman => "podman pull",
         }
     }
@@ -143,7 +145,7 @@ impl Client {
             Client::Docker => {
                 format!("{ARGS}{LEFT}if [ -n \"$left\" ]; then\n{SWEEP}fi\n{LOGIN}{PULL}")
             }
-            Client::Containerd => format!("{ARGS}{CTR_PULL}"),
+            Client::Containerd | Client::Cri => format!("{ARGS}{CTR_PULL}"),
             Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
         }
     }
@@ -152,7 +154,7 @@ impl Client {
     fn digest(self, out: &str, repo: &str) -> Option<String> {
         match self {
             Client::Docker => digest_of(out, repo),
-            Client::Containerd | Client::Podman => out
+            Client::Containerd | Client::Cri | Client::Podman => out
                 .lines()
                 .map(str::trim)
                 .find(|l| l.starts_with("sha256:"))
@@ -179,7 +181,7 @@ impl SmokeTarget<'_> {
 }
 
 /// The digest of `repo` in `docker image inspect`'s RepoDigests output.
-fn digest_of(out: &str, repo: &str) -> Option<String> {
+pub(crate) fn digest_of(out: &str, repo: &str) -> Option<String> {
     out.lines()
         .filter_map(|l| l.trim().strip_prefix(repo)?.strip_prefix('@'))
         .map(str::to_string)
@@ -189,10 +191,10 @@ fn digest_of(out: &str, repo: &str) -> Option<String> {
 /// dockerd's Go resolver caches /etc/hosts for about 5 s, so right after apply writes the hosts
 /// block a push or pull may still say "no such host". Such failures are retried for up to
 /// ~10 s; any other failure is returned at once.
-async fn retry_name_lookup<F, Fut>(mut attempt: F) -> Result<ExecOutput>
+pub(crate) async fn retry_name_lookup<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<ExecOutput>>,
+    Fut: Future<Output = Result<T>>,
 {
     let mut tries = 0;
     loop {
@@ -208,7 +210,7 @@ where
 
 /// Why a push or pull failed; a refused login most likely means the registry hosts do not
 /// have the smoke user yet (its password was made by an apply that has not reached them).
-fn failure(e: &anyhow::Error) -> String {
+pub(crate) fn failure(e: &anyhow::Error) -> String {
     let why = format!("{e:#}");
     if why.to_ascii_lowercase().contains("unauthorized") {
         format!(
@@ -421,6 +423,14 @@ async fn pull(
     repo: &str,
     digest: &str,
 ) -> SmokeHost {
+    let client = match client {
+        Client::Cri => match crate::modules::smoke_test::cri::pull(h, args, pw, repo, digest).await
+        {
+            Some(result) => return result,
+            None => Client::Containerd,
+        },
+        c => c,
+    };
     let start = Instant::now();
     let script = client.pull_script();
     let action = client.pull_action();

@@ -34,7 +34,8 @@ pub struct Auth<'a> {
     pub server_address: &'a str,
 }
 
-/// A connection to the CRI image service on one host.
+/// A connection to the CRI image service on one host (clones share it).
+#[derive(Clone)]
 pub struct Cri {
     host: String,
     socket: String,
