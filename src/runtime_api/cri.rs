@@ -30,8 +30,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Auth<'a> {
     pub username: &'a str,
     pub password: &'a str,
-    /// The registry it is for, `host:port`.
-    pub server_address: &'a str,
+    /// The registry it is for, `host[:port]`.
+    pub registry: &'a str,
 }
 
 /// A connection to the CRI image service on one host (clones share it).
@@ -62,7 +62,10 @@ impl Cri {
             auth: auth.map(|a| AuthConfig {
                 username: a.username.to_string(),
                 password: a.password.to_string(),
-                server_address: a.server_address.to_string(),
+                // containerd gives the credential only to the host of this URL (its
+                // ParseAuth compares url.Parse(server_address).Host): a bare host:port would
+                // parse as a scheme and match no host.
+                server_address: format!("https://{}", a.registry),
                 ..AuthConfig::default()
             }),
         };

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::cli::{changes, regboot, run_json};
+use crate::support::cli::{changes, json_of, regboot, run_json};
 use crate::support::lab::TestLab;
 use regboot::lab::{Profile, Release};
 use serde_json::Value;
@@ -31,6 +31,16 @@ fn smoke_pulls(report: &Value) -> Vec<(String, String)> {
         .collect();
     pulls.sort();
     pulls
+}
+
+/// The smoke row of `host`'s `action`.
+fn smoke_row<'a>(report: &'a Value, host: &str, action: &str) -> &'a Value {
+    report["smoke"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == host && s["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} on {host}: {report:#}"))
 }
 
 /// When containerd last started on `host` (systemd's monotonic timestamp).
@@ -102,12 +112,15 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         started.elapsed().as_secs_f64()
     );
     assert_eq!(code, 0, "{report:#}");
-    // host2 pushed with docker; every runtime of every host pulled.
+    // host2 pushed with docker; every runtime of every host pulled. containerd's CRI plugin
+    // is on (Debian's config.toml), so containerd pulls through the CRI image service, over
+    // SSH to its socket, where the login user may open it (root: host1, host3); host2 logs in
+    // as ops, who may not, and pulls with ctr.
     let pulls: Vec<(&str, &str)> = vec![
-        ("host1", "ctr pull"),
+        ("host1", "cri pull"),
         ("host1", "pull"),
         ("host2", "ctr pull"),
-        ("host3", "ctr pull"),
+        ("host3", "cri pull"),
         ("host4", "podman pull"),
     ];
     let got = smoke_pulls(&report);
@@ -142,12 +155,23 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         "{hosts_toml}"
     );
 
-    // Converged: plan exits 0, a second apply changes and restarts nothing.
+    // Converged: plan exits 0, a second apply changes and restarts nothing; -v says why
+    // host2 pulls with ctr, once.
     let out = regboot(&inv, &["plan"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let (code, again) = run_json(&inv, &["apply"]);
+    let out = regboot(&inv, &["apply", "-v", "-o", "json"]);
+    let (code, again) = json_of(&["apply"], &out);
     assert_eq!(code, 0, "{again:#}");
     assert!(changes(&again).is_empty(), "{:?}", changes(&again));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("no CRI pull"))
+        .collect();
+    assert!(
+        said.len() == 1 && said[0].contains("host2") && said[0].contains("could not open"),
+        "{stderr}"
+    );
     assert_eq!(containerd_started(&lab, "host3"), after, "restarted again");
 
     // The trust is each runtime's own files: without them, that runtime's pull fails. (Without
@@ -186,6 +210,13 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         .collect();
     failed.sort();
     assert_eq!(failed, ["host3", "host4"], "{broken:#}");
+    // host3's CRI pull, which passed with hosts.toml, now fails on the certificate: it is
+    // the CRI plugin's own trust (config_path), with the OS trust store out of it.
+    let cri = smoke_row(&broken, "host3", "cri pull");
+    assert!(
+        cri["ok"] == false && cri["detail"].as_str().unwrap().contains("x509"),
+        "{cri:#}"
+    );
     let (code, repaired) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{repaired:#}");
     assert_eq!(

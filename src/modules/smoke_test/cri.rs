@@ -32,7 +32,7 @@ pub(crate) async fn pull(
         (!user.is_empty()).then(|| Auth {
             username: user,
             password: password.trim_end_matches('\n'),
-            server_address: reference,
+            registry: reference,
         })
     };
     let session = &h.remote.session;
