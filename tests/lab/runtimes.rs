@@ -222,6 +222,29 @@ fn every_runtime_trusts_the_registry(
         "{hosts_toml}"
     );
 
+    // The probe reads dockerd through its API where the login user may open the socket
+    // (root on host1): without the docker CLI it still finds the engine running there; ops on
+    // host2 reads it with `docker info` as root, which then finds none.
+    let cli = "/usr/bin/docker";
+    for host in ["host1", "host2"] {
+        lab.root_script(host, &format!("mv {cli} {cli}.away"));
+    }
+    let (code, facts) = run_json(&inv, &["facts", "--limit", "host1,host2"]);
+    for host in ["host1", "host2"] {
+        lab.root_script(host, &format!("mv {cli}.away {cli}"));
+    }
+    assert_eq!(code, 0, "{facts:#}");
+    let running: Vec<(&str, bool)> = facts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let docker = &h["facts"]["docker"];
+            (h["host"].as_str().unwrap(), docker["running"] == true)
+        })
+        .collect();
+    assert_eq!(running, [("host1", true), ("host2", false)], "{facts:#}");
+
     // Converged: plan exits 0, a second apply changes and restarts nothing; -v says why
     // host2 pulls with ctr, once.
     let out = regboot(&inv, &["plan"]);
