@@ -19,6 +19,7 @@ use crate::engine::report::{Phase, SmokeHost};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, SMOKE_USER};
 use crate::material::Material;
+use crate::modules::smoke_test::api_pull;
 use crate::registry_http::{self, Request};
 use crate::smoke_image;
 
@@ -123,19 +124,27 @@ cat "$dir/digest"
 pub enum Client {
     Docker,
     Containerd,
-    /// containerd's CRI image service (`smoke_test::cri`); ctr where it cannot be reached.
+    /// containerd's CRI image service (`smoke_test::api_pull`); ctr where it cannot be reached.
     Cri,
     Podman,
 }
 
 impl Client {
     /// The report's action for a pull through it.
-    fn pull_action(self) -> &'static str {
+    pub(crate) fn pull_action(self) -> &'static str {
         match self {
             Client::Docker => "pull",
             Client::Containerd => "ctr pull",
-            Client::Cri => crate::modules::smoke_test::cri::ACTION,
+            Client::Cri => "cri pull",
             Client::Podman => "podman pull",
+        }
+    }
+
+    /// The client whose commands pull where this one's API cannot be reached.
+    pub(crate) fn without_api(self) -> Client {
+        match self {
+            Client::Cri => Client::Containerd,
+            c => c,
         }
     }
 
@@ -423,14 +432,10 @@ async fn pull(
     repo: &str,
     digest: &str,
 ) -> SmokeHost {
-    let client = match client {
-        Client::Cri => match crate::modules::smoke_test::cri::pull(h, args, pw, repo, digest).await
-        {
-            Some(result) => return result,
-            None => Client::Containerd,
-        },
-        c => c,
-    };
+    if let Some(result) = api_pull::pull(h, client, args, pw, repo, digest).await {
+        return result;
+    }
+    let client = client.without_api();
     let start = Instant::now();
     let script = client.pull_script();
     let action = client.pull_action();

@@ -4,7 +4,7 @@
 //! when no host of the run can push (a running docker engine, or podman); the report then says the run did not
 //! verify.
 
-pub(crate) mod cri;
+pub(crate) mod api_pull;
 
 use anyhow::Result;
 use futures::future::BoxFuture;

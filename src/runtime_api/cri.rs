@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::ApiError;
 use super::channel::H2;
+use super::{ApiError, Auth};
 use crate::ssh::Session;
 
 /// The generated client and messages (build.rs, from proto/cri_images.proto).
@@ -25,14 +25,6 @@ pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// How long one call may take; a pull, kubelet's default runtime request timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A registry credential, as kubelet passes an image pull secret.
-pub struct Auth<'a> {
-    pub username: &'a str,
-    pub password: &'a str,
-    /// The registry it is for, `host[:port]`.
-    pub registry: &'a str,
-}
 
 /// A connection to the CRI image service on one host (clones share it).
 #[derive(Clone)]

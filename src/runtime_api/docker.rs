@@ -8,8 +8,8 @@ use hyper::body::Bytes;
 use hyper::header::HOST;
 use serde::Deserialize;
 
-use super::ApiError;
 use super::channel;
+use super::{ApiError, Auth};
 use crate::ssh::Session;
 
 /// dockerd's API socket.
@@ -36,21 +36,13 @@ impl Info {
     }
 }
 
-/// A registry credential for a pull (docker's `X-Registry-Auth`).
-pub struct Auth<'a> {
-    pub username: &'a str,
-    pub password: &'a str,
-    /// The registry it is for, `host:port`.
-    pub server_address: &'a str,
-}
-
 /// `GET /info`.
 pub async fn info(session: &Session) -> Result<Info, ApiError> {
     let body = request(session, "GET", "/info", None).await?;
     serde_json::from_slice(&body).map_err(|e| failed(session, "GET /info", e.to_string()))
 }
 
-/// `POST /images/create`: pull `image` (`repo:tag`) with `auth`; returns the manifest digest
+/// `POST /images/create`: pull `image` (`repo:tag`) with `auth` (docker's `X-Registry-Auth`); returns the manifest digest
 /// the pull reported.
 pub async fn pull(
     session: &Session,
@@ -58,23 +50,61 @@ pub async fn pull(
     auth: Option<Auth<'_>>,
 ) -> Result<String, ApiError> {
     let call = format!("pull of {image}");
-    if !image
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
-    {
-        return Err(failed(session, &call, "not an image reference".into()));
-    }
+    check_reference(session, image)?;
     let auth = auth.map(|a| {
         let json = serde_json::json!({
             "username": a.username,
             "password": a.password,
-            "serveraddress": a.server_address,
+            "serveraddress": a.registry,
         });
         base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
     });
     let path = format!("/images/create?fromImage={image}");
     let body = request(session, "POST", &path, auth.as_deref()).await?;
     pull_digest(&body).map_err(|why| failed(session, &call, why))
+}
+
+/// Every tag of `repo` dockerd holds (`repo:tag`).
+pub async fn tags_of(session: &Session, repo: &str) -> Result<Vec<String>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Image {
+        repo_tags: Option<Vec<String>>,
+    }
+    check_reference(session, repo)?;
+    // filters={"reference":["<repo>"]}, percent-encoded.
+    let path = format!("/images/json?filters=%7B%22reference%22%3A%5B%22{repo}%22%5D%7D");
+    let body = request(session, "GET", &path, None).await?;
+    let images: Vec<Image> = serde_json::from_slice(&body)
+        .map_err(|e| failed(session, "GET /images/json", e.to_string()))?;
+    let prefix = format!("{repo}:");
+    Ok(images
+        .into_iter()
+        .flat_map(|i| i.repo_tags.unwrap_or_default())
+        .filter(|t| t.starts_with(&prefix))
+        .collect())
+}
+
+/// `DELETE /images/<image>`: untag it (and remove it when no other name holds it); an
+/// absent image is no error.
+pub async fn remove(session: &Session, image: &str) -> Result<(), ApiError> {
+    check_reference(session, image)?;
+    match request(session, "DELETE", &format!("/images/{image}"), None).await {
+        Err(ApiError::Failed { reason, .. }) if reason.starts_with("HTTP 404") => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// An image reference goes into a URL as it is: only its own characters are let through.
+fn check_reference(session: &Session, image: &str) -> Result<(), ApiError> {
+    if image
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(failed(session, image, "not an image reference".into()))
+    }
 }
 
 /// The digest in a pull's progress stream (JSON messages, one a line), or its error.

@@ -12,6 +12,15 @@ pub mod channel;
 pub mod cri;
 pub mod docker;
 
+/// A registry credential, sent in the request (as kubelet sends an image pull secret).
+#[derive(Clone, Copy)]
+pub struct Auth<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// The registry it is for, `host[:port]`.
+    pub registry: &'a str,
+}
+
 /// Why a call to a runtime's API did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use crate::support::cli::{changes, json_of, regboot, run_json};
 use crate::support::lab::TestLab;
 use regboot::lab::{ContainerdLine, LabOptions, Profile, Release};
-use regboot::runtime_api::cri::{Auth, CONTAINERD_SOCKET, Cri};
+use regboot::runtime_api::Auth;
+use regboot::runtime_api::cri::{CONTAINERD_SOCKET, Cri};
 use regboot::ssh::Session;
 use serde_json::Value;
 
@@ -246,7 +247,7 @@ fn every_runtime_trusts_the_registry(
     assert_eq!(running, [("host1", true), ("host2", false)], "{facts:#}");
 
     // Converged: plan exits 0, a second apply changes and restarts nothing; -v says why
-    // host2 pulls with ctr, once.
+    // host2 pulls with ctr, once (host1's docker pull goes through dockerd's API).
     let out = regboot(&inv, &["plan"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let out = regboot(&inv, &["apply", "-v", "-o", "json"]);
@@ -256,10 +257,12 @@ fn every_runtime_trusts_the_registry(
     let stderr = String::from_utf8_lossy(&out.stderr);
     let said: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.contains("no CRI pull"))
+        .filter(|l| l.contains("the smoke test runs"))
         .collect();
     assert!(
-        said.len() == 1 && said[0].contains("host2") && said[0].contains("could not open"),
+        said.len() == 1
+            && said[0].contains("host2: the smoke test runs `ctr pull`")
+            && said[0].contains("could not open"),
         "{stderr}"
     );
     assert_eq!(containerd_started(&lab, "host3"), after, "restarted again");
