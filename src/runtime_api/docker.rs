@@ -132,7 +132,8 @@ fn pull_digest(body: &[u8]) -> Result<String, String> {
     digest.ok_or_else(|| "the pull reported no digest".to_string())
 }
 
-/// One request on a fresh connection to the socket; the body of a 2xx answer.
+/// One request on a fresh connection to the socket; the body of a 2xx answer (read whole, at
+/// most 4 MiB: a pull's progress of a small image, like the smoke test's, is a few KB).
 async fn request(
     session: &Session,
     method: &str,
