@@ -29,8 +29,8 @@ pub(crate) mod rotate;
 pub mod runtime_api;
 pub(crate) mod s3;
 pub mod secret;
-pub(crate) mod smoke;
-pub mod smoke_image;
+/// The generated smoke-test image, public for the tests that push it to a real registry.
+pub use modules::smoke_test::image as smoke_image;
 pub mod ssh;
 pub mod tls_setup;
 pub(crate) mod trust_store;

@@ -7,6 +7,7 @@
 mod cache;
 mod docker;
 mod engine;
+mod flavor;
 mod hosts;
 mod image;
 mod inventory;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+pub use flavor::Flavor;
 pub use hosts::LabHost;
 pub use network::LabNetwork;
 pub use registry_image::IMAGE as REGISTRY_IMAGE;
@@ -85,40 +87,6 @@ pub enum ContainerdLine {
     #[value(name = "2")]
     #[serde(rename = "2")]
     Two,
-}
-
-/// Which container runtime a lab host has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    /// dockerd (on Debian's containerd, which it depends on).
-    Docker,
-    /// containerd and ctr, no dockerd.
-    Containerd,
-    /// containerd 2.x (Debian unstable's) and ctr, no dockerd.
-    Containerd2,
-    /// podman, no dockerd and no containerd.
-    Podman,
-}
-
-impl Flavor {
-    pub fn name(self) -> &'static str {
-        match self {
-            Flavor::Docker => "docker",
-            Flavor::Containerd => "containerd",
-            Flavor::Containerd2 => "containerd2",
-            Flavor::Podman => "podman",
-        }
-    }
-
-    /// The unit that must be active once the host booted, besides sshd.
-    fn service(self) -> Option<&'static str> {
-        match self {
-            Flavor::Docker => Some("docker"),
-            Flavor::Containerd | Flavor::Containerd2 => Some("containerd"),
-            Flavor::Podman => None,
-        }
-    }
 }
 
 impl Profile {

@@ -12,10 +12,10 @@
 
 use std::time::Instant;
 
+use super::run::{Client, SmokeTarget, digest_of, failure, retry_name_lookup};
 use crate::engine::report::SmokeHost;
 use crate::runtime_api::cri::{CONTAINERD_SOCKET, Cri};
 use crate::runtime_api::{ApiError, Auth, docker};
-use crate::smoke::{Client, SmokeTarget, digest_of, failure, retry_name_lookup};
 use crate::ssh::Session;
 
 /// A runtime API the smoke test pulls through.

@@ -15,13 +15,13 @@ use anyhow::{Context, Result, bail};
 
 use futures::StreamExt;
 
+use super::api_pull;
+use super::image as smoke_image;
 use crate::engine::report::{Phase, SmokeHost};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, SMOKE_USER};
 use crate::material::Material;
-use crate::modules::smoke_test::api_pull;
 use crate::registry_http::{self, Request};
-use crate::smoke_image;
 
 /// The repository every smoke image is pushed to, on every registry.
 const REPOSITORY: &str = "regboot-smoke";
