@@ -10,10 +10,7 @@
 //! login user may not open the socket, or the CRI plugin is not serving), the pull returns
 //! `None`, says why in -v, and the caller runs the runtime's commands instead.
 
-use std::time::Instant;
-
-use super::run::{Client, SmokeTarget, digest_of, failure, retry_name_lookup};
-use crate::engine::report::SmokeHost;
+use super::outcome::{digest_of, failure, retry_name_lookup};
 use crate::runtime_api::cri::{CONTAINERD_SOCKET, Cri};
 use crate::runtime_api::{ApiError, Auth, docker};
 use crate::ssh::Session;
@@ -77,31 +74,41 @@ impl Api for Docker<'_> {
     }
 }
 
-/// Pull the smoke image on `h` through `client`'s API (args: reference, image, user; `pw`:
-/// the password's line), compare its digest with the pushed one and remove it. `None`: this
-/// client has no API here, or it cannot be reached (said in -v); the caller runs commands.
-pub(crate) async fn pull(
-    h: &SmokeTarget<'_>,
-    client: Client,
+/// The API a pull goes through.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Via {
+    /// containerd's CRI image service; else `ctr pull`.
+    Cri,
+    /// dockerd's Engine API; else `docker pull`.
+    Docker,
+}
+
+/// Pull the smoke image through `via` on the host behind `session` (args: reference, image,
+/// user; `pw`: the password's line), compare its digest with the pushed one and remove it:
+/// (ok, detail). `None`: the API cannot be reached (said in -v); the caller runs commands.
+pub(super) async fn pull(
+    session: &Session,
+    via: Via,
     args: &[&str; 3],
     pw: &[u8],
     repo: &str,
     digest: &str,
-) -> Option<SmokeHost> {
-    let start = Instant::now();
-    let session = &h.remote.session;
-    let pulled = match client {
-        Client::Cri => match Cri::connect(session, CONTAINERD_SOCKET).await {
+) -> Option<(bool, String)> {
+    let pulled = match via {
+        Via::Cri => match Cri::connect(session, CONTAINERD_SOCKET).await {
             Ok(cri) => pull_through(cri, args, pw, repo).await,
             Err(e) => Err(e),
         },
-        Client::Docker => pull_through(Docker(session), args, pw, repo).await,
-        Client::Containerd | Client::Podman => return None,
+        Via::Docker => pull_through(Docker(session), args, pw, repo).await,
     };
-    let (ok, detail) = match pulled {
+    Some(match pulled {
         Err(e @ (ApiError::Unreachable { .. } | ApiError::NotServed { .. })) => {
-            let instead = client.without_api().pull_action();
-            tracing::info!("{}: the smoke test runs `{instead}` instead: {e}", h.name);
+            let instead = match via {
+                Via::Cri => "ctr pull",
+                Via::Docker => "docker pull",
+            };
+            let host = &session.target().name;
+            tracing::info!("{host}: the smoke test runs `{instead}` instead: {e}");
             return None;
         }
         Err(e) => (false, failure(&e.into())),
@@ -112,13 +119,6 @@ pub(crate) async fn pull(
             format!("pulled digest {d} differs from pushed {digest}"),
         ),
         Ok(Ok(None)) => (false, format!("pulled, but no digest of {repo} is listed")),
-    };
-    Some(SmokeHost {
-        host: h.name.to_string(),
-        action: client.pull_action(),
-        ok,
-        seconds: start.elapsed().as_secs_f64(),
-        detail,
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod api_pull;
 pub mod image;
+mod outcome;
 mod run;
 
 use anyhow::Result;
