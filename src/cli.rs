@@ -428,6 +428,10 @@ pub enum LabCommand {
         /// The Debian release of the hosts.
         #[arg(long, value_enum, default_value_t)]
         release: crate::lab::Release,
+        /// The runtimes profile's containerd host: its release's containerd, or 2 (2.x from
+        /// Debian unstable, with --release trixie).
+        #[arg(long, value_enum, default_value_t)]
+        containerd: crate::lab::ContainerdLine,
         /// Lab name: several labs with different names run side by side.
         #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
         name: String,

@@ -29,6 +29,7 @@ pub mod registry_http;
 pub mod render;
 pub(crate) mod renew;
 pub(crate) mod rotate;
+pub mod runtime_api;
 pub(crate) mod s3;
 pub mod secret;
 /// The generated smoke-test image, public for the tests that push it to a real registry.
