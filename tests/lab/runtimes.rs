@@ -358,14 +358,15 @@ fn every_runtime_trusts_the_registry(
         cri_failed.is_empty(),
         "CRI pulls failed during rotate --ca: {cri_failed:#?}"
     );
-    assert!(cri_ok >= 10, "only {cri_ok} CRI pulls");
+    // Each loop pulls about 2.5 times a second while the rotation runs (3-4 s here now).
+    assert!(cri_ok >= 5, "only {cri_ok} CRI pulls");
     eprintln!("{test}: {cri_ok} CRI pulls during rotate --ca, none failed");
     let (ok, failed) = finish_loop(&lab);
     assert!(
         failed.is_empty(),
         "ctr pulls failed during rotate --ca: {failed:#?}"
     );
-    assert!(ok >= 10, "only {ok} pulls");
+    assert!(ok >= 5, "only {ok} pulls");
     eprintln!("{test}: {ok} ctr pulls during rotate --ca, none failed");
     assert_eq!(containerd_started(&lab, "host3"), after, "rotate restarted");
 
