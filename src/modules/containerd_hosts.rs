@@ -98,7 +98,17 @@ fn with_hosts_toml(
         ))
     };
     changes.extend(overwrites);
+    let rewrites = last.is_some();
     changes.extend(last);
+    // ctr reads hosts.toml, then the CA files it names: one that read the old hosts.toml an
+    // instant before the rewrite still opens the file removed here (seen during rotate --ca).
+    if rewrites && !removals.is_empty() {
+        changes.push(Change::script(
+            "wait 1 s for pulls that read the previous hosts.toml to load its CA files",
+            "sleep 1",
+            &[],
+        ));
+    }
     changes.extend(removals);
     changes
 }
@@ -537,8 +547,11 @@ mod tests {
                     Action::PutFile { path, data, .. } => {
                         files.insert(path, String::from_utf8(data).unwrap());
                     }
+                    // A removal names its file; the wait before removals names none.
                     Action::Script { args, .. } => {
-                        files.remove(&args[0]);
+                        if let Some(path) = args.first() {
+                            files.remove(path);
+                        }
                     }
                     Action::WaitHealthy { .. } => unreachable!(),
                 }
