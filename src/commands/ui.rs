@@ -12,12 +12,10 @@ use time::OffsetDateTime;
 use super::catalog::Source;
 use crate::catalog::{self, Report};
 use crate::cli::{Cli, Output};
-use crate::deployed;
 use crate::engine::fleet;
 use crate::host::RemoteHost;
 use crate::inventory::TlsMode;
 use crate::pki::StateDir;
-use crate::pki::check;
 use crate::tls_setup as setup;
 use crate::ui::{Backend, Details, Trust, details};
 
@@ -160,11 +158,20 @@ impl Backend for Replicas {
         }
         let now = OffsetDateTime::now_utc();
         let state = StateDir::at(&inv.state_dir(self.state_dir.as_deref()));
-        let spec = setup::leaf_spec(inv);
-        let mut rows = check::local_rows(&state, Some(&spec), renew_before, now)?;
-        let survey = deployed::survey_hosts(inv, self.limit.as_deref(), 50).await?;
-        rows.extend(deployed::check_rows(&survey, &state, renew_before, now)?);
-        Ok(Trust::of(rows, renew_before))
+        let hosts = Some(self.limit.as_deref());
+        // `certs check`'s own code, which runs its survey on a runtime of its own: on a thread
+        // outside this one's.
+        let checked = tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        super::certs::check_self_signed(&state, Some(inv), renew_before, hosts, now)
+                    })
+                    .join()
+                    .map_err(|_| anyhow!("the certificate check panicked"))?
+            })
+        })?;
+        Ok(Trust::of(checked.rows, renew_before))
     }
 
     fn delete_enabled(&self) -> bool {
