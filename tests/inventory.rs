@@ -558,3 +558,24 @@ fn drain_needs_a_registry_host_behind_a_load_balancer() {
     let err = error_of(&ha.replace("  user: root", "  user: root\n  drain: true"));
     assert!(err.contains("`drain` belongs to each host"), "{err}");
 }
+
+/// Issue 26 item 14: a permitted range wider than one organisation holds is refused, with the
+/// reason, at its place in the file.
+#[test]
+fn permitted_ranges_wider_than_one_network_are_refused() {
+    for (wide, why) in [
+        ("0.0.0.0/0", "largest private IPv4 block"),
+        ("10.0.0.0/7", "largest private IPv4 block"),
+        ("\"::/0\"", "provider's /32"),
+    ] {
+        let err = error_of(&format!("{GOOD}tls:\n  permitted_ip_ranges: [{wide}]\n"));
+        assert!(
+            err.contains("tls.permitted_ip_ranges[0]") && err.contains(why),
+            "{wide}: {err}"
+        );
+        assert!(
+            err.contains("vouch for addresses of other networks"),
+            "{err}"
+        );
+    }
+}

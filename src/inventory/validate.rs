@@ -815,7 +815,7 @@ impl<'a> Checker<'a> {
     ) -> Vec<crate::pki::IpRange> {
         let mut out = Vec::new();
         for (i, r) in ranges.into_iter().enumerate() {
-            match r.parse() {
+            match crate::pki::IpRange::parse_permitted(&r) {
                 Ok(range) => out.push(range),
                 Err(e) => self.error(
                     &tp.key("permitted_ip_ranges").index(i),
