@@ -492,3 +492,50 @@ async fn key_must_be_a_small_regular_file() {
         );
     }
 }
+
+/// Issue 26 item 10: a command printing more than regboot reads from one command fails with
+/// a clear error once past the limit (not when the host stops), and the connection goes on.
+#[tokio::test]
+async fn output_beyond_the_limit_fails_that_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let session = Session::connect(&sshd.target("h1", "root", Some(&key), &dir.path().join("kh")))
+        .await
+        .unwrap();
+    // Endless output on stderr: the cap counts both streams.
+    let started = Instant::now();
+    let pid = dir.path().join("yes.pid");
+    let pid = pid.display();
+    let err = session
+        .exec(
+            &RemoteCommand::script(&format!("echo $$ > {pid}; exec yes 0123456789abcdef >&2")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::OutputTooLarge { .. }), "{err}");
+    assert!(
+        err.to_string().contains("printed more than 32 MiB"),
+        "{err}"
+    );
+    eprintln!("refused after {:?}", started.elapsed());
+    // Output just under the limit is read whole.
+    let out = session
+        .exec(
+            &RemoteCommand::script(&format!("head -c {} /dev/zero", ssh::OUTPUT_LIMIT)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), ssh::OUTPUT_LIMIT);
+    // The endless command was ended with its channel.
+    let out = session
+        .exec(
+            &RemoteCommand::script(&format!("sleep 1; kill -0 $(cat {pid}) || echo gone")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "gone\n");
+}

@@ -15,6 +15,12 @@ use super::quote::{RemoteCommand, quote};
 /// Channels open at once on one connection; sshd's MaxSessions defaults to 10.
 const CHANNELS_PER_SESSION: usize = 4;
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most a command may print (stdout and stderr together): the largest regboot reads is the
+/// probe's (each managed file at most `probe.sh`'s 1 MiB, in base64); a host printing more is
+/// broken, and reading on would spend this machine's memory in the middle of a fleet run.
+pub const OUTPUT_LIMIT: usize = 32 << 20;
+/// Most `hold_as_root` reads while it waits for the held command's first line.
+const FIRST_LINE_LIMIT: usize = 64 << 10;
 
 /// What a remote command left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,13 +218,25 @@ impl Session {
                         ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(signal_name),
                         _ => {}
                     }
+                    if stdout.len() + stderr.len() > OUTPUT_LIMIT {
+                        return None;
+                    }
                 }
-                (stdout, stderr, status, signal)
+                Some((stdout, stderr, status, signal))
             };
             // Send and receive at once: a command may fill its output before reading all input.
             // A command that exits without reading its input makes the send fail; its exit
             // status is what counts.
-            let (_, (stdout, stderr, status, signal)) = tokio::join!(send, receive);
+            let (_, received) = tokio::join!(send, receive);
+            let Some((stdout, stderr, status, signal)) = received else {
+                // Closing the channel ends the command (sshd closes its pipes).
+                let _ = writer.close().await;
+                return Err(ExecError::OutputTooLarge {
+                    host: self.target.name.clone(),
+                    command: command.to_string(),
+                    limit: OUTPUT_LIMIT,
+                });
+            };
             match status {
                 Some(status) => Ok(ExecOutput {
                     status,
@@ -284,7 +302,7 @@ impl Session {
             for pty in [false, true] {
                 let mut channel = self.start(line.as_str(), pty).await.map_err(failed)?;
                 let mut out = Vec::new();
-                while !out.contains(&b'\n') {
+                while !out.contains(&b'\n') && out.len() <= FIRST_LINE_LIMIT {
                     match channel.wait().await {
                         Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
                             out.extend_from_slice(&data)
