@@ -25,11 +25,11 @@ pub struct Config(SshConfig);
 impl Config {
     /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
-        let mut reader = std::io::BufReader::new(file);
+        let text = crate::fsutil::read_limited(path, "the file", crate::fsutil::INVENTORY_LIMIT)
+            .map_err(|e| format!("cannot read it: {}", e.root_cause()))?;
         SshConfig::default()
             .parse(
-                &mut reader,
+                &mut text.as_slice(),
                 ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
             )
             .map(Config)
@@ -123,5 +123,21 @@ mod tests {
         let path = dir.path().join("config");
         std::fs::write(&path, "Host x\n  Port notaport\n").unwrap();
         assert!(Config::load(&path).is_err());
+    }
+
+    /// Issue 26 item 12: read through the bounded reader, like every local file.
+    #[test]
+    fn a_huge_or_special_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let comment = "# a comment line of forty bytes or so..\n";
+        std::fs::write(&path, comment.repeat((2 << 20) / comment.len())).unwrap();
+        let err = Config::load(&path).err().unwrap();
+        assert!(
+            err.contains("cannot read it") && err.contains("larger than"),
+            "{err}"
+        );
+        let err = Config::load(Path::new("/dev/zero")).err().unwrap();
+        assert!(err.contains("is a device"), "{err}");
     }
 }

@@ -149,11 +149,7 @@ impl StateDir {
                 }
             }
         }
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        crate::fsutil::read_text_if_any(&path, "the state directory's", crate::fsutil::PEM_LIMIT)
     }
 
     /// Write a private key or secret (mode 0600), atomically.
