@@ -539,3 +539,101 @@ async fn output_beyond_the_limit_fails_that_command() {
         .unwrap();
     assert_eq!(out.stdout_text(), "gone\n");
 }
+
+/// A loopback server that accepts connections and never says a word (bounded: a few).
+async fn silent_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            match listener.accept().await {
+                Ok((conn, _)) => held.push(conn),
+                Err(_) => return,
+            }
+        }
+    });
+    port
+}
+
+/// Issue 26 item 9: a registry (or S3 endpoint) that accepts the tunnel and never answers
+/// fails the request at its deadline, both before TLS and in plain HTTP.
+#[tokio::test]
+async fn http_through_the_tunnel_to_a_silent_server_fails_at_the_deadline() {
+    use regboot::registry_http::{REQUEST_TIMEOUT, Request, status};
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let session = Session::connect(&sshd.target("h1", "root", Some(&key), &dir.path().join("kh")))
+        .await
+        .unwrap();
+    let port = silent_server().await;
+    let ca = regboot::pki::Ca::generate(&Default::default()).unwrap();
+    let request = |ca_pem| Request {
+        method: "GET",
+        path: "/v2/",
+        hostname: "localhost",
+        port,
+        ca_pem,
+        basic_auth: None,
+    };
+    let (tls, plain) = (request(Some(ca.cert_pem())), request(None));
+    let started = Instant::now();
+    let both = async { tokio::join!(status(&session, &tls), status(&session, &plain)) };
+    // Old code waited for ever: bounded here so that it fails instead of hanging.
+    let (tls, plain) = tokio::time::timeout(REQUEST_TIMEOUT * 3, both)
+        .await
+        .expect("a request to a silent server never ended");
+    let took = started.elapsed();
+    eprintln!("both requests failed after {took:?}");
+    let tls = format!("{:#}", tls.unwrap_err());
+    assert!(
+        tls.contains("did not complete the connection within 20 s"),
+        "{tls}"
+    );
+    let plain = format!("{:#}", plain.unwrap_err());
+    assert!(
+        plain.contains("GET /v2/: no complete answer within 20 s"),
+        "{plain}"
+    );
+    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(5), "{took:?}");
+}
+
+/// Issue 26 item 9: a connection that goes silent (its sshd frozen, as a host gone or a cut
+/// link would look) is noticed by keepalives in seconds, not at the command's timeout.
+#[tokio::test]
+async fn a_frozen_connection_is_noticed_by_keepalives() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let session = Session::connect(&sshd.target("h1", "root", Some(&key), &dir.path().join("kh")))
+        .await
+        .unwrap();
+    let pids = sshd.session_pids();
+    assert!(!pids.is_empty(), "no sshd session process");
+    let signal = |sig| {
+        for pid in &pids {
+            // SAFETY: kill(2) on processes of the sshd this test started.
+            unsafe { libc::kill(*pid as i32, sig) };
+        }
+    };
+    // 8 MiB to a command that never reads: the client waits for window space.
+    let data = vec![0u8; 8 << 20];
+    let started = Instant::now();
+    let sleep = RemoteCommand::new("sleep").arg("100");
+    let run = session.exec(&sleep, Some(&data));
+    let freeze = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        signal(libc::SIGSTOP);
+    };
+    let (result, ()) = tokio::join!(run, freeze);
+    let took = started.elapsed();
+    signal(libc::SIGKILL);
+    eprintln!("noticed after {took:?}: {result:?}");
+    let err = result.expect_err("the command finished on a frozen connection");
+    assert!(err.to_string().contains("the connection was lost"), "{err}");
+    assert!(
+        took < Duration::from_secs(25),
+        "took {took:?} (the command timeout is 120 s)"
+    );
+}

@@ -26,6 +26,8 @@ use super::verifier::Verifier;
 pub const HANDSHAKES_PER_ADDRESS: usize = 8;
 /// Attempts when a server drops the connection during banner or key exchange.
 const HANDSHAKE_ATTEMPTS: u32 = 6;
+/// A keepalive after this much silence; the third unanswered one closes the connection.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(3);
 
 pub type Connection = Handle<Verifier>;
 
@@ -210,8 +212,10 @@ impl Dialer {
             })?;
         let config = Arc::new(client::Config {
             nodelay: true,
-            keepalive_interval: Some(Duration::from_secs(15)),
-            keepalive_max: 3,
+            // A cut connection (a host gone, a link down) is noticed in about 10 s even while
+            // a command waits for window space, not at the command's timeout.
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
+            keepalive_max: 2,
             preferred: Preferred {
                 key: Cow::Owned(known_hosts::preferred_algorithms(
                     &entries,

@@ -226,8 +226,14 @@ impl Session {
             };
             // Send and receive at once: a command may fill its output before reading all input.
             // A command that exits without reading its input makes the send fail; its exit
-            // status is what counts.
-            let (_, received) = tokio::join!(send, receive);
+            // status is what counts. Once the channel is closed (the command ended, or the
+            // connection died: keepalives unanswered) a send still waiting for window space
+            // is dropped, not awaited until the command's timeout.
+            tokio::pin!(send, receive);
+            let received = tokio::select! {
+                received = &mut receive => received,
+                _ = &mut send => receive.await,
+            };
             let Some((stdout, stderr, status, signal)) = received else {
                 // Closing the channel ends the command (sshd closes its pipes).
                 let _ = writer.close().await;
@@ -245,6 +251,10 @@ impl Session {
                 }),
                 None => Err(failed(match signal {
                     Some(sig) => format!("killed by signal {sig:?}"),
+                    None if self.conn.is_closed() => format!(
+                        "the connection was lost (no answer to keepalives for {} s)",
+                        3 * super::dial::KEEPALIVE_INTERVAL.as_secs()
+                    ),
                     None => "the server closed the channel without an exit status".into(),
                 })),
             }
