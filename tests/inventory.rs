@@ -579,3 +579,25 @@ fn permitted_ranges_wider_than_one_network_are_refused() {
         );
     }
 }
+
+/// Issue 26 item 15: a tracing endpoint with credentials would be in `docker inspect` (the
+/// container's environment is the only way distribution reads it): refused, without echoing it.
+#[test]
+fn a_tracing_endpoint_with_credentials_is_refused() {
+    for endpoint in [
+        "https://otel:s3cret@collector.corp:4318",
+        "https://collector.corp:4318/v1/traces?api_key=s3cret",
+    ] {
+        let err = error_of(&format!(
+            "{GOOD}  tracing: {{ exporter: otlp, endpoint: \"{endpoint}\" }}\n"
+        ));
+        assert!(
+            err.contains("registry.tracing.endpoint") && err.contains("docker inspect"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fine = format!("{GOOD}  tracing: {{ exporter: otlp, endpoint: \"http://otel:4318\" }}\n");
+    inventory::load_with_env(&write(&dir, &fine), &env).unwrap();
+}
