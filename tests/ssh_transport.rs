@@ -453,6 +453,38 @@ async fn sudo_without_password_with_password_and_requiretty() {
         .unwrap();
     assert!(out.success(), "{}", out.stdout_text());
     assert_eq!(out.stdout, b"0\nline one\nbinary \x00\x04 ok");
+
+    // Issue 26 item 13: stdin is staged in memory, unlinked before sudo reads it, and what a
+    // cut connection left behind earlier is swept (a fresh file, maybe another run's, stays).
+    let shm = Path::new("/dev/shm");
+    let left = shm.join(format!("regboot-stdin.left{}", std::process::id()));
+    let fresh = shm.join(format!("regboot-stdin.fresh{}", std::process::id()));
+    for f in [&left, &fresh] {
+        fs::write(f, "config.yml with secrets").unwrap();
+        support::sshd::run(Command::new("chown").arg("regboot-tty").arg(f));
+    }
+    support::sshd::run(
+        Command::new("touch")
+            .args(["-d", "20 minutes ago"])
+            .arg(&left),
+    );
+    let out = tty
+        .exec_as_root(
+            &RemoteCommand::script("readlink /proc/$$/fd/0; cat"),
+            Some(b"secret"),
+        )
+        .await
+        .unwrap();
+    let text = out.stdout_text();
+    let staged = text.lines().next().unwrap();
+    assert!(
+        staged.starts_with("/dev/shm/regboot-stdin.") && staged.ends_with(" (deleted)"),
+        "stdin came from {staged}"
+    );
+    assert!(text.ends_with("\nsecret"), "{text}");
+    assert!(!left.exists(), "the leftover was not swept");
+    assert!(fresh.exists(), "a fresh file was swept");
+    fs::remove_file(&fresh).unwrap();
 }
 
 /// `key:` naming a device, a FIFO or a huge file fails at once with the path and the field,

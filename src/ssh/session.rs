@@ -22,6 +22,26 @@ pub const OUTPUT_LIMIT: usize = 32 << 20;
 /// Most `hold_as_root` reads while it waits for the held command's first line.
 const FIRST_LINE_LIMIT: usize = 64 << 10;
 
+/// Stages stdin for sudo with requiretty (a PTY cannot carry binary data or an end-of-file):
+/// in memory only (the runtime dir, else /dev/shm), never on disk, since stdin carries
+/// secrets (config.yml, keys, passwords). First it sweeps the user's files a cut connection
+/// left there (older than 10 minutes: a run in flight uses its file within seconds); a
+/// transfer cut midway removes its own file. Prints the file's path.
+const STAGE_STDIN: &str = r#"umask 077
+d=
+for c in "${XDG_RUNTIME_DIR:-}" /dev/shm; do
+  if [ -n "$c" ] && [ -d "$c" ] && [ -w "$c" ]; then d=$c; break; fi
+done
+if [ -z "$d" ]; then
+  echo "regboot: no in-memory directory (\$XDG_RUNTIME_DIR or /dev/shm) to stage stdin for sudo with requiretty" >&2
+  exit 1
+fi
+find "$d" -maxdepth 1 -name 'regboot-stdin.*' -user "$(id -u)" -mmin +10 -exec rm -f {} + 2>/dev/null
+f=$(mktemp "$d/regboot-stdin.XXXXXXXXXX") || exit 1
+trap 'rm -f "$f"; exit 1' HUP INT TERM PIPE
+cat > "$f" || { rm -f "$f"; exit 1; }
+printf %s "$f""#;
+
 /// What a remote command left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -117,8 +137,8 @@ impl Session {
 
     /// Run `command` as root: directly when the user is root, else through `sudo -n`. Servers
     /// whose sudoers has `requiretty` get a PTY (stdout and stderr then arrive merged in
-    /// stdout, and stdin goes through a private temp file, since a PTY cannot carry binary
-    /// data or an end-of-file).
+    /// stdout, and stdin goes through a private file in memory, `STAGE_STDIN`, unlinked
+    /// before sudo starts reading it).
     pub async fn exec_as_root(
         &self,
         command: &RemoteCommand,
@@ -146,18 +166,15 @@ impl Session {
                 .and_then(|o| self.check_pty_sudo(o));
         };
         let staged = self
-            .exec(
-                &RemoteCommand::script(
-                    "umask 077 && f=$(mktemp) && cat > \"$f\" && printf %s \"$f\"",
-                ),
-                Some(data),
-            )
+            .exec(&RemoteCommand::script(STAGE_STDIN), Some(data))
             .await?;
         if !staged.success() {
             return Ok(staged);
         }
+        // The shell opens the file as the group's stdin, then its name is removed: nothing is
+        // left behind, whatever happens to sudo or the connection from then on.
         let file = quote(&staged.stdout_text());
-        let script = format!("{sudo} < {file}; s=$?; rm -f {file}; exit $s");
+        let script = format!("{{ rm -f {file}; {sudo}; }} < {file}");
         let out = self
             .run(RemoteCommand::script(&script).as_str(), None, true)
             .await?;
