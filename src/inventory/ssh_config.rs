@@ -36,13 +36,40 @@ impl Config {
             .map_err(|e| e.to_string())
     }
 
+    /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
+    /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them.
+    fn resolve_jump(&self, jump: &str) -> String {
+        let (user, rest) = match jump.split_once('@') {
+            Some((u, r)) => (Some(u.to_string()), r),
+            None => (None, jump),
+        };
+        let (alias, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => {
+                (h, Some(p.to_string()))
+            }
+            _ => (rest, None),
+        };
+        let found = self.0.query(alias);
+        let user = user
+            .or(found.user)
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let port = port.or(found.port.map(|p| p.to_string()));
+        let host = found.host_name.unwrap_or_else(|| alias.to_string());
+        match port {
+            Some(p) if host.contains(':') => format!("{user}[{host}]:{p}"),
+            Some(p) => format!("{user}{host}:{p}"),
+            None => format!("{user}{host}"),
+        }
+    }
+
     /// What applies to `alias` (the host's `address` in the inventory).
     pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
         let p = self.0.query(alias);
         let proxy_jump = match p.proxy_jump.as_deref() {
             None | Some([]) => None,
             Some([one]) if one.eq_ignore_ascii_case("none") => None,
-            Some([one]) => Some(one.clone()),
+            Some([one]) => Some(self.resolve_jump(one)),
             Some(hops) => {
                 return Err(format!(
                     "ProxyJump {} has {} hops; regboot goes through one bastion",
@@ -114,6 +141,26 @@ mod tests {
             Some("ops@jump:2222")
         );
         assert!(c.lookup("two").unwrap_err().contains("one bastion"));
+    }
+
+    /// Issue 26 item 16: a ProxyJump naming another alias of the file is resolved through it
+    /// (it used to be dialed as the bare alias: "jumpA:22 ... failed to lookup address").
+    #[test]
+    fn a_proxy_jump_alias_is_resolved_like_any_host() {
+        let c = config(
+            "Host jumpA\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n\
+             Host target\n  HostName 10.0.0.9\n  ProxyJump jumpA\n\
+             Host other\n  ProxyJump admin@jumpA:2200\n\
+             Host direct\n  ProxyJump bastion.example.com\n",
+        );
+        let jump = |h: &str| c.lookup(h).unwrap().proxy_jump.unwrap();
+        assert_eq!(jump("target"), "ops@127.0.0.5:2222");
+        assert_eq!(
+            jump("other"),
+            "admin@127.0.0.5:2200",
+            "what the ProxyJump says wins"
+        );
+        assert_eq!(jump("direct"), "bastion.example.com");
     }
 
     #[test]
