@@ -670,3 +670,40 @@ async fn a_frozen_connection_is_noticed_by_keepalives() {
         "took {took:?} (the command timeout is 120 s)"
     );
 }
+
+/// Issue 26 item 16: two hosts behind one bastion, the first with `host_key_check: off`:
+/// the second (strict) checks the bastion by its own policy and refuses its unknown key,
+/// instead of riding the connection the first one opened unchecked.
+#[tokio::test]
+async fn a_shared_bastion_is_checked_by_each_hosts_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let bastion = server_for(&[&key]);
+    let inner = server_for(&[&key]);
+    let via = ssh::Bastion {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port: bastion.port,
+    };
+    let mut lax = inner.target("lax", "root", Some(&key), &dir.path().join("kh-lax"));
+    lax.host_key_check = HostKeyCheck::Off;
+    lax.bastion = Some(via.clone());
+    // The strict host knows its own key, not the bastion's.
+    let kh = dir.path().join("kh-strict");
+    fs::write(&kh, inner.known_hosts_line() + "\n").unwrap();
+    let mut strict = inner.target("strict", "root", Some(&key), &kh);
+    strict.host_key_check = HostKeyCheck::Strict;
+    strict.bastion = Some(via);
+    let results = ssh::connect_all(&[lax, strict], 1).await;
+    let (_, first) = &results[0];
+    assert!(first.is_ok(), "{:?}", first.as_ref().err());
+    let (_, second) = &results[1];
+    let err = second
+        .as_ref()
+        .err()
+        .expect("the strict host rode an unchecked bastion");
+    assert!(
+        matches!(err, ConnectError::Bastion { source, .. } if matches!(**source, ConnectError::HostKeyUnknown { .. })),
+        "{err}"
+    );
+}

@@ -61,8 +61,10 @@ pub struct Dialer {
     keys: KeyCache,
     /// Per server address: the handshake limit, and how many hops dialed it.
     handshakes: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
-    /// One connection per bastion (`user@host:port`), dialed with the key, known_hosts and
-    /// policy of the first target that needs it; its hosts' connections are channels on it.
+    /// One connection per bastion (`user@host:port`) and host key check (policy and
+    /// known_hosts file), dialed with the key of the first target that needs it; its hosts'
+    /// connections are channels on it. A target never rides a bastion connection checked
+    /// by another's policy (a strict host behind a bastion first reached with `off`).
     bastions: Mutex<HashMap<String, BastionCell>>,
 }
 
@@ -88,7 +90,11 @@ impl Dialer {
             .bastions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(via.clone())
+            .entry(format!(
+                "{via} {:?} {}",
+                target.host_key_check,
+                target.known_hosts.display()
+            ))
             .or_default()
             .clone();
         let bastion = cell
