@@ -601,3 +601,23 @@ fn a_tracing_endpoint_with_credentials_is_refused() {
     let fine = format!("{GOOD}  tracing: {{ exporter: otlp, endpoint: \"http://otel:4318\" }}\n");
     inventory::load_with_env(&write(&dir, &fine), &env).unwrap();
 }
+
+/// Issue 26 item 16: the OpenSSH config's UserKnownHostsFile is where a host's key is checked
+/// (unless the inventory names a known_hosts file).
+#[test]
+fn the_openssh_config_names_the_known_hosts_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    let kh = dir.path().join("fleet_known_hosts");
+    std::fs::write(
+        &config,
+        format!("Host node1.example.com\n  UserKnownHostsFile {}\n", kh.display()),
+    )
+    .unwrap();
+    let text = format!("{GOOD}ssh_config: {}\n", config.display());
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    let node1 = inv.hosts.iter().find(|h| h.name == "node1").unwrap();
+    assert_eq!(node1.ssh.known_hosts, kh);
+    let reg1 = inv.hosts.iter().find(|h| h.name == "reg1").unwrap();
+    assert!(reg1.ssh.known_hosts.ends_with(".ssh/known_hosts"));
+}

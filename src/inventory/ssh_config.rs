@@ -18,6 +18,8 @@ pub struct FromConfig {
     pub identity_file: Option<PathBuf>,
     /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
     pub proxy_jump: Option<String>,
+    /// UserKnownHostsFile (its first file), where ssh checks this host's key.
+    pub known_hosts: Option<String>,
 }
 
 pub struct Config(SshConfig);
@@ -78,6 +80,11 @@ impl Config {
                 ));
             }
         };
+        let known_hosts = p
+            .unsupported_fields
+            .get("userknownhostsfile")
+            .and_then(|files| files.first())
+            .cloned();
         let files = p.identity_file.unwrap_or_default();
         let identity_file = files
             .iter()
@@ -90,6 +97,7 @@ impl Config {
             port: p.port,
             identity_file,
             proxy_jump,
+            known_hosts,
         })
     }
 }
@@ -161,6 +169,16 @@ mod tests {
             "what the ProxyJump says wins"
         );
         assert_eq!(jump("direct"), "bastion.example.com");
+    }
+
+    #[test]
+    fn user_known_hosts_file_is_read() {
+        let c = config("Host a\n  UserKnownHostsFile ~/kh-a ~/kh-b\nHost *\n  User x\n");
+        assert_eq!(
+            c.lookup("a").unwrap().known_hosts.as_deref(),
+            Some("~/kh-a")
+        );
+        assert_eq!(c.lookup("b").unwrap().known_hosts, None);
     }
 
     #[test]

@@ -453,6 +453,7 @@ impl<'a> Checker<'a> {
             h.known_hosts
                 .as_deref()
                 .or(d.known_hosts.as_deref())
+                .or(cfg.known_hosts.as_deref())
                 .unwrap_or("~/.ssh/known_hosts"),
         );
         let timeout = h
