@@ -53,7 +53,9 @@ pub enum Command {
     #[command(subcommand)]
     Inventory(InventoryCommand),
 
-    /// Connect to every host (in parallel) and print what it is: OS, init system, docker,
+    /// Print what every host is: OS, init system, docker, sudo, daemon.json.
+    ///
+    /// Connects to every host (in parallel) and prints what it is: OS, init system, docker,
     /// sudo, daemon.json, connect time. Exit 1 naming each host that failed, and why.
     Facts {
         /// Hosts handled at once.
@@ -66,47 +68,62 @@ pub enum Command {
         limit: Option<String>,
     },
 
-    /// Manage the SSH host keys regboot checks (the same known_hosts file OpenSSH uses).
+    /// Manage the SSH host keys regboot checks (OpenSSH's known_hosts file).
+    ///
+    /// regboot checks host keys against the same known_hosts file OpenSSH uses.
     #[command(subcommand)]
     KnownHosts(KnownHostsCommand),
-    /// A lab of containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine,
-    /// with an inventory that reaches them: rehearse a setup before touching real machines.
+    /// A lab of Debian hosts in containers, to rehearse before touching real machines.
+    ///
+    /// Containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine, with an
+    /// inventory that reaches them: rehearse a setup before touching real machines.
     #[command(subcommand)]
     Lab(LabCommand),
 
-    /// Set up every host: CA and certificate, certs.d and trust store, /etc/hosts,
+    /// Set up every host and the registry, then verify with a push/pull smoke test.
+    ///
+    /// Sets up every host: CA and certificate, certs.d and trust store, /etc/hosts,
     /// daemon.json, the registry container, then a push/pull smoke test. Safe to run again:
     /// only what differs changes. Exit 0 when every host succeeded, 1 otherwise.
     Apply(ApplyArgs),
 
     /// Show, per host, what `apply` would change (with diffs), changing nothing.
+    ///
     /// Exit 0: nothing to change; 2: changes pending; 1: a host could not be checked.
     Plan(PlaybookArgs),
 
-    /// Run the smoke test alone: push a tiny image from one agent, pull it on every other
-    /// host through its own docker daemon, compare digests, clean up.
+    /// Run the push/pull smoke test alone.
+    ///
+    /// Pushes a tiny image from one agent (docker, else podman), pulls it on every host of
+    /// the limit through every container runtime it has (docker, containerd, podman), asks
+    /// every registry replica directly for the pushed manifest, compares digests, and cleans
+    /// up. Exit 1 when a host failed or nothing could be verified, 0 otherwise.
     Verify(PlaybookArgs),
 
-    /// Print a shell completion script: `regboot completions bash > /etc/bash_completion.d/regboot`.
+    /// Print a shell completion script.
+    ///
+    /// For example: `regboot completions bash > /etc/bash_completion.d/regboot`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff): `regboot man > /usr/local/share/man/man1/regboot.1`.
+    /// Print the man page (roff).
+    ///
+    /// For example: `regboot man > /usr/local/share/man/man1/regboot.1`.
     Man,
 
     /// Registry users.
     #[command(subcommand)]
     User(UserCommand),
 
-    /// Create, check and show the registry's TLS certificates (the CA and the server
-    /// certificate) kept in the state directory.
+    /// Create, check and show the registry's TLS certificates.
+    ///
+    /// The CA and the server certificate, kept in the state directory.
     #[command(subcommand)]
     Certs(CertsCommand),
 
-    /// Replace the registry certificate (--leaf) or the CA (--ca) across the cluster without
-    /// a failed pull.
+    /// Replace the registry certificate (--leaf) or the CA (--ca) without a failed pull.
     ///
     /// --leaf issues a new server certificate (the inventory's names) and rolls it to the
     /// registry hosts one at a time, each healthy again before the next; clients change
@@ -123,8 +140,9 @@ pub enum Command {
     /// Exit 0 when the run completed (its smoke test passed), 1 otherwise.
     Rotate(RotateArgs),
 
-    /// Remove from the hosts exactly what regboot added, and nothing the operator owns: the
-    /// registry container (and its image when regboot brought it), nginx and keepalived
+    /// Remove from the hosts exactly what regboot added, and nothing else.
+    ///
+    /// Removes what regboot added, and nothing the operator owns: the registry container (and its image when regboot brought it), nginx and keepalived
     /// configs (originals put back; packages only when regboot installed them), the
     /// daemon.json keys it merged (replaced values restored), the /etc/hosts block, the CA
     /// in the trust store and certs.d, and /etc/regboot. Each host's manifest
@@ -136,20 +154,24 @@ pub enum Command {
     /// otherwise.
     Reset(ResetArgs),
 
-    /// Write the state directory (CA, keys, http secret, rotation CAs, archive) to FILE,
+    /// Write the state directory to an encrypted backup file.
+    ///
+    /// Writes the state directory (CA, keys, http secret, rotation CAs, archive) to FILE,
     /// encrypted with a passphrase (age, scrypt), after a plain manifest (CA fingerprint,
     /// date, inventory digest) that `regboot restore --show FILE` or `head -n 2 FILE` reads
     /// without it. The passphrase comes from $REGBOOT_BACKUP_PASSPHRASE (see
     /// --passphrase-env) or is asked twice on the terminal.
     Backup(BackupArgs),
 
-    /// Put a backup's files back into the state directory. Refused when the state directory
-    /// holds another CA, unless --force (which moves the current directory aside, renamed).
+    /// Put a backup's files back into the state directory.
+    ///
+    /// Refused when the state directory holds another CA, unless --force (which moves the current directory aside, renamed).
     /// A wrong passphrase is an error and writes nothing.
     Restore(RestoreArgs),
 
-    /// What every registry replica serves, read from each directly (through its host's SSH
-    /// connection): repositories, tags, manifest digests and sizes, every page of the
+    /// List what every registry replica serves, and whether the replicas agree.
+    ///
+    /// Reads each replica directly (through its host's SSH connection): repositories, tags, manifest digests and sizes, every page of the
     /// registry's lists; then whether the replicas agree. Exit 0 when they do, 1 otherwise.
     Catalog {
         /// Only these hosts (registry hosts among them are read).
@@ -157,9 +179,10 @@ pub enum Command {
         limit: Option<String>,
     },
 
-    /// Serve a page listing what every registry replica serves (repositories, tags, digests,
-    /// sizes, which replicas hold each and which lack it), read like `catalog` through the
-    /// SSH connections, so the registry port need not be reachable from here. Listens on
+    /// Serve a local web page of what every registry replica serves.
+    ///
+    /// The page lists repositories, tags, digests, sizes, which replicas hold each and which
+    /// lack it, read like `catalog` through the SSH connections, so the registry port need not be reachable from here. Listens on
     /// 127.0.0.1 only; prints the page's URL, which holds a random token that every request
     /// needs. Serves until Ctrl-C.
     Ui {
@@ -171,12 +194,15 @@ pub enum Command {
         port: u16,
     },
 
-    /// Write a platform's deployment of the registry to stdout, for that platform's own tool.
+    /// Write a platform's deployment of the registry to stdout (Marathon).
+    ///
+    /// The output is for that platform's own tool; regboot renders it and deploys nothing.
     #[command(subcommand)]
     Render(RenderCommand),
 
-    /// Delete the blobs no tagged manifest references (`registry garbage-collect
-    /// --delete-untagged`), without losing a push: every replica is rolled to read-only first,
+    /// Delete the blobs no tagged manifest references, without losing a push.
+    ///
+    /// Runs `registry garbage-collect --delete-untagged` safely: every replica is rolled to read-only first,
     /// one at a time (pulls go on; a push is refused and must be repeated), the collector
     /// runs once against the storage, then the replicas take pushes again. Prints the blobs
     /// deleted and the bytes freed (measured on filesystem storage). Every registry host
@@ -485,5 +511,26 @@ impl Cli {
         self.inventory
             .as_ref()
             .context("no inventory given: pass -i inventory.yml (or set REGBOOT_INVENTORY)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `regboot --help` lists each command in one short line; details go to
+    /// `regboot help COMMAND` (the doc comment's later paragraphs).
+    #[test]
+    fn every_command_is_summed_up_in_one_short_line() {
+        let cli = super::Cli::command();
+        for sub in cli.get_subcommands() {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(
+                !about.is_empty() && about.len() <= 80 && !about.contains('\n'),
+                "`{}`: its first doc paragraph is its line in --help; make it one line of at \
+                 most 80 characters and move the rest to a paragraph below: {about:?}",
+                sub.get_name()
+            );
+        }
     }
 }

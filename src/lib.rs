@@ -28,8 +28,8 @@ pub mod render;
 pub(crate) mod rotate;
 pub(crate) mod s3;
 pub mod secret;
-pub(crate) mod smoke;
-pub mod smoke_image;
+/// The generated smoke-test image, public for the tests that push it to a real registry.
+pub use modules::smoke_test::image as smoke_image;
 pub mod ssh;
 pub mod tls_setup;
 pub(crate) mod trust_store;

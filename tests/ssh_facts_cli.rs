@@ -4,7 +4,6 @@
 mod support;
 
 use std::fs;
-use std::net::TcpListener;
 use std::process::Command;
 
 use serde_json::Value;
@@ -55,9 +54,7 @@ fn facts_reports_every_host_and_names_each_failure() {
         1,
     );
     fs::write(&kh, format!("{wrong}\n")).unwrap();
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed_port = support::free_port();
 
     let inv = dir.path().join("inventory.yml");
     fs::write(

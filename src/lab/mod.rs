@@ -7,6 +7,7 @@
 mod cache;
 mod docker;
 mod engine;
+mod flavor;
 mod hosts;
 mod image;
 mod inventory;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+pub use flavor::Flavor;
 pub use hosts::LabHost;
 pub use network::LabNetwork;
 pub use registry_image::IMAGE as REGISTRY_IMAGE;
@@ -69,37 +71,6 @@ impl Release {
         match self {
             Release::Bookworm => "bookworm",
             Release::Trixie => "trixie",
-        }
-    }
-}
-
-/// Which container runtime a lab host has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    /// dockerd (on Debian's containerd, which it depends on).
-    Docker,
-    /// containerd and ctr, no dockerd.
-    Containerd,
-    /// podman, no dockerd and no containerd.
-    Podman,
-}
-
-impl Flavor {
-    pub fn name(self) -> &'static str {
-        match self {
-            Flavor::Docker => "docker",
-            Flavor::Containerd => "containerd",
-            Flavor::Podman => "podman",
-        }
-    }
-
-    /// The unit that must be active once the host booted, besides sshd.
-    fn service(self) -> Option<&'static str> {
-        match self {
-            Flavor::Docker => Some("docker"),
-            Flavor::Containerd => Some("containerd"),
-            Flavor::Podman => None,
         }
     }
 }

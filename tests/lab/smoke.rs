@@ -8,20 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::support::cli::{json_of, regboot, regboot_env, run_json};
+use crate::support::cli::{assert_smoke_ok, json_of, regboot, regboot_env, run_json};
 use crate::support::lab::TestLab;
-use serde_json::Value;
 
 const REPO: &str = "registry.lab:5000/regboot-smoke";
-
-/// Every smoke line succeeded and every host but the pusher pulled.
-fn assert_smoke_ok(report: &Value, hosts: usize) {
-    let smoke = report["smoke"].as_array().expect("smoke results");
-    assert!(smoke.iter().all(|s| s["ok"] == true), "smoke: {smoke:#?}");
-    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
-    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
-    assert!(report.get("smoke_skipped").is_none(), "{report:#}");
-}
 
 /// The state directory's files with their modification times.
 fn state_files(dir: &Path) -> BTreeMap<String, SystemTime> {

@@ -64,3 +64,21 @@ pub fn changes(report: &Value) -> Vec<(String, String)> {
     }
     all
 }
+
+/// A run's smoke test passed: at least one smoke line, every one ok, nothing skipped.
+pub fn assert_smoke_passed(report: &Value) {
+    let smoke = report["smoke"].as_array().expect("smoke results");
+    assert!(
+        !smoke.is_empty() && smoke.iter().all(|s| s["ok"] == true),
+        "smoke: {smoke:#?}"
+    );
+    assert!(report.get("smoke_skipped").is_none(), "{report:#}");
+}
+
+/// The smoke test passed and every one of the lab's `hosts` but the pusher pulled.
+pub fn assert_smoke_ok(report: &Value, hosts: usize) {
+    assert_smoke_passed(report);
+    let smoke = report["smoke"].as_array().expect("smoke results");
+    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
+    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
+}

@@ -15,12 +15,12 @@ use anyhow::{Context, Result, bail};
 
 use futures::StreamExt;
 
+use super::image as smoke_image;
 use crate::engine::report::{Phase, SmokeHost};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, SMOKE_USER};
 use crate::material::Material;
 use crate::registry_http::{self, Request};
-use crate::smoke_image;
 use crate::ssh::ExecOutput;
 
 /// The repository every smoke image is pushed to, on every registry.

@@ -1,8 +1,11 @@
 //! The smoke test as a playbook step: a push from one agent (docker, else podman) and a pull
 //! through every runtime (docker, containerd, podman) of every reachable host of the limit, each replica asked directly for the pushed manifest (see
-//! `crate::smoke`). It is skipped only in plan, with `smoke_test: false` in the inventory, or
+//! `run.rs`). It is skipped only in plan, with `smoke_test: false` in the inventory, or
 //! when no host of the run can push (a running docker engine, or podman); the report then says the run did not
 //! verify.
+
+pub mod image;
+mod run;
 
 use anyhow::Result;
 use futures::future::BoxFuture;
@@ -11,7 +14,7 @@ use super::{FleetCx, Module, Outcome};
 use crate::engine::module::Member;
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role};
-use crate::smoke::{self, Client, SmokeTarget};
+use run::{Client, SmokeTarget};
 
 pub(crate) struct SmokeTest;
 
@@ -93,7 +96,7 @@ impl Module for SmokeTest {
                 .filter(|m| m.host.has_role(Role::Registry))
                 .map(|m| (m.host.name.as_str(), m.remote))
                 .collect();
-            let found = smoke::run(
+            let found = run::run(
                 cx.inv,
                 cx.material,
                 &pusher,
