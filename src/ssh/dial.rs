@@ -27,7 +27,7 @@ pub const HANDSHAKES_PER_ADDRESS: usize = 8;
 /// Attempts when a server drops the connection during banner or key exchange.
 const HANDSHAKE_ATTEMPTS: u32 = 6;
 /// A keepalive after this much silence; the third unanswered one closes the connection.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(3);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub type Connection = Handle<Verifier>;
 
@@ -218,7 +218,7 @@ impl Dialer {
             })?;
         let config = Arc::new(client::Config {
             nodelay: true,
-            // A cut connection (a host gone, a link down) is noticed in about 10 s even while
+            // A cut connection (a host gone, a link down) is noticed in about 15 s even while
             // a command waits for window space, not at the command's timeout.
             keepalive_interval: Some(KEEPALIVE_INTERVAL),
             keepalive_max: 2,
