@@ -612,7 +612,7 @@ fn the_openssh_config_names_the_known_hosts_file() {
     std::fs::write(
         &config,
         format!(
-            "Host node1.example.com\n  UserKnownHostsFile {}\n",
+            "Host node1.example.com\n  UserKnownHostsFile {}\n  HostKeyAlias node1-key\n",
             kh.display()
         ),
     )
@@ -621,6 +621,7 @@ fn the_openssh_config_names_the_known_hosts_file() {
     let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
     let node1 = inv.hosts.iter().find(|h| h.name == "node1").unwrap();
     assert_eq!(node1.ssh.known_hosts, kh);
+    assert_eq!(node1.ssh.host_key_alias.as_deref(), Some("node1-key"));
     let reg1 = inv.hosts.iter().find(|h| h.name == "reg1").unwrap();
     assert!(reg1.ssh.known_hosts.ends_with(".ssh/known_hosts"));
 }

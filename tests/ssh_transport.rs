@@ -705,3 +705,23 @@ async fn a_shared_bastion_is_checked_by_each_hosts_policy() {
         "{err}"
     );
 }
+
+/// Issue 26 item 16: with HostKeyAlias the host key is looked up (and recorded) under the
+/// alias, as ssh does: strict passes with only `[alias]:port` in known_hosts.
+#[tokio::test]
+async fn the_host_key_is_checked_under_its_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let kh = dir.path().join("kh");
+    let line = sshd.known_hosts_line();
+    let key_part = line.split_once(' ').unwrap().1;
+    fs::write(&kh, format!("[web-alias]:{} {key_part}\n", sshd.port)).unwrap();
+    let mut target = sshd.target("h1", "root", Some(&key), &kh);
+    target.host_key_check = HostKeyCheck::Strict;
+    let err = Session::connect(&target).await.err().unwrap();
+    assert!(matches!(err, ConnectError::HostKeyUnknown { .. }), "{err}");
+    target.host_key_alias = Some("web-alias".into());
+    let session = Session::connect(&target).await.unwrap();
+    assert_eq!(whoami(&session).await, "root");
+}

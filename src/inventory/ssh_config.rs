@@ -20,6 +20,8 @@ pub struct FromConfig {
     pub proxy_jump: Option<String>,
     /// UserKnownHostsFile (its first file), where ssh checks this host's key.
     pub known_hosts: Option<String>,
+    /// HostKeyAlias: the name its key is recorded under in known_hosts.
+    pub host_key_alias: Option<String>,
 }
 
 pub struct Config(SshConfig);
@@ -80,11 +82,9 @@ impl Config {
                 ));
             }
         };
-        let known_hosts = p
-            .unsupported_fields
-            .get("userknownhostsfile")
-            .and_then(|files| files.first())
-            .cloned();
+        let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
+        let known_hosts = first("userknownhostsfile");
+        let host_key_alias = first("hostkeyalias");
         let files = p.identity_file.unwrap_or_default();
         let identity_file = files
             .iter()
@@ -98,6 +98,7 @@ impl Config {
             identity_file,
             proxy_jump,
             known_hosts,
+            host_key_alias,
         })
     }
 }
@@ -173,7 +174,13 @@ mod tests {
 
     #[test]
     fn user_known_hosts_file_is_read() {
-        let c = config("Host a\n  UserKnownHostsFile ~/kh-a ~/kh-b\nHost *\n  User x\n");
+        let c = config(
+            "Host a\n  UserKnownHostsFile ~/kh-a ~/kh-b\n  HostKeyAlias web\nHost *\n  User x\n",
+        );
+        assert_eq!(
+            c.lookup("a").unwrap().host_key_alias.as_deref(),
+            Some("web")
+        );
         assert_eq!(
             c.lookup("a").unwrap().known_hosts.as_deref(),
             Some("~/kh-a")

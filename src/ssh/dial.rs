@@ -36,6 +36,8 @@ struct Hop<'a> {
     /// How messages name this hop.
     label: String,
     address: &'a str,
+    /// The name its host key is recorded under (OpenSSH's HostKeyAlias, else the address).
+    key_name: &'a str,
     port: u16,
     user: &'a str,
     target: &'a Target,
@@ -78,6 +80,7 @@ impl Dialer {
         let hop = Hop {
             label: target.name.clone(),
             address: &target.address,
+            key_name: target.host_key_alias.as_deref().unwrap_or(&target.address),
             port: target.port,
             user: &target.user,
             target,
@@ -102,6 +105,7 @@ impl Dialer {
                 let hop = Hop {
                     label: format!("bastion {via}"),
                     address: &b.host,
+                    key_name: &b.host,
                     port: b.port,
                     user: &b.user,
                     target,
@@ -209,7 +213,7 @@ impl Dialer {
         let target = hop.target;
         let timeout = target.connect_timeout;
         let entries =
-            known_hosts::lookup(&target.known_hosts, hop.address, hop.port).map_err(|e| {
+            known_hosts::lookup(&target.known_hosts, hop.key_name, hop.port).map_err(|e| {
                 Failure::Fatal(ConnectError::KnownHostsFile {
                     host: hop.label.clone(),
                     file: target.known_hosts.clone(),
@@ -234,7 +238,7 @@ impl Dialer {
         let refusal = Arc::new(Mutex::new(None));
         let verifier = Verifier {
             host: hop.label.clone(),
-            address: hop.address.to_string(),
+            address: hop.key_name.to_string(),
             port: hop.port,
             file: target.known_hosts.clone(),
             policy: target.host_key_check,

@@ -252,6 +252,7 @@ impl Checker<'_> {
             sudo,
             bastion,
             known_hosts,
+            host_key_alias: cfg.host_key_alias.clone(),
             host_key_check: h
                 .host_key_check
                 .or(d.host_key_check)
