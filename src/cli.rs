@@ -25,8 +25,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "REGBOOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Output format: text for people, json for scripts.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    /// Output format: text for people, json for scripts, prometheus (`certs check` only)
+    /// for a metrics scraper.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// `format` for the commands that print text or JSON (set by `resolve_output`).
+    #[arg(skip)]
     pub output: Output,
 
     /// More detail in logs (-v, -vv).
@@ -41,10 +46,20 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    #[default]
     Text,
     Json,
+}
+
+/// What `-o` accepts: every command's text and JSON, and the Prometheus exposition format
+/// of `certs check` (refused by the other commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Prometheus,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +232,55 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
     },
+
+    /// Renew what is due and nothing else (run daily: `regboot schedule systemd`).
+    ///
+    /// The registry certificate is reissued and rolled like `rotate --leaf` when it expires
+    /// within renew_before_days, no longer names what the inventory asks for, or a registry
+    /// host does not serve it. The CA, inside tls.ca_renew_before_days (default: a third of
+    /// its lifetime), goes one `rotate --ca` stage further per run, each stage only after the
+    /// previous one has been in place for tls.ca_stage_soak (default 24h); a run inside the
+    /// soak changes nothing and says until when it waits. Every changing run ends with the
+    /// smoke test.
+    ///
+    /// Exit 0 when nothing was due, 3 when something was renewed, 1 on failure.
+    Renew {
+        /// How many hosts to connect to and work on at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+        forks: u16,
+
+        /// After the run, write `certs check`'s metrics to PATH (as `certs check --textfile`).
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+    },
+
+    /// Run `regboot renew` on a schedule from the machine regboot runs on.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a systemd service and timer (regboot-renew.service, regboot-renew.timer) that
+    /// run `regboot renew -i FILE` daily at a randomized time, catching up a missed run
+    /// (Persistent=true), as the user who runs this command. A run while another regboot run
+    /// holds the state directory's lock stops at once with exit 1, changing nothing; the next
+    /// day's run does what is due. Then: `systemctl daemon-reload && systemctl enable --now
+    /// regboot-renew.timer`.
+    Systemd {
+        /// Print the units (each after a `# NAME` line) instead of writing them.
+        #[arg(long)]
+        print: bool,
+        /// Where to write them.
+        #[arg(long, default_value = "/etc/systemd/system", value_name = "DIR")]
+        dir: PathBuf,
+        /// When the timer fires (systemd.time(7), e.g. `daily`, `*:0/5`).
+        #[arg(long, default_value = "daily", value_name = "CALENDAR")]
+        on_calendar: String,
+        /// The timer's RandomizedDelaySec (a systemd time span: `1h`, `10min`, `0`).
+        #[arg(long, default_value = "1h", value_name = "SPAN")]
+        randomized_delay: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -341,15 +405,18 @@ pub struct PlaybookArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Read a password on stdin and print its bcrypt hash, for `password_hash:` in the
-    /// inventory (so the file never holds the password itself).
+    /// Print the bcrypt hash of the password on stdin, for `password_hash:`.
+    ///
+    /// For `password_hash:` in the inventory, so the file never holds the password itself.
     Hash,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Start the lab (or confirm it runs): docker engine, host image (built once), network,
-    /// hosts, and in DIR an SSH key, known_hosts and an inventory.
+    /// Start the lab (or confirm it runs), and write an inventory that reaches it.
+    ///
+    /// Starts the docker engine, the host image (built once), the network and the hosts, and
+    /// writes in DIR an SSH key, known_hosts and an inventory.
     Up {
         /// How many hosts: host1 is the registry, the others agents.
         #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
@@ -361,6 +428,10 @@ pub enum LabCommand {
         /// The Debian release of the hosts.
         #[arg(long, value_enum, default_value_t)]
         release: crate::lab::Release,
+        /// The runtimes profile's containerd host: its release's containerd, or 2 (2.x from
+        /// Debian unstable, with --release trixie).
+        #[arg(long, value_enum, default_value_t)]
+        containerd: crate::lab::ContainerdLine,
         /// Lab name: several labs with different names run side by side.
         #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
         name: String,
@@ -388,8 +459,9 @@ pub enum LabCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RenderCommand {
-    /// The Marathon app JSON (DC/OS) that runs the registry on the registry hosts, for `dcos
-    /// marathon app add` (seed 004): one instance per registry host, the VIP label (ha.vip,
+    /// The Marathon app (DC/OS) that runs the registry, for `dcos marathon app add`.
+    ///
+    /// Seed 004's app: one instance per registry host, the VIP label (ha.vip,
     /// else the named VIP /regboot-registry), a health check on /, and the config.yml,
     /// certificate, key and htpasswd that `regboot apply` placed on those hosts, mounted
     /// read-only. It carries no secret value. regboot renders it and does not deploy it.
@@ -416,9 +488,15 @@ pub enum CertsCommand {
     /// unfit).
     ///
     /// Needs -i inventory.yml. Private keys are never printed.
-    Init,
+    Init {
+        /// Make a new CA valid this long instead of tls.ca_validity_days, e.g. `30m`: a
+        /// short-lived CA to rehearse `regboot renew`'s CA rotation. Refused when the state
+        /// directory holds a CA already.
+        #[arg(long, value_parser = crate::duration::parse, value_name = "DURATION")]
+        ca_validity: Option<time::Duration>,
+    },
 
-    /// Report how long each certificate remains valid, like `kubeadm certs check-expiration`.
+    /// Report each certificate's time left, like `kubeadm certs check-expiration`.
     ///
     /// Prints one row per certificate (the CA and the registry's server certificate): its
     /// subject, SANs (the names it is valid for), expiry date, time left and issuer. With
@@ -444,10 +522,17 @@ pub enum CertsCommand {
         /// `!pattern` to leave hosts out, as Ansible's --limit reads.
         #[arg(long, conflicts_with = "local", value_name = "PATTERN")]
         limit: Option<String>,
+
+        /// Also write the rows as Prometheus metrics to PATH, atomically (a temp file in the
+        /// same directory, then a rename), for node_exporter's textfile collector.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
     },
 
-    /// Adopt an existing CA (e.g. a backup of a lost state directory) into the state
-    /// directory. Refused when the state directory holds another CA (that is `rotate --ca`).
+    /// Adopt an existing CA (e.g. a backup of a lost state directory).
+    ///
+    /// Copies it into the state directory. Refused when the state directory holds another CA
+    /// (that is `rotate --ca`).
     /// The next `apply` issues a registry certificate from it when needed.
     Import {
         /// The CA certificate (PEM).
@@ -469,7 +554,9 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KnownHostsCommand {
-    /// Remove a host's recorded keys (after a reinstall changed them), like `ssh-keygen -R`.
+    /// Remove a host's recorded keys, like `ssh-keygen -R`.
+    ///
+    /// For a host whose keys changed, after a reinstall.
     Forget {
         /// An inventory host name (with -i), `[address]:port`, or an address.
         host: String,
@@ -484,12 +571,22 @@ pub enum KnownHostsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum InventoryCommand {
-    /// Validate the inventory and print a summary: hosts by role, the registry's references,
-    /// and the names the server certificate will carry. Exit 1 with located errors otherwise.
+    /// Validate the inventory and print a summary, or every problem with its place.
+    ///
+    /// The summary: hosts by role, the registry's references, and the names the server
+    /// certificate will carry. Exit 1 with located errors otherwise.
     Check,
 }
 
 impl Cli {
+    /// Set `output` from `-o` (prometheus prints its metrics where the others print text).
+    pub fn resolve_output(&mut self) {
+        self.output = match self.format {
+            Format::Json => Output::Json,
+            Format::Text | Format::Prometheus => Output::Text,
+        };
+    }
+
     pub fn init_logging(&self) {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
@@ -522,15 +619,23 @@ mod tests {
     /// `regboot help COMMAND` (the doc comment's later paragraphs).
     #[test]
     fn every_command_is_summed_up_in_one_short_line() {
-        let cli = super::Cli::command();
-        for sub in cli.get_subcommands() {
-            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
-            assert!(
-                !about.is_empty() && about.len() <= 80 && !about.contains('\n'),
-                "`{}`: its first doc paragraph is its line in --help; make it one line of at \
-                 most 80 characters and move the rest to a paragraph below: {about:?}",
-                sub.get_name()
-            );
+        let mut too_long = Vec::new();
+        let mut todo = vec![(String::from("regboot"), super::Cli::command())];
+        while let Some((parent, cmd)) = todo.pop() {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{parent} {}", sub.get_name());
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                if about.is_empty() || about.len() > 80 || about.contains('\n') {
+                    too_long.push(format!("`{name}`: {about:?}"));
+                }
+                todo.push((name, sub.clone()));
+            }
         }
+        assert!(
+            too_long.is_empty(),
+            "a command's first doc paragraph is its line in --help: make it one line of at most \
+             80 characters and move the rest to a paragraph below:\n{}",
+            too_long.join("\n")
+        );
     }
 }

@@ -8,6 +8,8 @@ pub enum Flavor {
     Docker,
     /// containerd and ctr, no dockerd.
     Containerd,
+    /// containerd 2.x (Debian unstable's) and ctr, no dockerd.
+    Containerd2,
     /// podman, no dockerd and no containerd.
     Podman,
 }
@@ -17,6 +19,7 @@ impl Flavor {
         match self {
             Flavor::Docker => "docker",
             Flavor::Containerd => "containerd",
+            Flavor::Containerd2 => "containerd2",
             Flavor::Podman => "podman",
         }
     }
@@ -25,7 +28,7 @@ impl Flavor {
     pub(super) fn service(self) -> Option<&'static str> {
         match self {
             Flavor::Docker => Some("docker"),
-            Flavor::Containerd => Some("containerd"),
+            Flavor::Containerd | Flavor::Containerd2 => Some("containerd"),
             Flavor::Podman => None,
         }
     }

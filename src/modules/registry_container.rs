@@ -12,14 +12,15 @@
 //! is removed and the old one keeps serving (the step fails). A roll killed midway is
 //! finished (nginx already passes to the new one) or undone (it does not) by the next run.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::registry_files::{self, ManagedFile};
 use super::registry_front::{self, BACKEND};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::footprint::{self, Footprint};
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
@@ -171,7 +172,7 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
 
 /// Why the container must be (re)created, or `None` when it is as wanted.
 fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
-    let Some(c) = &cx.state.container else {
+    let Some(c) = cx.state.container() else {
         return Some("create".into());
     };
     let changed: Vec<&str> = labels
@@ -181,7 +182,7 @@ fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
         .collect();
     if !changed.is_empty() {
         Some(format!("{} changed", changed.join(", ")))
-    } else if cx.state.image_id.as_deref() != Some(c.image_id.as_str()) {
+    } else if cx.state.image_id() != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
         Some("not running".into())
@@ -208,6 +209,8 @@ impl Module for RegistryContainer {
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.image = Some(inv.registry.image.clone());
         req.content.push(BACKEND.into());
+        // Its labels hash the registry files.
+        registry_files::want_desired(req);
     }
 
     fn needs_engine(&self) -> bool {
@@ -240,7 +243,7 @@ impl Module for RegistryContainer {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let image = &reg.image;
-        let summary = match &cx.state.container {
+        let summary = match cx.state.container() {
             None => format!(
                 "create container {NAME} ({image}) on 127.0.0.1:{next}, behind nginx on port {port}"
             ),
@@ -280,9 +283,54 @@ impl Module for RegistryContainer {
         ])
     }
 
-    /// The container goes (its data stays), and the image when regboot brought it.
+    /// data_dir and its parents, created when missing (`mkdir -p` in the roll).
+    fn footprint(&self, inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        let data = inv.registry.data_dir.trim_end_matches('/');
+        let mut dirs: Vec<String> = std::path::Path::new(data)
+            .ancestors()
+            .filter(|p| p.components().count() > 2)
+            .map(|p| p.display().to_string())
+            .collect();
+        dirs.reverse();
+        Footprint {
+            dirs,
+            ..Footprint::default()
+        }
+    }
+
+    /// The container goes; its data stays, with a note in data_dir of the directories
+    /// regboot created for it (the manifest goes with /etc/regboot; a later
+    /// `reset --purge-data` reads the note).
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        super::host_manifest::remove_container(cx)
+        let docker = &cx.state.facts.docker;
+        if docker.installed && !docker.running {
+            // Its container (restart policy unless-stopped) would come back with the engine.
+            bail!(
+                "the docker engine is stopped, so the registry container cannot be seen or \
+                 removed: start it (`systemctl start docker`) and run reset again"
+            );
+        }
+        let data = cx.inv.registry.data_dir.trim_end_matches('/');
+        let mut changes = Vec::new();
+        if cx.state.container().is_some() {
+            changes.push(Change::script(
+                format!("remove container {NAME} (its data in {data} stays)"),
+                // A roll killed midway may have left the next (green) container too.
+                r#"docker rm -f "$1" >/dev/null; docker rm -f "$1-next" >/dev/null 2>&1 || true"#,
+                &[NAME],
+            ));
+        }
+        let created = footprint::recorded(cx, self)?.dirs_created;
+        if !created.is_empty() {
+            let mut args = vec![data];
+            args.extend(created.iter().map(String::as_str));
+            changes.push(Change::script(
+                format!("note in {data} which directories regboot created (for --purge-data)"),
+                r#"d=$1; shift; [ -d "$d" ] || exit 0; printf '%s\n' "$@" > "$d/.regboot-created-dirs""#,
+                &args,
+            ));
+        }
+        Ok(changes)
     }
 }
 

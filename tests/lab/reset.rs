@@ -149,7 +149,9 @@ fn reset_returns_hosts_to_what_they_were() {
         changes(&purge),
         [(
             "host1".to_string(),
-            "DELETE the registry's data /var/lib/regboot/registry (--purge-data)".to_string()
+            "DELETE the registry's data /var/lib/regboot/registry/docker/registry (--purge-data); \
+             remove /var/lib/regboot/registry /var/lib/regboot when empty (regboot created it)"
+                .to_string()
         )]
     );
     assert_eq!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::support::cli::{assert_smoke_passed, regboot, run_json};
 use crate::support::lab::TestLab;
 
-const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
+pub(crate) const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
 /// On the volume every lab host mounts: storage the two replicas really share.
 const DATA_DIR: &str = "/srv/regboot-shared/registry";
 
@@ -41,12 +41,12 @@ fn certs_check(inventory: &Path) -> (i32, Vec<(String, String)>) {
 
 /// A bounded background loop on an agent: `docker pull` every 0.5 s (at most `MAX` times, or
 /// until told to stop), each outcome logged on the host.
-struct PullLoop<'a> {
+pub(crate) struct PullLoop<'a> {
     lab: &'a TestLab,
     host: &'a str,
 }
 
-const LOOP: &str = r#"img=$1; max=$2; log=/tmp/pull-loop.log
+pub(crate) const LOOP: &str = r#"img=$1; max=$2; log=/tmp/pull-loop.log
 rm -f "$log" /tmp/pull-loop.stop
 n=0
 while [ "$n" -lt "$max" ] && [ ! -e /tmp/pull-loop.stop ]; do
@@ -58,7 +58,7 @@ echo done >>"$log"
 const MAX_PULLS: u32 = 600;
 
 impl<'a> PullLoop<'a> {
-    fn start(lab: &'a TestLab, host: &'a str, script: &Path) -> PullLoop<'a> {
+    pub(crate) fn start(lab: &'a TestLab, host: &'a str, script: &Path) -> PullLoop<'a> {
         let h = lab.host(host);
         let out = lab.ssh_with_stdin(h, "cat > /tmp/pull-loop.sh", Some(script));
         assert!(out.status.success(), "{out:?}");
@@ -70,7 +70,7 @@ impl<'a> PullLoop<'a> {
     }
 
     /// Stop the loop and return (successful pulls, failures).
-    fn finish(self) -> (usize, Vec<String>) {
+    pub(crate) fn finish(self) -> (usize, Vec<String>) {
         let h = self.lab.host(self.host);
         self.lab.ssh_ok(h, "touch /tmp/pull-loop.stop");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -176,7 +176,7 @@ fn import_ca(inv: &Path, cert: &Path, key: &Path) {
 }
 
 /// Every CA file on a host (certs.d and the trust store's regboot anchors), concatenated.
-fn ca_files(lab: &TestLab, host: &str) -> String {
+pub(crate) fn ca_files(lab: &TestLab, host: &str) -> String {
     lab.ssh_ok(
         lab.host(host),
         "ls /etc/docker/certs.d/*/ /usr/local/share/ca-certificates/; \

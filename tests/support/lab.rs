@@ -32,14 +32,25 @@ impl TestLab {
         profile: lab::Profile,
         release: lab::Release,
     ) -> TestLab {
+        Self::up_options(
+            test,
+            LabOptions {
+                hosts,
+                profile,
+                release,
+                ..LabOptions::default()
+            },
+        )
+    }
+
+    /// A lab of `opts`, named for the test and in a directory of its own.
+    pub fn up_options(test: &str, opts: LabOptions) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir for the lab");
         let name = format!("t{}-{test}", std::process::id());
         let lab = lab::up(&LabOptions {
             name,
-            hosts,
-            profile,
-            release,
             dir: Some(dir.path().join("lab")),
+            ..opts
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));
         TestLab { lab, _dir: dir }

@@ -206,6 +206,14 @@ impl<'a> Checker<'a> {
             ha,
             smoke_test: raw.smoke_test.unwrap_or(true),
             smoke_parallel_pulls: self.smoke_parallel_pulls(raw.smoke_parallel_pulls),
+            metrics_textfile_dir: raw.metrics.textfile_dir.map(|d| {
+                if !d.starts_with('/') {
+                    let hint = Some("use node_exporter's --collector.textfile.directory".into());
+                    let msg = format!("textfile_dir {d:?} is not an absolute path");
+                    self.error(&at(&["metrics", "textfile_dir"]), msg, hint);
+                }
+                PathBuf::from(d)
+            }),
         };
         self.cross_checks(&inv);
         inv

@@ -50,6 +50,18 @@ impl Checker<'_> {
             permitted_ip_ranges: self
                 .permitted_ip_ranges(&tp, t.permitted_ip_ranges.unwrap_or_default()),
             os_trust_store: t.os_trust_store.unwrap_or(true),
+            ca_renew_before_days: t
+                .ca_renew_before_days
+                .map(|d| self.days(&tp.key("ca_renew_before_days"), Some(d), 1)),
+            ca_stage_soak: match t.ca_stage_soak.as_deref().map(crate::duration::parse) {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    let hint = Some("e.g. 24h (the default), 10m or 30s".into());
+                    self.error(&tp.key("ca_stage_soak"), e, hint);
+                    CA_STAGE_SOAK
+                }
+                None => CA_STAGE_SOAK,
+            },
         };
         if tls.renew_before_days >= tls.cert_validity_days {
             self.error(

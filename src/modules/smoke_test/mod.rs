@@ -4,7 +4,9 @@
 //! when no host of the run can push (a running docker engine, or podman); the report then says the run did not
 //! verify.
 
+mod api_pull;
 pub mod image;
+mod outcome;
 mod run;
 
 use anyhow::Result;
@@ -116,7 +118,8 @@ impl Module for SmokeTest {
 }
 
 /// The clients `m` pulls with: docker (running, or started by docker.install before this
-/// step; probed before the run), containerd's ctr, podman.
+/// step; probed before the run), containerd (its CRI image service when its config leaves the
+/// CRI plugin on, else ctr), podman.
 fn clients(cx: &FleetCx, m: &Member) -> Vec<Client> {
     let f = &m.state.facts;
     [
@@ -124,7 +127,14 @@ fn clients(cx: &FleetCx, m: &Member) -> Vec<Client> {
             Client::Docker,
             f.docker.running || installs_engine(cx, m.host),
         ),
-        (Client::Containerd, f.containerd.runtime.installed),
+        (
+            if f.containerd.config.as_ref().is_none_or(|c| c.cri) {
+                Client::Cri
+            } else {
+                Client::Containerd
+            },
+            f.containerd.runtime.installed,
+        ),
         (Client::Podman, f.podman.installed),
     ]
     .into_iter()
