@@ -141,12 +141,7 @@ pub fn backup(
 
 /// The manifest and the encrypted part of a backup file.
 fn split(path: &Path) -> Result<(Manifest, Vec<u8>)> {
-    let (mut f, size) = crate::fsutil::open_regular(path, "backup")?;
-    if size > MAX_SIZE {
-        bail!("{} is larger than any regboot backup", path.display());
-    }
-    let mut data = Vec::new();
-    f.read_to_end(&mut data)?;
+    let data = crate::fsutil::read_limited(path, "backup", MAX_SIZE)?;
     let not_ours = || format!("{} is not a regboot backup", path.display());
     let first = data
         .iter()

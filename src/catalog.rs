@@ -51,8 +51,37 @@ pub struct Report {
 pub fn page_path(base: &str, last: Option<&str>) -> String {
     match last {
         None => format!("{base}?n={PAGE}"),
-        Some(l) => format!("{base}?n={PAGE}&last={l}"),
+        Some(l) => format!("{base}?n={PAGE}&last={}", encode(l, false)),
     }
+}
+
+/// `name` (from the registry: whatever it answered) percent-encoded for a URL: every byte but
+/// letters, digits and `._~-` (and `/`, between a repository's components, when `slash`).
+pub fn encode(name: &str, slash: bool) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"._~-".contains(&b) || (slash && b == b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `text` safe to print on a terminal: control characters and the bidirectional overrides
+/// (which reorder what is shown) written as escapes, e.g. `\u{1b}`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The entries of one page (`key`: repositories or tags; null counts as none).
@@ -145,11 +174,15 @@ impl Reader<'_> {
     async fn images(&self) -> Result<Vec<Image>> {
         let mut images = Vec::new();
         for repo in self.list("/v2/_catalog", "repositories").await? {
-            let tags = self.list(&format!("/v2/{repo}/tags/list"), "tags").await?;
-            let repo = &repo;
+            let path = encode(&repo, true);
+            let tags = self.list(&format!("/v2/{path}/tags/list"), "tags").await?;
+            let (repo, path) = (&repo, &path);
             let read: Vec<Image> = futures::stream::iter(tags)
                 .map(|tag| async move {
-                    let body = self.get(&format!("/v2/{repo}/manifests/{tag}")).await?;
+                    let tag_path = encode(&tag, false);
+                    let body = self
+                        .get(&format!("/v2/{path}/manifests/{tag_path}"))
+                        .await?;
                     let (digest, size) = describe(&body)?;
                     Ok::<_, anyhow::Error>(Image {
                         repository: repo.clone(),
@@ -307,6 +340,23 @@ pub fn compare(replicas: Vec<Replica>) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26 item 15: names are whatever a registry answers; they reach a URL encoded and
+    /// a terminal escaped.
+    #[test]
+    fn names_are_encoded_in_urls_and_escaped_on_terminals() {
+        let hostile = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J&n=1 #x\u{202e}";
+        assert_eq!(
+            page_path("/v2/a/tags/list", Some(hostile)),
+            "/v2/a/tags/list?n=1000&last=evil%1B%5D0%3Bpwned%07%1B%5B2J%26n%3D1%20%23x%E2%80%AE"
+        );
+        assert_eq!(encode("team/app-1.0_x", true), "team/app-1.0_x");
+        assert_eq!(encode("a/b", false), "a%2Fb");
+        let shown = printable(hostile);
+        assert_eq!(shown, "evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2J&n=1 #x\\u{202e}");
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(printable("team/app:1.0"), "team/app:1.0");
+    }
 
     #[test]
     fn pages_digests_and_verdicts() {

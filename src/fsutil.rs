@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail};
 pub const INVENTORY_LIMIT: u64 = 1 << 20;
 /// Most a key, password or passphrase file may weigh.
 pub const SECRET_LIMIT: u64 = 64 << 10;
+/// Most a certificate, key or PEM bundle may weigh (an OS trust bundle is about 200 KiB).
+pub const PEM_LIMIT: u64 = 4 << 20;
 
 /// Open `path` for reading if it is a regular file; `what` names it in errors (e.g.
 /// "SSH key (`key:`)"). Non-blocking open: a FIFO with no writer would block `open` itself.
@@ -42,6 +44,27 @@ pub fn open_regular(path: &Path, what: &str) -> Result<(File, u64)> {
 /// The text of the regular file at `path`, refused when over `limit` bytes; reads at most
 /// `limit + 1` bytes, whatever the file claims or grows to.
 pub fn read_text_limited(path: &Path, what: &str, limit: u64) -> Result<String> {
+    let data = read_limited(path, what, limit)?;
+    String::from_utf8(data).with_context(|| format!("{what} {} is not UTF-8 text", path.display()))
+}
+
+/// Like `read_text_limited`, `None` when there is no file at `path`.
+pub fn read_text_if_any(path: &Path, what: &str, limit: u64) -> Result<Option<String>> {
+    match read_text_limited(path, what, limit) {
+        Err(e) if not_found(&e) => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+fn not_found(e: &anyhow::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// The bytes of the regular file at `path`: the one bounded reader every local file regboot
+/// is handed goes through (inventory, keys, secrets, certificates, ssh_config, backups).
+pub fn read_limited(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
     let (file, len) = open_regular(path, what)?;
     let too_big = || {
         anyhow::anyhow!(
@@ -53,13 +76,18 @@ pub fn read_text_limited(path: &Path, what: &str, limit: u64) -> Result<String> 
         return Err(too_big());
     }
     let mut data = Vec::with_capacity(len as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut data)
+    bounded(file, limit, &mut data)
         .with_context(|| format!("{what} {} cannot be read", path.display()))?;
     if data.len() as u64 > limit {
         return Err(too_big());
     }
-    String::from_utf8(data).with_context(|| format!("{what} {} is not UTF-8 text", path.display()))
+    Ok(data)
+}
+
+/// Read `file` to its end or to one byte past `limit`, whichever comes first: the size
+/// checked before may have grown since.
+fn bounded(file: File, limit: u64, data: &mut Vec<u8>) -> std::io::Result<usize> {
+    file.take(limit + 1).read_to_end(data)
 }
 
 /// Write `data` to `path` atomically: a temp file in the same directory with `mode`, fsync,
@@ -167,6 +195,27 @@ mod tests {
         assert!(err(Path::new("/dev/zero")).contains("/dev/zero is a device"));
         assert!(err(dir.path()).contains("is a directory"));
         assert!(err(&dir.path().join("none")).contains("(`password_file:`)"));
+        assert_eq!(
+            read_text_if_any(&dir.path().join("none"), "x", 64).unwrap(),
+            None
+        );
+        assert!(read_text_if_any(&big, "x", 64).is_err());
+    }
+
+    /// A file that grows while it is read (its size was checked first) is still read only
+    /// to one byte past the limit, then refused.
+    #[test]
+    fn a_file_growing_after_its_size_check_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grows");
+        fs::write(&path, b"small").unwrap();
+        let (file, len) = open_regular(&path, "backup").unwrap();
+        assert_eq!(len, 5);
+        // The growth happens between the check (open_regular) and the read.
+        fs::write(&path, vec![b'x'; 1 << 20]).unwrap();
+        let mut data = Vec::new();
+        bounded(file, 64, &mut data).unwrap();
+        assert_eq!(data.len(), 65, "read one byte past the limit, no more");
     }
 
     #[test]

@@ -257,9 +257,7 @@ fn provided(
             report.problems.join("\n  ")
         );
     }
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-    };
+    let read = |p| crate::fsutil::read_text_limited(p, "tls.provided", crate::fsutil::PEM_LIMIT);
     let ca_pem = read(ca_cert)?;
     Ok(Tls {
         chain_pem: format!("{}{}", read(cert)?.trim_end(), format_args!("\n{}", ca_pem)),

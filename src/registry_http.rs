@@ -5,6 +5,7 @@
 //! https, the TLS session; [`send`] speaks HTTP/1.1 over it with hyper.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -15,6 +16,11 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::ssh::Session;
+
+/// Longest a request may take to connect (the tunnel and the TLS handshake), and again to be
+/// answered in full. A registry or S3 endpoint answers in well under a second; one that
+/// accepts and stays silent must not hold the run, and every host's lock, for ever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One request to the registry published on `port` of the host behind `session`.
 pub struct Request<'a> {
@@ -113,6 +119,26 @@ pub async fn connect(
     server_name: &str,
     trust: Trust,
 ) -> Result<Tunnel> {
+    tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        open(session, host, port, server_name, trust),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        bail!(
+            "{host}:{port} did not complete the connection within {} s (as seen from that host)",
+            REQUEST_TIMEOUT.as_secs()
+        )
+    })
+}
+
+async fn open(
+    session: &Session,
+    host: &str,
+    port: u16,
+    server_name: &str,
+    trust: Trust,
+) -> Result<Tunnel> {
     let stream = session
         .tunnel(host, port)
         .await
@@ -148,8 +174,24 @@ pub async fn connect(
 const MAX_BODY: usize = 4 << 20;
 
 /// Send one HTTP/1.1 request over `io` (which it closes after) and read the status and the
-/// whole body (sized, chunked or up to the end of the stream; at most 4 MiB).
+/// whole body (sized, chunked or up to the end of the stream; at most 4 MiB), within
+/// `REQUEST_TIMEOUT`.
 pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Vec<u8>)> {
+    let what = format!("{} {}", req.method(), req.uri());
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange(io, req))
+        .await
+        .unwrap_or_else(|_| {
+            bail!(
+                "{what}: no complete answer within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            )
+        })
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     io: S,
     mut req: hyper::Request<Full<Bytes>>,
 ) -> Result<(u16, Vec<u8>)> {

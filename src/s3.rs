@@ -151,7 +151,9 @@ fn system_roots() -> Result<rustls::RootCertStore> {
         .map(String::from),
     );
     for path in candidates {
-        if let Ok(pem) = std::fs::read(&path) {
+        if let Ok(pem) =
+            crate::fsutil::read_limited(std::path::Path::new(&path), "", crate::fsutil::PEM_LIMIT)
+        {
             for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
                 let _ = roots.add(cert);
             }

@@ -239,3 +239,221 @@ fn regboot_refuses_to_issue_outside_the_constraints() {
     assert!(err.contains("registry.other.example, 10.20.1.9"), "{err}");
     assert!(err.contains("rotate --ca"), "{err}");
 }
+
+/// A certificate signed with `ca_pem`'s key `ca_key_pem` from `params` (a thief's mint),
+/// written as chain and key files `dir/tag-*`.
+fn mint(
+    ca_pem: &str,
+    ca_key_pem: &str,
+    dir: &Path,
+    tag: &str,
+    mut params: CertificateParams,
+) -> (PathBuf, PathBuf) {
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, KeyPair::from_pem(ca_key_pem).unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let chain = dir.join(format!("{tag}-chain.pem"));
+    let key_path = dir.join(format!("{tag}.key"));
+    std::fs::write(&chain, leaf::chain_pem(&cert.pem(), ca_pem)).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (chain, key_path)
+}
+
+fn client_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, "admin");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params
+}
+
+/// A CA shaped like regboot's before issue 26 (no extended key usage): the control.
+fn ca_without_eku() -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "old-style CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+/// Issue 26 item 14: whoever holds `ca.key` can mint a client certificate, but no verifier
+/// that checks the chain's usages (OpenSSL here; Go's crypto/x509 does the same) accepts it:
+/// the CA's only extended key usage is serverAuth.
+#[test]
+fn openssl_refuses_a_client_certificate_from_the_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = setup(tmp.path(), true);
+    let ca = state.path(CA_CERT);
+    let (_, text) = openssl(&["x509", "-in", &ca.display().to_string(), "-noout", "-text"]);
+    assert!(
+        text.contains(
+            "X509v3 Extended Key Usage: \n                TLS Web Server Authentication\n"
+        ),
+        "{text}"
+    );
+    let ca_pem = state.read(CA_CERT).unwrap().unwrap();
+    let ca_key = state.read(CA_KEY).unwrap().unwrap();
+    let (client, _) = mint(&ca_pem, &ca_key, tmp.path(), "client", client_params());
+    let (ok, out) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        &ca.display().to_string(),
+        &client.display().to_string(),
+    ]);
+    assert!(!ok, "a client certificate was accepted: {out}");
+    assert!(
+        out.contains("error 26 at 1 depth lookup: unsuitable certificate purpose"),
+        "{out}"
+    );
+    // The registry's own certificate still serves.
+    let (ok, out) = verify(&ca, &state.path(REGISTRY_CHAIN), "-purpose", "sslserver");
+    assert!(ok, "{out}");
+
+    // The control: the same mint under a CA without extended key usage passes.
+    let (old_pem, old_key) = ca_without_eku();
+    let old_ca = tmp.path().join("old-ca.crt");
+    std::fs::write(&old_ca, &old_pem).unwrap();
+    let (client, _) = mint(
+        &old_pem,
+        &old_key,
+        tmp.path(),
+        "old-client",
+        client_params(),
+    );
+    let (ok, out) = verify(&old_ca, &client, "-purpose", "sslclient");
+    assert!(ok, "{out}");
+}
+
+/// Issue 26 item 14: e-mail and URI names are constrained too (to the reserved host
+/// `invalid`), so a certificate carrying one is refused even beside a permitted DNS name.
+#[test]
+fn openssl_refuses_email_and_uri_names_from_the_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = setup(tmp.path(), true);
+    let ca = state.path(CA_CERT);
+    let (_, text) = openssl(&["x509", "-in", &ca.display().to_string(), "-noout", "-text"]);
+    assert!(
+        text.contains("email:invalid") && text.contains("URI:invalid"),
+        "{text}"
+    );
+    let ca_pem = state.read(CA_CERT).unwrap().unwrap();
+    let ca_key = state.read(CA_KEY).unwrap().unwrap();
+    let names = [
+        (
+            "email",
+            SanType::Rfc822Name("ops@example.com".try_into().unwrap()),
+        ),
+        (
+            "uri",
+            SanType::URI("https://example.com/".try_into().unwrap()),
+        ),
+    ];
+    for (tag, name) in names {
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "registry.lab");
+        params.subject_alt_names = vec![SanType::DnsName("registry.lab".try_into().unwrap()), name];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let (chain, _) = mint(&ca_pem, &ca_key, tmp.path(), tag, params);
+        let (ok, out) = verify(&ca, &chain, "-verify_hostname", "registry.lab");
+        assert!(!ok, "{tag}: accepted: {out}");
+        assert!(out.contains("permitted subtree violation"), "{tag}: {out}");
+    }
+}
+
+/// A free loopback port (bound, then released for the server about to take it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 26 item 14, end to end: an mTLS service (`openssl s_server` requiring a client
+/// certificate) trusting regboot's CA, and curl presenting a client certificate minted with
+/// `ca.key`: the handshake is refused. Under a CA without extended key usage it succeeds.
+#[test]
+fn curl_with_a_minted_client_certificate_is_refused_by_an_mtls_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = setup(tmp.path(), true);
+    let ca_pem = state.read(CA_CERT).unwrap().unwrap();
+    let ca_key = state.read(CA_KEY).unwrap().unwrap();
+    let (old_pem, old_key) = ca_without_eku();
+    for (tag, pem, key, refused) in [
+        ("regboot", &ca_pem, &ca_key, true),
+        ("old", &old_pem, &old_key, false),
+    ] {
+        let ca = tmp.path().join(format!("{tag}-ca.crt"));
+        std::fs::write(&ca, pem).unwrap();
+        let mut server = CertificateParams::default();
+        server.subject_alt_names = vec![SanType::DnsName("localhost".try_into().unwrap())];
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let (server_chain, server_key) = mint(pem, key, tmp.path(), &format!("{tag}-srv"), server);
+        let (client, client_key) =
+            mint(pem, key, tmp.path(), &format!("{tag}-cli"), client_params());
+        let port = free_port();
+        let mut s_server = Command::new("openssl")
+            .args(["s_server", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&server_chain)
+            .arg("-key")
+            .arg(&server_key)
+            .arg("-CAfile")
+            .arg(&ca)
+            .args([
+                "-Verify",
+                "1",
+                "-verify_return_error",
+                "-www",
+                "-naccept",
+                "1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // s_server prints ACCEPT once it listens (or ends, and curl then fails to connect).
+        let stdout = std::io::BufReader::new(s_server.stdout.take().unwrap());
+        let mut lines = std::io::BufRead::lines(stdout);
+        let ready = lines
+            .by_ref()
+            .take(8)
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("ACCEPT"));
+        assert!(ready, "{tag}: s_server did not start");
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--resolve"])
+            .arg(format!("localhost:{port}:127.0.0.1"))
+            .arg("--cacert")
+            .arg(&ca)
+            .arg("--cert")
+            .arg(&client)
+            .arg("--key")
+            .arg(&client_key)
+            .arg(format!("https://localhost:{port}/"))
+            .output()
+            .unwrap();
+        let _ = s_server.kill();
+        let _ = s_server.wait();
+        drop(lines);
+        let text = String::from_utf8_lossy(&out.stderr);
+        if refused {
+            assert!(!out.status.success(), "{tag}: the minted client was let in");
+            assert!(text.contains("alert"), "{tag}: {text}");
+        } else {
+            assert!(out.status.success(), "{tag}: {text}");
+        }
+    }
+}

@@ -559,6 +559,73 @@ fn drain_needs_a_registry_host_behind_a_load_balancer() {
     assert!(err.contains("`drain` belongs to each host"), "{err}");
 }
 
+/// Issue 26 item 14: a permitted range wider than one organisation holds is refused, with the
+/// reason, at its place in the file.
+#[test]
+fn permitted_ranges_wider_than_one_network_are_refused() {
+    for (wide, why) in [
+        ("0.0.0.0/0", "largest private IPv4 block"),
+        ("10.0.0.0/7", "largest private IPv4 block"),
+        ("\"::/0\"", "provider's /32"),
+    ] {
+        let err = error_of(&format!("{GOOD}tls:\n  permitted_ip_ranges: [{wide}]\n"));
+        assert!(
+            err.contains("tls.permitted_ip_ranges[0]") && err.contains(why),
+            "{wide}: {err}"
+        );
+        assert!(
+            err.contains("vouch for addresses of other networks"),
+            "{err}"
+        );
+    }
+}
+
+/// Issue 26 item 15: a tracing endpoint with credentials would be in `docker inspect` (the
+/// container's environment is the only way distribution reads it): refused, without echoing it.
+#[test]
+fn a_tracing_endpoint_with_credentials_is_refused() {
+    for endpoint in [
+        "https://otel:s3cret@collector.corp:4318",
+        "https://collector.corp:4318/v1/traces?api_key=s3cret",
+    ] {
+        let err = error_of(&format!(
+            "{GOOD}  tracing: {{ exporter: otlp, endpoint: \"{endpoint}\" }}\n"
+        ));
+        assert!(
+            err.contains("registry.tracing.endpoint") && err.contains("docker inspect"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fine = format!("{GOOD}  tracing: {{ exporter: otlp, endpoint: \"http://otel:4318\" }}\n");
+    inventory::load_with_env(&write(&dir, &fine), &env).unwrap();
+}
+
+/// Issue 26 item 16: the OpenSSH config's UserKnownHostsFile is where a host's key is checked
+/// (unless the inventory names a known_hosts file).
+#[test]
+fn the_openssh_config_names_the_known_hosts_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    let kh = dir.path().join("fleet_known_hosts");
+    std::fs::write(
+        &config,
+        format!(
+            "Host node1.example.com\n  UserKnownHostsFile {}\n  HostKeyAlias node1-key\n",
+            kh.display()
+        ),
+    )
+    .unwrap();
+    let text = format!("{GOOD}ssh_config: {}\n", config.display());
+    let inv = inventory::load_with_env(&write(&dir, &text), &env).unwrap();
+    let node1 = inv.hosts.iter().find(|h| h.name == "node1").unwrap();
+    assert_eq!(node1.ssh.known_hosts, kh);
+    assert_eq!(node1.ssh.host_key_alias.as_deref(), Some("node1-key"));
+    let reg1 = inv.hosts.iter().find(|h| h.name == "reg1").unwrap();
+    assert!(reg1.ssh.known_hosts.ends_with(".ssh/known_hosts"));
+}
+
 /// The field names the parser accepts at `path` (a flow-YAML nesting), read from the parser's
 /// own refusal of an unknown field there; None when the value at `path` is not a struct.
 fn fields_at(dir: &tempfile::TempDir, path: &[String]) -> Option<Vec<String>> {

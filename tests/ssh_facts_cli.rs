@@ -180,3 +180,55 @@ fn aliases_only_the_openssh_config_knows() {
         assert_eq!(r["error"]["code"], "unreachable", "{r:#}");
     }
 }
+
+/// Issue 26 item 16: a ProxyJump naming another alias of the same file goes through that
+/// alias's HostName, Port and User, and the hop is taken: the jump host's sshd logs the
+/// forwarding to the target (it used to fail with "jumpA:22 ... failed to lookup address").
+#[test]
+fn a_proxy_jump_alias_is_dialed_through_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let options = |extra: &str| SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        // Match settings override the global LogLevel ERROR for every connection.
+        extra_config: vec![extra.into(), "Match all".into(), "  LogLevel DEBUG1".into()],
+        ..Default::default()
+    };
+    let jump = Sshd::start(&options(""));
+    let target = Sshd::start(&options("ListenAddress 127.0.0.2"));
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host jumpA\n  HostName 127.0.0.1\n  Port {jump}\n  User root\n\
+             Host regboot-target\n  HostName 127.0.0.2\n  Port {target}\n  ProxyJump jumpA\n\
+             Host *\n  User root\n  IdentityFile {key}\n",
+            jump = jump.port,
+            target = target.port,
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let inv = dir.path().join("inventory.yml");
+    fs::write(
+        &inv,
+        format!(
+            "version: 1\nssh_config: {config}\ndefaults:\n  known_hosts: {kh}\n  host_key_check: accept-new\n\
+             hosts:\n\x20 - {{ name: target, address: regboot-target, roles: [registry] }}\n\
+             registry:\n  hostname: registry.test\n  hosts_file: false\n",
+            config = config.display(),
+            kh = dir.path().join("known_hosts").display(),
+        ),
+    )
+    .unwrap();
+    let (code, rows, stderr) = regboot(&["facts", "-i", &inv.display().to_string(), "-o", "json"]);
+    let row = host_row(&rows, "target");
+    assert_eq!(code, 0, "{row:#} {stderr}");
+    assert!(row["error"].is_null(), "{row:#}");
+    let log = fs::read_to_string(jump.dir.join("sshd.log")).unwrap();
+    let hop = format!("target 127.0.0.2 port {}", target.port);
+    assert!(
+        log.contains(&hop),
+        "the jump host did not forward to the target:\n{log}"
+    );
+}

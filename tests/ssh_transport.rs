@@ -451,6 +451,38 @@ async fn sudo_without_password_with_password_and_requiretty() {
         .unwrap();
     assert!(out.success(), "{}", out.stdout_text());
     assert_eq!(out.stdout, b"0\nline one\nbinary \x00\x04 ok");
+
+    // Issue 26 item 13: stdin is staged in memory, unlinked before sudo reads it, and what a
+    // cut connection left behind earlier is swept (a fresh file, maybe another run's, stays).
+    let shm = Path::new("/dev/shm");
+    let left = shm.join(format!("regboot-stdin.left{}", std::process::id()));
+    let fresh = shm.join(format!("regboot-stdin.fresh{}", std::process::id()));
+    for f in [&left, &fresh] {
+        fs::write(f, "config.yml with secrets").unwrap();
+        support::sshd::run(Command::new("chown").arg("regboot-tty").arg(f));
+    }
+    support::sshd::run(
+        Command::new("touch")
+            .args(["-d", "20 minutes ago"])
+            .arg(&left),
+    );
+    let out = tty
+        .exec_as_root(
+            &RemoteCommand::script("readlink /proc/$$/fd/0; cat"),
+            Some(b"secret"),
+        )
+        .await
+        .unwrap();
+    let text = out.stdout_text();
+    let staged = text.lines().next().unwrap();
+    assert!(
+        staged.starts_with("/dev/shm/regboot-stdin.") && staged.ends_with(" (deleted)"),
+        "stdin came from {staged}"
+    );
+    assert!(text.ends_with("\nsecret"), "{text}");
+    assert!(!left.exists(), "the leftover was not swept");
+    assert!(fresh.exists(), "a fresh file was swept");
+    fs::remove_file(&fresh).unwrap();
 }
 
 /// `key:` naming a device, a FIFO or a huge file fails at once with the path and the field,
@@ -470,7 +502,11 @@ async fn key_must_be_a_small_regular_file() {
     );
     let big = dir.path().join("big");
     fs::write(&big, vec![b'k'; (64 << 10) + 1]).unwrap();
+    // Issue 26 item 15: a key that group or others may read is refused, as ssh refuses it.
+    let open = keygen(dir.path(), "open", "ed25519", "");
+    fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     for (key, message) in [
+        (open.as_path(), "has mode 0644: group or others may read it"),
         (
             Path::new("/dev/zero"),
             "/dev/zero is a device, not a regular file",
@@ -484,9 +520,208 @@ async fn key_must_be_a_small_regular_file() {
             .unwrap();
         let msg = err.to_string();
         assert!(matches!(err, ConnectError::Key { .. }), "{msg}");
-        assert!(
-            msg.contains("SSH key (`key:`)") && msg.contains(message),
-            "{msg}"
-        );
+        assert!(msg.contains(message), "{msg}");
     }
+}
+
+/// Issue 26 item 10: a command printing more than regboot reads from one command fails with
+/// a clear error once past the limit (not when the host stops), and the connection goes on.
+#[tokio::test]
+async fn output_beyond_the_limit_fails_that_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let session = Session::connect(&sshd.target("h1", "root", Some(&key), &dir.path().join("kh")))
+        .await
+        .unwrap();
+    // Endless output on stderr: the cap counts both streams.
+    let started = Instant::now();
+    let pid = dir.path().join("yes.pid");
+    let pid = pid.display();
+    let err = session
+        .exec(
+            &RemoteCommand::script(&format!("echo $$ > {pid}; exec yes 0123456789abcdef >&2")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::OutputTooLarge { .. }), "{err}");
+    assert!(
+        err.to_string().contains("printed more than 32 MiB"),
+        "{err}"
+    );
+    eprintln!("refused after {:?}", started.elapsed());
+    // Output just under the limit is read whole.
+    let out = session
+        .exec(
+            &RemoteCommand::script(&format!("head -c {} /dev/zero", ssh::OUTPUT_LIMIT)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), ssh::OUTPUT_LIMIT);
+    // The endless command was ended with its channel.
+    let out = session
+        .exec(
+            &RemoteCommand::script(&format!("sleep 1; kill -0 $(cat {pid}) || echo gone")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "gone\n");
+}
+
+/// A loopback server that accepts connections and never says a word (bounded: a few).
+async fn silent_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            match listener.accept().await {
+                Ok((conn, _)) => held.push(conn),
+                Err(_) => return,
+            }
+        }
+    });
+    port
+}
+
+/// Issue 26 item 9: a registry (or S3 endpoint) that accepts the tunnel and never answers
+/// fails the request at its deadline, both before TLS and in plain HTTP.
+#[tokio::test]
+async fn http_through_the_tunnel_to_a_silent_server_fails_at_the_deadline() {
+    use regboot::registry_http::{REQUEST_TIMEOUT, Request, status};
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let session = Session::connect(&sshd.target("h1", "root", Some(&key), &dir.path().join("kh")))
+        .await
+        .unwrap();
+    let port = silent_server().await;
+    let ca = regboot::pki::Ca::generate(&Default::default()).unwrap();
+    let request = |ca_pem| Request {
+        method: "GET",
+        path: "/v2/",
+        hostname: "localhost",
+        port,
+        ca_pem,
+        basic_auth: None,
+    };
+    let (tls, plain) = (request(Some(ca.cert_pem())), request(None));
+    let started = Instant::now();
+    let both = async { tokio::join!(status(&session, &tls), status(&session, &plain)) };
+    // Old code waited for ever: bounded here so that it fails instead of hanging.
+    let (tls, plain) = tokio::time::timeout(REQUEST_TIMEOUT * 3, both)
+        .await
+        .expect("a request to a silent server never ended");
+    let took = started.elapsed();
+    eprintln!("both requests failed after {took:?}");
+    let tls = format!("{:#}", tls.unwrap_err());
+    assert!(
+        tls.contains("did not complete the connection within 20 s"),
+        "{tls}"
+    );
+    let plain = format!("{:#}", plain.unwrap_err());
+    assert!(
+        plain.contains("GET /v2/: no complete answer within 20 s"),
+        "{plain}"
+    );
+    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(5), "{took:?}");
+}
+
+/// Issue 26 item 9: a connection that goes silent (its sshd frozen, as a host gone or a cut
+/// link would look) is noticed by keepalives in seconds, not at the command's timeout.
+#[tokio::test]
+async fn a_frozen_connection_is_noticed_by_keepalives() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let session = Session::connect(&sshd.target("h1", "root", Some(&key), &dir.path().join("kh")))
+        .await
+        .unwrap();
+    let pids = sshd.session_pids();
+    assert!(!pids.is_empty(), "no sshd session process");
+    let signal = |sig| {
+        for pid in &pids {
+            // SAFETY: kill(2) on processes of the sshd this test started.
+            unsafe { libc::kill(*pid as i32, sig) };
+        }
+    };
+    // 8 MiB to a command that never reads: the client waits for window space.
+    let data = vec![0u8; 8 << 20];
+    let started = Instant::now();
+    let sleep = RemoteCommand::new("sleep").arg("100");
+    let run = session.exec(&sleep, Some(&data));
+    let freeze = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        signal(libc::SIGSTOP);
+    };
+    let (result, ()) = tokio::join!(run, freeze);
+    let took = started.elapsed();
+    signal(libc::SIGKILL);
+    eprintln!("noticed after {took:?}: {result:?}");
+    let err = result.expect_err("the command finished on a frozen connection");
+    assert!(err.to_string().contains("the connection was lost"), "{err}");
+    assert!(
+        took < Duration::from_secs(25),
+        "took {took:?} (the command timeout is 120 s)"
+    );
+}
+
+/// Issue 26 item 16: two hosts behind one bastion, the first with `host_key_check: off`:
+/// the second (strict) checks the bastion by its own policy and refuses its unknown key,
+/// instead of riding the connection the first one opened unchecked.
+#[tokio::test]
+async fn a_shared_bastion_is_checked_by_each_hosts_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let bastion = server_for(&[&key]);
+    let inner = server_for(&[&key]);
+    let via = ssh::Bastion {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port: bastion.port,
+    };
+    let mut lax = inner.target("lax", "root", Some(&key), &dir.path().join("kh-lax"));
+    lax.host_key_check = HostKeyCheck::Off;
+    lax.bastion = Some(via.clone());
+    // The strict host knows its own key, not the bastion's.
+    let kh = dir.path().join("kh-strict");
+    fs::write(&kh, inner.known_hosts_line() + "\n").unwrap();
+    let mut strict = inner.target("strict", "root", Some(&key), &kh);
+    strict.host_key_check = HostKeyCheck::Strict;
+    strict.bastion = Some(via);
+    let results = ssh::connect_all(&[lax, strict], 1).await;
+    let (_, first) = &results[0];
+    assert!(first.is_ok(), "{:?}", first.as_ref().err());
+    let (_, second) = &results[1];
+    let err = second
+        .as_ref()
+        .err()
+        .expect("the strict host rode an unchecked bastion");
+    assert!(
+        matches!(err, ConnectError::Bastion { source, .. } if matches!(**source, ConnectError::HostKeyUnknown { .. })),
+        "{err}"
+    );
+}
+
+/// Issue 26 item 16: with HostKeyAlias the host key is looked up (and recorded) under the
+/// alias, as ssh does: strict passes with only `[alias]:port` in known_hosts.
+#[tokio::test]
+async fn the_host_key_is_checked_under_its_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = server_for(&[&key]);
+    let kh = dir.path().join("kh");
+    let line = sshd.known_hosts_line();
+    let key_part = line.split_once(' ').unwrap().1;
+    fs::write(&kh, format!("[web-alias]:{} {key_part}\n", sshd.port)).unwrap();
+    let mut target = sshd.target("h1", "root", Some(&key), &kh);
+    target.host_key_check = HostKeyCheck::Strict;
+    let err = Session::connect(&target).await.err().unwrap();
+    assert!(matches!(err, ConnectError::HostKeyUnknown { .. }), "{err}");
+    target.host_key_alias = Some("web-alias".into());
+    let session = Session::connect(&target).await.unwrap();
+    assert_eq!(whoami(&session).await, "root");
 }

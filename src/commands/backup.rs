@@ -95,7 +95,7 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
             println!("the replaced state directory is now {}", aside.display());
         }
         let digest = inv
-            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|p| crate::fsutil::read_limited(&p, "", crate::fsutil::INVENTORY_LIMIT).ok())
             .map(|d| crate::modules::sha256_hex(&d));
         if r.manifest.inventory_sha256.is_some() && digest != r.manifest.inventory_sha256 {
             println!(

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::catalog::{self, Replica, Report};
+use crate::catalog::{self, Replica, Report, printable};
 use crate::cli::{Cli, Output};
 use crate::engine::{fleet, limit};
 use crate::host::RemoteHost;
@@ -79,21 +79,25 @@ pub fn catalog(cli: &Cli, limit: Option<&str>) -> Result<ExitCode> {
         Output::Json => super::json::print(&report)?,
         Output::Text => {
             for r in &report.replicas {
+                // Names and errors carry what the registry answered: escaped for the terminal.
                 match &r.error {
-                    Some(e) => println!("{}: FAILED: {e}", r.host),
+                    Some(e) => println!("{}: FAILED: {}", r.host, printable(e)),
                     None => {
                         println!("{}: {} image(s)", r.host, r.images.len());
                         for i in &r.images {
                             println!(
                                 "  {}:{}  {}  {} bytes",
-                                i.repository, i.tag, i.digest, i.size
+                                printable(&i.repository),
+                                printable(&i.tag),
+                                printable(&i.digest),
+                                i.size
                             );
                         }
                     }
                 }
             }
             for d in &report.differences {
-                println!("differs: {d}");
+                println!("differs: {}", printable(d));
             }
             println!(
                 "{}",

@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cli::{Cli, Format, Output};
 use crate::deployed;
+use crate::fsutil::{PEM_LIMIT, read_text_if_any, read_text_limited};
 use crate::inventory::{self, Inventory, TlsMode};
 use crate::metrics::{self, Metrics};
 use crate::pki::check::{self, CheckRow};
@@ -387,13 +388,7 @@ fn provided_rows(
     now: OffsetDateTime,
 ) -> Result<Vec<CheckRow>> {
     let renew_before = setup::renew_before(&inv.tls);
-    let read = |p: &PathBuf| -> Result<Option<String>> {
-        match std::fs::read_to_string(p) {
-            Ok(t) => Ok(Some(t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
-        }
-    };
+    let read = |p: &PathBuf| read_text_if_any(p, "tls.provided", PEM_LIMIT);
     let ca_pem = read(&files.ca_cert)?;
     let cert_pem = read(&files.cert)?;
     let ca_row = check::row(
@@ -435,9 +430,7 @@ pub fn certs_import(cli: &Cli, cert: &std::path::Path, key: &std::path::Path) ->
             .clone()
             .context("no inventory given: pass -i inventory.yml or --state-dir DIR")?,
     };
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-    };
+    let read = |p| read_text_limited(p, "certs import", PEM_LIMIT);
     let state = StateDir::open(&dir)?;
     let _lock = state.lock()?;
     let origin = format!("{} (with key {})", cert.display(), key.display());
@@ -484,7 +477,7 @@ pub fn certs_show(cli: &Cli) -> Result<ExitCode> {
     };
     let mut shown = Vec::new();
     for (name, path) in &certs {
-        let text = std::fs::read_to_string(path).with_context(|| {
+        let text = read_text_limited(path, name, PEM_LIMIT).with_context(|| {
             format!(
                 "cannot read the {name} certificate {}: run `regboot certs init` first",
                 path.display()

@@ -178,10 +178,14 @@ async fn wait_healthy(
     };
     let start = Instant::now();
     let last = loop {
-        let last = match registry_http::status(&host.session, &req).await {
-            Ok(200 | 401) => return Ok(()),
-            Ok(code) => format!("HTTP {code}"),
-            Err(e) => format!("{e:#}"),
+        // Each attempt within what is left, so the bound holds whatever the registry does.
+        let left = HEALTH_TIMEOUT.saturating_sub(start.elapsed());
+        let attempt = tokio::time::timeout(left, registry_http::status(&host.session, &req));
+        let last = match attempt.await {
+            Ok(Ok(200 | 401)) => return Ok(()),
+            Ok(Ok(code)) => format!("HTTP {code}"),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => "no answer".into(),
         };
         if start.elapsed() > HEALTH_TIMEOUT {
             break last;

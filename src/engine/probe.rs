@@ -25,6 +25,25 @@ static PROBE: LazyLock<String> = LazyLock::new(|| {
         })
 });
 
+/// Most of a file the probe reads (`probe.sh` sends one byte more, so more is seen).
+const FILE_LIMIT: usize = 1 << 20;
+
+/// A file's content from the probe, refused over `FILE_LIMIT`: no file regboot merges or
+/// compares is near that size.
+fn content(path: &str, b64: &str) -> Result<Vec<u8>> {
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .with_context(|| format!("the content of {path}"))?;
+    if data.len() > FILE_LIMIT {
+        bail!(
+            "{path} on the host is larger than {} MiB, more than regboot reads from a file it \
+             manages: look there at what wrote it",
+            FILE_LIMIT >> 20
+        );
+    }
+    Ok(data)
+}
+
 /// A file as the host has it (`None` in the map when missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileState {
@@ -299,11 +318,7 @@ fn parse(text: &str) -> Result<HostState> {
             ["file", p, mode, sha, rest @ ..] => {
                 let content = match rest {
                     [] => None,
-                    [b64] => Some(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(b64)
-                            .context("file content")?,
-                    ),
+                    [b64] => Some(content(p, b64)?),
                     _ => bail!("unrecognized line {line:?}"),
                 };
                 let file = FileState {
@@ -330,9 +345,7 @@ fn parse(text: &str) -> Result<HostState> {
             ["runtime", ..] => {}
             ["containerd_config", "-"] => {}
             ["containerd_config", b64] => {
-                let text = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .context("containerd config")?;
+                let text = content("/etc/containerd/config.toml", b64)?;
                 containerd_config = Some(String::from_utf8_lossy(&text).into_owned());
             }
             ["docker_store", "containerd"] => st.facts.docker_containerd_store = true,
@@ -394,6 +407,42 @@ mod tests {
         assert_eq!(st.facts.arch, std::env::consts::ARCH);
         assert!(st.files["/etc/os-release"].is_some() && st.commands["sh"]);
         assert!(st.dirs["/etc"] && !st.dirs["/nonexistent-dir"]);
+    }
+
+    /// Issue 26 item 10: a managed file the host grew huge is read only to just past the
+    /// limit, then refused by name.
+    #[test]
+    fn the_probe_sends_at_most_a_mebibyte_of_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fits, huge) = (dir.path().join("fits"), dir.path().join("huge"));
+        std::fs::write(&fits, vec![b'a'; FILE_LIMIT]).unwrap();
+        std::fs::write(&huge, vec![b'b'; 8 * FILE_LIMIT]).unwrap();
+        let run = |file: &std::path::Path| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(PROBE.as_str())
+                .arg("regboot")
+                .arg("")
+                .arg(format!("c:{}", file.display()))
+                .env_remove("SUDO_USER")
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let st = parse(&run(&fits)).unwrap();
+        let file = st.files[&fits.display().to_string()].as_ref().unwrap();
+        assert_eq!(file.content.as_ref().unwrap().len(), FILE_LIMIT);
+        let text = run(&huge);
+        assert!(text.len() < 2 * FILE_LIMIT, "{} bytes sent", text.len());
+        let err = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            err.contains(&format!(
+                "{} on the host is larger than 1 MiB",
+                huge.display()
+            )),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 # x: (a command: is it on PATH), s: (a systemd unit: is-active) or d: (is it a directory), and
 # v: (print every runtime's version), a: (the caller reads dockerd's GET /info over its socket
 # beside this script: where the socket is, no `docker info`). One record per line: KIND<TAB>NAME<TAB>VALUE... Never
-# fails: what it cannot read, it says. (regboot sends it without its comment lines.)
+# fails: what it cannot read, it says. (regboot sends it without its comment lines.) A file's
+# content is sent up to 1 MiB and one byte, whatever it grows to: regboot refuses more.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
 image=$1; shift
@@ -39,7 +40,7 @@ for a in "$@"; do
   if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
   line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
   case $a in
-    c:*) printf '%s\t%s\n' "$line" "$(base64 -w0 < "$p")" ;;
+    c:*) printf '%s\t%s\n' "$line" "$(head -c 1048577 "$p" | base64 -w0)" ;;
     *) printf '%s\n' "$line" ;;
   esac
 done
@@ -61,7 +62,7 @@ done
 # containerd's config (parsed by regboot: CRI on, registry config_path); '-': no file.
 if command -v containerd >/dev/null 2>&1; then
   f=/etc/containerd/config.toml
-  if [ -f "$f" ]; then printf 'containerd_config\t%s\n' "$(base64 -w0 < "$f")"
+  if [ -f "$f" ]; then printf 'containerd_config\t%s\n' "$(head -c 1048577 "$f" | base64 -w0)"
   else printf 'containerd_config\t-\n'; fi
 fi
 if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then

@@ -57,7 +57,8 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Where the document first nests deeper than `MAX_DEPTH`, if it does. Reads events only up
 /// to there. The scanner looks ahead through flow collections and gives up at 256 levels,
-/// which counts as too deep; another syntax error ends the scan (the deserializer reports it).
+/// which counts as too deep. Another syntax error ends the scan; the brackets are then
+/// counted lexically (`too_deep_flow`), and the deserializer reports the error itself.
 pub fn too_deep(text: &str) -> Option<Pos> {
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0;
@@ -71,10 +72,52 @@ pub fn too_deep(text: &str) -> Option<Pos> {
             }
             Ok((Event::MappingEnd | Event::SequenceEnd, _)) => depth -= 1,
             Err(e) if e.info() == "recursion limit exceeded" => return Some(pos(*e.marker())),
-            Ok((Event::StreamEnd, _)) | Err(_) => return None,
+            Ok((Event::StreamEnd, _)) => return None,
+            // yaml-rust2 stops at errors libyaml (the deserializer) reads on through, and
+            // libyaml's cost grows with the square of the flow depth: count the brackets.
+            Err(_) => return too_deep_flow(text),
             Ok(_) => {}
         }
     }
+}
+
+/// Where flow brackets (`[`, `{`) first nest deeper than `MAX_DEPTH`, counted lexically:
+/// quoted scalars and comments are skipped. Only for text the YAML parser already refused, so
+/// an unbalanced bracket inside a plain scalar can at worst make a broken file "too deep".
+fn too_deep_flow(text: &str) -> Option<Pos> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let (mut comment, mut escaped, mut prev) = (false, false, '\n');
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            (line, column, comment) = (line + 1, 0, false);
+        }
+        match quote {
+            _ if comment => {}
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => {
+                let boundary = prev.is_whitespace() || matches!(prev, '[' | '{' | ',');
+                match c {
+                    '#' if boundary => comment = true,
+                    '\'' | '"' if boundary => quote = Some(c),
+                    '[' | '{' => {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            return Some(Pos { line, column });
+                        }
+                    }
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        prev = c;
+    }
+    None
 }
 
 fn pos(mark: Marker) -> Pos {
@@ -254,6 +297,23 @@ mod tests {
         assert!(too_deep(&nested(100_000)).is_some());
         // Unclosed: still found, before the syntax error at the end.
         assert!(too_deep(&"[".repeat(100_000)).is_some());
+    }
+
+    #[test]
+    fn brackets_the_parser_refuses_are_counted() {
+        // Flow content at column 0 under a key: yaml-rust2 stops at once, libyaml reads on.
+        let lines = |n: usize| format!("a: x\nb:\n{}", "[\n".repeat(n));
+        assert_eq!(too_deep(&lines(MAX_DEPTH)), None);
+        assert_eq!(
+            too_deep(&lines(MAX_DEPTH + 1)),
+            Some(Pos {
+                line: 3 + MAX_DEPTH,
+                column: 1
+            })
+        );
+        // Brackets in comments and quoted scalars do not count.
+        let hidden = format!("b:\n[\n# {0}\n' {0}'\n\"\\\" {0}\"\n", "[".repeat(100));
+        assert_eq!(too_deep(&hidden), None);
     }
 
     #[test]

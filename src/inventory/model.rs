@@ -94,6 +94,27 @@ pub struct Tracing {
     pub endpoint: Option<String>,
 }
 
+impl Tracing {
+    /// Why `endpoint` must not be used: it becomes the container's environment, which
+    /// `docker inspect` shows anyone with access to docker (and distribution reads it only
+    /// from there), so it may carry no user, password or query (where tokens ride).
+    pub fn exposed_secret(endpoint: &str) -> Option<String> {
+        let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let what = if authority.contains('@') {
+            "a user or password"
+        } else if endpoint.contains('?') {
+            "a query string"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "the endpoint carries {what}: it would be in the registry container's environment, \
+             which `docker inspect` shows to anyone with access to docker"
+        ))
+    }
+}
+
 impl Registry {
     /// The registry container's environment: distribution 3.x exports traces to an OTLP
     /// collector on localhost by default (and logs each failure); off unless configured.

@@ -18,6 +18,10 @@ pub struct FromConfig {
     pub identity_file: Option<PathBuf>,
     /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
     pub proxy_jump: Option<String>,
+    /// UserKnownHostsFile (its first file), where ssh checks this host's key.
+    pub known_hosts: Option<String>,
+    /// HostKeyAlias: the name its key is recorded under in known_hosts.
+    pub host_key_alias: Option<String>,
 }
 
 pub struct Config(SshConfig);
@@ -25,15 +29,42 @@ pub struct Config(SshConfig);
 impl Config {
     /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
-        let mut reader = std::io::BufReader::new(file);
+        let text = crate::fsutil::read_limited(path, "the file", crate::fsutil::INVENTORY_LIMIT)
+            .map_err(|e| format!("cannot read it: {}", e.root_cause()))?;
         SshConfig::default()
             .parse(
-                &mut reader,
+                &mut text.as_slice(),
                 ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
             )
             .map(Config)
             .map_err(|e| e.to_string())
+    }
+
+    /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
+    /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them.
+    fn resolve_jump(&self, jump: &str) -> String {
+        let (user, rest) = match jump.split_once('@') {
+            Some((u, r)) => (Some(u.to_string()), r),
+            None => (None, jump),
+        };
+        let (alias, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => {
+                (h, Some(p.to_string()))
+            }
+            _ => (rest, None),
+        };
+        let found = self.0.query(alias);
+        let user = user
+            .or(found.user)
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let port = port.or(found.port.map(|p| p.to_string()));
+        let host = found.host_name.unwrap_or_else(|| alias.to_string());
+        match port {
+            Some(p) if host.contains(':') => format!("{user}[{host}]:{p}"),
+            Some(p) => format!("{user}{host}:{p}"),
+            None => format!("{user}{host}"),
+        }
     }
 
     /// What applies to `alias` (the host's `address` in the inventory).
@@ -42,7 +73,7 @@ impl Config {
         let proxy_jump = match p.proxy_jump.as_deref() {
             None | Some([]) => None,
             Some([one]) if one.eq_ignore_ascii_case("none") => None,
-            Some([one]) => Some(one.clone()),
+            Some([one]) => Some(self.resolve_jump(one)),
             Some(hops) => {
                 return Err(format!(
                     "ProxyJump {} has {} hops; regboot goes through one bastion",
@@ -51,6 +82,9 @@ impl Config {
                 ));
             }
         };
+        let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
+        let known_hosts = first("userknownhostsfile");
+        let host_key_alias = first("hostkeyalias");
         let files = p.identity_file.unwrap_or_default();
         let identity_file = files
             .iter()
@@ -63,6 +97,8 @@ impl Config {
             port: p.port,
             identity_file,
             proxy_jump,
+            known_hosts,
+            host_key_alias,
         })
     }
 }
@@ -116,6 +152,42 @@ mod tests {
         assert!(c.lookup("two").unwrap_err().contains("one bastion"));
     }
 
+    /// Issue 26 item 16: a ProxyJump naming another alias of the file is resolved through it
+    /// (it used to be dialed as the bare alias: "jumpA:22 ... failed to lookup address").
+    #[test]
+    fn a_proxy_jump_alias_is_resolved_like_any_host() {
+        let c = config(
+            "Host jumpA\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n\
+             Host target\n  HostName 10.0.0.9\n  ProxyJump jumpA\n\
+             Host other\n  ProxyJump admin@jumpA:2200\n\
+             Host direct\n  ProxyJump bastion.example.com\n",
+        );
+        let jump = |h: &str| c.lookup(h).unwrap().proxy_jump.unwrap();
+        assert_eq!(jump("target"), "ops@127.0.0.5:2222");
+        assert_eq!(
+            jump("other"),
+            "admin@127.0.0.5:2200",
+            "what the ProxyJump says wins"
+        );
+        assert_eq!(jump("direct"), "bastion.example.com");
+    }
+
+    #[test]
+    fn user_known_hosts_file_is_read() {
+        let c = config(
+            "Host a\n  UserKnownHostsFile ~/kh-a ~/kh-b\n  HostKeyAlias web\nHost *\n  User x\n",
+        );
+        assert_eq!(
+            c.lookup("a").unwrap().host_key_alias.as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            c.lookup("a").unwrap().known_hosts.as_deref(),
+            Some("~/kh-a")
+        );
+        assert_eq!(c.lookup("b").unwrap().known_hosts, None);
+    }
+
     #[test]
     fn unknown_options_are_allowed_and_syntax_errors_are_not() {
         config("Host *\n  ControlMaster auto\n  SendEnv LANG\n");
@@ -123,5 +195,21 @@ mod tests {
         let path = dir.path().join("config");
         std::fs::write(&path, "Host x\n  Port notaport\n").unwrap();
         assert!(Config::load(&path).is_err());
+    }
+
+    /// Issue 26 item 12: read through the bounded reader, like every local file.
+    #[test]
+    fn a_huge_or_special_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let comment = "# a comment line of forty bytes or so..\n";
+        std::fs::write(&path, comment.repeat((2 << 20) / comment.len())).unwrap();
+        let err = Config::load(&path).err().unwrap();
+        assert!(
+            err.contains("cannot read it") && err.contains("larger than"),
+            "{err}"
+        );
+        let err = Config::load(Path::new("/dev/zero")).err().unwrap();
+        assert!(err.contains("is a device"), "{err}");
     }
 }

@@ -183,6 +183,7 @@ impl Lab {
             sudo: host.user != "root",
             bastion: None,
             known_hosts: self.known_hosts_path.clone(),
+            host_key_alias: None,
             host_key_check: HostKeyCheck::Strict,
             connect_timeout: Duration::from_secs(10),
         }

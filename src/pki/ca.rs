@@ -5,8 +5,8 @@ use std::fmt;
 
 use anyhow::{Context, Result, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -111,7 +111,9 @@ impl Ca {
     }
 
     /// A new self-signed CA: CA:true with pathlen 0 (it signs leaves only), keyCertSign and
-    /// cRLSign, a random serial, and the spec's name constraints (critical).
+    /// cRLSign, serverAuth as its only extended key usage (verifiers that check the chain's
+    /// usages, OpenSSL and Go, then refuse a client or code-signing certificate it signed), a
+    /// random serial, and the spec's name constraints (critical).
     pub fn generate(spec: &CaSpec) -> Result<Self> {
         let key = spec.key_algorithm.generate()?;
         let mut params = CertificateParams::default();
@@ -122,11 +124,10 @@ impl Ca {
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.serial_number = Some(random_serial());
-        params.name_constraints = spec
-            .constraints
-            .as_ref()
-            .map(|c| c.to_rcgen())
-            .transpose()?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if let Some(c) = &spec.constraints {
+            params.custom_extensions.push(c.to_extension()?);
+        }
         let now = OffsetDateTime::now_utc();
         params.not_before = now - super::BACKDATE;
         params.not_after = now + spec.validity;

@@ -5,13 +5,16 @@
 //! The extension is critical and lists permitted subtrees only: DNS names (a name covers
 //! itself and its subdomains, as RFC 5280 defines it) and IP ranges. A verifier refuses a
 //! certificate with a DNS or IP SAN outside them (Go, OpenSSL, rustls/webpki all do).
+//! E-mail and URI names are confined to the host `invalid` (RFC 6761: it never resolves), so
+//! the CA vouches for no mailbox and no URI either. rcgen cannot write URI subtrees, so the
+//! extension is encoded here (`to_extension`).
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use anyhow::{Result, anyhow, bail};
-use rcgen::{CidrSubnet, GeneralSubtree, NameConstraints};
+use rcgen::CustomExtension;
 use serde::{Serialize, Serializer};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -63,8 +66,36 @@ impl IpRange {
         }
     }
 
-    fn to_rcgen(self) -> CidrSubnet {
-        CidrSubnet::from_addr_prefix(self.addr, self.prefix)
+    /// A range for `tls.permitted_ip_ranges`: parsed, and refused when `too_wide`.
+    pub fn parse_permitted(s: &str) -> Result<Self> {
+        let range: Self = s.parse()?;
+        match range.too_wide() {
+            Some(why) => Err(anyhow!(why)),
+            None => Ok(range),
+        }
+    }
+
+    /// Wider than a CA for one registry may vouch for, with the reason: IPv4 shorter than /8
+    /// (10.0.0.0/8, the widest private block, is the most one organisation holds), IPv6
+    /// shorter than /32 (a whole provider's allocation; a site gets a /48).
+    fn too_wide(&self) -> Option<String> {
+        let (min, why) = match self.addr {
+            IpAddr::V4(_) => (8, "wider than 10.0.0.0/8, the largest private IPv4 block"),
+            IpAddr::V6(_) => (32, "wider than a provider's /32 (a site holds a /48)"),
+        };
+        (self.prefix < min).then(|| {
+            format!(
+                "{self} is {why}: a CA permitted it could vouch for addresses of other networks"
+            )
+        })
+    }
+
+    /// The extension's encoding: the address, then the mask.
+    fn to_der(self) -> Vec<u8> {
+        match self.addr {
+            IpAddr::V4(a) => [a.octets(), mask32(self.prefix).to_be_bytes()].concat(),
+            IpAddr::V6(a) => [a.octets(), mask128(self.prefix).to_be_bytes()].concat(),
+        }
     }
 
     /// From the extension's encoding: the address then the mask (8 or 32 bytes).
@@ -114,6 +145,28 @@ impl Serialize for IpRange {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// The one host e-mail (rfc822Name) and URI names may name: reserved, it never resolves.
+const NOWHERE: &str = "invalid";
+
+/// A DER element: `tag`, the definite length, `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// The names a CA may vouch for (its permitted subtrees).
@@ -207,26 +260,29 @@ impl Constraints {
         format!("DNS: {}; IP: {}", self.dns.join(", "), ips.join(", "))
     }
 
-    pub(crate) fn to_rcgen(&self) -> Result<NameConstraints> {
-        let mut permitted = Vec::new();
-        for d in &self.dns {
-            if d.is_empty() || d.starts_with('.') || d.contains('*') {
-                bail!("\"{d}\" cannot be a permitted DNS name (a plain domain, no wildcard)");
-            }
-            permitted.push(GeneralSubtree::DnsName(d.clone()));
-        }
-        permitted.extend(
-            self.ips
-                .iter()
-                .map(|r| GeneralSubtree::IpAddress(r.to_rcgen())),
-        );
-        if permitted.is_empty() {
+    /// The critical nameConstraints extension (RFC 5280 4.2.1.10): the DNS names and IP
+    /// ranges, then e-mail and URI names confined to `NOWHERE`.
+    pub(crate) fn to_extension(&self) -> Result<CustomExtension> {
+        if self.dns.is_empty() && self.ips.is_empty() {
             bail!("name constraints need at least one permitted name");
         }
-        Ok(NameConstraints {
-            permitted_subtrees: permitted,
-            excluded_subtrees: Vec::new(),
-        })
+        let mut subtrees = Vec::new();
+        let mut subtree = |tag: u8, name: &[u8]| subtrees.extend(der(0x30, &der(tag, name)));
+        for d in &self.dns {
+            if d.is_empty() || d.starts_with('.') || d.contains('*') || !d.is_ascii() {
+                bail!("\"{d}\" cannot be a permitted DNS name (a plain domain, no wildcard)");
+            }
+            subtree(0x82, d.as_bytes());
+        }
+        for r in &self.ips {
+            subtree(0x87, &r.to_der());
+        }
+        subtree(0x81, NOWHERE.as_bytes());
+        subtree(0x86, NOWHERE.as_bytes());
+        let value = der(0x30, &der(0xa0, &subtrees));
+        let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 30], value);
+        ext.set_criticality(true);
+        Ok(ext)
     }
 
     /// The permitted subtrees of `cert`'s nameConstraints extension; `None` when it has none.
@@ -345,7 +401,7 @@ mod tests {
         assert!(ext.critical);
         assert!(ext.value.excluded_subtrees.is_none());
         let permitted = ext.value.permitted_subtrees.as_ref().unwrap();
-        assert_eq!(permitted.len(), 3 + 2);
+        assert_eq!(permitted.len(), 3 + 2 + 2);
         assert!(matches!(
             permitted[0].base,
             GeneralName::DNSName("registry.lab")
@@ -354,6 +410,11 @@ mod tests {
             GeneralName::IPAddress(raw) => assert_eq!(*raw, &[10, 0, 0, 0, 255, 255, 255, 0]),
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            permitted[5].base,
+            GeneralName::RFC822Name("invalid")
+        ));
+        assert!(matches!(permitted[6].base, GeneralName::URI("invalid")));
         // An unconstrained CA has no extension.
         let plain = Ca::generate(&CaSpec::default()).unwrap();
         assert_eq!(plain.info().name_constraints, None);
@@ -365,7 +426,32 @@ mod tests {
             dns: vec!["*.example.com".into()],
             ips: vec![],
         };
-        assert!(c.to_rcgen().is_err());
-        assert!(Constraints::default().to_rcgen().is_err());
+        assert!(c.to_extension().is_err());
+        assert!(Constraints::default().to_extension().is_err());
+    }
+
+    #[test]
+    fn ranges_wider_than_one_organisation_are_named() {
+        for wide in ["0.0.0.0/0", "10.0.0.0/7", "::/0", "fc00::/7", "2001::/31"] {
+            let r: IpRange = wide.parse().unwrap();
+            let why = r.too_wide().unwrap_or_else(|| panic!("{wide} passed"));
+            assert!(why.contains("other networks"), "{why}");
+        }
+        for fine in [
+            "10.0.0.0/8",
+            "192.168.0.0/16",
+            "2001:db8::/32",
+            "fd12:3456::/48",
+        ] {
+            assert_eq!(fine.parse::<IpRange>().unwrap().too_wide(), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn long_extensions_use_the_long_length_form() {
+        assert_eq!(der(0x04, &[7; 3]), [0x04, 3, 7, 7, 7]);
+        let long = der(0x04, &[0; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(long.len(), 304);
     }
 }

@@ -54,8 +54,11 @@ pub fn check(
     now: OffsetDateTime,
 ) -> Result<ProvidedReport> {
     let read = |p: &Path, what: &str| {
-        std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read tls.provided.{what} {}", p.display()))
+        crate::fsutil::read_text_limited(
+            p,
+            &format!("tls.provided.{what}"),
+            crate::fsutil::PEM_LIMIT,
+        )
     };
     let ca_text = read(&files.ca_cert, "ca_cert")?;
     let cert_text = read(&files.cert, "cert")?;
@@ -206,6 +209,27 @@ mod tests {
             renew_before: Duration::days(30),
             key_algorithm: KeyAlgorithm::EcdsaP256,
         }
+    }
+
+    /// Issue 26 item 12: the provided files go through the bounded reader.
+    #[test]
+    fn a_huge_provided_file_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::generate(&CaSpec::default()).unwrap();
+        let leaf = issue(&ca, &leaf_spec(&["registry.local"], &[])).unwrap();
+        let huge = format!("{}\n", ca.cert_pem()).repeat(8 << 20 >> 9);
+        let files = ProvidedFiles {
+            ca_cert: write(tmp.path(), "ca.crt", &huge),
+            cert: write(tmp.path(), "r.crt", &leaf.cert_pem),
+            key: write(tmp.path(), "r.key", &leaf.key_pem),
+        };
+        let now = OffsetDateTime::now_utc();
+        let err = check(&files, &[], &[], Duration::days(1), now).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("tls.provided.ca_cert") && err.contains("is larger than 4194304 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,17 +30,28 @@ pub const CA_PREVIOUS_CERT: &str = "ca-previous.crt";
 pub const ARCHIVE: &str = "archive";
 const LOCK: &str = "lock";
 
-/// The private keys: refused when group or others have any access to them.
-pub const PRIVATE_KEYS: [&str; 3] = [CA_KEY, CA_NEXT_KEY, REGISTRY_KEY];
+/// The private keys and secrets: refused when group or others have any access to them.
+pub const SECRETS: [&str; 5] = [
+    CA_KEY,
+    CA_NEXT_KEY,
+    REGISTRY_KEY,
+    HTTP_SECRET,
+    SMOKE_PASSWORD,
+];
 
-fn refuse_open_key(path: &Path, mode: u32) -> Result<()> {
+fn refuse_open_secret(path: &Path, name: &str, mode: u32) -> Result<()> {
     if mode & 0o077 == 0 {
         return Ok(());
     }
+    let leaked = match name {
+        CA_KEY | CA_NEXT_KEY => "`regboot rotate --ca`",
+        REGISTRY_KEY => "`regboot rotate --leaf`",
+        _ => "remove it and run `regboot apply`, which makes a new one",
+    };
     bail!(
-        "{} has mode {mode:04o}: group or others may read it, and regboot will not use a private \
-         key that others can read. Fix: `chmod 600 {}`. If anyone else could have copied it, \
-         treat it as leaked: `regboot rotate --ca` (CA key) or `regboot rotate --leaf` (registry key)",
+        "{} has mode {mode:04o}: group or others may read it, and regboot will not use a secret \
+         that others can read. Fix: `chmod 600 {}`. If anyone else could have copied it, treat \
+         it as leaked: {leaked}",
         path.display(),
         path.display()
     )
@@ -140,20 +151,16 @@ impl StateDir {
     /// or others may read (or write) is refused, with the fix: it may have leaked already.
     pub fn read(&self, name: &str) -> Result<Option<String>> {
         let path = self.path(name);
-        if PRIVATE_KEYS.contains(&name) {
+        if SECRETS.contains(&name) {
             match fs::metadata(&path) {
-                Ok(meta) => refuse_open_key(&path, meta.permissions().mode() & 0o777)?,
+                Ok(meta) => refuse_open_secret(&path, name, meta.permissions().mode() & 0o777)?,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => {
                     return Err(e).with_context(|| format!("cannot stat {}", path.display()));
                 }
             }
         }
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        crate::fsutil::read_text_if_any(&path, "the state directory's", crate::fsutil::PEM_LIMIT)
     }
 
     /// Write a private key or secret (mode 0600), atomically.
@@ -303,9 +310,7 @@ impl StateDir {
                 continue;
             };
             let mode = meta.permissions().mode() & 0o777;
-            let secret = name.to_str().is_some_and(|n| {
-                PRIVATE_KEYS.contains(&n) || n == HTTP_SECRET || n == SMOKE_PASSWORD
-            });
+            let secret = name.to_str().is_some_and(|n| SECRETS.contains(&n));
             let problem = (secret && mode & 0o077 != 0).then(|| {
                 format!(
                     "a secret open to group or others: `chmod 600 {}`",
@@ -376,7 +381,7 @@ mod tests {
     fn a_key_open_to_group_or_others_is_refused_with_the_fix() {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path()).unwrap();
-        for name in PRIVATE_KEYS {
+        for name in [CA_KEY, CA_NEXT_KEY, REGISTRY_KEY] {
             state.write_secret(name, "key").unwrap();
             assert_eq!(state.read(name).unwrap().as_deref(), Some("key"));
             for mode in [0o644, 0o640, 0o604, 0o660] {
@@ -402,6 +407,26 @@ mod tests {
         let ca_key = perms.iter().find(|p| p.path.ends_with(CA_KEY)).unwrap();
         assert_eq!(ca_key.mode, "0644");
         assert!(ca_key.problem.as_ref().unwrap().contains("chmod 600"));
+    }
+
+    /// Issue 26 item 15: the http secret and the smoke password are refused like keys, not
+    /// only reported by `certs show`.
+    #[test]
+    fn an_open_http_secret_or_smoke_password_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        for name in [HTTP_SECRET, SMOKE_PASSWORD] {
+            state.write_secret(name, "s3cret").unwrap();
+            fs::set_permissions(state.path(name), fs::Permissions::from_mode(0o644)).unwrap();
+            let err = state.read_secret(name).unwrap_err().to_string();
+            assert!(
+                err.contains("mode 0644") && err.contains("chmod 600"),
+                "{err}"
+            );
+            assert!(err.contains("remove it and run `regboot apply`"), "{err}");
+            fs::set_permissions(state.path(name), fs::Permissions::from_mode(0o600)).unwrap();
+            assert_eq!(state.read_secret(name).unwrap().as_deref(), Some("s3cret"));
+        }
     }
 
     #[test]

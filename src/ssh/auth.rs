@@ -45,6 +45,7 @@ impl KeyCache {
         // A small regular file: read inline, bounded (`key: /dev/zero` must not fill memory).
         let text = read_text_limited(path, "SSH key (`key:`)", SECRET_LIMIT)
             .map_err(|e| err(format!("{e:#}")))?;
+        refuse_open_key(path).map_err(err)?;
         let key = match russh::keys::decode_secret_key(&text, None) {
             Ok(k) => k,
             Err(russh::keys::Error::KeyIsEncrypted) => {
@@ -59,6 +60,25 @@ impl KeyCache {
         keys.insert(path.to_path_buf(), key.clone());
         Ok(key)
     }
+}
+
+/// As ssh(1) does: a key file of ours that group or others may access is not used.
+fn refuse_open_key(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // the read reports it
+    };
+    // SAFETY: geteuid(2) has no preconditions.
+    let ours = meta.uid() == unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o777;
+    if ours && mode & 0o077 != 0 {
+        return Err(format!(
+            "it has mode {mode:04o}: group or others may read it, and ssh refuses such a key too. \
+             Fix: `chmod 600 {}`",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The passphrase from the named environment variable, or typed on the terminal.

@@ -26,6 +26,8 @@ use super::verifier::Verifier;
 pub const HANDSHAKES_PER_ADDRESS: usize = 8;
 /// Attempts when a server drops the connection during banner or key exchange.
 const HANDSHAKE_ATTEMPTS: u32 = 6;
+/// A keepalive after this much silence; the third unanswered one closes the connection.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub type Connection = Handle<Verifier>;
 
@@ -34,6 +36,8 @@ struct Hop<'a> {
     /// How messages name this hop.
     label: String,
     address: &'a str,
+    /// The name its host key is recorded under (OpenSSH's HostKeyAlias, else the address).
+    key_name: &'a str,
     port: u16,
     user: &'a str,
     target: &'a Target,
@@ -59,8 +63,10 @@ pub struct Dialer {
     keys: KeyCache,
     /// Per server address: the handshake limit, and how many hops dialed it.
     handshakes: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
-    /// One connection per bastion (`user@host:port`), dialed with the key, known_hosts and
-    /// policy of the first target that needs it; its hosts' connections are channels on it.
+    /// One connection per bastion (`user@host:port`) and host key check (policy and
+    /// known_hosts file), dialed with the key of the first target that needs it; its hosts'
+    /// connections are channels on it. A target never rides a bastion connection checked
+    /// by another's policy (a strict host behind a bastion first reached with `off`).
     bastions: Mutex<HashMap<String, BastionCell>>,
 }
 
@@ -74,6 +80,7 @@ impl Dialer {
         let hop = Hop {
             label: target.name.clone(),
             address: &target.address,
+            key_name: target.host_key_alias.as_deref().unwrap_or(&target.address),
             port: target.port,
             user: &target.user,
             target,
@@ -86,7 +93,11 @@ impl Dialer {
             .bastions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(via.clone())
+            .entry(format!(
+                "{via} {:?} {}",
+                target.host_key_check,
+                target.known_hosts.display()
+            ))
             .or_default()
             .clone();
         let bastion = cell
@@ -94,6 +105,7 @@ impl Dialer {
                 let hop = Hop {
                     label: format!("bastion {via}"),
                     address: &b.host,
+                    key_name: &b.host,
                     port: b.port,
                     user: &b.user,
                     target,
@@ -201,7 +213,7 @@ impl Dialer {
         let target = hop.target;
         let timeout = target.connect_timeout;
         let entries =
-            known_hosts::lookup(&target.known_hosts, hop.address, hop.port).map_err(|e| {
+            known_hosts::lookup(&target.known_hosts, hop.key_name, hop.port).map_err(|e| {
                 Failure::Fatal(ConnectError::KnownHostsFile {
                     host: hop.label.clone(),
                     file: target.known_hosts.clone(),
@@ -210,8 +222,10 @@ impl Dialer {
             })?;
         let config = Arc::new(client::Config {
             nodelay: true,
-            keepalive_interval: Some(Duration::from_secs(15)),
-            keepalive_max: 3,
+            // A cut connection (a host gone, a link down) is noticed in about 15 s even while
+            // a command waits for window space, not at the command's timeout.
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
+            keepalive_max: 2,
             preferred: Preferred {
                 key: Cow::Owned(known_hosts::preferred_algorithms(
                     &entries,
@@ -224,7 +238,7 @@ impl Dialer {
         let refusal = Arc::new(Mutex::new(None));
         let verifier = Verifier {
             host: hop.label.clone(),
-            address: hop.address.to_string(),
+            address: hop.key_name.to_string(),
             port: hop.port,
             file: target.known_hosts.clone(),
             policy: target.host_key_check,

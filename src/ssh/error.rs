@@ -246,6 +246,17 @@ pub enum ExecError {
     )]
     SudoPasswordRequired { host: String, user: String },
 
+    #[error(
+        "{host}: `{command}` printed more than {} MiB, more than regboot reads from one command; \
+         the host is not in the state regboot expects: look there at what that command reads",
+        limit >> 20
+    )]
+    OutputTooLarge {
+        host: String,
+        command: String,
+        limit: usize,
+    },
+
     #[error("{host}: the connection failed while running `{command}`: {reason}")]
     Channel {
         host: String,

@@ -16,5 +16,5 @@ mod verifier;
 pub use error::{ConnectError, ExecError};
 pub use fanout::{connect_all, run_all, run_timed};
 pub use quote::{RemoteCommand, quote};
-pub use session::{ExecOutput, Session};
+pub use session::{ExecOutput, OUTPUT_LIMIT, Session};
 pub use target::{Bastion, HostKeyCheck, Target};

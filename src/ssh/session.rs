@@ -15,6 +15,32 @@ use super::quote::{RemoteCommand, quote};
 /// Channels open at once on one connection; sshd's MaxSessions defaults to 10.
 const CHANNELS_PER_SESSION: usize = 4;
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most a command may print (stdout and stderr together): the largest regboot reads is the
+/// probe's (each managed file at most `probe.sh`'s 1 MiB, in base64); a host printing more is
+/// broken, and reading on would spend this machine's memory in the middle of a fleet run.
+pub const OUTPUT_LIMIT: usize = 32 << 20;
+/// Most `hold_as_root` reads while it waits for the held command's first line.
+const FIRST_LINE_LIMIT: usize = 64 << 10;
+
+/// Stages stdin for sudo with requiretty (a PTY cannot carry binary data or an end-of-file):
+/// in memory only (the runtime dir, else /dev/shm), never on disk, since stdin carries
+/// secrets (config.yml, keys, passwords). First it sweeps the user's files a cut connection
+/// left there (older than 10 minutes: a run in flight uses its file within seconds); a
+/// transfer cut midway removes its own file. Prints the file's path.
+const STAGE_STDIN: &str = r#"umask 077
+d=
+for c in "${XDG_RUNTIME_DIR:-}" /dev/shm; do
+  if [ -n "$c" ] && [ -d "$c" ] && [ -w "$c" ]; then d=$c; break; fi
+done
+if [ -z "$d" ]; then
+  echo "regboot: no in-memory directory (\$XDG_RUNTIME_DIR or /dev/shm) to stage stdin for sudo with requiretty" >&2
+  exit 1
+fi
+find "$d" -maxdepth 1 -name 'regboot-stdin.*' -user "$(id -u)" -mmin +10 -exec rm -f {} + 2>/dev/null
+f=$(mktemp "$d/regboot-stdin.XXXXXXXXXX") || exit 1
+trap 'rm -f "$f"; exit 1' HUP INT TERM PIPE
+cat > "$f" || { rm -f "$f"; exit 1; }
+printf %s "$f""#;
 
 /// What a remote command left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,8 +137,8 @@ impl Session {
 
     /// Run `command` as root: directly when the user is root, else through `sudo -n`. Servers
     /// whose sudoers has `requiretty` get a PTY (stdout and stderr then arrive merged in
-    /// stdout, and stdin goes through a private temp file, since a PTY cannot carry binary
-    /// data or an end-of-file).
+    /// stdout, and stdin goes through a private file in memory, `STAGE_STDIN`, unlinked
+    /// before sudo starts reading it).
     pub async fn exec_as_root(
         &self,
         command: &RemoteCommand,
@@ -140,18 +166,15 @@ impl Session {
                 .and_then(|o| self.check_pty_sudo(o));
         };
         let staged = self
-            .exec(
-                &RemoteCommand::script(
-                    "umask 077 && f=$(mktemp) && cat > \"$f\" && printf %s \"$f\"",
-                ),
-                Some(data),
-            )
+            .exec(&RemoteCommand::script(STAGE_STDIN), Some(data))
             .await?;
         if !staged.success() {
             return Ok(staged);
         }
+        // The shell opens the file as the group's stdin, then its name is removed: nothing is
+        // left behind, whatever happens to sudo or the connection from then on.
         let file = quote(&staged.stdout_text());
-        let script = format!("{sudo} < {file}; s=$?; rm -f {file}; exit $s");
+        let script = format!("{{ rm -f {file}; {sudo}; }} < {file}");
         let out = self
             .run(RemoteCommand::script(&script).as_str(), None, true)
             .await?;
@@ -212,13 +235,31 @@ impl Session {
                         ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(signal_name),
                         _ => {}
                     }
+                    if stdout.len() + stderr.len() > OUTPUT_LIMIT {
+                        return None;
+                    }
                 }
-                (stdout, stderr, status, signal)
+                Some((stdout, stderr, status, signal))
             };
             // Send and receive at once: a command may fill its output before reading all input.
             // A command that exits without reading its input makes the send fail; its exit
-            // status is what counts.
-            let (_, (stdout, stderr, status, signal)) = tokio::join!(send, receive);
+            // status is what counts. Once the channel is closed (the command ended, or the
+            // connection died: keepalives unanswered) a send still waiting for window space
+            // is dropped, not awaited until the command's timeout.
+            tokio::pin!(send, receive);
+            let received = tokio::select! {
+                received = &mut receive => received,
+                _ = &mut send => receive.await,
+            };
+            let Some((stdout, stderr, status, signal)) = received else {
+                // Closing the channel ends the command (sshd closes its pipes).
+                let _ = writer.close().await;
+                return Err(ExecError::OutputTooLarge {
+                    host: self.target.name.clone(),
+                    command: command.to_string(),
+                    limit: OUTPUT_LIMIT,
+                });
+            };
             match status {
                 Some(status) => Ok(ExecOutput {
                     status,
@@ -227,6 +268,10 @@ impl Session {
                 }),
                 None => Err(failed(match signal {
                     Some(sig) => format!("killed by signal {sig:?}"),
+                    None if self.conn.is_closed() => format!(
+                        "the connection was lost (no answer to keepalives for {} s)",
+                        3 * super::dial::KEEPALIVE_INTERVAL.as_secs()
+                    ),
                     None => "the server closed the channel without an exit status".into(),
                 })),
             }
@@ -284,7 +329,7 @@ impl Session {
             for pty in [false, true] {
                 let mut channel = self.start(line.as_str(), pty).await.map_err(failed)?;
                 let mut out = Vec::new();
-                while !out.contains(&b'\n') {
+                while !out.contains(&b'\n') && out.len() <= FIRST_LINE_LIMIT {
                     match channel.wait().await {
                         Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
                             out.extend_from_slice(&data)

@@ -39,6 +39,8 @@ pub struct Target {
     pub sudo: bool,
     pub bastion: Option<Bastion>,
     pub known_hosts: PathBuf,
+    /// OpenSSH's HostKeyAlias: the name the host key is looked up and recorded under.
+    pub host_key_alias: Option<String>,
     pub host_key_check: HostKeyCheck,
     pub connect_timeout: Duration,
 }

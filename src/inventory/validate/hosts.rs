@@ -225,6 +225,7 @@ impl Checker<'_> {
             h.known_hosts
                 .as_deref()
                 .or(d.known_hosts.as_deref())
+                .or(cfg.known_hosts.as_deref())
                 .unwrap_or("~/.ssh/known_hosts"),
         );
         let timeout = h
@@ -251,6 +252,7 @@ impl Checker<'_> {
             sudo,
             bastion,
             known_hosts,
+            host_key_alias: cfg.host_key_alias.clone(),
             host_key_check: h
                 .host_key_check
                 .or(d.host_key_check)

@@ -78,6 +78,10 @@ impl Checker<'_> {
                     Some("otlp or console; leave out `tracing` to keep it off".into()),
                 );
             }
+            if let Some(why) = t.endpoint.as_deref().and_then(Tracing::exposed_secret) {
+                let hint = "point it at a collector that needs no credentials (one on the host, or a relay that adds them)";
+                self.error(&rp.key("tracing").key("endpoint"), why, Some(hint.into()));
+            }
             Tracing {
                 exporter: t.exporter,
                 endpoint: t.endpoint,

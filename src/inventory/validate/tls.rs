@@ -109,7 +109,7 @@ impl Checker<'_> {
     ) -> Vec<crate::pki::IpRange> {
         let mut out = Vec::new();
         for (i, r) in ranges.into_iter().enumerate() {
-            match r.parse() {
+            match crate::pki::IpRange::parse_permitted(&r) {
                 Ok(range) => out.push(range),
                 Err(e) => self.error(
                     &tp.key("permitted_ip_ranges").index(i),
