@@ -20,6 +20,8 @@ use crate::render::RegistryFront as Conf;
 pub(crate) const CONF: &str = "/etc/nginx/nginx.conf";
 /// `upstream registry_backend { server 127.0.0.1:PORT; }`: the container serving now.
 pub(crate) const BACKEND: &str = "/etc/nginx/regboot-backend.conf";
+/// The CA(s) nginx verifies the container's certificate against (both during a CA rotation).
+pub(crate) const CA: &str = "/etc/nginx/regboot-registry-ca.crt";
 pub(crate) const SERVICE: &str = "nginx";
 /// The two loopback ports the containers take turns on (blue, green).
 pub(crate) const SLOTS: [u16; 2] = [41500, 41501];
@@ -31,7 +33,7 @@ if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
 
 const STOP: &str = r#"set -eu
 systemctl disable --now --quiet nginx 2>/dev/null || true
-rm -f /etc/nginx/regboot-backend.conf
+rm -f /etc/nginx/regboot-backend.conf /etc/nginx/regboot-registry-ca.crt
 "#;
 
 /// The backend file naming `port`.
@@ -73,6 +75,7 @@ impl Module for RegistryFront {
 
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.content.extend([CONF, BACKEND].map(String::from));
+        req.hash.push(CA.into());
         req.commands.push("nginx".into());
         req.services.push(SERVICE.into());
     }
@@ -94,10 +97,17 @@ impl Module for RegistryFront {
             cert_path: registry_files::CHAIN.into(),
             key_path: registry_files::KEY.into(),
             backend_path: BACKEND.into(),
+            ca_path: CA.into(),
         })?;
-        let conf_change = file_change(cx.state, CONF, conf.as_bytes(), 0o644, false);
-        let reload = conf_change.is_some();
-        changes.extend(conf_change);
+        let ca = cx.material.tls.as_ref().map(|t| t.trusted_bundle());
+        let files: Vec<Change> = ca
+            .iter()
+            .map(|ca| (CA, ca.as_bytes()))
+            .chain([(CONF, conf.as_bytes())])
+            .filter_map(|(path, data)| file_change(cx.state, path, data, 0o644, false))
+            .collect();
+        let reload = !files.is_empty();
+        changes.extend(files);
         if cx.state.files.get(BACKEND).is_none_or(Option::is_none) {
             changes.extend(file_change(
                 cx.state,
@@ -162,6 +172,7 @@ mod tests {
             summaries(&changes),
             [
                 "install nginx (the registry's front)".to_string(),
+                format!("write {CA}"),
                 format!("write {CONF}"),
                 format!("write {BACKEND}"),
                 "test the config (nginx -t) and reload nginx if it runs (clients keep being served)"
@@ -170,6 +181,7 @@ mod tests {
         );
         let done = StateBuilder::new()
             .command("nginx", true)
+            .file(CA, &testing::written(&changes, CA).unwrap())
             .file(CONF, &testing::written(&changes, CONF).unwrap())
             .file(BACKEND, &backend(SLOTS[1]));
         assert!(

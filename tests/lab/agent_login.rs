@@ -2,7 +2,6 @@
 //! (its /root/.docker/config.json, 0600, holds the listed user's credentials); removing that
 //! user from the inventory removes it from htpasswd and from the agent's config.
 
-
 use crate::support::cli::{regboot_env, run_json};
 use crate::support::lab::TestLab;
 

@@ -1,13 +1,12 @@
 //! `regboot apply`, `plan` and `verify` end to end against the lab: real sshd, real dockerd
 //! in each host, a real registry, real `docker push`/`docker pull` and TLS checked by curl.
 
-
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
 use crate::support::cli::{changes, host_error, regboot, run_json};
 use crate::support::lab::TestLab;
+use serde_json::Value;
 
 /// Every smoke line succeeded and every host but the pusher pulled with a matching digest.
 fn assert_smoke_ok(report: &Value, hosts: usize) {

@@ -1,7 +1,6 @@
 //! A lost state directory restored from `regboot backup`: `plan` then exits 0 on the
 //! unchanged cluster (same CA, same certificate and key, same http secret), against the lab.
 
-
 use crate::support::cli::{regboot_env, run_json};
 use crate::support::lab::TestLab;
 

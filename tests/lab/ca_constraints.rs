@@ -11,13 +11,12 @@
 //! one, a new alias in another domain stops `plan` and `apply` with "needs a new CA", and
 //! `rotate --ca` again makes a CA that covers it.
 
-
 use std::net::IpAddr;
 
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
-use serde_json::Value;
 use crate::support::cli::{regboot, run_json};
 use crate::support::lab::TestLab;
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+use serde_json::Value;
 
 const ROGUE_PORT: u16 = 5443;
 

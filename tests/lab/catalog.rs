@@ -1,7 +1,6 @@
 //! `regboot catalog` against the lab: two tags pushed to the registry are listed with their
 //! digest and size as the replica serves them, and the verdict says the replicas agree.
 
-
 use crate::support::cli::run_json;
 use crate::support::lab::TestLab;
 

@@ -4,7 +4,6 @@
 //! apply installs docker.io from Debian's mirror, starts it, and the host takes part in the
 //! smoke test (it is the only agent, so it pushes and the registry host pulls).
 
-
 use crate::support::cli::run_json;
 use crate::support::lab::TestLab;
 

@@ -8,14 +8,13 @@
 //! Two registry replicas (host1, host4) on the lab's shared volume, two agents (host2 as a
 //! sudo user, host3 on port 2222).
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::support::cli::{host_error, json_of, regboot, run_json};
 use crate::support::lab::TestLab;
+use serde_json::Value;
 
 const DATA_DIR: &str = "/srv/regboot-shared/engine";
 const CA: &str = "/etc/docker/certs.d/registry.lab:5000/ca.crt";

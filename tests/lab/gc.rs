@@ -4,7 +4,6 @@
 //! back whole (a push refused while the replica was read-only failed loudly, and is not
 //! lost), and afterwards the registry takes pushes again (`verify`) with nothing to converge.
 
-
 use std::process::Command;
 use std::thread;
 

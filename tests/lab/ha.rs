@@ -5,14 +5,13 @@
 //! every time, a later `apply` converges and a `plan` finds nothing to change. Then a drained
 //! replica, and gc on the S3 storage.
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::support::lab::TestLab;
 use regboot::lab::Profile;
 use serde_json::Value;
-use crate::support::lab::TestLab;
 
 /// How long the VIP may take to move (keepalived: advert 1 s, check every 2 s, fall 2).
 const FAILOVER_BOUND: Duration = Duration::from_secs(20);
@@ -277,7 +276,8 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     assert_converged(&lab);
 
     // 6. gc on the S3 storage: every replica read-only in turn, the collector once, back.
-    let (code, report) = crate::support::cli::json_of(&["gc"], &regboot(&lab, &["gc", "-o", "json"]));
+    let (code, report) =
+        crate::support::cli::json_of(&["gc"], &regboot(&lab, &["gc", "-o", "json"]));
     assert_eq!(code, 0, "gc: {report:#}");
     assert_eq!(report["rolls"].as_array().unwrap().len(), 2, "{report:#}");
     let (code, report) = run_json(&lab, "verify");

@@ -3,7 +3,6 @@
 //! Needs root and Debian's docker.io, debootstrap, docker-registry, openssh-client
 //! (scripts/install-deps.sh installs them).
 
-
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use regboot::lab::{self, LabHost, LabOptions};
 use crate::support::lab::TestLab;
+use regboot::lab::{self, LabHost, LabOptions};
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")

@@ -3,7 +3,6 @@
 //! `tests/snapshots/` (volatile parts normalized; `REGBOOT_BLESS=1` rewrites the files after
 //! a deliberate change of the output).
 
-
 use std::path::Path;
 
 use crate::support::cli::regboot;

@@ -3,10 +3,9 @@
 //! containers and images, the host it was before apply; the state directory is not needed;
 //! the refusals (no --yes without a terminal) change nothing; --purge-data removes the data.
 
-
-use serde_json::Value;
 use crate::support::cli::{changes, regboot, run_json};
 use crate::support::lab::TestLab;
+use serde_json::Value;
 
 /// Every path under /etc and /usr/local/share/ca-certificates with its type, mode and
 /// symlink target, each regular file's SHA-256, and the containers and images of dockerd.

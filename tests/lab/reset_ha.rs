@@ -2,11 +2,10 @@
 //! apply, then purged), a registry replica on S3 and an agent are, under /etc and
 //! /usr/local/share/ca-certificates and in their containers, as they were before apply.
 
-
 use std::process::Output;
 
-use regboot::lab::Profile;
 use crate::support::lab::TestLab;
+use regboot::lab::Profile;
 
 const FINGERPRINT: &str = r#"set -eu
 find /etc /usr/local/share/ca-certificates -xdev -printf '%y %m %p -> %l\n' | LC_ALL=C sort

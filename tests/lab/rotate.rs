@@ -10,15 +10,14 @@
 //! storage shared; the test copies the pulled image's files from host1 to host2, standing
 //! in for shared storage.
 
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use crate::support::cli::{regboot, run_json};
 use crate::support::lab::TestLab;
+use serde_json::Value;
 
 const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
 /// On the volume every lab host mounts: storage the two replicas really share.

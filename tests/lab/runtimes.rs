@@ -8,13 +8,12 @@
 //! names the host; a CA rotation fails no ctr pull on the containerd-only host; reset takes
 //! out what regboot placed for each runtime (bookworm only: the rotation and reset).
 
-
 use std::time::{Duration, Instant};
 
-use regboot::lab::{Profile, Release};
-use serde_json::Value;
 use crate::support::cli::{changes, regboot, run_json};
 use crate::support::lab::TestLab;
+use regboot::lab::{Profile, Release};
+use serde_json::Value;
 
 const HOSTS_TOML: &str = "/etc/containerd/certs.d/registry.lab:5000/hosts.toml";
 

@@ -3,15 +3,14 @@
 //! directory, leftovers of an interrupted smoke test are removed, user changes apply without
 //! restarting the registry, and `smoke_test: false` makes every run say it did not verify.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use serde_json::Value;
 use crate::support::cli::{json_of, regboot, regboot_env, run_json};
 use crate::support::lab::TestLab;
+use serde_json::Value;
 
 const REPO: &str = "registry.lab:5000/regboot-smoke";
 

@@ -5,7 +5,6 @@
 //! rendered DOM shows the repository with its digest, held by host1 and marked missing on
 //! host2.
 
-
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;

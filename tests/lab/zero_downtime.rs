@@ -8,14 +8,13 @@
 //! the old container serving (exit 1, nothing left behind), a roll killed midway is finished
 //! by the next run, and plan reports no drift.
 
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use regboot::lab::{LabHost, Profile};
 use crate::support::cli::regboot_env;
 use crate::support::lab::TestLab;
+use regboot::lab::{LabHost, Profile};
 
 const PULLED: &str = "registry.lab:5000/zd/pull:1";
 const PUSHED: &str = "registry.lab:5000/zd/push";
