@@ -11,13 +11,13 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Module, file_change, lb_packages, registry_files};
+use super::{Ctx, Module, file_change, lb_packages, nginx, registry_files};
 use crate::engine::change::Change;
 use crate::engine::probe::ProbeRequest;
 use crate::inventory::{Host, Inventory};
 use crate::render::RegistryFront as Conf;
 
-pub(crate) const CONF: &str = "/etc/nginx/nginx.conf";
+pub(crate) const CONF: &str = nginx::CONF;
 /// `upstream registry_backend { server 127.0.0.1:PORT; }`: the container serving now.
 pub(crate) const BACKEND: &str = "/etc/nginx/regboot-backend.conf";
 /// The CA(s) nginx verifies the container's certificate against (both during a CA rotation).
@@ -99,15 +99,7 @@ impl Module for RegistryFront {
             backend_path: BACKEND.into(),
             ca_path: CA.into(),
         })?;
-        let ca = cx.material.tls.as_ref().map(|t| t.trusted_bundle());
-        let files: Vec<Change> = ca
-            .iter()
-            .map(|ca| (CA, ca.as_bytes()))
-            .chain([(CONF, conf.as_bytes())])
-            .filter_map(|(path, data)| file_change(cx.state, path, data, 0o644, false))
-            .collect();
-        let reload = !files.is_empty();
-        changes.extend(files);
+        // The files the config names go first: nginx -t reads them when it tests the config.
         if cx.state.files.get(BACKEND).is_none_or(Option::is_none) {
             changes.extend(file_change(
                 cx.state,
@@ -117,6 +109,14 @@ impl Module for RegistryFront {
                 false,
             ));
         }
+        let ca = cx.material.tls.as_ref().map(|t| t.trusted_bundle());
+        let files: Vec<Change> = ca
+            .and_then(|ca| file_change(cx.state, CA, ca.as_bytes(), 0o644, false))
+            .into_iter()
+            .chain(nginx::staged_conf(cx.state, conf.as_bytes()))
+            .collect();
+        let reload = !files.is_empty();
+        changes.extend(files);
         if reload {
             changes.push(Change::script(
                 "test the config (nginx -t) and reload nginx if it runs (clients keep being served)",
@@ -172,9 +172,10 @@ mod tests {
             summaries(&changes),
             [
                 "install nginx (the registry's front)".to_string(),
+                format!("write {BACKEND}"),
                 format!("write {CA}"),
                 format!("write {CONF}"),
-                format!("write {BACKEND}"),
+                format!("test it (nginx -t) before it replaces {CONF}"),
                 "test the config (nginx -t) and reload nginx if it runs (clients keep being served)"
                     .into(),
             ]
@@ -182,7 +183,7 @@ mod tests {
         let done = StateBuilder::new()
             .command("nginx", true)
             .file(CA, &testing::written(&changes, CA).unwrap())
-            .file(CONF, &testing::written(&changes, CONF).unwrap())
+            .file(CONF, &testing::written(&changes, nginx::STAGED).unwrap())
             .file(BACKEND, &backend(SLOTS[1]));
         assert!(
             testing::run(&RegistryFront, &inv, "h1", &done, true)
