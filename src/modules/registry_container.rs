@@ -9,20 +9,48 @@
 //! answers `GET /v2/` does nginx switch to it (a graceful reload: old workers finish what
 //! they hold); then the old container drains (`http.draintimeout`) and goes, and the new one
 //! takes its name. Clients keep being served throughout. A new container that never answers
-//! is removed and the old one keeps serving (the step fails). A roll killed midway is
-//! finished (nginx already passes to the new one) or undone (it does not) by the next run.
+//! is removed and the old one keeps serving (the step fails). A roll cut off midway (the
+//! probe sees `regboot-registry-next`, or nginx passing to another port than the container's)
+//! is drift: plan says "finish or undo the interrupted roll", and the next run finishes it
+//! (nginx already passes to the new one) or undoes it (it does not).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::registry_files::{self, ManagedFile};
 use super::registry_front::{self, BACKEND};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::probe::{Container, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
+/// The collector `regboot gc` runs while the replicas are read-only (`crate::gc`).
+pub(crate) const COLLECTOR: &str = "regboot-gc";
+
+/// Refuses a change to the registry's config or container while gc's collector is on the
+/// host (a gc cut off leaves it sweeping): lifting read-only then would let a push upload a
+/// blob that the sweep deletes under its manifest.
+pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
+    if let Some(c) = cx.state.others.get(COLLECTOR) {
+        let how = if c.running {
+            "still runs"
+        } else {
+            "is still there"
+        };
+        bail!(
+            "container {COLLECTOR} (the collector of `regboot gc`) {how} on this host: the \
+             registry stays read-only while it may sweep, or a push could lose blobs. Wait until \
+             it ends (`docker wait {COLLECTOR}`) or remove it (`docker rm -f {COLLECTOR}`), then \
+             run again"
+        );
+    }
+    Ok(())
+}
+/// The container a roll starts beside the serving one; it takes `NAME` once nginx passes to it.
+const NEXT: &str = "regboot-registry-next";
+/// The label with a container's loopback port (the backend file names the one nginx uses).
+const BACKEND_LABEL: &str = "io.regboot.backend";
 /// The label naming the front (absent on containers that published the port themselves).
 const FRONT_LABEL: &str = "io.regboot.front";
 
@@ -70,6 +98,21 @@ finish() {
   docker rm -f regboot-registry >/dev/null 2>&1 || true
   docker rename regboot-registry-next regboot-registry
 }
+# A roll cut off midway: finished when nginx passes to its new container already, else undone;
+# then nginx is pointed back at the container serving if it passes elsewhere (a hand edit).
+settle() {
+  if docker inspect regboot-registry-next >/dev/null 2>&1; then
+    was=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry-next)
+    if [ "$was" = "$(current)" ]; then finish; else docker rm -f regboot-registry-next >/dev/null; fi
+  fi
+  own=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry 2>/dev/null) || own=
+  if [ -n "$own" ] && [ "$own" != "$(current)" ]; then
+    point "$own"
+    nginx -t -q
+    systemctl enable --quiet nginx
+    systemctl reload-or-restart nginx
+  fi
+}
 "#
     };
 }
@@ -83,16 +126,7 @@ finish() {
 const START: &str = concat!(
     roll_common!(),
     r#"image=$1; port=$2; data=$3; base=$4; shift 4
-if docker inspect regboot-registry-next >/dev/null 2>&1; then
-  was=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry-next)
-  if [ "$was" = "$(current)" ]; then
-    # A roll killed after its switch: nginx passes to that container already; finish it.
-    finish
-  else
-    # A roll killed before its switch: that container never served; remove it.
-    docker rm -f regboot-registry-next >/dev/null
-  fi
-fi
+settle
 if [ "$(current)" = "$port" ]; then
   echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
   exit 1
@@ -113,6 +147,9 @@ until docker run -d --name regboot-registry-next --restart unless-stopped \
 done
 "#
 );
+
+/// Finishes or undoes a roll cut off midway (see `settle`), with nothing to roll after it.
+const SETTLE: &str = concat!(roll_common!(), "settle\n");
 
 /// Args: the next container's loopback port. Points nginx at it and finishes the roll.
 const SWITCH: &str = concat!(
@@ -170,8 +207,12 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
 }
 
 /// Why the container must be (re)created, or `None` when it is as wanted.
-fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
-    let Some(c) = &cx.state.container else {
+fn reason(
+    cx: &Ctx,
+    serving: Option<&Container>,
+    labels: &[(&str, &str, String)],
+) -> Option<String> {
+    let Some(c) = serving else {
         return Some("create".into());
     };
     let changed: Vec<&str> = labels
@@ -187,6 +228,55 @@ fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
         Some("not running".into())
     } else {
         None
+    }
+}
+
+/// Where a roll cut off midway (a reboot, a lost connection, a failed reload) left the host:
+/// the container nginx passes to, its loopback port, and what is amiss (`None`: nothing).
+struct Serving<'a> {
+    container: Option<&'a Container>,
+    port: u16,
+    amiss: Option<String>,
+}
+
+fn serving<'a>(cx: &'a Ctx<'_>) -> Serving<'a> {
+    let backend = registry_front::current_port(cx.state.text(BACKEND).as_deref());
+    let port_of = |c: &Container| {
+        c.labels
+            .get(BACKEND_LABEL)
+            .and_then(|p| p.parse::<u16>().ok())
+    };
+    let current = cx.state.container.as_ref();
+    if let Some(next) = cx.state.others.get(NEXT) {
+        // Cut off after its switch: the next container serves, the roll is finished;
+        // before it: the next one goes.
+        return if port_of(next) == Some(backend) {
+            Serving {
+                container: Some(next),
+                port: backend,
+                amiss: Some(format!("{NEXT} is still there and nginx passes to it")),
+            }
+        } else {
+            Serving {
+                container: current,
+                port: current.and_then(port_of).unwrap_or(backend),
+                amiss: Some(format!("{NEXT} is still there; nginx does not pass to it")),
+            }
+        };
+    }
+    match current.and_then(port_of) {
+        Some(own) if own != backend => Serving {
+            container: current,
+            port: own,
+            amiss: Some(format!(
+                "nginx passes to 127.0.0.1:{backend}, {NAME} listens on 127.0.0.1:{own}"
+            )),
+        },
+        _ => Serving {
+            container: current,
+            port: backend,
+            amiss: None,
+        },
     }
 }
 
@@ -216,14 +306,30 @@ impl Module for RegistryContainer {
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let labels = labels(cx, &registry_files::desired(cx)?);
-        let Some(why) = reason(cx, &labels) else {
+        let serving = serving(cx);
+        let why = reason(cx, serving.container, &labels);
+        if why.is_none() && serving.amiss.is_none() {
             return Ok(Vec::new());
-        };
+        }
+        refuse_while_collecting(cx)?;
         let reg = &cx.inv.registry;
         let port = reg.port;
-        let next = registry_front::next_port(registry_front::current_port(
-            cx.state.text(BACKEND).as_deref(),
-        ));
+        let ca = cx.material.tls.as_ref().map(|t| t.ca_pem.clone());
+        let through_nginx = Change::wait_healthy(
+            format!("wait until the registry answers through nginx on port {port}"),
+            &reg.hostname,
+            port,
+            ca.clone(),
+            DIAGNOSE,
+        );
+        let settle = serving
+            .amiss
+            .map(|amiss| format!("finish or undo the interrupted roll ({amiss})"));
+        let Some(why) = why else {
+            let settle = settle.unwrap_or_default();
+            return Ok(vec![Change::script(settle, SETTLE, &[]), through_nginx]);
+        };
+        let next = registry_front::next_port(serving.port);
         let mut args = vec![
             reg.image.clone(),
             next.to_string(),
@@ -240,7 +346,7 @@ impl Module for RegistryContainer {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let image = &reg.image;
-        let summary = match &cx.state.container {
+        let summary = match serving.container {
             None => format!(
                 "create container {NAME} ({image}) on 127.0.0.1:{next}, behind nginx on port {port}"
             ),
@@ -253,14 +359,17 @@ impl Module for RegistryContainer {
                  clients keep being served"
             ),
         };
-        let ca = cx.material.tls.as_ref().map(|t| t.ca_pem.clone());
+        let summary = match settle {
+            Some(settle) => format!("{settle}; then {summary}"),
+            None => summary,
+        };
         Ok(vec![
             Change::script(summary, START, &args),
             Change::wait_healthy(
                 "wait until the new container answers on /v2/ (else remove it; the old one keeps serving)",
                 &reg.hostname,
                 next,
-                ca.clone(),
+                ca,
                 GIVE_UP_NEXT,
             ),
             Change::script(
@@ -270,13 +379,7 @@ impl Module for RegistryContainer {
                 SWITCH,
                 &[&next.to_string()],
             ),
-            Change::wait_healthy(
-                format!("wait until the registry answers through nginx on port {port}"),
-                &reg.hostname,
-                port,
-                ca,
-                DIAGNOSE,
-            ),
+            through_nginx,
         ])
     }
 
@@ -341,9 +444,124 @@ mod tests {
         );
     }
 
+    /// A gc cut off leaves its collector sweeping: no roll (which would lift read-only) while
+    /// it is there, and the error says which container and what to do.
+    #[test]
+    fn no_roll_while_the_collector_is_there() {
+        let inv = testing::inventory("");
+        let labels = current_labels(&inv);
+        let collector = Container {
+            image_id: "sha256:1".into(),
+            running: true,
+            labels: Default::default(),
+        };
+        let mut stale = StateBuilder::new().container("sha256:1", false, &labels);
+        stale.0.others.insert(COLLECTOR.into(), collector.clone());
+        let err = testing::run(&RegistryContainer, &inv, "h1", &stale, true).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("container regboot-gc") && err.contains("docker rm -f regboot-gc"),
+            "{err}"
+        );
+        // Nothing to change: nothing to refuse.
+        let mut current = StateBuilder::new().container("sha256:1", true, &labels);
+        current.0.others.insert(COLLECTOR.into(), collector);
+        assert!(
+            testing::run(&RegistryContainer, &inv, "h1", &current, true)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// A roll cut off midway is drift, whatever the labels say: plan names it, apply settles it
+    /// (and rolls on only when the container serving is not as wanted).
+    #[test]
+    fn an_interrupted_roll_is_drift() {
+        let inv = testing::inventory("");
+        let labels = current_labels(&inv);
+        let with_port = |labels: &[(String, String)], port: u16| {
+            let mut l = labels.to_vec();
+            l.push((BACKEND_LABEL.into(), port.to_string()));
+            l
+        };
+        let container = |labels: &[(String, String)]| Container {
+            image_id: "sha256:1".into(),
+            running: true,
+            labels: labels.iter().cloned().collect(),
+        };
+        let [blue, green] = registry_front::SLOTS;
+        let mut old_image = labels.clone();
+        old_image.retain(|(k, _)| k != "io.regboot.image");
+        old_image.push(("io.regboot.image".into(), "registry:2.7".into()));
+        let state = |own: &[(String, String)], front: u16, next: Option<Container>| {
+            let mut st = StateBuilder::new()
+                .container("sha256:1", true, own)
+                .file(BACKEND, &registry_front::backend(front));
+            if let Some(next) = next {
+                st.0.others.insert(NEXT.into(), next);
+            }
+            st
+        };
+        let settled = "finish or undo the interrupted roll";
+        // (state, the summaries' beginnings)
+        let cases = [
+            (state(&with_port(&labels, blue), blue, None), vec![]),
+            // The front switched by hand (or a roll cut off between its switch and its rename).
+            (
+                state(&with_port(&labels, blue), green, None),
+                vec![format!(
+                    "{settled} (nginx passes to 127.0.0.1:{green}, regboot-registry listens on 127.0.0.1:{blue})"
+                )],
+            ),
+            // Cut off before its switch: the next container goes.
+            (
+                state(
+                    &with_port(&labels, blue),
+                    blue,
+                    Some(container(&with_port(&labels, green))),
+                ),
+                vec![format!(
+                    "{settled} (regboot-registry-next is still there; nginx does not pass to it)"
+                )],
+            ),
+            // Cut off after it: the next container, as wanted, serves; finishing is all.
+            (
+                state(
+                    &with_port(&old_image, blue),
+                    green,
+                    Some(container(&with_port(&labels, green))),
+                ),
+                vec![format!(
+                    "{settled} (regboot-registry-next is still there and nginx passes to it)"
+                )],
+            ),
+            // Cut off before its switch, and the container is not as wanted: settle, then roll.
+            (
+                state(
+                    &with_port(&old_image, blue),
+                    blue,
+                    Some(container(&with_port(&labels, green))),
+                ),
+                vec![format!(
+                    "{settled} (regboot-registry-next is still there; nginx does not pass to it); \
+                     then roll regboot-registry blue/green (image changed): start the new one \
+                     (registry:2) on 127.0.0.1:{green}"
+                )],
+            ),
+        ];
+        for (state, want) in cases {
+            let changes = testing::run(&RegistryContainer, &inv, "h1", &state, true).unwrap();
+            let first: Vec<String> = changes.iter().take(1).map(|c| c.summary.clone()).collect();
+            assert_eq!(first.len(), want.len(), "{first:?}");
+            for (got, want) in first.iter().zip(&want) {
+                assert!(got.starts_with(want.as_str()), "{got}\nwanted {want}");
+            }
+        }
+    }
+
     #[test]
     fn roll_scripts_parse() {
-        for script in [START, SWITCH] {
+        for script in [START, SWITCH, SETTLE] {
             let out = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .output()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::{Ctx, Module, file_change};
+use super::{Ctx, Module, file_change, registry_container};
 use crate::engine::change::Change;
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
@@ -86,9 +86,13 @@ impl Module for RegistryFiles {
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        Ok(desired(cx)?
+        let changes: Vec<Change> = desired(cx)?
             .iter()
             .filter_map(|f| file_change(cx.state, f.path, &f.data, f.mode, f.secret))
-            .collect())
+            .collect();
+        if changes.iter().any(|c| c.summary.ends_with(CONFIG)) {
+            registry_container::refuse_while_collecting(cx)?;
+        }
+        Ok(changes)
     }
 }

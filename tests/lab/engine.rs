@@ -318,3 +318,63 @@ fn a_lost_state_directory_stops_and_is_recovered_without_an_overwrite() {
         stderr_of(&out)
     );
 }
+
+/// A roll cut off midway is drift that plan names: a `regboot-registry-next` left beside the
+/// serving container, then the front switched by hand to the other loopback slot. Each makes
+/// plan exit 2 with "finish or undo the interrupted roll"; apply settles it (the leftover
+/// goes, nginx passes to the serving container again) and the next plan is clean.
+#[test]
+fn an_interrupted_roll_is_drift_that_apply_settles() {
+    let lab = TestLab::up("roll-cut", 2);
+    let inv = lab.lab.inventory_path.clone();
+    let (code, applied) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply: {applied:#}");
+    let own = lab.root_script(
+        "host1",
+        "docker inspect -f '{{index .Config.Labels \"io.regboot.backend\"}}' regboot-registry",
+    );
+    let other = if own == "41500" { "41501" } else { "41500" };
+    let plan = |why: &str| {
+        let out = regboot(&inv, &["plan"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let want = format!("finish or undo the interrupted roll ({why})");
+        assert!(text.contains(&want), "no {want:?} in\n{text}");
+    };
+    let settle = || {
+        let (code, report) = run_json(&inv, &["apply"]);
+        assert_eq!(code, 0, "apply: {report:#}");
+        let out = regboot(&inv, &["plan"]);
+        assert_eq!(out.status.code(), Some(0), "plan after apply: {out:?}");
+    };
+
+    // Cut off before its switch: the next container exists, nginx still passes to the old one.
+    let image = regboot::lab::REGISTRY_IMAGE;
+    lab.root_script(
+        "host1",
+        &format!(
+            "docker create --name regboot-registry-next --label io.regboot.backend={other} {image} >/dev/null"
+        ),
+    );
+    plan("regboot-registry-next is still there; nginx does not pass to it");
+    settle();
+    lab.root_script(
+        "host1",
+        "! docker inspect regboot-registry-next >/dev/null 2>&1",
+    );
+
+    // The front switched to the other slot, where nothing listens.
+    lab.root_script(
+        "host1",
+        &format!(
+            "sed -i 's/127.0.0.1:{own}/127.0.0.1:{other}/' /etc/nginx/regboot-backend.conf && \
+             systemctl reload nginx"
+        ),
+    );
+    plan(&format!(
+        "nginx passes to 127.0.0.1:{other}, regboot-registry listens on 127.0.0.1:{own}"
+    ));
+    settle();
+    let backend = lab.root_script("host1", "cat /etc/nginx/regboot-backend.conf");
+    assert!(backend.contains(&format!("127.0.0.1:{own};")), "{backend}");
+}
