@@ -51,6 +51,9 @@ pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
 const NEXT: &str = "regboot-registry-next";
 /// The label with a container's loopback port (the backend file names the one nginx uses).
 const BACKEND_LABEL: &str = "io.regboot.backend";
+/// The label naming the config set the container mounts (`START`): its config and
+/// certificate labels' values, which digest the files.
+const SET_LABEL: &str = "io.regboot.set";
 /// The label naming the front (absent on containers that published the port themselves).
 const FRONT_LABEL: &str = "io.regboot.front";
 
@@ -97,6 +100,11 @@ finish() {
   docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
   docker rm -f regboot-registry >/dev/null 2>&1 || true
   docker rename regboot-registry-next regboot-registry
+  # The config sets no container mounts any more go.
+  keep=$(docker inspect -f '{{index .Config.Labels "io.regboot.set"}}' regboot-registry)
+  for d in /etc/regboot/registry/sets/*; do
+    if [ -d "$d" ] && [ "${d##*/}" != "$keep" ]; then rm -rf "$d"; fi
+  done
 }
 # A roll cut off midway: finished when nginx passes to its new container already, else undone;
 # then nginx is pointed back at the container serving if it passes elsewhere (a hand edit).
@@ -117,16 +125,30 @@ settle() {
     };
 }
 
-/// Args: image, loopback port, data dir, base dir, then `--label k=v` and `--env K=V` pairs. Finishes or
-/// undoes a roll killed midway, then starts the next container on the loopback port. The
-/// mount targets are those of `render::container`, which config.yml names; config.yml is
-/// mounted where distribution 2.x (`/etc/docker/registry/`) and 3.x (`/etc/distribution/`)
-/// images read it. Secrets stay in mounted files (0600), never in the environment (which holds
-/// only the OpenTelemetry settings), so `docker inspect` shows none.
+/// Args: image, loopback port, data dir, base dir, config set id, then `--label k=v` and
+/// `--env K=V` pairs. Finishes or undoes a roll killed midway, copies config.yml and the
+/// certificates into the set's own directory (once: the id is their digest), then starts the
+/// next container on the loopback port with that directory mounted: an apply that rewrites
+/// the base dir before its roll reaches this host (or halts before) changes nothing the
+/// containers here load, even at their next restart. The set goes once no container mounts
+/// it (`finish`). htpasswd stays in the base dir, re-read when it changes. The mount targets
+/// are those of `render::container`, which config.yml names; config.yml is mounted where
+/// distribution 2.x (`/etc/docker/registry/`) and 3.x (`/etc/distribution/`) images read it.
+/// Secrets stay in mounted files (0600), never in the environment (which holds only the
+/// OpenTelemetry settings), so `docker inspect` shows none.
 const START: &str = concat!(
     roll_common!(),
-    r#"image=$1; port=$2; data=$3; base=$4; shift 4
+    r#"image=$1; port=$2; data=$3; base=$4; set=$5; shift 5
 settle
+dir=$base/sets/$set
+if [ ! -d "$dir" ]; then
+  rm -rf "$dir.tmp"
+  mkdir -p -m 700 "$base/sets"
+  mkdir -p "$dir.tmp/certs"
+  cp -p "$base/config.yml" "$dir.tmp/"
+  if [ -d "$base/certs" ]; then cp -pR "$base/certs/." "$dir.tmp/certs/"; fi
+  mv "$dir.tmp" "$dir"
+fi
 if [ "$(current)" = "$port" ]; then
   echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
   exit 1
@@ -136,9 +158,9 @@ mkdir -p "$data"
 n=0
 until docker run -d --name regboot-registry-next --restart unless-stopped \
   -p "127.0.0.1:$port:5000" --label "io.regboot.backend=$port" \
-  -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \
-  -v "$base/config.yml:/etc/distribution/config.yml:ro" \
-  -v "$base/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
+  -v "$dir/config.yml:/etc/docker/registry/config.yml:ro" \
+  -v "$dir/config.yml:/etc/distribution/config.yml:ro" \
+  -v "$dir/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
   "$@" "$image" >/dev/null; do
   # It could not start: nothing is left behind, the old container keeps serving.
   docker rm -f regboot-registry-next >/dev/null 2>&1 || true
@@ -206,6 +228,21 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
     ]
 }
 
+/// The config set's id: the config and certificate labels (each a digest of its files).
+fn set_id(labels: &[(&str, &str, String)]) -> String {
+    let value = |key| {
+        labels
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or("", |(_, _, v)| v.as_str())
+    };
+    format!(
+        "{}-{}",
+        value("io.regboot.config"),
+        value("io.regboot.cert")
+    )
+}
+
 /// Why the container must be (re)created, or `None` when it is as wanted.
 fn reason(
     cx: &Ctx,
@@ -222,6 +259,8 @@ fn reason(
         .collect();
     if !changed.is_empty() {
         Some(format!("{} changed", changed.join(", ")))
+    } else if !c.labels.contains_key(SET_LABEL) {
+        Some("config files move to a directory of their own".into())
     } else if cx.state.image_id.as_deref() != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
@@ -335,8 +374,13 @@ impl Module for RegistryContainer {
             next.to_string(),
             reg.data_dir.clone(),
             registry_files::BASE.to_string(),
+            set_id(&labels),
         ];
-        for (key, _, value) in &labels {
+        for (key, value) in labels
+            .iter()
+            .map(|(key, _, value)| (*key, value.clone()))
+            .chain([(SET_LABEL, set_id(&labels))])
+        {
             args.push("--label".into());
             args.push(format!("{key}={value}"));
         }
@@ -559,6 +603,12 @@ mod tests {
         }
     }
 
+    /// `finish` removes the sets under the base dir the container's files come from.
+    #[test]
+    fn sets_live_under_the_base_dir() {
+        assert!(START.contains(&format!("{}/sets/*", registry_files::BASE)));
+    }
+
     #[test]
     fn roll_scripts_parse() {
         for script in [START, SWITCH, SETTLE] {
@@ -582,6 +632,8 @@ mod tests {
         old_cert.push(("io.regboot.cert".into(), "0000".into()));
         let mut unfronted = labels.clone();
         unfronted.retain(|(k, _)| k != FRONT_LABEL);
+        let mut unversioned = labels.clone();
+        unversioned.retain(|(k, _)| k != SET_LABEL);
         let mut with_htpasswd = labels.clone();
         with_htpasswd.push(("io.regboot.htpasswd".into(), "an old user list".into()));
         // (state, the first change's summary prefix, or None: nothing to do)
@@ -610,6 +662,13 @@ mod tests {
             (
                 StateBuilder::new().container("sha256:1", true, &old_cert),
                 Some("roll regboot-registry blue/green (certificate changed)"),
+            ),
+            // Mounts the base dir's files (before config sets): rolled once.
+            (
+                StateBuilder::new().container("sha256:1", true, &unversioned),
+                Some(
+                    "roll regboot-registry blue/green (config files move to a directory of their own)",
+                ),
             ),
             // Published the port itself (before the front): the one roll that interrupts.
             (

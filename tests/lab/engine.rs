@@ -208,7 +208,18 @@ fn limits_restarts_host_locks_and_halting_rolls() {
     let (code, again) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{again:#}");
 
-    // A replica that cannot start halts the roll: host4 is never touched.
+    // A replica that cannot start halts the roll: host4 is never touched, and neither are
+    // the files the serving containers load (config.yml, certificates), on disk: the new
+    // config.yml (delete disabled) waits beside them until a container of its own mounts it.
+    let mounted = |h: &str| {
+        lab.root_script(
+            h,
+            "docker inspect -f '{{range .Mounts}}{{if or (eq .Destination \"/etc/docker/registry/config.yml\") \
+             (eq .Destination \"/certs\")}}{{.Source}} {{end}}{{end}}' regboot-registry | \
+             xargs -n1 sh -c 'find \"$0\" -type f | sort | xargs sha256sum'",
+        )
+    };
+    let mounted_before = ["host1", "host4"].map(mounted);
     for h in ["host1", "host4"] {
         lab.ssh_ok(
             lab.host(h),
@@ -224,7 +235,10 @@ fn limits_restarts_host_locks_and_halting_rolls() {
         .to_string();
     std::fs::write(
         &inv,
-        good.replace(&image_line, "  image: regboot-lab/broken:1"),
+        good.replace(
+            &image_line,
+            "  image: regboot-lab/broken:1\n  delete_enabled: false",
+        ),
     )
     .unwrap();
     let (code, halted) = run_json(&inv, &["apply"]);
@@ -245,6 +259,11 @@ fn limits_restarts_host_locks_and_halting_rolls() {
         "{halted:#}"
     );
     assert_eq!(started(&lab, "host4"), host4_before, "host4 was touched");
+    assert_eq!(
+        ["host1", "host4"].map(mounted),
+        mounted_before,
+        "the serving containers' files changed on disk"
+    );
     // Fixed, a re-run converges both.
     std::fs::write(&inv, good).unwrap();
     let (code, fixed) = run_json(&inv, &["apply"]);
