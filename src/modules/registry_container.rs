@@ -6,13 +6,13 @@
 //!
 //! A roll is blue/green behind nginx (`registry_front`), which holds the registry port: the
 //! new container starts beside the old one on the other loopback slot, and only once it
-//! answers `GET /v2/` does nginx switch to it (a graceful reload: old workers finish what
-//! they hold); then the old container drains (`http.draintimeout`) and goes, and the new one
-//! takes its name. Clients keep being served throughout. A new container that never answers
-//! is removed and the old one keeps serving (the step fails). A roll cut off midway (the
-//! probe sees `regboot-registry-next`, or nginx passing to another port than the container's)
-//! is drift: plan says "finish or undo the interrupted roll", and the next run finishes it
-//! (nginx already passes to the new one) or undoes it (it does not).
+//! answers `GET /v2/` does nginx switch to it (a graceful reload) and the new one takes the
+//! name; nginx's old workers finish what they hold with the old container, which goes once
+//! they are done (bounded, in the background). Clients keep being served throughout. A new
+//! container that never answers is removed and the old one keeps serving (the step fails).
+//! A roll cut off midway (the probe sees `regboot-registry-next`, or nginx passing to another
+//! port than the container's) is drift: plan says "finish or undo the interrupted roll", and
+//! the next run finishes it (nginx already passes to the new one) or undoes it (it does not).
 
 use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
@@ -59,10 +59,11 @@ const FRONT_LABEL: &str = "io.regboot.front";
 
 /// What START and SWITCH share: one roll at a time on a host (a killed regboot's script may
 /// still run there: the next run waits for it), and `finish`, which points nginx at the
-/// container the backend file names (a graceful reload), waits until nginx's old workers
-/// have finished the requests they held (bounded: 30 s), so nothing reaches the old
-/// container any more, then drains (`http.draintimeout`) and removes it and gives the new
-/// one its name.
+/// container the backend file names (a graceful reload) and gives that container the name.
+/// nginx's old workers finish the requests they hold (a layer upload may take minutes) with
+/// the old container, renamed `regboot-registry-old`: a job of its own on the host (`drain`)
+/// removes it once those workers are gone, bounded by their `worker_shutdown_timeout` (900 s)
+/// plus 10 s, and prunes the config sets no container mounts any more.
 macro_rules! roll_common {
     () => {
         r#"set -eu
@@ -84,6 +85,43 @@ workers() {
   done
   return 0
 }
+# The config sets no regboot container mounts go.
+prune() {
+  keep=$(docker inspect -f '{{index .Config.Labels "io.regboot.set"}}' regboot-registry regboot-registry-old 2>/dev/null) || true
+  for d in /etc/regboot/registry/sets/*; do
+    if [ -d "$d" ] && ! printf '%s\n' "$keep" | grep -qxF "${d##*/}"; then rm -rf "$d"; fi
+  done
+}
+# Args: the old workers' pids. Waits until they are gone (at most 910 s), then the old container
+# drains (`http.draintimeout`) and goes.
+drain() {
+  i=0
+  for w in "$@"; do
+    while [ -d "/proc/$w" ] && [ "$i" -lt 9100 ]; do sleep 0.1; i=$((i+1)); done
+  done
+  docker stop --time 15 regboot-registry-old >/dev/null 2>&1 || true
+  docker rm -f regboot-registry-old >/dev/null 2>&1 || true
+  prune
+}
+# A previous roll's old container still serving what nginx's old workers hold: bounded wait.
+drained() {
+  i=0
+  while docker inspect regboot-registry-old >/dev/null 2>&1; do
+    p=$(cat /run/regboot-drain.pid 2>/dev/null) || p=
+    if [ -z "$p" ] || [ ! -d "/proc/$p" ]; then
+      # Its job is gone (a reboot, a roll cut off): nothing holds it any more.
+      docker rm -f regboot-registry-old >/dev/null 2>&1 || true
+      prune
+      break
+    fi
+    i=$((i+1))
+    if [ "$i" -gt 90 ]; then
+      echo "regboot-registry-old still serves transfers that nginx's old workers hold since the last roll (they end within 15 min of it): run again later" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
 finish() {
   # An older regboot published the registry port from the container itself: it gives the
   # port up now, the one moment the port refuses connections (plan said so).
@@ -93,18 +131,13 @@ finish() {
   old=$(workers)
   systemctl enable --quiet nginx
   systemctl reload-or-restart nginx
-  i=0
-  for w in $old; do
-    while [ -d "/proc/$w" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-  done
-  docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
-  docker rm -f regboot-registry >/dev/null 2>&1 || true
+  if docker inspect regboot-registry >/dev/null 2>&1; then
+    docker rename regboot-registry regboot-registry-old
+  fi
   docker rename regboot-registry-next regboot-registry
-  # The config sets no container mounts any more go.
-  keep=$(docker inspect -f '{{index .Config.Labels "io.regboot.set"}}' regboot-registry)
-  for d in /etc/regboot/registry/sets/*; do
-    if [ -d "$d" ] && [ "${d##*/}" != "$keep" ]; then rm -rf "$d"; fi
-  done
+  # Its own job: the roll ends now; the lock and the channel's output are not held.
+  ( trap '' HUP; drain $old ) </dev/null >/dev/null 2>&1 8>&- &
+  echo $! >/run/regboot-drain.pid
 }
 # A roll cut off midway: finished when nginx passes to its new container already, else undone;
 # then nginx is pointed back at the container serving if it passes elsewhere (a hand edit).
@@ -139,6 +172,7 @@ settle() {
 const START: &str = concat!(
     roll_common!(),
     r#"image=$1; port=$2; data=$3; base=$4; set=$5; shift 5
+drained
 settle
 dir=$base/sets/$set
 if [ ! -d "$dir" ]; then
@@ -171,7 +205,7 @@ done
 );
 
 /// Finishes or undoes a roll cut off midway (see `settle`), with nothing to roll after it.
-const SETTLE: &str = concat!(roll_common!(), "settle\n");
+const SETTLE: &str = concat!(roll_common!(), "drained\nsettle\n");
 
 /// Args: the next container's loopback port. Points nginx at it and finishes the roll.
 const SWITCH: &str = concat!(
@@ -418,7 +452,8 @@ impl Module for RegistryContainer {
             ),
             Change::script(
                 format!(
-                    "switch nginx to 127.0.0.1:{next} (graceful reload), then drain and remove the old container"
+                    "switch nginx to 127.0.0.1:{next} (graceful reload); the old container serves what nginx's \
+                     old workers still hold, then goes (at most 15 min, in the background)"
                 ),
                 SWITCH,
                 &[&next.to_string()],
@@ -603,7 +638,7 @@ mod tests {
         }
     }
 
-    /// `finish` removes the sets under the base dir the container's files come from.
+    /// `prune` removes the sets under the base dir the container's files come from.
     #[test]
     fn sets_live_under_the_base_dir() {
         assert!(START.contains(&format!("{}/sets/*", registry_files::BASE)));

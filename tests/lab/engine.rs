@@ -216,7 +216,7 @@ fn limits_restarts_host_locks_and_halting_rolls() {
             h,
             "docker inspect -f '{{range .Mounts}}{{if or (eq .Destination \"/etc/docker/registry/config.yml\") \
              (eq .Destination \"/certs\")}}{{.Source}} {{end}}{{end}}' regboot-registry | \
-             xargs -n1 sh -c 'find \"$0\" -type f | sort | xargs sha256sum'",
+             xargs -n1 sh -c 'find \"$0\" -type f | xargs sha256sum' | sort",
         )
     };
     let mounted_before = ["host1", "host4"].map(mounted);
