@@ -563,15 +563,15 @@ fn an_upload_in_flight_completes_across_a_leaf_rotation() {
         took.as_secs_f64(),
         rolled_at.as_secs_f64()
     );
-    assert!(
-        rolled_at + Duration::from_secs(30) < took,
-        "the roll must end well before the upload: {rolled_at:?} vs {took:?}"
-    );
     assert_eq!(
         status,
         "201",
         "the upload was cut: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rolled_at + Duration::from_secs(30) < took,
+        "the roll must end well before the upload: {rolled_at:?} vs {took:?}"
     );
     let (status, headers) = curl(&[
         "-I",
