@@ -584,4 +584,12 @@ fn an_upload_in_flight_completes_across_a_leaf_rotation() {
         "sleep 3; docker ps -a --format '{{.Names}}' | sort",
     );
     assert_eq!(left, "regboot-registry", "{left}");
+    // With it went its config set: the one left is the serving container's.
+    let sets = lab.root_script(
+        "host1",
+        "ls /etc/regboot/registry/sets; \
+         docker inspect -f '{{index .Config.Labels \"io.regboot.set\"}}' regboot-registry",
+    );
+    let sets: Vec<&str> = sets.lines().collect();
+    assert!(sets.len() == 2 && sets[0] == sets[1], "{sets:?}");
 }
