@@ -24,8 +24,7 @@ use crate::engine::report::RunReport;
 use crate::engine::runner::{self, Options};
 use crate::inventory::{Inventory, Role, Storage};
 use crate::material::RegistryMode;
-use crate::modules::registry_container::COLLECTOR;
-use crate::modules::registry_files;
+use crate::modules::registry_files::{self, COLLECTOR};
 use crate::pki::StateDir;
 
 pub struct GcOptions {

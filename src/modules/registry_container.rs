@@ -14,7 +14,7 @@
 //! port than the container's) is drift: plan says "finish or undo the interrupted roll", and
 //! the next run finishes it (nginx already passes to the new one) or undoes it (it does not).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use super::registry_files::{self, ManagedFile};
@@ -25,28 +25,6 @@ use crate::engine::probe::{Container, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
-/// The collector `regboot gc` runs while the replicas are read-only (`crate::gc`).
-pub(crate) const COLLECTOR: &str = "regboot-gc";
-
-/// Refuses a change to the registry's config or container while gc's collector is on the
-/// host (a gc cut off leaves it sweeping): lifting read-only then would let a push upload a
-/// blob that the sweep deletes under its manifest.
-pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
-    if let Some(c) = cx.state.others.get(COLLECTOR) {
-        let how = if c.running {
-            "still runs"
-        } else {
-            "is still there"
-        };
-        bail!(
-            "container {COLLECTOR} (the collector of `regboot gc`) {how} on this host: the \
-             registry stays read-only while it may sweep, or a push could lose blobs. Wait until \
-             it ends (`docker wait {COLLECTOR}`) or remove it (`docker rm -f {COLLECTOR}`), then \
-             run again"
-        );
-    }
-    Ok(())
-}
 /// The container a roll starts beside the serving one; it takes `NAME` once nginx passes to it.
 const NEXT: &str = "regboot-registry-next";
 /// The label with a container's loopback port (the backend file names the one nginx uses).
@@ -384,7 +362,7 @@ impl Module for RegistryContainer {
         if why.is_none() && serving.amiss.is_none() {
             return Ok(Vec::new());
         }
-        refuse_while_collecting(cx)?;
+        registry_files::refuse_while_collecting(cx)?;
         let reg = &cx.inv.registry;
         let port = reg.port;
         let ca = cx.material.tls.as_ref().map(|t| t.ca_pem.clone());
@@ -535,7 +513,10 @@ mod tests {
             labels: Default::default(),
         };
         let mut stale = StateBuilder::new().container("sha256:1", false, &labels);
-        stale.0.others.insert(COLLECTOR.into(), collector.clone());
+        stale
+            .0
+            .others
+            .insert(registry_files::COLLECTOR.into(), collector.clone());
         let err = testing::run(&RegistryContainer, &inv, "h1", &stale, true).unwrap_err();
         let err = format!("{err:#}");
         assert!(
@@ -544,7 +525,10 @@ mod tests {
         );
         // Nothing to change: nothing to refuse.
         let mut current = StateBuilder::new().container("sha256:1", true, &labels);
-        current.0.others.insert(COLLECTOR.into(), collector);
+        current
+            .0
+            .others
+            .insert(registry_files::COLLECTOR.into(), collector);
         assert!(
             testing::run(&RegistryContainer, &inv, "h1", &current, true)
                 .unwrap()
