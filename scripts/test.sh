@@ -15,3 +15,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --all-targets -- --test-threads="${REGBOOT_TEST_THREADS:-4}"
 fi
+# Last, so a breach never hides a test result: no import circle in src/, no source file over
+# 600 lines of code before its tests (docs/testing.md).
+scripts/check-structure.sh

@@ -4,9 +4,10 @@
 //! parameters of the `Link: <...?last=X&n=N>; rel="next"` header), so a catalog of more than
 //! one page (distribution answers at most 1000 entries at once) is read whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::host::RemoteHost;
@@ -17,6 +18,9 @@ use crate::registry_http::{self, Request};
 pub const PAGE: usize = 1000;
 /// A bound on pages per list (10 million entries).
 const MAX_PAGES: usize = 10_000;
+/// Manifests read at once from one replica (channels of its one SSH connection): each read is
+/// a round trip through SSH and TLS, so waiting for them one by one made 1,000 tags slow.
+const MANIFESTS_AT_ONCE: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Image {
@@ -64,6 +68,20 @@ pub fn parse_page(body: &[u8], key: &str) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
+/// Add one page to a list; whether another page may follow (a full one). A registry that
+/// ignores `n` and `last` (distribution 2.8's tags/list does) answers the whole list each
+/// time: a page longer than asked for is the whole list, and an entry read before ends it.
+pub fn add_page(all: &mut Vec<String>, seen: &mut HashSet<String>, page: Vec<String>) -> bool {
+    let full = page.len() == PAGE;
+    for entry in page {
+        if !seen.insert(entry.clone()) {
+            return false;
+        }
+        all.push(entry);
+    }
+    full
+}
+
 /// Digest and size of a manifest as served.
 pub fn describe(body: &[u8]) -> Result<(String, u64)> {
     let digest = format!("sha256:{}", crate::modules::sha256_hex(body));
@@ -109,6 +127,7 @@ impl Reader<'_> {
     /// Every entry of a paginated list.
     async fn list(&self, base: &str, key: &str) -> Result<Vec<String>> {
         let mut all: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
         for _ in 0..MAX_PAGES {
             let page = parse_page(
                 &self
@@ -116,9 +135,7 @@ impl Reader<'_> {
                     .await?,
                 key,
             )?;
-            let full = page.len() >= PAGE;
-            all.extend(page);
-            if !full {
+            if !add_page(&mut all, &mut seen, page) {
                 return Ok(all);
             }
         }
@@ -129,16 +146,22 @@ impl Reader<'_> {
         let mut images = Vec::new();
         for repo in self.list("/v2/_catalog", "repositories").await? {
             let tags = self.list(&format!("/v2/{repo}/tags/list"), "tags").await?;
-            for tag in tags {
-                let body = self.get(&format!("/v2/{repo}/manifests/{tag}")).await?;
-                let (digest, size) = describe(&body)?;
-                images.push(Image {
-                    repository: repo.clone(),
-                    tag,
-                    digest,
-                    size,
-                });
-            }
+            let repo = &repo;
+            let read: Vec<Image> = futures::stream::iter(tags)
+                .map(|tag| async move {
+                    let body = self.get(&format!("/v2/{repo}/manifests/{tag}")).await?;
+                    let (digest, size) = describe(&body)?;
+                    Ok::<_, anyhow::Error>(Image {
+                        repository: repo.clone(),
+                        tag,
+                        digest,
+                        size,
+                    })
+                })
+                .buffer_unordered(MANIFESTS_AT_ONCE)
+                .try_collect()
+                .await?;
+            images.extend(read);
         }
         images.sort();
         Ok(images)
@@ -174,6 +197,54 @@ pub(crate) async fn read(
     }))
     .await;
     compare(reads)
+}
+
+/// `GET path` on one replica, as [`read`] reads it (the page's tag details and dates).
+pub(crate) async fn get_on(
+    inv: &Inventory,
+    remote: &RemoteHost,
+    ca_pem: Option<&str>,
+    auth: Option<(&str, &str)>,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let reader = Reader {
+        remote,
+        inv,
+        ca_pem,
+        auth,
+    };
+    reader.get(path).await
+}
+
+/// Delete the manifest `digest` of `repo` on one replica (which deletes every tag pointing at
+/// it); `Ok(false)`: it was already gone there (a storage shared with a replica that deleted
+/// it first). The blobs stay until `regboot gc`.
+pub(crate) async fn delete_on(
+    inv: &Inventory,
+    remote: &RemoteHost,
+    ca_pem: Option<&str>,
+    auth: Option<(&str, &str)>,
+    repo: &str,
+    digest: &str,
+) -> Result<bool> {
+    let path = format!("/v2/{repo}/manifests/{digest}");
+    let req = Request {
+        method: "DELETE",
+        path: &path,
+        hostname: &inv.registry.hostname,
+        port: inv.registry.port,
+        ca_pem,
+        basic_auth: auth,
+    };
+    match registry_http::fetch(&remote.session, &req).await?.0 {
+        202 | 200 => Ok(true),
+        404 => Ok(false),
+        405 => bail!(
+            "DELETE {path}: HTTP 405: the registry does not allow deletes; set \
+             registry.delete_enabled: true in the inventory and run `regboot apply`"
+        ),
+        code => bail!("DELETE {path}: HTTP {code}"),
+    }
 }
 
 /// An image (repository:tag@digest) with the answering replicas that serve it and lack it.
@@ -248,6 +319,20 @@ mod tests {
             parse_page(br#"{"name":"a","tags":null}"#, "tags").unwrap(),
             Vec::<String>::new()
         );
+        // Pages of a registry that pages, and of one that answers the whole list each time.
+        let names = |r: std::ops::Range<usize>| r.map(|i| format!("t{i:04}")).collect::<Vec<_>>();
+        let (mut all, mut seen) = (Vec::new(), HashSet::new());
+        assert!(add_page(&mut all, &mut seen, names(0..PAGE)));
+        assert!(!add_page(&mut all, &mut seen, names(PAGE..PAGE + 1)));
+        assert_eq!(all, names(0..PAGE + 1));
+        let (mut all, mut seen) = (Vec::new(), HashSet::new());
+        assert!(!add_page(&mut all, &mut seen, names(0..PAGE + 1)));
+        assert_eq!(all.len(), PAGE + 1);
+        let (mut all, mut seen) = (Vec::new(), HashSet::new());
+        assert!(add_page(&mut all, &mut seen, names(0..PAGE)));
+        assert!(!add_page(&mut all, &mut seen, names(0..PAGE)));
+        assert_eq!(all, names(0..PAGE));
+
         let m = br#"{"schemaVersion":2,"config":{"size":10},"layers":[{"size":100},{"size":5}]}"#;
         let (digest, size) = describe(m).unwrap();
         assert_eq!(size, 115);

@@ -25,8 +25,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "REGBOOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Output format: text for people, json for scripts.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    /// Output format: text for people, json for scripts, prometheus (`certs check` only)
+    /// for a metrics scraper.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// `format` for the commands that print text or JSON (set by `resolve_output`).
+    #[arg(skip)]
     pub output: Output,
 
     /// More detail in logs (-v, -vv).
@@ -41,10 +46,20 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    #[default]
     Text,
     Json,
+}
+
+/// What `-o` accepts: every command's text and JSON, and the Prometheus exposition format
+/// of `certs check` (refused by the other commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Prometheus,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +68,9 @@ pub enum Command {
     #[command(subcommand)]
     Inventory(InventoryCommand),
 
-    /// Connect to every host (in parallel) and print what it is: OS, init system, docker,
+    /// Print what every host is: OS, init system, docker, sudo, daemon.json.
+    ///
+    /// Connects to every host (in parallel) and prints what it is: OS, init system, docker,
     /// sudo, daemon.json, connect time. Exit 1 naming each host that failed, and why.
     Facts {
         /// Hosts handled at once.
@@ -66,47 +83,62 @@ pub enum Command {
         limit: Option<String>,
     },
 
-    /// Manage the SSH host keys regboot checks (the same known_hosts file OpenSSH uses).
+    /// Manage the SSH host keys regboot checks (OpenSSH's known_hosts file).
+    ///
+    /// regboot checks host keys against the same known_hosts file OpenSSH uses.
     #[command(subcommand)]
     KnownHosts(KnownHostsCommand),
-    /// A lab of containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine,
-    /// with an inventory that reaches them: rehearse a setup before touching real machines.
+    /// A lab of Debian hosts in containers, to rehearse before touching real machines.
+    ///
+    /// Containerized Debian hosts (systemd, sshd, dockerd) on the local docker engine, with an
+    /// inventory that reaches them: rehearse a setup before touching real machines.
     #[command(subcommand)]
     Lab(LabCommand),
 
-    /// Set up every host: CA and certificate, certs.d and trust store, /etc/hosts,
+    /// Set up every host and the registry, then verify with a push/pull smoke test.
+    ///
+    /// Sets up every host: CA and certificate, certs.d and trust store, /etc/hosts,
     /// daemon.json, the registry container, then a push/pull smoke test. Safe to run again:
     /// only what differs changes. Exit 0 when every host succeeded, 1 otherwise.
     Apply(ApplyArgs),
 
     /// Show, per host, what `apply` would change (with diffs), changing nothing.
+    ///
     /// Exit 0: nothing to change; 2: changes pending; 1: a host could not be checked.
     Plan(PlaybookArgs),
 
-    /// Run the smoke test alone: push a tiny image from one agent, pull it on every other
-    /// host through its own docker daemon, compare digests, clean up.
+    /// Run the push/pull smoke test alone.
+    ///
+    /// Pushes a tiny image from one agent (docker, else podman), pulls it on every host of
+    /// the limit through every container runtime it has (docker, containerd, podman), asks
+    /// every registry replica directly for the pushed manifest, compares digests, and cleans
+    /// up. Exit 1 when a host failed or nothing could be verified, 0 otherwise.
     Verify(PlaybookArgs),
 
-    /// Print a shell completion script: `regboot completions bash > /etc/bash_completion.d/regboot`.
+    /// Print a shell completion script.
+    ///
+    /// For example: `regboot completions bash > /etc/bash_completion.d/regboot`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff): `regboot man > /usr/local/share/man/man1/regboot.1`.
+    /// Print the man page (roff).
+    ///
+    /// For example: `regboot man > /usr/local/share/man/man1/regboot.1`.
     Man,
 
     /// Registry users.
     #[command(subcommand)]
     User(UserCommand),
 
-    /// Create, check and show the registry's TLS certificates (the CA and the server
-    /// certificate) kept in the state directory.
+    /// Create, check and show the registry's TLS certificates.
+    ///
+    /// The CA and the server certificate, kept in the state directory.
     #[command(subcommand)]
     Certs(CertsCommand),
 
-    /// Replace the registry certificate (--leaf) or the CA (--ca) across the cluster without
-    /// a failed pull.
+    /// Replace the registry certificate (--leaf) or the CA (--ca) without a failed pull.
     ///
     /// --leaf issues a new server certificate (the inventory's names) and rolls it to the
     /// registry hosts one at a time, each healthy again before the next; clients change
@@ -123,8 +155,9 @@ pub enum Command {
     /// Exit 0 when the run completed (its smoke test passed), 1 otherwise.
     Rotate(RotateArgs),
 
-    /// Remove from the hosts exactly what regboot added, and nothing the operator owns: the
-    /// registry container (and its image when regboot brought it), nginx and keepalived
+    /// Remove from the hosts exactly what regboot added, and nothing else.
+    ///
+    /// Removes what regboot added, and nothing the operator owns: the registry container (and its image when regboot brought it), nginx and keepalived
     /// configs (originals put back; packages only when regboot installed them), the
     /// daemon.json keys it merged (replaced values restored), the /etc/hosts block, the CA
     /// in the trust store and certs.d, and /etc/regboot. Each host's manifest
@@ -136,20 +169,24 @@ pub enum Command {
     /// otherwise.
     Reset(ResetArgs),
 
-    /// Write the state directory (CA, keys, http secret, rotation CAs, archive) to FILE,
+    /// Write the state directory to an encrypted backup file.
+    ///
+    /// Writes the state directory (CA, keys, http secret, rotation CAs, archive) to FILE,
     /// encrypted with a passphrase (age, scrypt), after a plain manifest (CA fingerprint,
     /// date, inventory digest) that `regboot restore --show FILE` or `head -n 2 FILE` reads
     /// without it. The passphrase comes from $REGBOOT_BACKUP_PASSPHRASE (see
     /// --passphrase-env) or is asked twice on the terminal.
     Backup(BackupArgs),
 
-    /// Put a backup's files back into the state directory. Refused when the state directory
-    /// holds another CA, unless --force (which moves the current directory aside, renamed).
+    /// Put a backup's files back into the state directory.
+    ///
+    /// Refused when the state directory holds another CA, unless --force (which moves the current directory aside, renamed).
     /// A wrong passphrase is an error and writes nothing.
     Restore(RestoreArgs),
 
-    /// What every registry replica serves, read from each directly (through its host's SSH
-    /// connection): repositories, tags, manifest digests and sizes, every page of the
+    /// List what every registry replica serves, and whether the replicas agree.
+    ///
+    /// Reads each replica directly (through its host's SSH connection): repositories, tags, manifest digests and sizes, every page of the
     /// registry's lists; then whether the replicas agree. Exit 0 when they do, 1 otherwise.
     Catalog {
         /// Only these hosts (registry hosts among them are read).
@@ -157,9 +194,10 @@ pub enum Command {
         limit: Option<String>,
     },
 
-    /// Serve a page listing what every registry replica serves (repositories, tags, digests,
-    /// sizes, which replicas hold each and which lack it), read like `catalog` through the
-    /// SSH connections, so the registry port need not be reachable from here. Listens on
+    /// Serve a local web page of what every registry replica serves.
+    ///
+    /// The page lists repositories, tags, digests, sizes, which replicas hold each and which
+    /// lack it, read like `catalog` through the SSH connections, so the registry port need not be reachable from here. Listens on
     /// 127.0.0.1 only; prints the page's URL, which holds a random token that every request
     /// needs. Serves until Ctrl-C.
     Ui {
@@ -171,12 +209,15 @@ pub enum Command {
         port: u16,
     },
 
-    /// Write a platform's deployment of the registry to stdout, for that platform's own tool.
+    /// Write a platform's deployment of the registry to stdout (Marathon).
+    ///
+    /// The output is for that platform's own tool; regboot renders it and deploys nothing.
     #[command(subcommand)]
     Render(RenderCommand),
 
-    /// Delete the blobs no tagged manifest references (`registry garbage-collect
-    /// --delete-untagged`), without losing a push: every replica is rolled to read-only first,
+    /// Delete the blobs no tagged manifest references, without losing a push.
+    ///
+    /// Runs `registry garbage-collect --delete-untagged` safely: every replica is rolled to read-only first,
     /// one at a time (pulls go on; a push is refused and must be repeated), the collector
     /// runs once against the storage, then the replicas take pushes again. Prints the blobs
     /// deleted and the bytes freed (measured on filesystem storage). Every registry host
@@ -190,6 +231,55 @@ pub enum Command {
         /// How many hosts to connect to at once.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
         forks: u16,
+    },
+
+    /// Renew what is due and nothing else (run daily: `regboot schedule systemd`).
+    ///
+    /// The registry certificate is reissued and rolled like `rotate --leaf` when it expires
+    /// within renew_before_days, no longer names what the inventory asks for, or a registry
+    /// host does not serve it. The CA, inside tls.ca_renew_before_days (default: a third of
+    /// its lifetime), goes one `rotate --ca` stage further per run, each stage only after the
+    /// previous one has been in place for tls.ca_stage_soak (default 24h); a run inside the
+    /// soak changes nothing and says until when it waits. Every changing run ends with the
+    /// smoke test.
+    ///
+    /// Exit 0 when nothing was due, 3 when something was renewed, 1 on failure.
+    Renew {
+        /// How many hosts to connect to and work on at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+        forks: u16,
+
+        /// After the run, write `certs check`'s metrics to PATH (as `certs check --textfile`).
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+    },
+
+    /// Run `regboot renew` on a schedule from the machine regboot runs on.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a systemd service and timer (regboot-renew.service, regboot-renew.timer) that
+    /// run `regboot renew -i FILE` daily at a randomized time, catching up a missed run
+    /// (Persistent=true), as the user who runs this command. A run while another regboot run
+    /// holds the state directory's lock stops at once with exit 1, changing nothing; the next
+    /// day's run does what is due. Then: `systemctl daemon-reload && systemctl enable --now
+    /// regboot-renew.timer`.
+    Systemd {
+        /// Print the units (each after a `# NAME` line) instead of writing them.
+        #[arg(long)]
+        print: bool,
+        /// Where to write them.
+        #[arg(long, default_value = "/etc/systemd/system", value_name = "DIR")]
+        dir: PathBuf,
+        /// When the timer fires (systemd.time(7), e.g. `daily`, `*:0/5`).
+        #[arg(long, default_value = "daily", value_name = "CALENDAR")]
+        on_calendar: String,
+        /// The timer's RandomizedDelaySec (a systemd time span: `1h`, `10min`, `0`).
+        #[arg(long, default_value = "1h", value_name = "SPAN")]
+        randomized_delay: String,
     },
 }
 
@@ -315,15 +405,18 @@ pub struct PlaybookArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Read a password on stdin and print its bcrypt hash, for `password_hash:` in the
-    /// inventory (so the file never holds the password itself).
+    /// Print the bcrypt hash of the password on stdin, for `password_hash:`.
+    ///
+    /// For `password_hash:` in the inventory, so the file never holds the password itself.
     Hash,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Start the lab (or confirm it runs): docker engine, host image (built once), network,
-    /// hosts, and in DIR an SSH key, known_hosts and an inventory.
+    /// Start the lab (or confirm it runs), and write an inventory that reaches it.
+    ///
+    /// Starts the docker engine, the host image (built once), the network and the hosts, and
+    /// writes in DIR an SSH key, known_hosts and an inventory.
     Up {
         /// How many hosts: host1 is the registry, the others agents.
         #[arg(long, default_value_t = crate::lab::DEFAULT_HOSTS)]
@@ -335,6 +428,10 @@ pub enum LabCommand {
         /// The Debian release of the hosts.
         #[arg(long, value_enum, default_value_t)]
         release: crate::lab::Release,
+        /// The runtimes profile's containerd host: its release's containerd, or 2 (2.x from
+        /// Debian unstable, with --release trixie).
+        #[arg(long, value_enum, default_value_t)]
+        containerd: crate::lab::ContainerdLine,
         /// Lab name: several labs with different names run side by side.
         #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
         name: String,
@@ -362,8 +459,9 @@ pub enum LabCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RenderCommand {
-    /// The Marathon app JSON (DC/OS) that runs the registry on the registry hosts, for `dcos
-    /// marathon app add` (seed 004): one instance per registry host, the VIP label (ha.vip,
+    /// The Marathon app (DC/OS) that runs the registry, for `dcos marathon app add`.
+    ///
+    /// Seed 004's app: one instance per registry host, the VIP label (ha.vip,
     /// else the named VIP /regboot-registry), a health check on /, and the config.yml,
     /// certificate, key and htpasswd that `regboot apply` placed on those hosts, mounted
     /// read-only. It carries no secret value. regboot renders it and does not deploy it.
@@ -390,9 +488,15 @@ pub enum CertsCommand {
     /// unfit).
     ///
     /// Needs -i inventory.yml. Private keys are never printed.
-    Init,
+    Init {
+        /// Make a new CA valid this long instead of tls.ca_validity_days, e.g. `30m`: a
+        /// short-lived CA to rehearse `regboot renew`'s CA rotation. Refused when the state
+        /// directory holds a CA already.
+        #[arg(long, value_parser = crate::duration::parse, value_name = "DURATION")]
+        ca_validity: Option<time::Duration>,
+    },
 
-    /// Report how long each certificate remains valid, like `kubeadm certs check-expiration`.
+    /// Report each certificate's time left, like `kubeadm certs check-expiration`.
     ///
     /// Prints one row per certificate (the CA and the registry's server certificate): its
     /// subject, SANs (the names it is valid for), expiry date, time left and issuer. With
@@ -418,10 +522,17 @@ pub enum CertsCommand {
         /// `!pattern` to leave hosts out, as Ansible's --limit reads.
         #[arg(long, conflicts_with = "local", value_name = "PATTERN")]
         limit: Option<String>,
+
+        /// Also write the rows as Prometheus metrics to PATH, atomically (a temp file in the
+        /// same directory, then a rename), for node_exporter's textfile collector.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
     },
 
-    /// Adopt an existing CA (e.g. a backup of a lost state directory) into the state
-    /// directory. Refused when the state directory holds another CA (that is `rotate --ca`).
+    /// Adopt an existing CA (e.g. a backup of a lost state directory).
+    ///
+    /// Copies it into the state directory. Refused when the state directory holds another CA
+    /// (that is `rotate --ca`).
     /// The next `apply` issues a registry certificate from it when needed.
     Import {
         /// The CA certificate (PEM).
@@ -443,7 +554,9 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KnownHostsCommand {
-    /// Remove a host's recorded keys (after a reinstall changed them), like `ssh-keygen -R`.
+    /// Remove a host's recorded keys, like `ssh-keygen -R`.
+    ///
+    /// For a host whose keys changed, after a reinstall.
     Forget {
         /// An inventory host name (with -i), `[address]:port`, or an address.
         host: String,
@@ -458,12 +571,22 @@ pub enum KnownHostsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum InventoryCommand {
-    /// Validate the inventory and print a summary: hosts by role, the registry's references,
-    /// and the names the server certificate will carry. Exit 1 with located errors otherwise.
+    /// Validate the inventory and print a summary, or every problem with its place.
+    ///
+    /// The summary: hosts by role, the registry's references, and the names the server
+    /// certificate will carry. Exit 1 with located errors otherwise.
     Check,
 }
 
 impl Cli {
+    /// Set `output` from `-o` (prometheus prints its metrics where the others print text).
+    pub fn resolve_output(&mut self) {
+        self.output = match self.format {
+            Format::Json => Output::Json,
+            Format::Text | Format::Prometheus => Output::Text,
+        };
+    }
+
     pub fn init_logging(&self) {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
@@ -485,5 +608,34 @@ impl Cli {
         self.inventory
             .as_ref()
             .context("no inventory given: pass -i inventory.yml (or set REGBOOT_INVENTORY)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `regboot --help` lists each command in one short line; details go to
+    /// `regboot help COMMAND` (the doc comment's later paragraphs).
+    #[test]
+    fn every_command_is_summed_up_in_one_short_line() {
+        let mut too_long = Vec::new();
+        let mut todo = vec![(String::from("regboot"), super::Cli::command())];
+        while let Some((parent, cmd)) = todo.pop() {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{parent} {}", sub.get_name());
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                if about.is_empty() || about.len() > 80 || about.contains('\n') {
+                    too_long.push(format!("`{name}`: {about:?}"));
+                }
+                todo.push((name, sub.clone()));
+            }
+        }
+        assert!(
+            too_long.is_empty(),
+            "a command's first doc paragraph is its line in --help: make it one line of at most \
+             80 characters and move the rest to a paragraph below:\n{}",
+            too_long.join("\n")
+        );
     }
 }

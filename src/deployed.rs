@@ -61,10 +61,13 @@ pub struct Endpoint {
     pub served: Result<Vec<String>, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Survey {
     pub hosts: Vec<HostCerts>,
     pub endpoints: Vec<Endpoint>,
+    /// Every readable CA file's certificate, by SHA-256 fingerprint (what the metrics report
+    /// for each copy).
+    pub ca_certs: BTreeMap<String, inspect::CertInfo>,
 }
 
 impl Survey {
@@ -151,7 +154,19 @@ pub(crate) async fn survey(inv: &Inventory, nodes: &[Node<'_>]) -> Survey {
             });
         }
     }
-    Survey { hosts, endpoints }
+    let ca_certs = nodes
+        .iter()
+        .filter_map(|n| n.state.as_ref())
+        .flat_map(|s| s.files.values().flatten())
+        .filter_map(|f| f.content.as_deref())
+        .filter_map(|pem| inspect::cert_info(&String::from_utf8_lossy(pem)).ok())
+        .map(|info| (info.fingerprint_sha256.clone(), info))
+        .collect();
+    Survey {
+        hosts,
+        endpoints,
+        ca_certs,
+    }
 }
 
 fn unread(name: &str, error: String) -> HostCerts {
@@ -357,6 +372,7 @@ mod tests {
                 via: "node1".into(),
                 served: Err("connection refused".into()),
             }],
+            ..Survey::default()
         };
         let rows = check_rows(
             &survey,

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = match regboot::cli::Cli::try_parse() {
+    let mut cli = match regboot::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // A usage error with `-o json` is a JSON document too (help and version stay text).
         Err(e)
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
+    cli.resolve_output();
     cli.init_logging();
     let json = cli.output == regboot::cli::Output::Json;
     match regboot::run(cli) {

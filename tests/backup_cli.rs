@@ -4,9 +4,11 @@
 //! as they were. tests/lab/backup.rs proves `plan` exits 0 after a
 //! restore on a deployed cluster.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const INVENTORY: &str = "\
 version: 1
@@ -18,13 +20,10 @@ tls:
   mode: self-signed
 ";
 
+/// `regboot ARGS` run in `dir`, with the passphrase `pass` in its environment if any.
 fn regboot(dir: &Path, args: &[&str], pass: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_regboot"));
-    c.current_dir(dir)
-        .env_remove("REGBOOT_BACKUP_PASSPHRASE")
-        .env_remove("REGBOOT_STATE_DIR")
-        .env_remove("REGBOOT_INVENTORY")
-        .args(args);
+    let mut c = support::cli::command();
+    c.current_dir(dir).args(args);
     if let Some(p) = pass {
         c.env("REGBOOT_BACKUP_PASSPHRASE", p);
     }

@@ -6,23 +6,17 @@
 //! an unconstrained CA are accepted: the refusal is the constraint's doing.
 //! Every server here listens on 127.0.0.1; the names verified are only names.
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
 use regboot::pki::state::{CA_CERT, CA_KEY, REGISTRY_CHAIN, REGISTRY_KEY};
 use regboot::pki::{Ca, CaSpec, Constraints, LeafSpec, StateDir, leaf};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-const STEP_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+use support::tls::{connect, dns, serve};
 
 fn leaf_spec() -> LeafSpec {
     LeafSpec {
@@ -162,72 +156,6 @@ fn openssl_verify_accepts_the_registry_and_refuses_rogues() {
     }
 }
 
-/// A TLS server on 127.0.0.1 serving `chain` and `key`; "ok" after each handshake.
-async fn serve(chain: &Path, key: &Path) -> (SocketAddr, JoinHandle<()>) {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(key).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        // Bounded: each test makes a handful of connections, then aborts this task.
-        for _ in 0..32 {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"ok").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    (addr, task)
-}
-
-/// Handshake with a rustls client trusting only `ca_pem`, verifying `name`.
-async fn connect(addr: SocketAddr, ca_pem: &Path, name: &str) -> Result<(), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(config));
-    let name = ServerName::try_from(name.to_string()).unwrap();
-    let attempt = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let mut tls = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let mut buf = Vec::new();
-        tls.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
-        (buf == b"ok")
-            .then_some(())
-            .ok_or_else(|| format!("unexpected reply {buf:?}"))
-    };
-    tokio::time::timeout(STEP_TIMEOUT, attempt)
-        .await
-        .map_err(|_| "timed out".to_string())?
-}
-
 #[tokio::test]
 async fn rustls_accepts_the_registry_and_refuses_rogues() {
     let tmp = tempfile::tempdir().unwrap();
@@ -240,7 +168,7 @@ async fn rustls_accepts_the_registry_and_refuses_rogues() {
         "10.20.0.200",
         "127.0.0.1",
     ] {
-        connect(addr, &ca, name)
+        connect(addr, &ca, dns(name))
             .await
             .unwrap_or_else(|e| panic!("registry as {name}: {e}"));
     }
@@ -248,7 +176,7 @@ async fn rustls_accepts_the_registry_and_refuses_rogues() {
     for (tag, sans, name) in ROGUES {
         let (chain, key) = rogue(&state, tmp.path(), tag, sans);
         let (addr, server) = serve(&chain, &key).await;
-        let err = connect(addr, &ca, name).await.unwrap_err();
+        let err = connect(addr, &ca, dns(name)).await.unwrap_err();
         assert!(err.contains("NameConstraint"), "{tag}: {err}");
         server.abort();
     }
@@ -258,7 +186,7 @@ async fn rustls_accepts_the_registry_and_refuses_rogues() {
     for (tag, sans, name) in ROGUES {
         let (chain, key) = rogue(&plain, plain_tmp.path(), tag, sans);
         let (addr, server) = serve(&chain, &key).await;
-        connect(addr, &plain.path(CA_CERT), name)
+        connect(addr, &plain.path(CA_CERT), dns(name))
             .await
             .unwrap_or_else(|e| panic!("{tag} under an unconstrained CA: {e}"));
         server.abort();

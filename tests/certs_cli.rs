@@ -432,3 +432,278 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
     drop(held);
     assert_eq!(code(&lab.run(&["certs", "init"])), 0);
 }
+
+/// Runs promtool (Debian's prometheus package) on an exposition text: its parser and its
+/// lint both have to accept it.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus; scripts/install-deps.sh)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the sample of `metric` whose labels contain `label`.
+fn sample(text: &str, metric: &str, label: &str) -> Option<i64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn check_as_prometheus_metrics_passes_promtool_and_matches_json() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    // A state directory whose path needs the exposition format's escapes.
+    let state = lab.dir.path().join("st\"ate\\dir");
+    let state_arg = state.to_str().unwrap();
+    assert_eq!(
+        code(&lab.run(&["certs", "init", "--state-dir", state_arg])),
+        0
+    );
+    let textfile = lab.dir.path().join("metrics").join("regboot.prom");
+    std::fs::create_dir(textfile.parent().unwrap()).unwrap();
+    let out = lab.run(&[
+        "certs",
+        "check",
+        "--local",
+        "--state-dir",
+        state_arg,
+        "-o",
+        "prometheus",
+        "--textfile",
+        textfile.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    promtool_check(&text);
+    let file = std::fs::read_to_string(&textfile).unwrap();
+    promtool_check(&file);
+    assert_eq!(mode(&textfile), 0o644, "node_exporter's user reads it");
+    let names: Vec<_> = std::fs::read_dir(textfile.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["regboot.prom"], "no temp file left beside it");
+    assert!(
+        text.contains(r#"path="/"#) && text.contains(r#"st\"ate\\dir/ca.crt""#),
+        "{text}"
+    );
+    assert!(text.contains("regboot_cert_check_success 1\n"), "{text}");
+    assert!(
+        text.lines().filter(|l| !l.starts_with('#')).all(|l| l
+            .rsplit_once('}')
+            .map_or(l, |(_, v)| v)
+            .split_whitespace()
+            .count()
+            == if l.contains('}') { 1 } else { 2 }),
+        "no sample carries a timestamp: {text}"
+    );
+
+    let out = lab.run(&[
+        "certs",
+        "check",
+        "--local",
+        "--state-dir",
+        state_arg,
+        "-o",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (row, kind) in json["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["ca", "registry"])
+    {
+        let not_after = time::OffsetDateTime::parse(
+            row["not_after"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp();
+        let label = format!("kind=\"{kind}\"");
+        for t in [&text, &file] {
+            assert_eq!(
+                sample(t, "regboot_cert_not_after_timestamp_seconds", &label),
+                Some(not_after),
+                "{kind}: {t}"
+            );
+        }
+        assert_eq!(sample(&text, "regboot_cert_valid", &label), Some(1));
+    }
+    let out = lab.run(&["certs", "show", "--state-dir", state_arg, "-o", "json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let leaf = &shown["certificates"][1]["certificate"];
+    let labels = format!(
+        r#"subject_cn="registry.example.com",issuer_cn="{}",serial_number="{}""#,
+        leaf["issuer"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .next()
+            .unwrap()
+            .trim_start_matches("CN="),
+        leaf["serial"].as_str().unwrap()
+    );
+    assert!(text.contains(&labels), "{labels} in {text}");
+
+    // -o prometheus belongs to certs check only.
+    let out = lab.run(&[
+        "certs",
+        "show",
+        "--state-dir",
+        state_arg,
+        "-o",
+        "prometheus",
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-o prometheus is for `certs check`"));
+}
+
+#[test]
+fn a_short_lived_ca_for_rehearsals_and_when_renew_rotates_it() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let out = lab.run(&["certs", "init", "--ca-validity", "30m"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("CA: created"), "{}", stdout(&out));
+    let ca = regboot::pki::cert_info(&lab.state().read(CA_CERT).unwrap().unwrap()).unwrap();
+    let left = ca.not_after - time::OffsetDateTime::now_utc();
+    assert!((29..=30).contains(&left.whole_minutes()), "{left}");
+
+    // A third of its lifetime by default: renew starts the rotation 10 minutes before the end.
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rotation = &json["ca_rotation"];
+    assert_eq!(rotation["step"]["action"], "not-due", "{json}");
+    let at = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let window = at(&rotation["not_after"]) - at(&rotation["renew_after"]);
+    assert_eq!(window, (ca.not_after - ca.not_before) / 3);
+    assert_eq!(
+        json["certificates"][0]["renew_after"],
+        rotation["renew_after"]
+    );
+    let text = stdout(&lab.run(&["certs", "check", "--local"]));
+    assert!(text.contains("RENEWAL"), "{text}");
+    assert!(
+        text.contains("CA rotation: none under way; `regboot renew` starts one from"),
+        "{text}"
+    );
+
+    // Inside tls.ca_renew_before_days, stage 1 is due.
+    lab.write_inventory(&inventory_text(
+        "registry.local",
+        "  mode: self-signed\n  ca_renew_before_days: 1\n  ca_stage_soak: 10m\n",
+    ));
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ca_rotation"]["step"]["action"], "run", "{json}");
+    assert_eq!(json["ca_rotation"]["step"]["stage"], 1, "{json}");
+
+    // A second short-lived CA would replace the one hosts trust: refused, with the way.
+    let out = lab.run(&["certs", "init", "--ca-validity", "30m"]);
+    assert_eq!(code(&out), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds one already") && err.contains("rotate --ca"),
+        "{err}"
+    );
+
+    // A soak that is no duration is located in the inventory.
+    lab.write_inventory(&inventory_text(
+        "registry.local",
+        "  mode: self-signed\n  ca_stage_soak: soon\n",
+    ));
+    let out = lab.run(&["certs", "check", "--local"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ca_stage_soak") && err.contains("24h"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schedule_systemd_units_pass_systemd_analyze_verify() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let out = lab.run(&["schedule", "systemd", "--print"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    let (service, timer) = text
+        .strip_prefix("# regboot-renew.service\n")
+        .and_then(|t| t.split_once("\n# regboot-renew.timer\n"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let inventory = lab.inventory();
+    assert!(
+        service.contains(&format!(
+            "renew -i \"{}\" --state-dir \"{}\"",
+            inventory.display(),
+            lab.state_path().display()
+        )),
+        "{service}"
+    );
+    assert!(service.contains("SuccessExitStatus=3"), "{service}");
+    for line in [
+        "OnCalendar=daily",
+        "RandomizedDelaySec=1h",
+        "Persistent=true",
+    ] {
+        assert!(timer.lines().any(|l| l == line), "{line} in {timer}");
+    }
+
+    let dir = lab.dir.path().join("units");
+    std::fs::create_dir(&dir).unwrap();
+    let out = lab.run(&["schedule", "systemd", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let written = std::fs::read_to_string(dir.join("regboot-renew.service")).unwrap();
+    assert_eq!(written, service, "--print shows what is written");
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("regboot-renew.service"))
+        .arg(dir.join("regboot-renew.timer"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    assert!(verify.status.success(), "{verify:?}");
+    let err = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        !err.contains("regboot-renew"),
+        "systemd-analyze complains: {err}"
+    );
+
+    // A timer systemd cannot parse is refused the same way (the check can fail).
+    let out = lab.run(&[
+        "schedule",
+        "systemd",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--on-calendar",
+        "every blue moon",
+    ]);
+    assert_eq!(code(&out), 0);
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("regboot-renew.timer"))
+        .output()
+        .unwrap();
+    assert!(!verify.status.success(), "{verify:?}");
+}

@@ -1,19 +1,10 @@
 //! `regboot completions` and `regboot man`, as a shell and man(1) take them.
 
+mod support;
+
 use std::process::Command;
 
-fn regboot(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use support::cli::stdout_ok as regboot;
 
 /// bash loads the script and completes subcommands and options from it.
 #[test]

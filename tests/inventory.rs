@@ -558,3 +558,118 @@ fn drain_needs_a_registry_host_behind_a_load_balancer() {
     let err = error_of(&ha.replace("  user: root", "  user: root\n  drain: true"));
     assert!(err.contains("`drain` belongs to each host"), "{err}");
 }
+
+/// The field names the parser accepts at `path` (a flow-YAML nesting), read from the parser's
+/// own refusal of an unknown field there; None when the value at `path` is not a struct.
+fn fields_at(dir: &tempfile::TempDir, path: &[String]) -> Option<Vec<String>> {
+    const PROBE: &str = "zz_probe_field";
+    let mut yaml = format!("{{{PROBE}: 1}}");
+    for seg in path.iter().rev() {
+        yaml = match seg.strip_suffix("[]") {
+            Some(list) => format!("{{{list}: [{yaml}]}}"),
+            None => format!("{{{seg}: {yaml}}}"),
+        };
+    }
+    let err = inventory::load_with_env(&write(dir, &yaml), &env).expect_err(&yaml);
+    let d = &err.diagnostics[0];
+    if !d.message.starts_with(&format!("unknown field `{PROBE}`")) {
+        return None;
+    }
+    let valid = d.hint.as_deref()?.split("valid fields here: ").nth(1)?;
+    Some(valid.split(", ").map(str::to_string).collect())
+}
+
+/// Every field the parser accepts, as `registry.storage.s3.create_bucket` (`[]` marks a
+/// list of entries), found by walking the parser itself: a nested section is a field whose
+/// value refuses an unknown field in turn, as a mapping or as a list of mappings.
+fn parser_fields() -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut found = Vec::new();
+    let mut todo = vec![Vec::<String>::new()];
+    while let Some(path) = todo.pop() {
+        let fields = fields_at(&dir, &path).expect("the top level is a struct");
+        for f in fields {
+            let mut child = path.clone();
+            child.push(f.clone());
+            found.push(child.join("."));
+            if fields_at(&dir, &child).is_some() {
+                todo.push(child);
+            } else {
+                let last = child.len() - 1;
+                child[last] = format!("{f}[]");
+                if fields_at(&dir, &child).is_some() {
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn docs_inventory_md_documents_every_field_the_parser_accepts() {
+    let fields = parser_fields();
+    // The walk must reach the nested sections, or it would prove nothing.
+    for deep in [
+        "registry.storage.s3.create_bucket",
+        "hosts[].key_passphrase_env",
+        "tls.provided.ca_cert",
+        "registry.users[].password_env",
+    ] {
+        assert!(fields.iter().any(|f| f == deep), "{deep} not in {fields:?}");
+    }
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/inventory.md")).unwrap();
+    let documented = |name: &str| {
+        is_yaml_key(&doc, name)
+            || doc.contains(&format!("`{name}`"))
+            || doc.contains(&format!("`{name}:"))
+    };
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !documented(f.rsplit('.').next().unwrap()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/inventory.md does not document these inventory fields: {missing:?}"
+    );
+}
+
+/// `name:` as a YAML key in the document (block or flow style): not part of a longer name.
+fn is_yaml_key(doc: &str, name: &str) -> bool {
+    let pat = format!("{name}:");
+    doc.match_indices(&pat).any(|(i, _)| {
+        doc[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+    })
+}
+
+/// The example in docs/inventory.md is read by the parser: every key it shows exists, with a
+/// value of the right type (what fails is only what this machine lacks: files, variables).
+#[test]
+fn docs_inventory_md_example_parses() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/inventory.md")).unwrap();
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/inventory.md holds a ```yaml example");
+    let dir = tempfile::tempdir().unwrap();
+    let Err(err) = inventory::load_with_env(&write(&dir, example), &env) else {
+        return;
+    };
+    for d in &err.diagnostics {
+        for schema in [
+            "unknown field",
+            "unknown variant",
+            "invalid type",
+            "missing field",
+        ] {
+            assert!(!d.message.starts_with(schema), "{}: {}", d.field, d.message);
+        }
+    }
+}

@@ -99,6 +99,8 @@ fn every_command_prints_json_with_failures_as_documents() {
         ),
         (vec!["rotate", "--leaf", "-i", i], ""),
         (vec!["rotate", "--ca", "--plan", "-i", i], ""),
+        (vec!["renew", "-i", i], ""),
+        (vec!["schedule", "systemd", "--print", "-i", i], ""),
         (vec!["reset", "--plan", "-i", i], ""),
         (vec!["reset", "-i", i], ""),
         (vec!["catalog", "-i", i], ""),

@@ -3,24 +3,18 @@
 //! certificate succeeds for every SAN (with a client that trusts only the CA) and fails for a
 //! name outside them. `openssl s_client` is a second, independent client.
 
-use std::net::{IpAddr, SocketAddr};
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use regboot::pki::state::{CA_CERT, REGISTRY_CERT, REGISTRY_CHAIN, REGISTRY_KEY};
 use regboot::pki::{Ca, CaSpec, KeyAlgorithm, LeafSpec, StateDir, leaf};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use support::tls::{connect, dns, ip, serve};
 
 const DNS_SANS: [&str; 3] = ["registry01.dev.com", "registry.local", "localhost"];
 const IP_SANS: [&str; 4] = ["127.0.0.1", "192.168.23.51", "10.0.0.51", "::1"];
-const STEP_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
 fn issue_into(dir: &Path, alg: KeyAlgorithm) -> StateDir {
     let state = StateDir::open(dir).unwrap();
@@ -133,91 +127,12 @@ fn openssl_rejects_the_chain_under_another_ca() {
     assert!(!ok, "{out}");
 }
 
-/// A TLS server on 127.0.0.1 serving the issued chain; each connection gets "ok" after the
-/// handshake. Returns its address and the task to abort.
-async fn serve(state: &StateDir) -> (SocketAddr, JoinHandle<()>) {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(state.path(REGISTRY_CHAIN))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_file(state.path(REGISTRY_KEY)).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        // Bounded: the test makes fewer than 64 connections, then aborts this task.
-        for _ in 0..64 {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A client that rejects the certificate aborts the handshake: not an error here.
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"ok").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    (addr, task)
-}
-
-/// Handshake as a client trusting only the CA, verifying `name`; the TCP connection always
-/// goes to the loopback server. Ok(()) when the handshake and a read succeed.
-async fn connect(addr: SocketAddr, ca_pem: &Path, name: ServerName<'static>) -> Result<(), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(config));
-    let attempt = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let mut tls = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        tls.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
-        if buf == b"ok" {
-            Ok(())
-        } else {
-            Err(format!("unexpected reply {buf:?}"))
-        }
-    };
-    tokio::time::timeout(STEP_TIMEOUT, attempt)
-        .await
-        .map_err(|_| "timed out".to_string())?
-}
-
-fn dns(name: &str) -> ServerName<'static> {
-    ServerName::try_from(name.to_string()).unwrap()
-}
-
-fn ip(addr: &str) -> ServerName<'static> {
-    ServerName::IpAddress(addr.parse::<IpAddr>().unwrap().into())
-}
-
 #[tokio::test]
 async fn rustls_client_accepts_every_san_and_only_those() {
     for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048] {
         let tmp = tempfile::tempdir().unwrap();
         let state = issue_into(tmp.path(), alg);
-        let (addr, server) = serve(&state).await;
+        let (addr, server) = serve(&state.path(REGISTRY_CHAIN), &state.path(REGISTRY_KEY)).await;
         let ca = state.path(CA_CERT);
         for name in DNS_SANS {
             connect(addr, &ca, dns(name))
@@ -249,7 +164,7 @@ async fn rustls_client_accepts_every_san_and_only_those() {
 async fn openssl_s_client_completes_the_handshake() {
     let tmp = tempfile::tempdir().unwrap();
     let state = issue_into(tmp.path(), KeyAlgorithm::EcdsaP256);
-    let (addr, server) = serve(&state).await;
+    let (addr, server) = serve(&state.path(REGISTRY_CHAIN), &state.path(REGISTRY_KEY)).await;
     let ca = p(&state, CA_CERT);
     let s_client = |flag: &'static str, name: &'static str| {
         let ca = ca.clone();

@@ -9,8 +9,10 @@
 //! its pid/log paths and a loopback listen address swapped in. Everything else is the rendered
 //! text as a host would receive it.
 
+mod support;
+
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use regboot::render::{
 };
 use regboot::smoke_image;
 use sha2::{Digest, Sha256};
+use support::free_port;
 
 const HOSTNAME: &str = "registry.test";
 const USER: &str = "ci";
@@ -69,14 +72,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Wait (at most 10 s) until `port` accepts connections, or fail with the process log.

@@ -4,17 +4,13 @@
 mod support;
 
 use std::fs;
-use std::net::TcpListener;
-use std::process::Command;
 
 use serde_json::Value;
 use support::sshd::{Sshd, SshdOptions, ensure_user, keygen, public_key};
 
+/// `regboot ARGS`: its exit code, its JSON (null when it printed none) and its stderr.
 fn regboot(args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = support::cli::command().args(args).output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (
         out.status.code().unwrap_or(-1),
@@ -55,9 +51,7 @@ fn facts_reports_every_host_and_names_each_failure() {
         1,
     );
     fs::write(&kh, format!("{wrong}\n")).unwrap();
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed_port = support::free_port();
 
     let inv = dir.path().join("inventory.yml");
     fs::write(
@@ -102,7 +96,7 @@ fn facts_reports_every_host_and_names_each_failure() {
 
     // The fix the message gives, then the host is back.
     let pattern = format!("[127.0.0.1]:{}", changed.port);
-    let out = Command::new(env!("CARGO_BIN_EXE_regboot"))
+    let out = support::cli::command()
         .args([
             "known-hosts",
             "forget",

@@ -317,9 +317,7 @@ async fn unreachable_and_silent_servers_fail_within_the_timeout() {
     let kh = dir.path().join("kh");
 
     // Nothing listens: refused at once.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = support::free_port();
     let mut target = sshd.target("gone", "root", Some(&key), &kh);
     target.port = port;
     let start = Instant::now();

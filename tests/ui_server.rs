@@ -84,3 +84,79 @@ fn only_the_token_opens_the_page_and_only_on_loopback() {
     assert_eq!(listening("/proc/net/tcp"), [format!("0100007F{port}")]);
     assert_eq!(listening("/proc/net/tcp6"), Vec::<String>::new());
 }
+
+/// A delete is refused on the server whatever the page shows: without delete_enabled, and
+/// with it unless it is a POST from the page's origin with the page's CSRF token.
+#[test]
+fn deletes_are_refused_without_delete_enabled_origin_or_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = format!("sha256%3A{}", "a".repeat(64));
+    let path = |token: &str| format!("/{token}/delete?repo=lab%2Fui&digest={digest}");
+    for delete_enabled in [false, true] {
+        let inventory = dir.path().join(format!("inventory-{delete_enabled}.yml"));
+        std::fs::write(
+            &inventory,
+            INVENTORY.replace(
+                "  hostname: registry.example.com\n",
+                &format!("  hostname: registry.example.com\n  delete_enabled: {delete_enabled}\n"),
+            ),
+        )
+        .unwrap();
+        let ui = Ui::start(&inventory);
+        let token = ui.token().to_string();
+        // The catalog read fails (nothing listens on port 1) but names the flag and the token.
+        let (status, _, body) = ui.get(&format!("/{token}/catalog.json"));
+        assert_eq!(status, 200, "{body}");
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(view["delete_enabled"], delete_enabled, "{body}");
+        let csrf = view["csrf"].as_str().unwrap().to_string();
+        let origin = ui.origin();
+        let (status, _, body) = ui.post(
+            &path(&token),
+            &[("Origin", &origin), ("x-regboot-csrf", &csrf)],
+        );
+        if !delete_enabled {
+            assert_eq!(status, 403, "{body}");
+            assert!(body.contains("delete_enabled"), "{body}");
+            continue;
+        }
+        // Allowed: the delete is tried and fails on the unreachable replica.
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains("reg1"), "{body}");
+        for headers in [
+            vec![("Origin", origin.as_str())],
+            vec![("x-regboot-csrf", csrf.as_str())],
+            vec![("Origin", "http://evil.example"), ("x-regboot-csrf", &csrf)],
+        ] {
+            let (status, _, body) = ui.post(&path(&token), &headers);
+            assert_eq!(status, 403, "{headers:?}: {body}");
+        }
+        assert_eq!(ui.get(&path(&token)).0, 405);
+    }
+}
+
+/// The page in headless chromium under its own CSP: the scripts run, the catalog read's
+/// failure is shown as text, and the trust view is linked and opens.
+#[test]
+fn the_page_runs_in_chromium_and_links_the_trust_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(&inventory, INVENTORY).unwrap();
+    let ui = Ui::start(&inventory);
+    let mut browser = support::ui::Browser::start(dir.path());
+    browser.open(&ui.url);
+    let failed = browser.wait("document.querySelector('#replicas li.error')?.textContent");
+    assert!(
+        failed.as_str().unwrap().starts_with("reg1: cannot be read"),
+        "{failed}"
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('#filter') !== null"),
+        true
+    );
+    browser.eval("document.getElementById('trust-link').click()");
+    let note = browser.wait(
+        "location.pathname.endsWith('/trust') && document.getElementById('note').textContent",
+    );
+    assert!(note.as_str().unwrap().contains("not self-signed"), "{note}");
+}

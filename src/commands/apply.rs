@@ -33,7 +33,14 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
         registry_mode: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;
+    let mut report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;
+    if let (Kind::Plan, Some(note)) = (&kind, crate::renew::due_note(&inv, &opts.state_dir)) {
+        let note = format!("renewal: {note}");
+        if !opts.quiet {
+            println!("{note}");
+        }
+        report.notes.push(note);
+    }
     match cli.output {
         Output::Json => super::json::print(&report)?,
         Output::Text => {

@@ -16,10 +16,10 @@ use crate::render::Templates;
 /// What `catalog` and `ui` read: the registry hosts inside the limit, the CA to trust and a
 /// login (read only: nothing is created in the state directory).
 pub(super) struct Source {
-    inv: Inventory,
-    hosts: Vec<Host>,
-    ca: Option<String>,
-    auth: Option<(String, String)>,
+    pub(super) inv: Inventory,
+    pub(super) hosts: Vec<Host>,
+    pub(super) ca: Option<String>,
+    pub(super) auth: Option<(String, String)>,
 }
 
 impl Source {

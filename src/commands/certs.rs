@@ -1,20 +1,22 @@
 //! `regboot certs init | check | show`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use crate::cli::{Cli, Output};
+use crate::cli::{Cli, Format, Output};
 use crate::deployed;
 use crate::inventory::{self, Inventory, TlsMode};
+use crate::metrics::{self, Metrics};
 use crate::pki::check::{self, CheckRow};
-use crate::pki::leaf::{LeafOutcome, LeafSpec};
+use crate::pki::leaf::LeafOutcome;
 use crate::pki::provided::{self, ProvidedFiles, ProvidedReport};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT, REGISTRY_CHAIN};
 use crate::pki::{CaOutcome, CertInfo, StateDir};
+use crate::renew;
 use crate::tls_setup as setup;
 
 /// renew_before_days when only a state directory is given (the inventory's default).
@@ -22,11 +24,9 @@ const DEFAULT_RENEW_BEFORE_DAYS: i64 = 30;
 
 /// Where the certificates to look at come from.
 enum Source {
-    /// regboot's own CA and server certificate in the state directory. `spec` is what the
-    /// inventory asks for (absent when only --state-dir was given).
+    /// regboot's own CA and server certificate in the state directory.
     SelfSigned {
         state: StateDir,
-        spec: Option<LeafSpec>,
         renew_before: Duration,
     },
     Provided {
@@ -43,7 +43,6 @@ fn source(cli: &Cli) -> Result<Source> {
         )?;
         return Ok(Source::SelfSigned {
             state: StateDir::at(dir),
-            spec: None,
             renew_before: Duration::days(DEFAULT_RENEW_BEFORE_DAYS),
         });
     };
@@ -51,7 +50,6 @@ fn source(cli: &Cli) -> Result<Source> {
     Ok(match &inv.tls.mode {
         TlsMode::SelfSigned => Source::SelfSigned {
             state: StateDir::at(&inv.state_dir(cli.state_dir.as_deref())),
-            spec: Some(setup::leaf_spec(&inv)),
             renew_before: setup::renew_before(&inv.tls),
         },
         TlsMode::Provided { ca_cert, cert, key } => Source::Provided {
@@ -69,10 +67,13 @@ fn source(cli: &Cli) -> Result<Source> {
 const INSECURE_NOTE: &str = "tls.mode is insecure: the registry serves plain HTTP and has no \
 certificates (set tls.mode: self-signed to have regboot create them)";
 
-pub fn certs_init(cli: &Cli) -> Result<ExitCode> {
+pub fn certs_init(cli: &Cli, ca_validity: Option<Duration>) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
+    if ca_validity.is_some() && inv.tls.mode != TlsMode::SelfSigned {
+        bail!("--ca-validity makes regboot's own CA: it needs tls.mode self-signed");
+    }
     match &inv.tls.mode {
-        TlsMode::SelfSigned => init_self_signed(cli, &inv),
+        TlsMode::SelfSigned => init_self_signed(cli, &inv, ca_validity),
         TlsMode::Provided { ca_cert, cert, key } => {
             let files = ProvidedFiles {
                 ca_cert: ca_cert.clone(),
@@ -87,15 +88,30 @@ pub fn certs_init(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
-fn init_self_signed(cli: &Cli, inv: &Inventory) -> Result<ExitCode> {
+fn init_self_signed(cli: &Cli, inv: &Inventory, ca_validity: Option<Duration>) -> Result<ExitCode> {
     let state = StateDir::open(&inv.state_dir(cli.state_dir.as_deref()))?;
     let _lock = state.lock()?;
+    if let Some(validity) = ca_validity {
+        if state.read(CA_CERT)?.is_some() {
+            bail!(
+                "--ca-validity makes a new CA, and {} holds one already: `regboot rotate --ca` \
+                 replaces it (or use another --state-dir for the rehearsal)",
+                state.root().display()
+            );
+        }
+        let spec = crate::pki::CaSpec {
+            validity,
+            ..setup::ca_spec(inv)
+        };
+        crate::pki::Ca::ensure(&state, &spec)?;
+    }
     let (ca, ensured) = setup::ensure(&state, inv)?;
     let leaf_pem = state
         .read(REGISTRY_CERT)?
         .context("the registry certificate was not written")?;
     let leaf = crate::pki::cert_info(&leaf_pem)?;
     let ca_outcome = match ensured.ca {
+        _ if ca_validity.is_some() => "created",
         CaOutcome::Created => "created",
         CaOutcome::Kept => "kept",
     };
@@ -207,42 +223,160 @@ fn print_provided(cli: &Cli, files: &ProvidedFiles, report: &ProvidedReport) -> 
     Ok(())
 }
 
-pub fn certs_check(cli: &Cli, local: bool, limit: Option<&str>) -> Result<ExitCode> {
+/// What `certs check` found for regboot's own CA: the rows, and what the metrics need.
+pub(super) struct Checked {
+    pub rows: Vec<CheckRow>,
+    survey: Option<deployed::Survey>,
+    known: Vec<String>,
+    rotation: Option<renew::CaPlan>,
+}
+
+impl Checked {
+    pub fn metrics(&self) -> Metrics {
+        Metrics::of(&self.rows, self.survey.as_ref(), &self.known)
+    }
+}
+
+/// The state directory's rows and, with an inventory and `hosts` (a `--limit` or none),
+/// what the hosts hold and serve.
+pub(super) fn check_self_signed(
+    state: &StateDir,
+    inv: Option<&Inventory>,
+    renew_before: Duration,
+    hosts: Option<Option<&str>>,
+    now: OffsetDateTime,
+) -> Result<Checked> {
+    let spec = inv.map(setup::leaf_spec);
+    let mut rows = check::local_rows(state, spec.as_ref(), renew_before, now)?;
+    let mut survey = None;
+    if let (Some(inv), Some(limit)) = (inv, hosts) {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let found = runtime.block_on(deployed::survey_hosts(inv, limit, 50))?;
+        rows.extend(deployed::check_rows(&found, state, renew_before, now)?);
+        survey = Some(found);
+    }
+    let mut rotation = None;
+    if let Some(inv) = inv
+        && state.read(CA_CERT)?.is_some()
+    {
+        ca_renewal(&mut rows, inv);
+        rotation = Some(renew::ca_plan(state, inv, now)?);
+    }
+    Ok(Checked {
+        rows,
+        survey,
+        known: known_cas(state)?,
+        rotation,
+    })
+}
+
+pub fn certs_check(
+    cli: &Cli,
+    local: bool,
+    limit: Option<&str>,
+    textfile: Option<&Path>,
+) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
-    let (rows, renew_before) = match source(cli)? {
+    let (checked, renew_before) = match source(cli)? {
         Source::Insecure => return note_insecure(cli),
         Source::SelfSigned {
             state,
-            spec,
             renew_before,
+            ..
         } => {
-            let mut rows = check::local_rows(&state, spec.as_ref(), renew_before, now)?;
-            // With an inventory, what the hosts hold and serve too.
-            if let (Some(path), false) = (&cli.inventory, local) {
-                let inv = inventory::load(path)?;
-                let runtime =
-                    tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-                let survey = runtime.block_on(deployed::survey_hosts(&inv, limit, 50))?;
-                rows.extend(deployed::check_rows(&survey, &state, renew_before, now)?);
-            }
-            (rows, renew_before)
+            let inv = cli
+                .inventory
+                .as_ref()
+                .map(|p| inventory::load(p))
+                .transpose()?;
+            let hosts = (!local).then_some(limit);
+            let checked = check_self_signed(&state, inv.as_ref(), renew_before, hosts, now)?;
+            (checked, renew_before)
         }
         Source::Provided { files, inv } => {
             let renew_before = setup::renew_before(&inv.tls);
-            (provided_rows(&files, &inv, now)?, renew_before)
+            let checked = Checked {
+                rows: provided_rows(&files, &inv, now)?,
+                survey: None,
+                known: Vec::new(),
+                rotation: None,
+            };
+            (checked, renew_before)
         }
     };
-    match cli.output {
-        Output::Json => {
+    if let Some(path) = textfile {
+        metrics::write_textfile(path, &checked.metrics())?;
+    }
+    let rows = &checked.rows;
+    match cli.format {
+        Format::Json => {
             let value = json!({
                 "renew_before_days": renew_before.whole_days(),
                 "certificates": rows,
+                "ca_rotation": checked.rotation,
             });
             super::json::print(&value)?;
         }
-        Output::Text => print!("{}", check::table(&rows)),
+        Format::Text => {
+            print!("{}", check::table(rows));
+            if let Some(plan) = &checked.rotation {
+                println!("\n{}", rotation_line(plan));
+            }
+        }
+        Format::Prometheus => {
+            let m = checked.metrics();
+            let last = (m.success == Some(true)).then(|| now.unix_timestamp());
+            print!("{}", m.render(last));
+        }
     }
-    Ok(ExitCode::from(check::exit_code(&rows)))
+    Ok(ExitCode::from(check::exit_code(rows)))
+}
+
+/// A CA row's renewal date is the start of the CA's own window (tls.ca_renew_before_days).
+fn ca_renewal(rows: &mut [CheckRow], inv: &Inventory) {
+    for row in rows {
+        if let Some(info) = row.info.as_ref().filter(|i| i.is_ca) {
+            row.renew_after = Some(info.not_after - renew::ca_window(&inv.tls, info));
+        }
+    }
+}
+
+/// Where the CA is in its rotation and when `renew` takes the next step.
+fn rotation_line(plan: &renew::CaPlan) -> String {
+    let date = crate::pki::inspect::date;
+    let reached = plan.stage.as_ref().map_or(String::new(), |r| {
+        format!("stage {} reached at {}; ", r.stage, r.at)
+    });
+    match &plan.step {
+        renew::CaStep::NotDue => format!(
+            "CA rotation: none under way; `regboot renew` starts one from {}",
+            date(plan.renew_after)
+        ),
+        renew::CaStep::Run { stage, why } => {
+            format!("CA rotation: {reached}stage {stage} may run now ({why})")
+        }
+        renew::CaStep::Wait { stage, until, .. } => {
+            format!(
+                "CA rotation: {reached}stage {stage} may run from {}",
+                date(*until)
+            )
+        }
+    }
+}
+
+/// The fingerprints of the CAs a host may hold: the current one and a rotation's other.
+fn known_cas(state: &StateDir) -> Result<Vec<String>> {
+    let mut pems: Vec<String> = state.read(CA_CERT)?.into_iter().collect();
+    pems.extend(
+        crate::pki::rotation::extra_cas(state)?
+            .into_iter()
+            .map(|(_, p)| p),
+    );
+    Ok(pems
+        .iter()
+        .filter_map(|p| crate::pki::cert_info(p).ok())
+        .map(|i| i.fingerprint_sha256)
+        .collect())
 }
 
 /// The `certs check` rows for tls.mode provided: the CA, and the server certificate judged by

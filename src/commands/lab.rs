@@ -12,6 +12,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
             hosts,
             profile,
             release,
+            containerd,
             name,
             dir,
         } => {
@@ -21,6 +22,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 hosts: *hosts,
                 profile: *profile,
                 release: *release,
+                containerd: *containerd,
                 dir: dir.clone(),
             })?;
             if cli.output == Output::Json {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{
-    CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, RenderCommand, UserCommand,
+    CertsCommand, Cli, Command, InventoryCommand, KnownHostsCommand, RenderCommand,
+    ScheduleCommand, UserCommand,
 };
 
 mod apply;
@@ -18,8 +19,10 @@ mod inventory;
 mod json;
 mod known_hosts;
 mod lab;
+mod renew;
 mod reset;
 mod rotate;
+mod schedule;
 mod ui;
 
 use apply::{Kind, run_playbook, user_hash};
@@ -45,6 +48,11 @@ fn text_or_json(cli: &Cli, field: &str, text: Vec<u8>) -> Result<ExitCode> {
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::engine::progress::init(cli.quiet);
+    if cli.format == crate::cli::Format::Prometheus
+        && !matches!(cli.command, Command::Certs(CertsCommand::Check { .. }))
+    {
+        anyhow::bail!("-o prometheus is for `certs check`; use -o text or -o json here");
+    }
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check(&cli),
         Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),
@@ -68,10 +76,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
             text_or_json(&cli, "man", page)
         }
-        Command::Certs(CertsCommand::Init) => certs_init(&cli),
-        Command::Certs(CertsCommand::Check { local, limit }) => {
-            certs_check(&cli, *local, limit.as_deref())
-        }
+        Command::Certs(CertsCommand::Init { ca_validity }) => certs_init(&cli, *ca_validity),
+        Command::Certs(CertsCommand::Check {
+            local,
+            limit,
+            textfile,
+        }) => certs_check(&cli, *local, limit.as_deref(), textfile.as_deref()),
         Command::Certs(CertsCommand::Import { ca_cert, ca_key }) => {
             certs_import(&cli, ca_cert, ca_key)
         }
@@ -93,5 +103,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gc { dry_run, forks } => gc::gc(&cli, *dry_run, usize::from(*forks)),
         Command::Certs(CertsCommand::Show) => certs_show(&cli),
+        Command::Renew { forks, textfile } => {
+            renew::renew(&cli, usize::from(*forks), textfile.as_deref())
+        }
+        Command::Schedule(ScheduleCommand::Systemd {
+            print,
+            dir,
+            on_calendar,
+            randomized_delay,
+        }) => schedule::systemd(
+            &cli,
+            &schedule::Schedule {
+                print: *print,
+                dir,
+                on_calendar,
+                randomized_delay,
+            },
+        ),
     }
 }

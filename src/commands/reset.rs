@@ -8,12 +8,18 @@ use anyhow::{Context, Result, bail};
 use crate::cli::{Cli, Output, ResetArgs};
 use crate::engine::{self, Options, RunReport, limit};
 use crate::inventory;
+use crate::modules::registry_data;
 use crate::playbooks;
 
 pub fn reset(cli: &Cli, args: &ResetArgs) -> Result<ExitCode> {
     let inv = inventory::load(cli.inventory_path()?)?;
     let playbook = playbooks::reset(args.purge_data)?;
     let hosts = limit::select(&inv, args.limit.as_deref())?;
+    if args.purge_data
+        && let Some(why) = registry_data::purge_refusal(&inv, args.limit.is_some())
+    {
+        bail!(why);
+    }
     let json = cli.output == Output::Json;
     let opts = |check: bool| Options {
         check,

@@ -8,7 +8,7 @@ use crate::cli::{Cli, Output, PlaybookArgs, RotateArgs};
 use crate::inventory::{self, Inventory, TlsMode};
 use crate::rotate::{self, RotateOptions, Stage, StageRun};
 
-fn self_signed(cli: &Cli) -> Result<Inventory> {
+pub(super) fn self_signed(cli: &Cli) -> Result<Inventory> {
     let inv = inventory::load(cli.inventory_path()?)?;
     if !matches!(inv.tls.mode, TlsMode::SelfSigned) {
         bail!(

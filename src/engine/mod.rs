@@ -3,9 +3,11 @@
 pub(crate) mod ca_guard;
 pub(crate) mod change;
 pub(crate) mod fleet;
+pub(crate) mod footprint;
 pub(crate) mod limit;
 pub(crate) mod memo;
 pub(crate) mod module;
+pub(crate) mod packages;
 mod pipeline;
 pub mod playbook;
 mod printer;

@@ -4,8 +4,11 @@
 use anyhow::{Result, bail};
 use futures::future::BoxFuture;
 
+use serde_json::Value;
+
 use super::change::Change;
 use super::memo::Memo;
+use super::packages::Package;
 use super::probe::{HostState, ProbeRequest};
 use super::report::{Phase, SmokeHost};
 use crate::facts::Facts;
@@ -20,6 +23,43 @@ use crate::render::Templates;
 pub(crate) struct CaFile {
     pub path: String,
     pub role: Option<CaRole>,
+}
+
+/// What a module may add to a host. With `state: None` (before the probe): everything it
+/// might add anywhere, which the probe is asked about; with the host's state: what it adds
+/// there.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Footprint {
+    /// Directories it may create, parents first: recorded when missing.
+    pub dirs: Vec<String>,
+    /// Packages it may install: recorded when their command is missing.
+    pub packages: Vec<Package>,
+    /// Files it replaces wholesale: recorded with whether one was there, which is saved.
+    pub files: Vec<String>,
+    /// Keys it writes into JSON object files: the value before, and the one it writes.
+    pub keys: Vec<JsonKey>,
+    /// Anything else it needs to undo its work, kept from the first apply that has one.
+    pub record: Option<Value>,
+}
+
+impl Footprint {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+            && self.packages.is_empty()
+            && self.files.is_empty()
+            && self.keys.is_empty()
+            && self.record.is_none()
+    }
+}
+
+/// A key a module writes into a JSON object file.
+#[derive(Debug, Clone)]
+pub(crate) struct JsonKey {
+    pub file: &'static str,
+    pub key: String,
+    pub value: Value,
+    /// A list the module extends with its entries (the others kept), not a value it sets.
+    pub list: bool,
 }
 
 pub(crate) trait Module: Sync {
@@ -49,6 +89,14 @@ pub(crate) trait Module: Sync {
     /// every path it might use. `certs check` and `rotate --ca` find every copy from this.
     fn ca_files(&self, _inv: &Inventory, _facts: Option<&Facts>) -> Vec<CaFile> {
         Vec::new()
+    }
+
+    /// What it adds to `host` (directories, packages, replaced files, JSON keys, a record of
+    /// its own): on a host in `state`, or (`None`: before the probe) all it might add. The
+    /// first step of apply records it on the host; its `absent` reads the record back
+    /// (`footprint::recorded`) and undoes that. See `engine::footprint`.
+    fn footprint(&self, _inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        Footprint::default()
     }
 
     /// Whether its hosts need a running container engine.
@@ -86,6 +134,9 @@ pub(crate) struct Ctx<'a> {
     pub templates: &'a Templates,
     /// What modules computed for this host and share (e.g. registry files, hashed once).
     pub memo: &'a Memo,
+    /// The modules of the playbook's per-host steps that converge this host to present
+    /// (`footprint::record_playbook` records their footprints).
+    pub modules: &'a [&'static dyn Module],
 }
 
 /// One reachable host, as a `once` step sees it.

@@ -80,6 +80,15 @@ pub struct Playbook {
 }
 
 impl Playbook {
+    /// No steps (a module's unit tests run it outside any playbook).
+    #[cfg(test)]
+    pub(crate) fn empty() -> Playbook {
+        Playbook {
+            name: String::new(),
+            steps: Vec::new(),
+        }
+    }
+
     /// Parse the playbook `name` from YAML, its modules looked up in `registry`.
     pub(crate) fn parse(
         name: &str,
@@ -112,6 +121,15 @@ impl Playbook {
             name: raw.name,
             steps,
         })
+    }
+
+    /// The modules of the per-host steps that converge `host` to present (whose footprints
+    /// apply records).
+    pub(crate) fn modules_on(&self, host: &Host) -> Vec<&'static dyn Module> {
+        (self.steps.iter())
+            .filter(|s| s.state == State::Present && !s.once && s.hosts.matches(host))
+            .map(|s| s.module)
+            .collect()
     }
 
     /// Every step removes (reset): no material, no state directory needed.

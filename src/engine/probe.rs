@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 
 use crate::facts::{Containerd, Facts, InitSystem, Os, Runtime, SudoAccess};
+use crate::runtime_api::docker;
 use crate::ssh::{ExecError, RemoteCommand, Session};
 
 /// The probe as sent: without its comment lines (every byte of a request is buffered once per
@@ -55,13 +56,91 @@ pub struct HostState {
     pub services: HashMap<String, String>,
     /// Directories asked about: path -> whether it is one.
     pub dirs: HashMap<String, bool>,
+    /// Debug builds: the module reading this state and what it asked the probe for
+    /// (`footprint::scoped`); reading anything else through the accessors below panics.
+    #[cfg(debug_assertions)]
+    pub asked: Option<std::sync::Arc<(&'static str, ProbeRequest)>>,
 }
 
 impl HostState {
+    /// Panics (debug builds) when the module this state is scoped to did not ask for `what`.
+    fn check(&self, what: impl FnOnce() -> String, asked: impl FnOnce(&ProbeRequest) -> bool) {
+        #[cfg(debug_assertions)]
+        if let Some(scope) = &self.asked {
+            assert!(
+                asked(&scope.1),
+                "module {} reads {} without asking the probe for it: add it to its want()",
+                scope.0,
+                what()
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = (what, asked);
+    }
+
+    /// A file probed with or without its content; `None` when missing.
+    pub fn file(&self, path: &str) -> Option<&FileState> {
+        let has = |l: &[String]| l.iter().any(|p| p == path);
+        self.check(
+            || format!("file {path}"),
+            |r| has(&r.hash) || has(&r.content),
+        );
+        self.files.get(path)?.as_ref()
+    }
+
     /// The text of a file probed with its content; `None` when missing.
     pub fn text(&self, path: &str) -> Option<String> {
+        self.check(
+            || format!("the content of {path}"),
+            |r| r.content.iter().any(|p| p == path),
+        );
         let file = self.files.get(path)?.as_ref()?;
         Some(String::from_utf8_lossy(file.content.as_deref()?).into_owned())
+    }
+
+    /// Whether command `name` is on PATH (`None`: not asked).
+    pub fn command(&self, name: &str) -> Option<bool> {
+        self.check(
+            || format!("command {name}"),
+            |r| r.commands.iter().any(|c| c == name),
+        );
+        self.commands.get(name).copied()
+    }
+
+    /// `systemctl is-active` of `unit` (`None`: not asked).
+    pub fn service(&self, unit: &str) -> Option<&str> {
+        self.check(
+            || format!("unit {unit}"),
+            |r| r.services.iter().any(|s| s == unit),
+        );
+        self.services.get(unit).map(String::as_str)
+    }
+
+    /// Whether `path` is a directory (`None`: not asked).
+    pub fn dir(&self, path: &str) -> Option<bool> {
+        self.check(
+            || format!("directory {path}"),
+            |r| r.dirs.iter().any(|d| d == path),
+        );
+        self.dirs.get(path).copied()
+    }
+
+    /// The registry image's id, when present.
+    pub fn image_id(&self) -> Option<&str> {
+        self.check(|| "the registry image".into(), |r| r.image.is_some());
+        self.image_id.as_deref()
+    }
+
+    /// The registry container, when present.
+    pub fn container(&self) -> Option<&Container> {
+        self.check(|| "the registry container".into(), |r| r.image.is_some());
+        self.container.as_ref()
+    }
+
+    /// Another container regboot names (`regboot-registry-next`, `regboot-gc`), when present.
+    pub fn other(&self, name: &str) -> Option<&Container> {
+        self.check(|| format!("container {name}"), |r| r.image.is_some());
+        self.others.get(name)
     }
 
     /// Whether the probe could read the host as root (else only its facts are known).
@@ -84,9 +163,63 @@ pub struct ProbeRequest {
     pub versions: bool,
 }
 
+impl ProbeRequest {
+    /// Each path and name once (modules ask for what they share, like the manifest), a path
+    /// asked with its content not asked again without.
+    pub fn dedup(&mut self) {
+        fn once(list: &mut Vec<String>, also: &[String]) {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|x| !also.contains(x) && seen.insert(x.clone()));
+        }
+        once(&mut self.content, &[]);
+        let content = self.content.clone();
+        once(&mut self.hash, &content);
+        once(&mut self.commands, &[]);
+        once(&mut self.services, &[]);
+        once(&mut self.dirs, &[]);
+    }
+}
+
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
-/// (then only the facts are worth anything, and `HostState::as_root` says so).
+/// (then only the facts are worth anything, and `HostState::as_root` says so). A root login
+/// reads dockerd's facts from its API (`GET /info` over the socket) beside the script, which
+/// then starts no docker CLI for them (about 60 ms of the host's CPU); sshd opens the socket
+/// as the login user, so a sudo login keeps `docker info` as root, and so does a root login
+/// whose API call fails (said in -v).
 pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
+    let api = !session.target().sudo;
+    let (text, info) = tokio::join!(run(session, req, api), async {
+        if api {
+            Some(docker::info(session).await)
+        } else {
+            None
+        }
+    });
+    let text = text?;
+    let left_to_api = text.lines().any(|l| l == "docker\tapi");
+    match info {
+        Some(Ok(info)) if left_to_api => {
+            let mut st = parse(&text).context("unexpected probe output")?;
+            st.facts.docker = Runtime {
+                installed: true,
+                running: true,
+                version: Some(info.server_version.clone()),
+            };
+            st.facts.docker_containerd_store = info.containerd_store();
+            Ok(st)
+        }
+        Some(Err(e)) if left_to_api => {
+            let host = &session.target().name;
+            tracing::info!("{host}: reading dockerd with `docker info`: {e}");
+            let text = run(session, req, false).await?;
+            parse(&text).context("unexpected probe output")
+        }
+        _ => parse(&text).context("unexpected probe output"),
+    }
+}
+
+/// The probe script's output; `api`: dockerd's facts are read from its API instead.
+async fn run(session: &Session, req: &ProbeRequest, api: bool) -> Result<String> {
     let mut args: Vec<String> = vec![req.image.clone().unwrap_or_default()];
     args.extend(req.hash.iter().map(|p| format!("h:{p}")));
     args.extend(req.content.iter().map(|p| format!("c:{p}")));
@@ -95,6 +228,9 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     args.extend(req.dirs.iter().map(|d| format!("d:{d}")));
     if req.versions {
         args.push("v:".into());
+    }
+    if api {
+        args.push("a:".into());
     }
     let cmd = RemoteCommand::new("sh")
         .arg("-c")
@@ -113,7 +249,7 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
             out.stderr_tail().trim()
         );
     }
-    parse(&out.stdout_text()).context("unexpected probe output")
+    Ok(out.stdout_text())
 }
 
 /// The facts of the host behind `session`: the probe with nothing else asked.
@@ -219,6 +355,8 @@ fn parse(text: &str) -> Result<HostState> {
             }
             ["docker_store", "containerd"] => st.facts.docker_containerd_store = true,
             ["docker", "missing"] => st.facts.docker = Runtime::default(),
+            // Running: the caller has its facts from the API.
+            ["docker", "api"] => st.facts.docker = runtime(&[]),
             ["docker", "stopped", v @ ..] => st.facts.docker = runtime(v),
             ["docker", "running", v @ ..] => {
                 st.facts.docker = Runtime {
@@ -272,6 +410,13 @@ mod tests {
         assert_eq!(st.facts.arch, std::env::consts::ARCH);
         assert!(st.files["/etc/os-release"].is_some() && st.commands["sh"]);
         assert!(st.dirs["/etc"] && !st.dirs["/nonexistent-dir"]);
+    }
+
+    #[test]
+    fn an_engine_left_to_its_api_is_installed_until_the_api_answers() {
+        let st = parse("docker\tapi\n").unwrap();
+        let d = &st.facts.docker;
+        assert!(d.installed && !d.running && d.version.is_none());
     }
 
     #[test]

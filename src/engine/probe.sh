@@ -2,12 +2,14 @@
 # wants a password, as the login user (facts only). Args: IMAGE then paths, each prefixed with
 # h: (report sha256 and mode) or c: (also the content, base64), and names prefixed with
 # x: (a command: is it on PATH), s: (a systemd unit: is-active) or d: (is it a directory), and
-# v: (print every runtime's version). One record per line: KIND<TAB>NAME<TAB>VALUE... Never
+# v: (print every runtime's version), a: (the caller reads dockerd's GET /info over its socket
+# beside this script: where the socket is, no `docker info`). One record per line: KIND<TAB>NAME<TAB>VALUE... Never
 # fails: what it cannot read, it says. (regboot sends it without its comment lines.)
 set -u
 PATH=$PATH:/usr/sbin:/sbin
 image=$1; shift
 versions=
+api=
 printf 'arch\t%s\n' "$(uname -m)"
 if [ -d /run/systemd/system ]; then init=systemd
 elif [ -d /run/openrc ] || command -v openrc >/dev/null 2>&1; then init=openrc
@@ -32,6 +34,7 @@ for a in "$@"; do
     s:*) printf 'service\t%s\t%s\n' "$p" "$(systemctl is-active "$p" 2>/dev/null || true)"; continue ;;
     d:*) if [ -d "$p" ]; then printf 'dir\t%s\tyes\n' "$p"; else printf 'dir\t%s\tno\n' "$p"; fi; continue ;;
     v:*) versions=1; continue ;;
+    a:*) api=1; continue ;;
   esac
   if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
   line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
@@ -67,14 +70,18 @@ fi
 # One `docker info` (each docker CLI start costs the host tens of ms of CPU, which adds up on a
 # fleet): the engine's version, then whether it keeps its images in containerd (its
 # containerd-snapshotter store) or in its own.
+if [ -n "$api" ] && [ -S /var/run/docker.sock ]; then info=api; else
 info=$(docker info --format '{{.ServerVersion}}	{{range .DriverStatus}}{{index . 0}}={{index . 1}} {{end}}' 2>/dev/null) || info=
+fi
 v=${info%%	*}
 if [ -z "$v" ]; then
   v=$( (dockerd --version || docker --version) 2>/dev/null | sed -n 's/^Docker version \([^,]*\).*/\1/p' | head -n 1)
   printf 'docker\tstopped\t%s\n' "${v:--}"; exit 0
 fi
+if [ "$info" = api ]; then printf 'docker\tapi\n'; else
 printf 'docker\trunning\t%s\n' "$v"
 case ${info#*	} in *io.containerd.snapshotter*) printf 'docker_store\tcontainerd\n' ;; esac
+fi
 if [ -n "$image" ]; then
   id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
   printf 'image\t%s\n' "$id"

@@ -10,6 +10,7 @@ use futures::future::join_all;
 
 use super::ca_guard;
 use super::fleet::{self, Node};
+use super::footprint;
 use super::limit;
 use super::memo::Memo;
 use super::pipeline;
@@ -65,7 +66,9 @@ fn probe_request(inv: &Inventory, host: &Host, playbook: &Playbook) -> ProbeRequ
     let mut req = ProbeRequest::default();
     for step in playbook.steps.iter().filter(|s| s.hosts.matches(host)) {
         step.module.want(inv, host, &mut req);
+        footprint::want(step.module, inv, host, step.state, &mut req);
     }
+    req.dedup();
     req
 }
 
@@ -185,6 +188,7 @@ async fn run_probed(
         templates: &templates,
         check: opts.check,
         out: &out,
+        playbook,
     };
     let mut runs: Vec<Run> = nodes
         .iter_mut()

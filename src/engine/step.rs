@@ -10,9 +10,10 @@ use futures::future::join_all;
 
 use super::change::Change;
 use super::fleet::Node;
+use super::footprint;
 use super::memo::Memo;
 use super::module::{Ctx, FleetCx, Member};
-use super::playbook::{State, Step};
+use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
 use super::probe::{self, ProbeRequest};
 use super::progress;
@@ -30,6 +31,7 @@ pub(super) struct StepCx<'a> {
     /// Plan: show, change nothing.
     pub check: bool,
     pub out: &'a Printer,
+    pub playbook: &'a Playbook,
 }
 
 /// One host during the run: its fleet node, report and shared per-host values.
@@ -104,13 +106,17 @@ pub(super) async fn apply_all(
 
 /// The changes `step`'s module wants on the host of `r` (alive, probed).
 pub(super) fn changes_for(cx: &StepCx<'_>, step: &Step, r: &Run<'_, '_>) -> Result<Vec<Change>> {
+    let state = r.node.state.as_ref().expect("alive nodes were probed");
+    let state = footprint::scoped(state, step.module, cx.inv, r.node.host, step.state);
+    let modules = cx.playbook.modules_on(r.node.host);
     let cx = Ctx {
         inv: cx.inv,
         host: r.node.host,
         material: cx.material,
-        state: r.node.state.as_ref().expect("alive nodes were probed"),
+        state: &state,
         templates: cx.templates,
         memo: &r.memo,
+        modules: &modules,
     };
     match step.state {
         State::Present => step.module.present(&cx),

@@ -27,7 +27,14 @@ pub struct Inventory {
     /// `smoke_parallel_pulls`: how many hosts pull the smoke image at once, so a large fleet
     /// does not ask the registry for everything at the same moment.
     pub smoke_parallel_pulls: usize,
+    /// `metrics.textfile_dir`: where apply and renew put each host's certificate metrics
+    /// for its node_exporter's textfile collector (`None`: no file on the hosts).
+    pub metrics_textfile_dir: Option<PathBuf>,
 }
+
+/// The default of `tls.ca_stage_soak`: a day, so every host and every cached client sees
+/// both CAs before the switch.
+pub const CA_STAGE_SOAK: time::Duration = time::Duration::hours(24);
 
 /// The default of `smoke_parallel_pulls`.
 pub const SMOKE_PARALLEL_PULLS: usize = 8;
@@ -220,6 +227,12 @@ pub struct Tls {
     /// Put the CA into each host's OS trust store (default); `false`: only into the
     /// container runtimes' own directories (certs.d).
     pub os_trust_store: bool,
+    /// `tls.ca_renew_before_days`: `renew` starts a CA rotation this long before the CA
+    /// expires (`None`: a third of its lifetime).
+    pub ca_renew_before_days: Option<u32>,
+    /// `tls.ca_stage_soak`: how long a CA rotation stage stays in place before `renew` runs
+    /// the next one.
+    pub ca_stage_soak: time::Duration,
 }
 
 #[derive(Debug, Clone)]

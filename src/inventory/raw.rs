@@ -24,6 +24,15 @@ pub struct RawInventory {
     pub smoke_parallel_pulls: Option<i64>,
     /// OpenSSH client configuration: a path, or `false` (default: `~/.ssh/config` if any).
     pub ssh_config: Option<RawSshConfig>,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// node_exporter's textfile collector directory on every host.
+    pub textfile_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +164,8 @@ pub struct RawTls {
     pub permitted_domains: Option<Vec<String>>,
     pub permitted_ip_ranges: Option<Vec<String>>,
     pub os_trust_store: Option<bool>,
+    pub ca_renew_before_days: Option<i64>,
+    pub ca_stage_soak: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,6 +34,8 @@ fn derivation(flavor: Flavor, release: Release) -> Option<(&'static str, String)
     match flavor {
         Flavor::Docker => None,
         Flavor::Containerd => Some(("containerd", docker.to_string())),
+        // The release's containerd first (its config.toml), then unstable's over it.
+        Flavor::Containerd2 => Some(("containerd", docker.to_string())),
         Flavor::Podman => Some(("podman", format!("{docker} containerd"))),
     }
 }
@@ -42,6 +44,25 @@ fn derivation(flavor: Flavor, release: Release) -> Option<(&'static str, String)
 const DERIVE: &str = "RUN set -eu; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; \
     apt-get install -y -q --no-install-recommends $ADD; apt-get purge -y -q $PURGE; \
     apt-get autoremove -y -q --purge; apt-get clean; rm -rf /var/lib/apt/lists/*";
+
+/// [`DERIVE`], then containerd from Debian unstable, whose Release file may be past its
+/// Valid-Until date on the mirror (so that one source is not checked for it); the source is
+/// removed again, so nothing else on the host comes from unstable later.
+const DERIVE_SID: &str = "RUN set -eu; export DEBIAN_FRONTEND=noninteractive; \
+    mirror=$(sed -n 's/^deb \\([^ ]*\\) .*/\\1/p' /etc/apt/sources.list | head -n 1); \
+    echo \"deb [check-valid-until=no] $mirror sid main\" > /etc/apt/sources.list.d/sid.list; \
+    apt-get update -q; apt-get install -y -q --no-install-recommends $ADD; \
+    apt-get install -y -q --no-install-recommends -t sid containerd; apt-get purge -y -q $PURGE; \
+    apt-get autoremove -y -q --purge; rm /etc/apt/sources.list.d/sid.list; apt-get clean; \
+    rm -rf /var/lib/apt/lists/*";
+
+/// The build step of `flavor`'s image.
+fn derive_step(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Containerd2 => DERIVE_SID,
+        _ => DERIVE,
+    }
+}
 
 /// The host image of `release` and `flavor`, building it first when the engine lacks it: the
 /// docker image with debootstrap, the others derived from it with `docker build`.
@@ -58,7 +79,11 @@ pub fn ensure(cache_dir: &Path, release: Release, flavor: Flavor) -> Result<Stri
     };
     let tag = format!(
         "{base}-{}",
-        cache::content_id(&[DERIVE.as_bytes(), add.as_bytes(), purge.as_bytes()])
+        cache::content_id(&[
+            derive_step(flavor).as_bytes(),
+            add.as_bytes(),
+            purge.as_bytes()
+        ])
     );
     cache::once(
         cache_dir,
@@ -79,8 +104,9 @@ fn derive(
     purge: &str,
 ) -> Result<()> {
     let dockerfile = format!(
-        "FROM {base}\nENV ADD=\"{add}\" PURGE=\"{purge}\"\n{DERIVE}\n\
+        "FROM {base}\nENV ADD=\"{add}\" PURGE=\"{purge}\"\n{}\n\
          LABEL io.regboot.lab.flavor={}\n",
+        derive_step(flavor),
         flavor.name()
     );
     let context = cache_dir.join(format!("derive-{}", flavor.name()));

@@ -7,6 +7,7 @@
 mod cache;
 mod docker;
 mod engine;
+mod flavor;
 mod hosts;
 mod image;
 mod inventory;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+pub use flavor::Flavor;
 pub use hosts::LabHost;
 pub use network::LabNetwork;
 pub use registry_image::IMAGE as REGISTRY_IMAGE;
@@ -73,35 +75,18 @@ impl Release {
     }
 }
 
-/// Which container runtime a lab host has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    /// dockerd (on Debian's containerd, which it depends on).
-    Docker,
-    /// containerd and ctr, no dockerd.
-    Containerd,
-    /// podman, no dockerd and no containerd.
-    Podman,
-}
-
-impl Flavor {
-    pub fn name(self) -> &'static str {
-        match self {
-            Flavor::Docker => "docker",
-            Flavor::Containerd => "containerd",
-            Flavor::Podman => "podman",
-        }
-    }
-
-    /// The unit that must be active once the host booted, besides sshd.
-    fn service(self) -> Option<&'static str> {
-        match self {
-            Flavor::Docker => Some("docker"),
-            Flavor::Containerd => Some("containerd"),
-            Flavor::Podman => None,
-        }
-    }
+/// Which containerd the runtimes profile's containerd-only host (host3) runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum ContainerdLine {
+    /// The release's own: 1.6 on bookworm, 1.7 on trixie.
+    #[default]
+    #[value(name = "release")]
+    #[serde(rename = "release")]
+    Release,
+    /// 2.x from Debian unstable (on trixie hosts: unstable's systemd does not boot here).
+    #[value(name = "2")]
+    #[serde(rename = "2")]
+    Two,
 }
 
 impl Profile {
@@ -135,8 +120,20 @@ pub struct LabOptions {
     pub hosts: usize,
     pub profile: Profile,
     pub release: Release,
+    /// The runtimes profile's containerd (host3).
+    pub containerd: ContainerdLine,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
+}
+
+impl LabOptions {
+    /// The container runtime of host `index` (1-based).
+    fn flavor(&self, index: usize) -> Flavor {
+        match self.profile.flavor(index) {
+            Flavor::Containerd if self.containerd == ContainerdLine::Two => Flavor::Containerd2,
+            flavor => flavor,
+        }
+    }
 }
 
 impl Default for LabOptions {
@@ -146,6 +143,7 @@ impl Default for LabOptions {
             hosts: DEFAULT_HOSTS,
             profile: Profile::Basic,
             release: Release::Bookworm,
+            containerd: ContainerdLine::Release,
             dir: None,
         }
     }
@@ -209,6 +207,14 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         hosts,
         ..opts.clone()
     };
+    if opts.containerd == ContainerdLine::Two
+        && (opts.profile != Profile::Runtimes || opts.release != Release::Trixie)
+    {
+        bail!(
+            "--containerd 2 puts containerd 2.x on the runtimes profile's containerd host, on \
+             trixie: use it with --profile runtimes --release trixie"
+        );
+    }
     if opts.hosts == 0 || opts.hosts > MAX_HOSTS {
         bail!(
             "--hosts must be between 1 and {MAX_HOSTS}, not {}",
@@ -237,7 +243,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     // stop the run before the long host image build, not after.
     let archive = registry_image::ensure_archive(&cache)?;
     let mut images = BTreeMap::new();
-    for flavor in (1..=opts.hosts).map(|i| opts.profile.flavor(i)) {
+    for flavor in (1..=opts.hosts).map(|i| opts.flavor(i)) {
         if !images.contains_key(flavor.name()) {
             images.insert(flavor.name(), image::ensure(&cache, opts.release, flavor)?);
         }
@@ -250,7 +256,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     let network = network::ensure(name)?;
     hosts::remove_extra(name, opts.hosts)?;
     let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
-        .map(|i| hosts::plan(name, &network, i, opts.profile.flavor(i)))
+        .map(|i| hosts::plan(name, &network, i, opts.flavor(i)))
         .collect();
     let missing = hosts::missing(&lab_hosts)?;
     if missing > 0 {
@@ -475,6 +481,7 @@ pub fn status(name: Option<&str>) -> Result<Vec<LabStatus>> {
                     user: user.to_string(),
                     flavor: match flavor {
                         "containerd" => Flavor::Containerd,
+                        "containerd2" => Flavor::Containerd2,
                         "podman" => Flavor::Podman,
                         _ => Flavor::Docker,
                     },

@@ -7,7 +7,8 @@ use anyhow::Result;
 
 use super::{CaFile, Ctx, Module, ca_files};
 use crate::engine::change::Change;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::footprint::{self, Footprint, Record};
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::facts::Facts;
 use crate::inventory::{Host, Inventory};
 use crate::pki::rotation::CaRole;
@@ -80,32 +81,47 @@ impl CaTree {
         }
     }
 
-    /// Every file it may have placed (the CA files and `also`), then each reference's
-    /// directory when regboot's files were all it held (`rmdir` leaves a directory with
-    /// anything else in it).
-    pub fn absent(&self, cx: &Ctx, also: &[&str]) -> Vec<Change> {
+    /// Every file it may place: the CA files and `also` (the other files beside them).
+    pub fn paths(&self, inv: &Inventory, also: &[&str]) -> Vec<String> {
+        inv.references()
+            .iter()
+            .flat_map(|r| self.paths_of(r, also))
+            .collect()
+    }
+
+    fn paths_of(&self, reference: &str, also: &[&str]) -> Vec<String> {
+        let dir = self.dir(reference);
+        self.files(&[reference.to_string()])
+            .into_iter()
+            .map(|f| f.path)
+            .chain(also.iter().map(|f| format!("{dir}/{f}")))
+            .collect()
+    }
+
+    /// Its footprint: the tree's root and its parent (when missing), and every file it may
+    /// place (an operator's file there is saved before regboot's replaces it).
+    pub fn footprint(&self, inv: &Inventory, also: &[&str]) -> Footprint {
+        let parent = self.root.rsplit_once('/').map_or("", |(p, _)| p);
+        Footprint {
+            dirs: vec![parent.to_string(), self.root.to_string()],
+            files: self.paths(inv, also),
+            ..Footprint::default()
+        }
+    }
+
+    /// Per reference, the files it placed undone (removed, or the operator's original put
+    /// back), then the reference's directory removed when that leaves it empty; then the
+    /// directories of the tree regboot created, when empty. `rec`: the module's record.
+    pub fn absent(&self, cx: &Ctx, rec: &Record, also: &[&str]) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
         for r in cx.inv.references() {
-            let dir = self.dir(&r);
-            let placed: Vec<String> = self
-                .files(std::slice::from_ref(&r))
-                .into_iter()
-                .map(|f| f.path)
-                .chain(also.iter().map(|f| format!("{dir}/{f}")))
-                .filter(|p| cx.state.files.get(p).is_some_and(Option::is_some))
-                .collect();
-            if placed.is_empty() {
-                continue;
+            let undo = rec.undo_files(cx.state, &self.paths_of(&r, also), true)?;
+            if !undo.is_empty() {
+                changes.push(undo.change(Some(&self.dir(&r))));
             }
-            let mut args = vec![dir.as_str()];
-            args.extend(placed.iter().map(String::as_str));
-            changes.push(Change::script(
-                format!("remove {}", placed.join(" ")),
-                r#"d=$1; shift; rm -f -- "$@" && { rmdir -- "$d" 2>/dev/null || true; }"#,
-                &args,
-            ));
         }
-        changes
+        changes.extend(rec.remove_dirs(|_| false));
+        Ok(changes)
     }
 }
 
@@ -145,8 +161,15 @@ impl Module for CertsDModule {
             .collect())
     }
 
+    fn footprint(&self, inv: &Inventory, _host: &Host, state: Option<&HostState>) -> Footprint {
+        match state {
+            Some(s) if !(self.read_by)(&s.facts) => Footprint::default(),
+            _ => self.tree.footprint(inv, &[]),
+        }
+    }
+
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        Ok(self.tree.absent(cx, &[]))
+        self.tree.absent(cx, &footprint::recorded(cx, self)?, &[])
     }
 
     fn ca_files(&self, inv: &Inventory, facts: Option<&Facts>) -> Vec<CaFile> {

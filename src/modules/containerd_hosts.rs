@@ -12,10 +12,14 @@
 
 use anyhow::{Context, Result, bail};
 
+use serde::{Deserialize, Serialize};
+
 use super::certs_d::CaTree;
-use super::{CaFile, Ctx, Module, file_change, host_manifest};
+use super::{CaFile, Ctx, Module, file_change};
 use crate::diff;
 use crate::engine::change::{Action, Change};
+use crate::engine::footprint::{self, Footprint};
+use crate::engine::playbook::Hosts;
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::facts::{Facts, InitSystem};
 use crate::host::Mode;
@@ -64,7 +68,7 @@ fn with_hosts_toml(
     wanted: &[String],
 ) -> Vec<Change> {
     let path = format!("{}/{HOSTS_TOML}", CONTAINERD.dir(reference));
-    let exists = |p: &str| state.files.get(p).is_some_and(Option::is_some);
+    let exists = |p: &str| state.file(p).is_some();
     let (writes, removals): (Vec<Change>, Vec<Change>) = ca
         .into_iter()
         .partition(|c| matches!(c.action, Action::PutFile { .. }));
@@ -133,6 +137,19 @@ pub(crate) fn config_change(state: &HostState) -> Result<Option<String>> {
     }
 }
 
+/// Its own record in the host's manifest (the field name a version-1 manifest used).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Own {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    containerd_config: Option<ConfigRecord>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ConfigRecord {
+    /// There was no config.toml: reset removes it when nothing but regboot's key is left.
+    created: bool,
+}
+
 pub(crate) struct ContainerdHosts;
 
 impl Module for ContainerdHosts {
@@ -140,10 +157,11 @@ impl Module for ContainerdHosts {
         "containerd_hosts"
     }
 
-    fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
         CONTAINERD.want(inv, &[HOSTS_TOML], req);
         req.content.push(CONFIG.into());
         req.services.push(SERVICE.into());
+        super::want_registry(inv, host, req);
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
@@ -173,7 +191,7 @@ impl Module for ContainerdHosts {
             changes.push(write);
             // A stopped containerd (systemd says so) reads it when it starts: not started here.
             let systemd = cx.state.facts.init == InitSystem::Systemd;
-            if systemd && cx.state.services.get(SERVICE).map(String::as_str) != Some("active") {
+            if systemd && cx.state.service(SERVICE) != Some("active") {
                 return Ok(changes);
             }
             let restart = Change::script(
@@ -195,12 +213,46 @@ impl Module for ContainerdHosts {
         Ok(changes)
     }
 
-    /// The CA files and hosts.toml, then the config_path regboot set (as the host's manifest
-    /// records), without a restart.
+    /// Its tree (directories, CA files, hosts.toml: an operator's hosts.toml is saved before
+    /// regboot's replaces it) where containerd is installed, and whether it sets config_path
+    /// in config.toml: docker.install brings containerd with the engine (its package's
+    /// config.toml, without config_path), so that counts too.
+    fn footprint(&self, inv: &Inventory, host: &Host, state: Option<&HostState>) -> Footprint {
+        let Some(state) = state else {
+            let mut fp = CONTAINERD.footprint(inv, &[HOSTS_TOML]);
+            fp.record = Some(serde_json::to_value(Own::default()).unwrap_or_default());
+            return fp;
+        };
+        let installed = state.facts.containerd.runtime.installed;
+        let brings = inv.docker_install
+            && Hosts::Clients.matches(host)
+            && !state.facts.docker.installed
+            && !installed;
+        // Recorded now, before docker.install brings containerd in this same run.
+        let mut fp = if installed || brings {
+            CONTAINERD.footprint(inv, &[HOSTS_TOML])
+        } else {
+            Footprint::default()
+        };
+        // Errors stop the containerd step, with what to do; nothing to record then.
+        let sets = matches!(config_change(state), Ok(Some(_)));
+        if sets || brings {
+            let created = state.file(CONFIG).is_none() && !brings;
+            let own = Own {
+                containerd_config: Some(ConfigRecord { created }),
+            };
+            fp.record = serde_json::to_value(own).ok();
+        }
+        fp
+    }
+
+    /// The CA files and hosts.toml (an operator's original put back), then the config_path
+    /// regboot set (as its record says), without a restart.
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        let mut changes = CONTAINERD.absent(cx, &[HOSTS_TOML]);
-        let record = host_manifest::read(cx.state)?.and_then(|m| m.containerd_config);
-        let (Some(rec), Some(text)) = (record, cx.state.text(CONFIG)) else {
+        let record = footprint::recorded(cx, self)?;
+        let mut changes = CONTAINERD.absent(cx, &record, &[HOSTS_TOML])?;
+        let config = record.own::<Own>().and_then(|o| o.containerd_config);
+        let (Some(rec), Some(text)) = (config, cx.state.text(CONFIG)) else {
             return Ok(changes);
         };
         let Some((rest, bare)) = config::unset_config_path(&text).context(CONFIG)? else {
@@ -384,10 +436,10 @@ mod tests {
             ]
         );
         // Reset: the files, then the config_path the manifest says regboot set.
-        let manifest = "{\"version\": 1, \"containerd_config\": {\"created\": false}}";
+        let manifest = r#"{"version": 2, "modules": {"containerd_hosts": {"record": {"containerd_config": {"created": false}}}}}"#;
         let placed = state
             .file(&format!("{ROOT}/{r}/hosts.toml"), &hosts)
-            .file(host_manifest::MANIFEST, manifest);
+            .file(footprint::MANIFEST, manifest);
         let changes = testing::run(&ContainerdHosts, &inv, "h2", &placed, false).unwrap();
         assert_eq!(
             summaries(&changes).last().unwrap(),
@@ -396,6 +448,49 @@ mod tests {
             )
         );
         assert_eq!(testing::written(&changes, CONFIG).unwrap(), DEBIAN);
+    }
+
+    /// An operator's hosts.toml (a mirror for the registry's name) is saved by apply's first
+    /// step and put back by reset; the CA file regboot added beside it goes.
+    #[test]
+    fn an_operator_s_hosts_toml_comes_back() {
+        let inv = testing::inventory("");
+        let r = &inv.references()[0];
+        let toml = format!("{ROOT}/{r}/hosts.toml");
+        let theirs = "server = \"https://registry.test:5000\"\n[host.\"https://mirror:5000\"]\n";
+        let set = config::set_config_path(Some(DEBIAN), 1, ROOT).unwrap();
+        let apply = crate::playbooks::apply().unwrap();
+        let before = containerd(StateBuilder::new(), "1.6.20", Some(&set)).file(&toml, theirs);
+        let changes = testing::run_in(
+            &crate::modules::host_manifest::HostManifest,
+            &inv,
+            "h2",
+            &before,
+            &testing::material(),
+            true,
+            &apply,
+        )
+        .unwrap();
+        let saved = footprint::saved_path(&toml);
+        assert!(
+            summaries(&changes).contains(&format!("keep the original {toml} in {saved}")),
+            "{:?}",
+            summaries(&changes)
+        );
+        let manifest = testing::written(&changes, footprint::MANIFEST).unwrap();
+        let applied = containerd(StateBuilder::new(), "1.6.20", Some(&set))
+            .file(&toml, &hosts_toml(r, &[CONTAINERD.ca_path(r, None)]))
+            .file(&CONTAINERD.ca_path(r, None), "CA\n")
+            .file(&saved, theirs)
+            .file(footprint::MANIFEST, &manifest);
+        let changes = testing::run(&ContainerdHosts, &inv, "h2", &applied, false).unwrap();
+        assert_eq!(
+            summaries(&changes)[0],
+            format!(
+                "put back the original {toml}; remove {}",
+                CONTAINERD.ca_path(r, None)
+            )
+        );
     }
 
     /// Walks a CA rotation's three stages change by change: after each one, every file a

@@ -2,16 +2,17 @@
 //! tls.mode insecure), every other key kept. dockerd is reloaded when only reloadable keys
 //! changed, restarted (announced) only when a key needs it, and left alone otherwise.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
 use super::{Ctx, Module};
 use crate::diff;
 use crate::engine::change::Change;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::footprint::{self, Footprint, JsonKey, JsonRecord};
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::host::Mode;
 use crate::inventory::{Host, Inventory, TlsMode};
-use crate::merge::daemon_json::{self, Action};
+use crate::merge::daemon_json::{self, Action, UNION_KEYS};
 
 pub(crate) const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
@@ -36,8 +37,9 @@ impl Module for DaemonJson {
         "daemon_json"
     }
 
-    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
         req.content.push(DAEMON_JSON.into());
+        super::want_registry(inv, host, req);
     }
 
     fn needs_engine(&self) -> bool {
@@ -72,24 +74,33 @@ impl Module for DaemonJson {
         Ok(changes)
     }
 
-    /// What regboot merged (as its manifest records) taken out again: values it replaced
-    /// restored, keys it added removed, the file deleted when regboot created it and nothing
-    /// else is left; then a reload, or an announced restart for keys that need one. Without
-    /// a manifest nothing is known to be regboot's: the file stays.
+    /// Every key it merges, the list keys extended rather than set.
+    fn footprint(&self, inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        Footprint {
+            keys: (wanted(inv).into_iter())
+                .map(|(key, value)| JsonKey {
+                    file: DAEMON_JSON,
+                    list: UNION_KEYS.contains(&key.as_str()),
+                    key,
+                    value,
+                })
+                .collect(),
+            ..Footprint::default()
+        }
+    }
+
+    /// What regboot merged (as its record says) taken out again: values it replaced restored
+    /// while they still hold regboot's, keys it added removed, the file deleted when regboot
+    /// created it and nothing else is left; then a reload, or an announced restart for keys
+    /// that need one. Without a record nothing is known to be regboot's: the file stays.
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        let manifest = super::host_manifest::read(cx.state)?;
-        let (Some(rec), Some(current)) = (
-            manifest.and_then(|m| m.daemon_json),
-            cx.state.text(DAEMON_JSON),
-        ) else {
+        let record = footprint::recorded(cx, self)?;
+        let (Some(rec), Some(current)) = (record.json.get(DAEMON_JSON), cx.state.text(DAEMON_JSON))
+        else {
             return Ok(Vec::new());
         };
-        let saved = cx
-            .state
-            .text(&super::host_manifest::saved_path(DAEMON_JSON));
-        let Some((text, keys)) =
-            super::host_manifest::restore_daemon_json(&rec, &current, saved.as_deref())?
-        else {
+        let saved = cx.state.text(&footprint::saved_path(DAEMON_JSON));
+        let Some((text, keys)) = restore(rec, &current, saved.as_deref())? else {
             return Ok(Vec::new());
         };
         let mut changes = vec![match text {
@@ -108,7 +119,7 @@ impl Module for DaemonJson {
         }
         let restart: Vec<&String> = keys
             .iter()
-            .filter(|k| !crate::merge::daemon_json::RELOADABLE_KEYS.contains(&k.as_str()))
+            .filter(|k| !daemon_json::RELOADABLE_KEYS.contains(&k.as_str()))
             .collect();
         if restart.is_empty() {
             changes.push(Change::script("reload dockerd (SIGHUP)", RELOAD, &[]));
@@ -120,6 +131,46 @@ impl Module for DaemonJson {
         }
         Ok(changes)
     }
+}
+
+/// daemon.json with what regboot merged taken out again (`text`: the file now): `None` when
+/// nothing changes, else the new text (`None` inside: delete the file) and the keys changed.
+/// When what is left equals the saved original, the original's bytes are put back.
+fn restore(
+    rec: &JsonRecord,
+    text: &str,
+    saved: Option<&str>,
+) -> Result<Option<(Option<String>, Vec<String>)>> {
+    let Some(mut map) = footprint::parse_object(text) else {
+        bail!(
+            "{DAEMON_JSON} is not a JSON object; regboot does not rewrite it: fix it by hand, then run again"
+        );
+    };
+    let before = map.clone();
+    rec.revert(&mut map, |k| UNION_KEYS.contains(&k));
+    let mut changed: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| map.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(map.keys().filter(|k| !before.contains_key(*k)).cloned())
+        .collect();
+    changed.sort();
+    changed.dedup();
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    if map.is_empty() && rec.created {
+        return Ok(Some((None, changed)));
+    }
+    let text = match saved.filter(|s| footprint::parse_object(s).as_ref() == Some(&map)) {
+        Some(original) => original.to_string(),
+        None => {
+            let mut t = serde_json::to_string_pretty(&map)?;
+            t.push('\n');
+            t
+        }
+    };
+    Ok(Some((Some(text), changed)))
 }
 
 /// A dockerd restart, one host at a time (see `super::restart`).
@@ -196,5 +247,104 @@ mod tests {
         // An unparsable daemon.json stops the host.
         let broken = StateBuilder::new().file(DAEMON_JSON, "{nope");
         assert!(testing::run(&DaemonJson, &reload, "h2", &broken, true).is_err());
+    }
+
+    /// What apply records (through the manifest step) and reset reverts: the operator's keys
+    /// and list entries kept, regboot's taken out, a key the operator changed after apply
+    /// left with the operator's value.
+    #[test]
+    fn reset_reverts_only_what_still_holds_regboot_s_values() {
+        let mut inv = testing::inventory("");
+        inv.daemon_json = serde_json::from_str(
+            r#"{"registry-mirrors": ["https://m"], "debug": false, "data-root": "/srv/docker", "max-concurrent-downloads": 4}"#,
+        )
+        .unwrap();
+        let original = "{\n  \"log-level\": \"warn\",\n  \"registry-mirrors\": [\"https://a\"],\n  \"debug\": true\n}\n";
+        let apply = crate::playbooks::apply().unwrap();
+        let record = |state: &StateBuilder| {
+            testing::run_in(
+                &crate::modules::host_manifest::HostManifest,
+                &inv,
+                "h2",
+                state,
+                &testing::material(),
+                true,
+                &apply,
+            )
+            .unwrap()
+        };
+        let changes = record(&StateBuilder::new().file(DAEMON_JSON, original));
+        assert_eq!(
+            summaries(&changes)[0],
+            "keep the original /etc/docker/daemon.json in /etc/regboot/saved/etc/docker/daemon.json"
+        );
+        let manifest = testing::written(&changes, footprint::MANIFEST).unwrap();
+        let merged = daemon_json::merge(Some(original), &wanted(&inv))
+            .unwrap()
+            .text;
+        // A second apply (file merged) keeps the first "before" values.
+        let again = StateBuilder::new()
+            .file(DAEMON_JSON, &merged)
+            .file(footprint::MANIFEST, &manifest);
+        assert!(record(&again).is_empty());
+        let reset = |current: &str| {
+            let state = StateBuilder::new()
+                .file(DAEMON_JSON, current)
+                .file(footprint::MANIFEST, &manifest)
+                .file(&footprint::saved_path(DAEMON_JSON), original);
+            testing::run(&DaemonJson, &inv, "h2", &state, false).unwrap()
+        };
+        // As apply left it: byte for byte the original file.
+        assert_eq!(
+            testing::written(&reset(&merged), DAEMON_JSON).unwrap(),
+            original
+        );
+        // The operator added a mirror and changed a key regboot set: both stay.
+        let mut later: Map<String, Value> = serde_json::from_str(&merged).unwrap();
+        later["registry-mirrors"]
+            .as_array_mut()
+            .unwrap()
+            .push(Value::from("https://mine"));
+        later.insert("max-concurrent-downloads".into(), Value::from(7));
+        let later = serde_json::to_string_pretty(&later).unwrap();
+        let text = testing::written(&reset(&later), DAEMON_JSON).unwrap();
+        let text: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            text,
+            serde_json::json!({"log-level": "warn", "registry-mirrors": ["https://a", "https://mine"],
+                "debug": true, "max-concurrent-downloads": 7})
+        );
+        // Restored already: nothing to do.
+        assert!(reset(original).is_empty());
+    }
+
+    #[test]
+    fn a_daemon_json_regboot_created_is_deleted() {
+        let mut inv = testing::inventory("");
+        inv.daemon_json = serde_json::from_str(r#"{"insecure-registries": ["r:5000"]}"#).unwrap();
+        let apply = crate::playbooks::apply().unwrap();
+        let changes = testing::run_in(
+            &crate::modules::host_manifest::HostManifest,
+            &inv,
+            "h2",
+            &StateBuilder::new(),
+            &testing::material(),
+            true,
+            &apply,
+        )
+        .unwrap();
+        let manifest = testing::written(&changes, footprint::MANIFEST).unwrap();
+        let merged = daemon_json::merge(None, &wanted(&inv)).unwrap().text;
+        let state = StateBuilder::new()
+            .file(DAEMON_JSON, &merged)
+            .file(footprint::MANIFEST, &manifest);
+        let changes = testing::run(&DaemonJson, &inv, "h2", &state, false).unwrap();
+        assert_eq!(
+            summaries(&changes),
+            [
+                "remove /etc/docker/daemon.json (regboot created it)",
+                "reload dockerd (SIGHUP)"
+            ]
+        );
     }
 }

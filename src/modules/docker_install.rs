@@ -10,23 +10,8 @@ use anyhow::Result;
 
 use super::{Ctx, Module};
 use crate::engine::change::Change;
+use crate::engine::packages;
 use crate::facts::{InitSystem, OsFamily};
-
-/// Args: packages. apt/dnf/zypper/pacman/apk, whichever the host has.
-const INSTALL: &str = r#"set -eu
-if command -v apt-get >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "$@" >/dev/null
-elif command -v dnf >/dev/null 2>&1; then dnf install -y -q "$@"
-elif command -v zypper >/dev/null 2>&1; then zypper --non-interactive install "$@"
-elif command -v pacman >/dev/null 2>&1; then pacman -S --noconfirm --needed "$@"
-elif command -v apk >/dev/null 2>&1; then apk add -q "$@"
-else
-  echo "no known package manager (apt-get, dnf, zypper, pacman, apk): install $* by hand" >&2
-  exit 1
-fi
-"#;
 
 const START_SYSTEMD: &str = "systemctl enable --quiet --now docker";
 const START_OPENRC: &str = "rc-update add docker default >/dev/null; rc-service docker start";
@@ -73,10 +58,11 @@ impl Module for DockerInstall {
                     facts.os.id
                 );
             };
-            changes.push(Change::script(
+            // With what it recommends (apt), as Debian's docker.io expects.
+            changes.push(packages::install(
                 format!("install {pkg} (docker.install)"),
-                INSTALL,
                 &[pkg],
+                true,
             ));
         }
         let start = match facts.init {

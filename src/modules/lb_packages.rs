@@ -5,32 +5,26 @@ use anyhow::Result;
 
 use super::{Ctx, Module};
 use crate::engine::change::Change;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::footprint::{self, Footprint};
+use crate::engine::packages::{self, Package};
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
-/// (command probed on PATH, package that provides it): the same names on every family.
-pub(crate) const PACKAGES: [(&str, &str); 3] = [
-    ("nginx", "nginx"),
-    ("keepalived", "keepalived"),
-    ("curl", "curl"),
+/// The packages, each with the command probed on PATH: the same names on every family.
+pub(crate) const PACKAGES: [Package; 3] = [
+    Package {
+        command: "nginx",
+        name: "nginx",
+    },
+    Package {
+        command: "keepalived",
+        name: "keepalived",
+    },
+    Package {
+        command: "curl",
+        name: "curl",
+    },
 ];
-
-/// Args: packages. Picks the package manager of the OS family (Debian, Fedora/RHEL, SUSE,
-/// Alpine). Debian's nginx starts with its default site; the nginx step replaces its config.
-pub(crate) const INSTALL: &str = r#"set -eu
-if command -v apt-get >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-elif command -v dnf >/dev/null 2>&1; then dnf install -y -q "$@"
-elif command -v yum >/dev/null 2>&1; then yum install -y -q "$@"
-elif command -v zypper >/dev/null 2>&1; then zypper --non-interactive install "$@"
-elif command -v apk >/dev/null 2>&1; then apk add -q "$@"
-else
-  echo "no known package manager (apt-get, dnf, yum, zypper, apk): install $* by hand" >&2
-  exit 1
-fi
-"#;
 
 pub(crate) struct LbPackages;
 
@@ -41,27 +35,38 @@ impl Module for LbPackages {
 
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.commands
-            .extend(PACKAGES.iter().map(|(c, _)| c.to_string()));
+            .extend(PACKAGES.iter().map(|p| p.command.to_string()));
     }
 
-    /// The packages regboot installed (its manifest says which) are purged.
+    fn footprint(&self, _inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        Footprint {
+            packages: PACKAGES.to_vec(),
+            ..Footprint::default()
+        }
+    }
+
+    /// The packages regboot installed (its record says which) are purged.
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        super::host_manifest::remove_packages(cx)
+        Ok(footprint::recorded(cx, self)?
+            .purge(cx.state, &PACKAGES)
+            .into_iter()
+            .collect())
     }
 
+    /// Debian's nginx starts with its default site; the nginx step replaces its config.
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let missing: Vec<&str> = PACKAGES
             .iter()
-            .filter(|(cmd, _)| !cx.state.commands.get(*cmd).copied().unwrap_or(false))
-            .map(|(_, pkg)| *pkg)
+            .filter(|p| cx.state.command(p.command) != Some(true))
+            .map(|p| p.name)
             .collect();
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(vec![Change::script(
+        Ok(vec![packages::install(
             format!("install {}", missing.join(" ")),
-            INSTALL,
             &missing,
+            false,
         )])
     }
 }

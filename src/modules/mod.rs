@@ -8,6 +8,7 @@
 //! in [`REGISTRY`], and its step in a playbook.
 
 pub(crate) mod agent_login;
+pub(crate) mod cert_metrics;
 pub(crate) mod certs_d;
 pub(crate) mod containerd_hosts;
 pub(crate) mod containers_certs_d;
@@ -27,14 +28,16 @@ pub(crate) mod s3_bucket;
 pub(crate) mod smoke_test;
 pub(crate) mod trust_store;
 
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use crate::diff;
 use crate::engine::change::Change;
+use crate::engine::footprint;
 pub(crate) use crate::engine::module::{CaFile, Ctx, FleetCx, Module, Outcome};
-use crate::engine::probe::HostState;
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::host::Mode;
-use crate::inventory::Role;
+use crate::inventory::{Host, Inventory, Role};
 use crate::material::Tls;
 use crate::pki::{self, rotation::CaRole};
 
@@ -59,6 +62,7 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &keepalived::Keepalived,
     &s3_bucket::S3Bucket,
     &smoke_test::SmokeTest,
+    &cert_metrics::CertMetrics,
 ];
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
@@ -95,7 +99,7 @@ pub(crate) fn ca_files(
     for role in CaRole::ALL {
         let p = path(Some(role));
         let wanted = tls.extra_cas.iter().any(|(r, _)| *r == role);
-        if !wanted && state.files.get(&p).is_some_and(Option::is_some) {
+        if !wanted && state.file(&p).is_some() {
             changes.push(Change::script(
                 format!("remove {p}"),
                 r#"rm -f -- "$1""#,
@@ -115,7 +119,7 @@ pub(crate) fn file_change(
     mode: u32,
     secret: bool,
 ) -> Option<Change> {
-    let current = state.files.get(path).and_then(Option::as_ref);
+    let current = state.file(path);
     let same_content = current.is_some_and(|f| f.sha256 == sha256_hex(data));
     if same_content && current.is_some_and(|f| f.mode == mode) {
         return None;
@@ -224,7 +228,7 @@ pub(crate) fn restart(
 ) -> Vec<Change> {
     let mut changes = vec![restart];
     changes.extend(waits);
-    if wait_registry && cx.host.has_role(Role::Registry) && cx.state.container.is_some() {
+    if wait_registry && cx.host.has_role(Role::Registry) && cx.state.container().is_some() {
         let reg = &cx.inv.registry;
         changes.push(Change::wait_healthy(
             "wait until the registry answers on /v2/ again",
@@ -237,6 +241,42 @@ pub(crate) fn restart(
     changes.into_iter().map(Change::one_at_a_time).collect()
 }
 
+/// What [`restart`] with `wait_registry` reads: the registry container, on registry hosts.
+pub(crate) fn want_registry(inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
+    if host.has_role(Role::Registry) {
+        req.image = Some(inv.registry.image.clone());
+    }
+}
+
+/// The config `path` that `module` replaced (its footprint names it) undone: the original put
+/// back and `service` reloaded when it runs, or, when there was none, the service stopped
+/// and regboot's file removed.
+pub(crate) fn restore_config(
+    cx: &Ctx,
+    module: &dyn Module,
+    path: &str,
+    service: &str,
+) -> Result<Vec<Change>> {
+    let undo = footprint::recorded(cx, module)?.undo_files(cx.state, &[path.to_string()], false)?;
+    Ok(if !undo.restore.is_empty() {
+        vec![Change::script(
+            format!("put back the original {path} and reload {service} when it runs"),
+            r#"cp -p -- "$1" "$2"
+if systemctl is-active --quiet "$3"; then systemctl reload-or-restart "$3"; fi"#,
+            &[&footprint::saved_path(path), path, service],
+        )]
+    } else if !undo.remove.is_empty() {
+        vec![Change::script(
+            format!("stop {service} and remove {path} (regboot wrote it)"),
+            r#"systemctl disable --now "$2" >/dev/null 2>&1 || true
+rm -f -- "$1""#,
+            &[path, service],
+        )]
+    } else {
+        Vec::new()
+    })
+}
+
 /// A service's config `changes`, then its `reload` script (which tests the config first) when
 /// any file changed or the unit is not active; nothing when both are as wanted.
 pub(crate) fn reload_when_changed(
@@ -246,7 +286,7 @@ pub(crate) fn reload_when_changed(
     reload: &str,
     mut changes: Vec<Change>,
 ) -> Vec<Change> {
-    let active = state.services.get(unit).map(String::as_str) == Some("active");
+    let active = state.service(unit) == Some("active");
     if changes.is_empty() && active {
         return changes;
     }
@@ -268,6 +308,7 @@ pub(crate) mod testing {
 
     use super::*;
     use crate::engine::memo::Memo;
+    use crate::engine::playbook::{Playbook, State};
     use crate::engine::probe::{Container, FileState};
     use crate::facts::{OsFamily, Runtime};
     use crate::inventory::Inventory;
@@ -383,19 +424,51 @@ pub(crate) mod testing {
         material: &Material,
         present: bool,
     ) -> Result<Vec<Change>> {
+        run_in(
+            module,
+            inv,
+            host,
+            state,
+            material,
+            present,
+            &Playbook::empty(),
+        )
+    }
+
+    /// Like [`run_with`], the module a step of `playbook` (the footprints recorded are those
+    /// of its steps). The module sees only what it asked the probe for: reading anything
+    /// else panics.
+    pub fn run_in(
+        module: &dyn Module,
+        inv: &Inventory,
+        host: &str,
+        state: &StateBuilder,
+        material: &Material,
+        present: bool,
+        playbook: &Playbook,
+    ) -> Result<Vec<Change>> {
         let templates = Templates::embedded();
         let memo = Memo::default();
+        let host = inv
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .expect("host in the inventory");
+        let to = if present {
+            State::Present
+        } else {
+            State::Absent
+        };
+        let state = footprint::scoped(&state.0, module, inv, host, to);
+        let modules = playbook.modules_on(host);
         let cx = Ctx {
             inv,
-            host: inv
-                .hosts
-                .iter()
-                .find(|h| h.name == host)
-                .expect("host in the inventory"),
+            host,
             material,
-            state: &state.0,
+            state: &state,
             templates: &templates,
             memo: &memo,
+            modules: &modules,
         };
         if present {
             module.present(&cx)

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use super::{Ctx, Module, file_change, reload_when_changed};
 use crate::engine::change::{Action, Change};
+use crate::engine::footprint::Footprint;
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory, Role};
 use crate::render::LoadBalancer;
@@ -75,9 +76,17 @@ impl Module for Nginx {
         req.services.push(SERVICE.into());
     }
 
+    /// It replaces nginx.conf wholesale (an operator's is saved first).
+    fn footprint(&self, _inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        Footprint {
+            files: vec![CONF.into()],
+            ..Footprint::default()
+        }
+    }
+
     /// The original config put back (or regboot's removed, the service stopped).
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        super::host_manifest::restore_config(cx, CONF, SERVICE)
+        super::restore_config(cx, self, CONF, SERVICE)
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {

@@ -14,14 +14,15 @@
 //! port than the container's) is drift: plan says "finish or undo the interrupted roll", and
 //! the next run finishes it (nginx already passes to the new one) or undoes it (it does not).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::registry_files::{self, ManagedFile};
 use super::registry_front::{self, BACKEND};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
-use crate::engine::probe::{Container, ProbeRequest};
+use crate::engine::footprint::{self, Footprint};
+use crate::engine::probe::{Container, HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
@@ -273,7 +274,7 @@ fn reason(
         Some(format!("{} changed", changed.join(", ")))
     } else if !c.labels.contains_key(SET_LABEL) {
         Some("config files move to a directory of their own".into())
-    } else if cx.state.image_id.as_deref() != Some(c.image_id.as_str()) {
+    } else if cx.state.image_id() != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
         Some("not running".into())
@@ -297,8 +298,8 @@ fn serving<'a>(cx: &'a Ctx<'_>) -> Serving<'a> {
             .get(BACKEND_LABEL)
             .and_then(|p| p.parse::<u16>().ok())
     };
-    let current = cx.state.container.as_ref();
-    if let Some(next) = cx.state.others.get(NEXT) {
+    let current = cx.state.container();
+    if let Some(next) = cx.state.other(NEXT) {
         // Cut off after its switch: the next container serves, the roll is finished;
         // before it: the next one goes.
         return if port_of(next) == Some(backend) {
@@ -349,6 +350,8 @@ impl Module for RegistryContainer {
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.image = Some(inv.registry.image.clone());
         req.content.push(BACKEND.into());
+        // Its labels hash the registry files.
+        registry_files::want_desired(req);
     }
 
     fn needs_engine(&self) -> bool {
@@ -440,9 +443,55 @@ impl Module for RegistryContainer {
         ])
     }
 
-    /// The container goes (its data stays), and the image when regboot brought it.
+    /// data_dir and its parents, created when missing (`mkdir -p` in the roll).
+    fn footprint(&self, inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        let data = inv.registry.data_dir.trim_end_matches('/');
+        let mut dirs: Vec<String> = std::path::Path::new(data)
+            .ancestors()
+            .filter(|p| p.components().count() > 2)
+            .map(|p| p.display().to_string())
+            .collect();
+        dirs.reverse();
+        Footprint {
+            dirs,
+            ..Footprint::default()
+        }
+    }
+
+    /// The container goes; its data stays, with a note in data_dir of the directories
+    /// regboot created for it (the manifest goes with /etc/regboot; a later
+    /// `reset --purge-data` reads the note).
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        super::host_manifest::remove_container(cx)
+        let docker = &cx.state.facts.docker;
+        if docker.installed && !docker.running {
+            // Its container (restart policy unless-stopped) would come back with the engine.
+            bail!(
+                "the docker engine is stopped, so the registry container cannot be seen or \
+                 removed: start it (`systemctl start docker`) and run reset again"
+            );
+        }
+        let data = cx.inv.registry.data_dir.trim_end_matches('/');
+        let mut changes = Vec::new();
+        if cx.state.container().is_some() {
+            changes.push(Change::script(
+                format!("remove container {NAME} (its data in {data} stays)"),
+                // A roll cut off midway may have left the next (green) container, and the
+                // old one may still serve what nginx's old workers hold.
+                r#"docker rm -f "$1" >/dev/null; docker rm -f "$1-next" "$1-old" >/dev/null 2>&1 || true"#,
+                &[NAME],
+            ));
+        }
+        let created = footprint::recorded(cx, self)?.dirs_created;
+        if !created.is_empty() {
+            let mut args = vec![data];
+            args.extend(created.iter().map(String::as_str));
+            changes.push(Change::script(
+                format!("note in {data} which directories regboot created (for --purge-data)"),
+                r#"d=$1; shift; [ -d "$d" ] || exit 0; printf '%s\n' "$@" > "$d/.regboot-created-dirs""#,
+                &args,
+            ));
+        }
+        Ok(changes)
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) const COLLECTOR: &str = "regboot-gc";
 /// host (a gc cut off leaves it sweeping): lifting read-only then would let a push upload a
 /// blob that the sweep deletes under its manifest.
 pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
-    if let Some(c) = cx.state.others.get(COLLECTOR) {
+    if let Some(c) = cx.state.other(COLLECTOR) {
         let how = if c.running {
             "still runs"
         } else {
@@ -95,6 +95,11 @@ fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
     Ok(files)
 }
 
+/// What [`desired`] reads: the host's htpasswd (hashes kept while they still match).
+pub(crate) fn want_desired(req: &mut ProbeRequest) {
+    req.content.push(HTPASSWD.into());
+}
+
 pub(crate) struct RegistryFiles;
 
 impl Module for RegistryFiles {
@@ -105,7 +110,8 @@ impl Module for RegistryFiles {
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.hash.extend([CONFIG, KEY].map(String::from));
         // The chain is read back so that plan can say what changes in the certificate.
-        req.content.extend([CHAIN, HTPASSWD].map(String::from));
+        req.content.push(CHAIN.into());
+        want_desired(req);
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {

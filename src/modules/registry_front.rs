@@ -3,7 +3,8 @@
 //! (`BACKEND`) that the blue/green roll of `registry_container` rewrites before a graceful
 //! reload. So replacing the container (a new certificate, config or image) never leaves the
 //! port refusing connections: nginx's old workers finish what they hold, new ones use the
-//! new container, and the old container drains (`http.draintimeout`) before it goes.
+//! new container, and the old container goes once the old workers are done. nginx verifies
+//! the container's certificate (`CA`), so nothing else on the loopback port gets a request.
 //!
 //! This step installs nginx when missing and writes its config; it reloads nginx only when it
 //! already runs (the roll starts it, once the port is free: an older regboot published the
@@ -11,9 +12,11 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Module, file_change, lb_packages, nginx, registry_files};
+use super::{Ctx, Module, file_change, nginx, registry_files};
 use crate::engine::change::Change;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::footprint::{self, Footprint};
+use crate::engine::packages::{self, Package};
+use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 use crate::render::RegistryFront as Conf;
 
@@ -23,6 +26,10 @@ pub(crate) const BACKEND: &str = "/etc/nginx/regboot-backend.conf";
 /// The CA(s) nginx verifies the container's certificate against (both during a CA rotation).
 pub(crate) const CA: &str = "/etc/nginx/regboot-registry-ca.crt";
 pub(crate) const SERVICE: &str = "nginx";
+const NGINX: Package = Package {
+    command: "nginx",
+    name: "nginx",
+};
 /// The two loopback ports the containers take turns on (blue, green).
 pub(crate) const SLOTS: [u16; 2] = [41500, 41501];
 
@@ -76,18 +83,18 @@ impl Module for RegistryFront {
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.content.extend([CONF, BACKEND].map(String::from));
         req.hash.push(CA.into());
-        req.commands.push("nginx".into());
+        req.commands.push(NGINX.command.into());
         req.services.push(SERVICE.into());
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let reg = &cx.inv.registry;
         let mut changes = Vec::new();
-        if !cx.state.commands.get("nginx").copied().unwrap_or(false) {
-            changes.push(Change::script(
+        if cx.state.command(NGINX.command) != Some(true) {
+            changes.push(packages::install(
                 "install nginx (the registry's front)",
-                lb_packages::INSTALL,
-                &["nginx"],
+                &[NGINX.name],
+                false,
             ));
         }
         let conf = cx.templates.registry_front_conf(&Conf {
@@ -100,7 +107,7 @@ impl Module for RegistryFront {
             ca_path: CA.into(),
         })?;
         // The files the config names go first: nginx -t reads them when it tests the config.
-        if cx.state.files.get(BACKEND).is_none_or(Option::is_none) {
+        if cx.state.file(BACKEND).is_none() {
             changes.extend(file_change(
                 cx.state,
                 BACKEND,
@@ -127,15 +134,21 @@ impl Module for RegistryFront {
         Ok(changes)
     }
 
+    /// nginx (installed when missing) and its nginx.conf, replaced wholesale (an operator's
+    /// is saved first).
+    fn footprint(&self, _inv: &Inventory, _host: &Host, _state: Option<&HostState>) -> Footprint {
+        Footprint {
+            packages: vec![NGINX],
+            files: vec![CONF.into()],
+            ..Footprint::default()
+        }
+    }
+
     /// Stop the front and remove its backend file, then put back the nginx.conf it replaced
-    /// and remove nginx if regboot installed it (both from the host's manifest).
+    /// and remove nginx if regboot installed it (both from its record).
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        let running = cx
-            .state
-            .services
-            .get(SERVICE)
-            .is_some_and(|s| s == "active");
-        let has_backend = cx.state.files.get(BACKEND).is_some_and(Option::is_some);
+        let running = cx.state.service(SERVICE) == Some("active");
+        let has_backend = cx.state.file(BACKEND).is_some();
         let mut changes = Vec::new();
         if running || has_backend {
             changes.push(Change::script(
@@ -144,8 +157,8 @@ impl Module for RegistryFront {
                 &[],
             ));
         }
-        changes.extend(super::host_manifest::restore_config(cx, CONF, SERVICE)?);
-        changes.extend(super::host_manifest::remove_packages(cx)?);
+        changes.extend(super::restore_config(cx, self, CONF, SERVICE)?);
+        changes.extend(footprint::recorded(cx, self)?.purge(cx.state, &[NGINX]));
         Ok(changes)
     }
 }
@@ -189,6 +202,49 @@ mod tests {
             testing::run(&RegistryFront, &inv, "h1", &done, true)
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// Its footprint, end to end without a lab: apply's first step records that nginx was
+    /// missing and saves the operator's nginx.conf; reset puts that file back and purges nginx.
+    #[test]
+    fn reset_undoes_its_footprint() {
+        let inv = testing::inventory("");
+        let apply = crate::playbooks::apply().unwrap();
+        let before = StateBuilder::new()
+            .command("nginx", false)
+            .file(CONF, "the operator's\n");
+        let changes = testing::run_in(
+            &crate::modules::host_manifest::HostManifest,
+            &inv,
+            "h1",
+            &before,
+            &testing::material(),
+            true,
+            &apply,
+        )
+        .unwrap();
+        let saved = footprint::saved_path(CONF);
+        assert_eq!(
+            summaries(&changes)[0],
+            format!("keep the original {CONF} in {saved}")
+        );
+        let manifest = testing::written(&changes, footprint::MANIFEST).unwrap();
+        let applied = StateBuilder::new()
+            .command("nginx", true)
+            .service(SERVICE, "active")
+            .file(CONF, "regboot's\n")
+            .file(BACKEND, &backend(SLOTS[0]))
+            .file(&saved, "the operator's\n")
+            .file(footprint::MANIFEST, &manifest);
+        let changes = testing::run(&RegistryFront, &inv, "h1", &applied, false).unwrap();
+        assert_eq!(
+            summaries(&changes),
+            [
+                format!("stop nginx (the registry's front) and remove {BACKEND}"),
+                format!("put back the original {CONF} and reload nginx when it runs"),
+                "remove packages nginx (regboot installed them)".into(),
+            ]
         );
     }
 }

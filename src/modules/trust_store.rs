@@ -86,7 +86,7 @@ impl Module for TrustStore {
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let store = store_of(&cx.state.facts)?;
         let mut changes: Vec<Change> = anchors(&store)
-            .filter(|f| cx.state.files.get(&f.path).is_some_and(Option::is_some))
+            .filter(|f| cx.state.file(&f.path).is_some())
             .map(|f| Change::script(format!("remove {}", f.path), r#"rm -f -- "$1""#, &[&f.path]))
             .collect();
         if !changes.is_empty() {

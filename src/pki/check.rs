@@ -45,6 +45,9 @@ pub struct CheckRow {
     /// Seconds until not_after (negative when expired).
     pub residual_seconds: Option<i64>,
     pub issuer: String,
+    /// When regboot renews it: not_after - renew_before_days (for a CA, its own window).
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub renew_after: Option<OffsetDateTime>,
     pub status: CheckStatus,
     /// Why the status is not `valid`, as a sentence with the fix.
     pub problem: Option<String>,
@@ -52,6 +55,10 @@ pub struct CheckRow {
     pub name_constraints: Option<Constraints>,
     /// What is worth knowing without changing the status (e.g. an unconstrained CA).
     pub notes: Vec<String>,
+    /// The certificate read (for the metrics: serial, not_before, names); `None` when none
+    /// could be read.
+    #[serde(skip)]
+    pub info: Option<CertInfo>,
 }
 
 fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -77,10 +84,12 @@ impl CheckRow {
             not_after: None,
             residual_seconds: None,
             issuer: String::new(),
+            renew_after: None,
             status: CheckStatus::Invalid,
             problem,
             name_constraints: None,
             notes: Vec::new(),
+            info: None,
         }
     }
 }
@@ -117,6 +126,7 @@ pub fn row(
     row.not_after = Some(info.not_after);
     row.residual_seconds = Some(residual.whole_seconds());
     row.issuer = info.issuer.clone();
+    row.renew_after = Some(info.not_after - renew_before);
     if info.is_ca {
         row.name_constraints = info.name_constraints.clone();
     }
@@ -147,6 +157,7 @@ pub fn row(
     } else {
         (CheckStatus::Valid, None)
     };
+    row.info = Some(info);
     row
 }
 
@@ -282,10 +293,11 @@ pub fn table(rows: &[CheckRow]) -> String {
         "SANS",
         "EXPIRES",
         "RESIDUAL TIME",
+        "RENEWAL",
         "ISSUER",
         "STATUS",
     ];
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -301,6 +313,9 @@ pub fn table(rows: &[CheckRow]) -> String {
                     .unwrap_or_else(|| "-".to_string()),
                 r.residual_seconds
                     .map(|s| residual(Duration::seconds(s)))
+                    .unwrap_or_else(|| "-".to_string()),
+                r.renew_after
+                    .map(inspect::date)
                     .unwrap_or_else(|| "-".to_string()),
                 r.issuer.clone(),
                 status_text(r.status).to_string(),

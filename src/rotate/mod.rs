@@ -28,34 +28,10 @@ mod stage;
 
 pub use stage::{Decision, Stage, derive};
 
-/// How long a new registry certificate is valid, from `--cert-validity`: a number and a unit
-/// (s, m, h, d), e.g. `10m` or `365d`. Short ones are for rehearsals and tests; they fall
-/// inside renew_before_days at once, so `certs check` reports them and `apply` renews them.
-pub fn parse_validity(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit: use s, m, h or d (e.g. 10m)"))?;
-    let (n, unit) = text.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number then a unit, e.g. 10m"))?;
-    let d = match unit {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use s, m, h or d)"
-            ));
-        }
-    };
-    if d <= Duration::ZERO {
-        return Err(format!("{text:?}: a validity must be positive"));
-    }
-    Ok(d)
-}
+/// How long a new registry certificate is valid, from `--cert-validity` (e.g. `10m`,
+/// `365d`). Short ones are for rehearsals and tests; they fall inside renew_before_days at
+/// once, so `certs check` reports them and `apply` renews them.
+pub use crate::duration::parse as parse_validity;
 
 /// What a rotate run is asked to do.
 pub struct RotateOptions {
@@ -482,15 +458,5 @@ mod tests {
         assert!(constraints.outside(&spec).is_empty(), "{constraints:?}");
         assert!(constraints.permits_dns("registry.test"));
         assert!(!constraints.permits_dns("example.com"));
-    }
-
-    #[test]
-    fn validity_units() {
-        assert_eq!(parse_validity("10m").unwrap(), Duration::minutes(10));
-        assert_eq!(parse_validity("365d").unwrap(), Duration::days(365));
-        assert_eq!(parse_validity("30s").unwrap(), Duration::seconds(30));
-        assert!(parse_validity("10").unwrap_err().contains("no unit"));
-        assert!(parse_validity("0m").is_err());
-        assert!(parse_validity("5y").unwrap_err().contains("unknown unit"));
     }
 }

@@ -202,7 +202,7 @@ mod tests {
     fn survey(hosts: Vec<HostCerts>) -> Survey {
         Survey {
             hosts,
-            endpoints: Vec::new(),
+            ..Survey::default()
         }
     }
 

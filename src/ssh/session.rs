@@ -329,6 +329,18 @@ impl Session {
         Ok(channel.into_stream())
     }
 
+    /// A connection to the unix socket `path` on the host (a direct-streamlocal channel, like
+    /// `ssh -L local.sock:path`), opened by sshd as the login user: a runtime's API is reached
+    /// with no program started on the host. Fails when that user may not open the socket, or
+    /// sshd forbids it (`AllowStreamLocalForwarding no`).
+    pub async fn stream_local(
+        &self,
+        path: &str,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, russh::Error> {
+        let channel = self.conn.channel_open_direct_streamlocal(path).await?;
+        Ok(channel.into_stream())
+    }
+
     /// Say goodbye to the server (dropping the session also closes the connection).
     pub async fn close(self) {
         let _ = self

@@ -4,17 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::cli::{changes, host_error, regboot, run_json};
+use crate::support::cli::{assert_smoke_ok, changes, host_error, regboot, run_json};
 use crate::support::lab::TestLab;
 use serde_json::Value;
-
-/// Every smoke line succeeded and every host but the pusher pulled with a matching digest.
-fn assert_smoke_ok(report: &Value, hosts: usize) {
-    let smoke = report["smoke"].as_array().expect("smoke results");
-    assert!(smoke.iter().all(|s| s["ok"] == true), "smoke: {smoke:#?}");
-    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
-    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
-}
 
 /// When dockerd last started, to prove it was not restarted.
 fn dockerd_started(lab: &TestLab, host: &str) -> String {

@@ -9,8 +9,9 @@
 //! sudo user, host3 on port 2222).
 
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::cli::{host_error, json_of, regboot, run_json};
 use crate::support::lab::TestLab;
@@ -92,6 +93,31 @@ fn restart_window(lab: &TestLab, host: &str) -> (u64, u64) {
     )
 }
 
+/// Wait until `run` holds the run lock of every host in `hosts`: each host's
+/// /run/regboot.owner (written once the lock is taken) names its pid. Reads only, so it never
+/// takes a lock itself; bounded, and fails at once if the run ends first.
+fn wait_for_run_locks(lab: &TestLab, run: &mut Child, hosts: &[&str]) {
+    let mark = format!("(pid {})", run.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let held = hosts.iter().all(|h| {
+            lab.ssh_ok(lab.host(h), "cat /run/regboot.owner 2>/dev/null || true")
+                .contains(&mark)
+        });
+        if held {
+            return;
+        }
+        if let Some(status) = run.try_wait().unwrap() {
+            panic!("the first apply ended ({status}) before it held every host's lock");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first apply held not every host's lock within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn limits_restarts_host_locks_and_halting_rolls() {
     let lab = TestLab::up("engine", 4);
@@ -162,7 +188,7 @@ fn limits_restarts_host_locks_and_halting_rolls() {
 
     // Meanwhile a second operator, with another state directory, is refused on every host.
     let other = lab.lab.dir.with_file_name("other-state");
-    let first_run = Command::new(env!("CARGO_BIN_EXE_regboot"))
+    let mut first_run = Command::new(env!("CARGO_BIN_EXE_regboot"))
         .args(["apply", "-o", "json", "-i"])
         .arg(&inv)
         .env_remove("AWS_CA_BUNDLE")
@@ -170,7 +196,7 @@ fn limits_restarts_host_locks_and_halting_rolls() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_run_locks(&lab, &mut first_run, &["host1", "host2", "host3", "host4"]);
     let second = regboot(
         &inv,
         &[

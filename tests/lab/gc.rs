@@ -6,6 +6,7 @@
 
 use std::process::Command;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::support::cli::{host_error, run_json};
 use crate::support::lab::TestLab;
@@ -100,6 +101,7 @@ fn gc_deletes_an_untagged_image_and_loses_no_push() {
 
     // Pushes run while gc rolls the replica read-only, collects and rolls it back: each is
     // recorded as pushed or refused (bounded: 90 pushes, and it stops once gc is done).
+    lab.ssh_ok(reg, "rm -f /tmp/gc-test-progress");
     let pusher = {
         let lab_ssh = crate::support::lab::ssh_options(&lab.lab);
         let login = login.clone();
@@ -112,6 +114,7 @@ fn gc_deletes_an_untagged_image_and_loses_no_push() {
                    mk {REPO}-during:$i 200000; \
                    if out=$(docker push {REPO}-during:$i 2>&1); then echo \"pushed $i\"; \
                    else echo \"refused $i: $(echo $out | tail -c 200)\"; fi; \
+                   echo $i > /tmp/gc-test-progress; \
                  done"
             );
             Command::new("ssh")
@@ -121,7 +124,15 @@ fn gc_deletes_an_untagged_image_and_loses_no_push() {
                 .unwrap()
         })
     };
-    thread::sleep(std::time::Duration::from_secs(3));
+    // gc starts once the loop has pushed (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lab.ssh(reg, "test -s /tmp/gc-test-progress").status.code() != Some(0) {
+        assert!(
+            !pusher.is_finished() && Instant::now() < deadline,
+            "the push loop never pushed"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
     let (code, gc) = run_json(&inv, &["gc"]);
     lab.ssh_ok(reg, "touch /tmp/gc-test-done");
     let pushes = pusher.join().unwrap();

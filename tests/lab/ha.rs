@@ -6,7 +6,7 @@
 //! replica, and gc on the S3 storage.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::lab::TestLab;
@@ -16,24 +16,8 @@ use serde_json::Value;
 /// How long the VIP may take to move (keepalived: advert 1 s, check every 2 s, fall 2).
 const FAILOVER_BOUND: Duration = Duration::from_secs(20);
 
-/// Run regboot with the lab's S3 keys in the environment (the inventory names the variables).
-fn regboot(lab: &TestLab, args: &[&str]) -> Output {
-    regboot_on(lab, &lab.lab.inventory_path, args)
-}
-
-fn regboot_on(lab: &TestLab, inventory: &Path, args: &[&str]) -> Output {
-    let env_file = lab.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
-    let text = std::fs::read_to_string(env_file).expect("read s3.env");
-    let env: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    crate::support::cli::regboot_env(inventory, args, &env)
-}
-
 fn run_json(lab: &TestLab, cmd: &str) -> (i32, Value) {
-    crate::support::cli::json_of(&[cmd], &regboot(lab, &[cmd, "-o", "json"]))
+    crate::support::cli::json_of(&[cmd], &lab.regboot_s3(&[cmd, "-o", "json"]))
 }
 
 fn smoke<'a>(report: &'a Value, action: &str) -> Vec<&'a Value> {
@@ -62,7 +46,7 @@ fn failed_replicas(report: &Value) -> Vec<String> {
 }
 
 fn assert_converged(lab: &TestLab) {
-    let out = regboot(lab, &["plan"]);
+    let out = lab.regboot_s3(&["plan"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -127,7 +111,7 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
         .replace("create_bucket: true", "create_bucket: false");
     let absent_path = lab.lab.dir.with_file_name("absent-bucket.yml");
     std::fs::write(&absent_path, absent).unwrap();
-    let out = regboot_on(&lab, &absent_path, &["plan"]);
+    let out = lab.regboot_s3_on(&absent_path, &["plan"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -136,7 +120,7 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
             && stdout.contains("create_bucket: true"),
         "{stdout}"
     );
-    let out = regboot(&lab, &["plan"]);
+    let out = lab.regboot_s3(&["plan"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("storage: would create bucket \"registry\""),
@@ -146,7 +130,7 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
     // regboot trusts it.
     let shared_path = lab.lab.dir.with_file_name("shared-fs.yml");
     std::fs::write(&shared_path, shared_filesystem(&text)).unwrap();
-    let out = regboot_on(&lab, &shared_path, &["plan"]);
+    let out = lab.regboot_s3_on(&shared_path, &["plan"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("storage: filesystem with 3 replicas")
@@ -277,7 +261,7 @@ fn ha_lab_survives_a_replica_and_a_balancer_failing() {
 
     // 6. gc on the S3 storage: every replica read-only in turn, the collector once, back.
     let (code, report) =
-        crate::support::cli::json_of(&["gc"], &regboot(&lab, &["gc", "-o", "json"]));
+        crate::support::cli::json_of(&["gc"], &lab.regboot_s3(&["gc", "-o", "json"]));
     assert_eq!(code, 0, "gc: {report:#}");
     assert_eq!(report["rolls"].as_array().unwrap().len(), 2, "{report:#}");
     let (code, report) = run_json(&lab, "verify");

@@ -7,18 +7,10 @@ use crate::support::cli::{changes, regboot, run_json};
 use crate::support::lab::TestLab;
 use serde_json::Value;
 
-/// Every path under /etc and /usr/local/share/ca-certificates with its type, mode and
-/// symlink target, each regular file's SHA-256, and the containers and images of dockerd.
-const FINGERPRINT: &str = r#"set -eu
-find /etc /usr/local/share/ca-certificates -xdev -printf '%y %m %p -> %l\n' | LC_ALL=C sort
-find /etc /usr/local/share/ca-certificates -xdev -type f -exec sha256sum {} + | LC_ALL=C sort -k2
-echo containers:; docker ps -a --format '{{.Names}} {{.Image}} {{.Status}}' | sed 's/ Up .*/ Up/' | LC_ALL=C sort
+/// Besides the paths (`TestLab::fingerprint`): the containers and images of dockerd.
+const FINGERPRINT: &str = r#"echo containers:; docker ps -a --format '{{.Names}} {{.Image}} {{.Status}}' | sed 's/ Up .*/ Up/' | LC_ALL=C sort
 echo images:; docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | LC_ALL=C sort
 "#;
-
-fn fingerprint(lab: &TestLab, host: &str) -> String {
-    lab.root_script(host, FINGERPRINT)
-}
 
 /// The lines only in `a` and only in `b`, for a readable failure.
 fn difference(a: &str, b: &str) -> String {
@@ -56,7 +48,7 @@ fn reset_returns_hosts_to_what_they_were() {
     std::fs::write(&inv, text).unwrap();
     let fresh: Vec<String> = ["host1", "host2"]
         .iter()
-        .map(|h| fingerprint(&lab, h))
+        .map(|h| lab.fingerprint(h, FINGERPRINT))
         .collect();
     assert!(
         fresh[0].contains("/etc/ssl/certs/ca-certificates.crt"),
@@ -78,7 +70,7 @@ fn reset_returns_hosts_to_what_they_were() {
     assert_eq!(code, 0, "{second:#}");
     assert!(changes(&second).is_empty(), "{second:#}");
     let manifest = lab.ssh_ok(agent, "sudo -n cat /etc/regboot/manifest.json");
-    let applied_fp = fingerprint(&lab, "host2");
+    let applied_fp = lab.fingerprint("host2", FINGERPRINT);
 
     // No --yes and no terminal (stdin is /dev/null here): refused, nothing changed.
     let out = regboot(&inv, &["reset"]);
@@ -89,7 +81,7 @@ fn reset_returns_hosts_to_what_they_were() {
         "{err}"
     );
     assert_eq!(
-        fingerprint(&lab, "host2"),
+        lab.fingerprint("host2", FINGERPRINT),
         applied_fp,
         "a refusal changed host2"
     );
@@ -120,13 +112,17 @@ fn reset_returns_hosts_to_what_they_were() {
             "{line} on {host} not planned: {planned:#?}"
         );
     }
-    assert_eq!(fingerprint(&lab, "host2"), applied_fp, "plan changed host2");
+    assert_eq!(
+        lab.fingerprint("host2", FINGERPRINT),
+        applied_fp,
+        "plan changed host2"
+    );
 
     let (code, reset) = run_json(&inv, &["reset", "--yes"]);
     assert_eq!(code, 0, "reset: {reset:#}");
     assert!(!state.exists(), "reset created a state directory");
     for (i, host) in ["host1", "host2"].iter().enumerate() {
-        let now = fingerprint(&lab, host);
+        let now = lab.fingerprint(host, FINGERPRINT);
         assert!(
             now == fresh[i],
             "{host} differs from before apply:\n{}",
@@ -153,7 +149,9 @@ fn reset_returns_hosts_to_what_they_were() {
         changes(&purge),
         [(
             "host1".to_string(),
-            "DELETE the registry's data /var/lib/regboot/registry (--purge-data)".to_string()
+            "DELETE the registry's data /var/lib/regboot/registry/docker/registry (--purge-data); \
+             remove /var/lib/regboot/registry /var/lib/regboot when empty (regboot created it)"
+                .to_string()
         )]
     );
     assert_eq!(

@@ -15,11 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cli::{regboot, run_json};
+use crate::support::cli::{assert_smoke_passed, regboot, run_json};
 use crate::support::lab::TestLab;
-use serde_json::Value;
 
-const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
+pub(crate) const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
 /// On the volume every lab host mounts: storage the two replicas really share.
 const DATA_DIR: &str = "/srv/regboot-shared/registry";
 
@@ -40,22 +39,14 @@ fn certs_check(inventory: &Path) -> (i32, Vec<(String, String)>) {
     (code, rows)
 }
 
-fn assert_smoke_ok(report: &Value) {
-    let smoke = report["smoke"].as_array().expect("smoke results");
-    assert!(
-        !smoke.is_empty() && smoke.iter().all(|s| s["ok"] == true),
-        "smoke: {smoke:#?}"
-    );
-}
-
 /// A bounded background loop on an agent: `docker pull` every 0.5 s (at most `MAX` times, or
 /// until told to stop), each outcome logged on the host.
-struct PullLoop<'a> {
+pub(crate) struct PullLoop<'a> {
     lab: &'a TestLab,
     host: &'a str,
 }
 
-const LOOP: &str = r#"img=$1; max=$2; log=/tmp/pull-loop.log
+pub(crate) const LOOP: &str = r#"img=$1; max=$2; log=/tmp/pull-loop.log
 rm -f "$log" /tmp/pull-loop.stop
 n=0
 while [ "$n" -lt "$max" ] && [ ! -e /tmp/pull-loop.stop ]; do
@@ -67,7 +58,7 @@ echo done >>"$log"
 const MAX_PULLS: u32 = 600;
 
 impl<'a> PullLoop<'a> {
-    fn start(lab: &'a TestLab, host: &'a str, script: &Path) -> PullLoop<'a> {
+    pub(crate) fn start(lab: &'a TestLab, host: &'a str, script: &Path) -> PullLoop<'a> {
         let h = lab.host(host);
         let out = lab.ssh_with_stdin(h, "cat > /tmp/pull-loop.sh", Some(script));
         assert!(out.status.success(), "{out:?}");
@@ -79,7 +70,7 @@ impl<'a> PullLoop<'a> {
     }
 
     /// Stop the loop and return (successful pulls, failures).
-    fn finish(self) -> (usize, Vec<String>) {
+    pub(crate) fn finish(self) -> (usize, Vec<String>) {
         let h = self.lab.host(self.host);
         self.lab.ssh_ok(h, "touch /tmp/pull-loop.stop");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -185,7 +176,7 @@ fn import_ca(inv: &Path, cert: &Path, key: &Path) {
 }
 
 /// Every CA file on a host (certs.d and the trust store's regboot anchors), concatenated.
-fn ca_files(lab: &TestLab, host: &str) -> String {
+pub(crate) fn ca_files(lab: &TestLab, host: &str) -> String {
     lab.ssh_ok(
         lab.host(host),
         "ls /etc/docker/certs.d/*/ /usr/local/share/ca-certificates/; \
@@ -229,7 +220,7 @@ fn certificates_rotate_without_a_failed_pull() {
     let pulls = PullLoop::start(&lab, "host3", &script);
     let (code, runs) = run_json(&inv, &["rotate", "--leaf"]);
     assert_eq!(code, 0, "{runs:#}");
-    assert_smoke_ok(&runs["runs"][0]["report"]);
+    assert_smoke_passed(&runs["runs"][0]["report"]);
     let (code, rows) = certs_check(&inv);
     assert_eq!(code, 0, "{rows:?}");
     let (ok, failed) = pulls.finish();
@@ -311,7 +302,7 @@ fn certificates_rotate_without_a_failed_pull() {
         .collect();
     assert_eq!(stages, ["2", "3"], "resumes at stage 2: {runs:#}");
     for run in runs["runs"].as_array().unwrap() {
-        assert_smoke_ok(&run["report"]);
+        assert_smoke_passed(&run["report"]);
     }
     let (ok, failed) = pulls.finish();
     assert!(
@@ -373,7 +364,7 @@ fn certificates_rotate_without_a_failed_pull() {
         notes.contains("issued the registry certificate: expired on"),
         "{notes}"
     );
-    assert_smoke_ok(&report);
+    assert_smoke_passed(&report);
     assert_eq!(certs_check(&inv).0, 0);
 
     // A lost state directory, recovered from a CA backup: clients keep their CA files.
@@ -386,7 +377,7 @@ fn certificates_rotate_without_a_failed_pull() {
     import_ca(&inv, &backup.join("ca.crt"), &backup.join("ca.key"));
     let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
-    assert_smoke_ok(&report);
+    assert_smoke_passed(&report);
     let text = report.to_string();
     assert!(
         !text.contains("certs.d/registry.lab:5000/ca.crt"),

@@ -7,12 +7,20 @@
 //! restarted once and never again; without a runtime's files its pull fails and `certs check`
 //! names the host; a CA rotation fails no ctr pull on the containerd-only host; reset takes
 //! out what regboot placed for each runtime (bookworm only: the rotation and reset).
+//! containerd pulls through its CRI image service, the path kubelet takes, where the login user
+//! may open its socket. A third lab puts containerd 2.x on host3 (trixie, containerd from
+//! Debian unstable) and runs all of it, the rotation with a CRI pull loop and the reset too.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::cli::{changes, regboot, run_json};
+use crate::support::cli::{changes, json_of, regboot, run_json};
 use crate::support::lab::TestLab;
-use regboot::lab::{Profile, Release};
+use regboot::lab::{ContainerdLine, LabOptions, Profile, Release};
+use regboot::runtime_api::Auth;
+use regboot::runtime_api::cri::{CONTAINERD_SOCKET, Cri};
+use regboot::ssh::Session;
 use serde_json::Value;
 
 const HOSTS_TOML: &str = "/etc/containerd/certs.d/registry.lab:5000/hosts.toml";
@@ -31,6 +39,16 @@ fn smoke_pulls(report: &Value) -> Vec<(String, String)> {
         .collect();
     pulls.sort();
     pulls
+}
+
+/// The smoke row of `host`'s `action`.
+fn smoke_row<'a>(report: &'a Value, host: &str, action: &str) -> &'a Value {
+    report["smoke"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == host && s["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} on {host}: {report:#}"))
 }
 
 /// When containerd last started on `host` (systemd's monotonic timestamp).
@@ -56,6 +74,48 @@ done
 echo done >>"$log"
 "#;
 
+/// A bounded CRI pull loop on host3, as kubelet pulls (PullImage with the lab user's
+/// credential in the request, then RemoveImage), from this process over SSH to containerd's
+/// socket: at most 400 pulls, or until `stop`. Returns (successful pulls, failures).
+fn cri_loop(
+    lab: &TestLab,
+    password: &str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    let target = lab.lab.target(lab.host("host3"));
+    let password = password.to_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        runtime.block_on(async {
+            let session = Session::connect(&target).await.expect("SSH to host3");
+            let mut cri = Cri::connect(&session, CONTAINERD_SOCKET)
+                .await
+                .expect("the CRI on host3");
+            let (mut ok, mut failed) = (0, Vec::new());
+            let started = Instant::now();
+            for _ in 0..400 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let auth = Auth {
+                    username: "lab",
+                    password: &password,
+                    registry: "registry.lab:5000",
+                };
+                match cri.pull("registry.lab:5000/loop:1", Some(auth)).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        failed.push(format!("at {:.1} s: {e}", started.elapsed().as_secs_f64()))
+                    }
+                }
+                let _ = cri.remove("registry.lab:5000/loop:1").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            (ok, failed)
+        })
+    })
+}
+
 /// Stop the loop on host3 and return (successful pulls, failures).
 fn finish_loop(lab: &TestLab) -> (usize, Vec<String>) {
     lab.root_script("host3", "touch /tmp/pull-loop.stop");
@@ -78,10 +138,28 @@ fn finish_loop(lab: &TestLab) -> (usize, Vec<String>) {
     }
 }
 
-fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool) {
+fn every_runtime_trusts_the_registry(
+    test: &str,
+    release: Release,
+    containerd: ContainerdLine,
+    rotate: bool,
+) {
     let started = Instant::now();
-    let lab = TestLab::up_with(test, 4, Profile::Runtimes, release);
+    let lab = TestLab::up_options(
+        test,
+        LabOptions {
+            profile: Profile::Runtimes,
+            release,
+            containerd,
+            ..LabOptions::default()
+        },
+    );
     eprintln!("{test}: lab up in {:.1} s", started.elapsed().as_secs_f64());
+    let version = lab.root_script("host3", "containerd --version");
+    eprintln!("{test}: host3 runs {version}");
+    if containerd == ContainerdLine::Two {
+        assert!(version.contains(" 2."), "{version}");
+    }
     let inv = lab.lab.inventory_path.clone();
     let text = std::fs::read_to_string(&inv).unwrap();
     assert!(text.ends_with("tls:\n  mode: self-signed\n"), "{text}");
@@ -102,12 +180,15 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         started.elapsed().as_secs_f64()
     );
     assert_eq!(code, 0, "{report:#}");
-    // host2 pushed with docker; every runtime of every host pulled.
+    // host2 pushed with docker; every runtime of every host pulled. containerd's CRI plugin
+    // is on (Debian's config.toml), so containerd pulls through the CRI image service, over
+    // SSH to its socket, where the login user may open it (root: host1, host3); host2 logs in
+    // as ops, who may not, and pulls with ctr.
     let pulls: Vec<(&str, &str)> = vec![
-        ("host1", "ctr pull"),
+        ("host1", "cri pull"),
         ("host1", "pull"),
         ("host2", "ctr pull"),
-        ("host3", "ctr pull"),
+        ("host3", "cri pull"),
         ("host4", "podman pull"),
     ];
     let got = smoke_pulls(&report);
@@ -142,12 +223,48 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         "{hosts_toml}"
     );
 
-    // Converged: plan exits 0, a second apply changes and restarts nothing.
+    // The probe reads dockerd through its API where the login user may open the socket
+    // (root on host1): without the docker CLI it still finds the engine running there; ops on
+    // host2 reads it with `docker info` as root, which then finds none.
+    let cli = "/usr/bin/docker";
+    for host in ["host1", "host2"] {
+        lab.root_script(host, &format!("mv {cli} {cli}.away"));
+    }
+    let (code, facts) = run_json(&inv, &["facts", "--limit", "host1,host2"]);
+    for host in ["host1", "host2"] {
+        lab.root_script(host, &format!("mv {cli}.away {cli}"));
+    }
+    assert_eq!(code, 0, "{facts:#}");
+    let running: Vec<(&str, bool)> = facts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let docker = &h["facts"]["docker"];
+            (h["host"].as_str().unwrap(), docker["running"] == true)
+        })
+        .collect();
+    assert_eq!(running, [("host1", true), ("host2", false)], "{facts:#}");
+
+    // Converged: plan exits 0, a second apply changes and restarts nothing; -v says why
+    // host2 pulls with ctr, once (host1's docker pull goes through dockerd's API).
     let out = regboot(&inv, &["plan"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let (code, again) = run_json(&inv, &["apply"]);
+    let out = regboot(&inv, &["apply", "-v", "-o", "json"]);
+    let (code, again) = json_of(&["apply"], &out);
     assert_eq!(code, 0, "{again:#}");
     assert!(changes(&again).is_empty(), "{:?}", changes(&again));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("the smoke test runs"))
+        .collect();
+    assert!(
+        said.len() == 1
+            && said[0].contains("host2: the smoke test runs `ctr pull`")
+            && said[0].contains("could not open"),
+        "{stderr}"
+    );
     assert_eq!(containerd_started(&lab, "host3"), after, "restarted again");
 
     // The trust is each runtime's own files: without them, that runtime's pull fails. (Without
@@ -186,6 +303,17 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
         .collect();
     failed.sort();
     assert_eq!(failed, ["host3", "host4"], "{broken:#}");
+    // host3's CRI pull, which passed with hosts.toml, now fails on the certificate: it is
+    // the CRI plugin's own trust (config_path), with the OS trust store out of it.
+    let cri = smoke_row(&broken, "host3", "cri pull");
+    assert!(
+        cri["ok"] == false && cri["detail"].as_str().unwrap().contains("x509"),
+        "{cri:#}"
+    );
+    eprintln!(
+        "{test}: host3's CRI pull without hosts.toml: {}",
+        cri["detail"]
+    );
     let (code, repaired) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{repaired:#}");
     assert_eq!(
@@ -197,7 +325,8 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
     if !rotate {
         return;
     }
-    // A CA rotation while host3 pulls through ctr in a loop: no pull fails, no restart.
+    // A CA rotation while host3 pulls through ctr and through the CRI in loops: no pull
+    // fails, no restart.
     let password = std::fs::read_to_string(&lab.lab.password_path).unwrap();
     let password = password.trim();
     lab.root_script(
@@ -216,11 +345,21 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
              nohup sh /tmp/pull-loop.sh >/dev/null 2>&1 </dev/null &"
         ),
     );
+    let stop = Arc::new(AtomicBool::new(false));
+    let cri_pulls = cri_loop(&lab, password, stop.clone());
     let (code, runs) = run_json(&inv, &["rotate", "--ca"]);
+    stop.store(true, Ordering::Relaxed);
     assert_eq!(code, 0, "{runs:#}");
     for run in runs["runs"].as_array().unwrap() {
         smoke_pulls(&run["report"]);
     }
+    let (cri_ok, cri_failed) = cri_pulls.join().expect("the CRI pull loop");
+    assert!(
+        cri_failed.is_empty(),
+        "CRI pulls failed during rotate --ca: {cri_failed:#?}"
+    );
+    assert!(cri_ok >= 10, "only {cri_ok} CRI pulls");
+    eprintln!("{test}: {cri_ok} CRI pulls during rotate --ca, none failed");
     let (ok, failed) = finish_loop(&lab);
     assert!(
         failed.is_empty(),
@@ -241,10 +380,22 @@ fn every_runtime_trusts_the_registry(test: &str, release: Release, rotate: bool)
 
 #[test]
 fn every_runtime_trusts_the_registry_on_bookworm() {
-    every_runtime_trusts_the_registry("rt-bookworm", Release::Bookworm, true);
+    every_runtime_trusts_the_registry(
+        "rt-bookworm",
+        Release::Bookworm,
+        ContainerdLine::Release,
+        true,
+    );
 }
 
 #[test]
 fn every_runtime_trusts_the_registry_on_trixie() {
-    every_runtime_trusts_the_registry("rt-trixie", Release::Trixie, false);
+    every_runtime_trusts_the_registry("rt-trixie", Release::Trixie, ContainerdLine::Release, false);
+}
+
+/// host3 runs containerd 2.x (Debian unstable's, on trixie): it migrates the version-2
+/// config.toml and reads the CRI plugin's config_path in `io.containerd.cri.v1.images`.
+#[test]
+fn every_runtime_trusts_the_registry_on_containerd_2() {
+    every_runtime_trusts_the_registry("rt-ctrd2", Release::Trixie, ContainerdLine::Two, true);
 }

@@ -8,20 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::support::cli::{json_of, regboot, regboot_env, run_json};
+use crate::support::cli::{assert_smoke_ok, json_of, regboot, regboot_env, run_json};
 use crate::support::lab::TestLab;
-use serde_json::Value;
 
 const REPO: &str = "registry.lab:5000/regboot-smoke";
-
-/// Every smoke line succeeded and every host but the pusher pulled.
-fn assert_smoke_ok(report: &Value, hosts: usize) {
-    let smoke = report["smoke"].as_array().expect("smoke results");
-    assert!(smoke.iter().all(|s| s["ok"] == true), "smoke: {smoke:#?}");
-    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
-    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
-    assert!(report.get("smoke_skipped").is_none(), "{report:#}");
-}
 
 /// The state directory's files with their modification times.
 fn state_files(dir: &Path) -> BTreeMap<String, SystemTime> {
@@ -135,16 +125,25 @@ fn smoke_credential_leftovers_and_user_changes() {
     assert_eq!(plan.status.code(), Some(0), "a converged plan");
     assert!(!String::from_utf8_lossy(&plan.stdout).contains(password.trim()));
 
-    // Leftovers of an interrupted smoke test on the pusher (an agent) and a puller: an image
-    // tag of the smoke repository and a temporary DOCKER_CONFIG dir, and ctr's image in its
-    // namespace with its marker. verify removes them, and does not touch the state directory.
+    // Leftovers of an interrupted smoke test on the pusher (an agent, host2) and a puller
+    // (host3): an image tag of the smoke repository and, where the pulls run commands (host2
+    // logs in as ops, who may not open the runtimes' sockets), a temporary DOCKER_CONFIG dir
+    // and ctr's image in its namespace with its marker; where they go through the runtimes'
+    // APIs (root on host3: dockerd's, containerd's CRI), a tag in the CRI's namespace. verify
+    // removes them, and does not touch the state directory.
     for host in ["host2", "host3"] {
         fake_image(&lab, host, &format!("{REPO}:leftover"));
+        let (ns, commands) = match host {
+            "host2" => (
+                "regboot",
+                "sudo -n mkdir /run/regboot-smoke.left && sudo -n touch /run/regboot-smoke-ctr && ",
+            ),
+            _ => ("k8s.io", ""),
+        };
         lab.ssh_ok(
             lab.host(host),
             &format!(
-                "sudo -n mkdir /run/regboot-smoke.left && sudo -n touch /run/regboot-smoke-ctr \
-                 && sudo -n docker save {REPO}:leftover | sudo -n ctr -n regboot images import - >/dev/null"
+                "{commands}sudo -n docker save {REPO}:leftover | sudo -n ctr -n {ns} images import - >/dev/null"
             ),
         );
     }
@@ -162,6 +161,7 @@ fn smoke_credential_leftovers_and_user_changes() {
             lab.host(host),
             &format!(
                 "sudo -n docker image ls -q {REPO}; sudo -n ctr -n regboot images ls -q 2>/dev/null; \
+                 sudo -n ctr -n k8s.io images ls -q | grep -F {REPO}; \
                  ls -d /run/regboot-smoke* 2>/dev/null || true"
             ),
         );

@@ -515,13 +515,7 @@ fn one_registry_host_rolls_without_a_failed_request() {
 #[test]
 fn ha_replicas_roll_without_a_failed_request() {
     let lab = TestLab::up_profile("zerodt-ha", 8, Profile::Ha);
-    let env_file = lab.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
-    let env = std::fs::read_to_string(env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env = lab.s3_env();
     let t = Topology {
         lab: &lab,
         registries: ["host3", "host4", "host5"].map(|h| lab.host(h)).to_vec(),

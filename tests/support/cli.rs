@@ -5,12 +5,37 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// `regboot ARGS -i INVENTORY` with `env` added to its environment. AWS_CA_BUNDLE (set on
-/// these machines) is removed: the registry's s3 driver refuses a bundle it cannot load.
+/// The regboot binary as a user on a clean machine runs it: none of this machine's
+/// REGBOOT_* defaults, and no AWS_CA_BUNDLE (set on these machines: the registry's s3 driver
+/// refuses a bundle it cannot load).
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_regboot"));
+    for var in [
+        "AWS_CA_BUNDLE",
+        "REGBOOT_INVENTORY",
+        "REGBOOT_STATE_DIR",
+        "REGBOOT_BACKUP_PASSPHRASE",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// `regboot ARGS`: its stdout, panicking with its stderr unless it succeeds.
+pub fn stdout_ok(args: &[&str]) -> String {
+    let out = command().args(args).output().expect("run regboot");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// `regboot ARGS -i INVENTORY` with `env` added to its environment.
 pub fn regboot_env(inventory: &Path, args: &[&str], env: &[(String, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regboot"))
+    command()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env_remove("AWS_CA_BUNDLE")
         .args(args)
         .arg("-i")
         .arg(inventory)
@@ -63,4 +88,22 @@ pub fn changes(report: &Value) -> Vec<(String, String)> {
         }
     }
     all
+}
+
+/// A run's smoke test passed: at least one smoke line, every one ok, nothing skipped.
+pub fn assert_smoke_passed(report: &Value) {
+    let smoke = report["smoke"].as_array().expect("smoke results");
+    assert!(
+        !smoke.is_empty() && smoke.iter().all(|s| s["ok"] == true),
+        "smoke: {smoke:#?}"
+    );
+    assert!(report.get("smoke_skipped").is_none(), "{report:#}");
+}
+
+/// The smoke test passed and every one of the lab's `hosts` but the pusher pulled.
+pub fn assert_smoke_ok(report: &Value, hosts: usize) {
+    assert_smoke_passed(report);
+    let smoke = report["smoke"].as_array().expect("smoke results");
+    let pulls = smoke.iter().filter(|s| s["action"] == "pull").count();
+    assert_eq!(pulls, hosts - 1, "smoke: {smoke:#?}");
 }

@@ -32,14 +32,25 @@ impl TestLab {
         profile: lab::Profile,
         release: lab::Release,
     ) -> TestLab {
+        Self::up_options(
+            test,
+            LabOptions {
+                hosts,
+                profile,
+                release,
+                ..LabOptions::default()
+            },
+        )
+    }
+
+    /// A lab of `opts`, named for the test and in a directory of its own.
+    pub fn up_options(test: &str, opts: LabOptions) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir for the lab");
         let name = format!("t{}-{test}", std::process::id());
         let lab = lab::up(&LabOptions {
             name,
-            hosts,
-            profile,
-            release,
             dir: Some(dir.path().join("lab")),
+            ..opts
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));
         TestLab { lab, _dir: dir }
@@ -97,6 +108,38 @@ impl TestLab {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The HA lab's S3 keys (its `s3.env`), as the environment the inventory names.
+    pub fn s3_env(&self) -> Vec<(String, String)> {
+        let env_file = self.lab.s3_env.as_ref().expect("the HA lab writes s3.env");
+        std::fs::read_to_string(env_file)
+            .expect("read s3.env")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `regboot ARGS` on the lab's inventory with the HA lab's S3 keys in its environment.
+    pub fn regboot_s3(&self, args: &[&str]) -> Output {
+        self.regboot_s3_on(&self.lab.inventory_path, args)
+    }
+
+    /// `regboot ARGS -i INVENTORY` with the HA lab's S3 keys in its environment.
+    pub fn regboot_s3_on(&self, inventory: &Path, args: &[&str]) -> Output {
+        crate::support::cli::regboot_env(inventory, args, &self.s3_env())
+    }
+
+    /// What reset must put back on `host`: every path under /etc and
+    /// /usr/local/share/ca-certificates with its type, mode and symlink target, and each
+    /// regular file's SHA-256; then what `more` (shell lines) prints.
+    pub fn fingerprint(&self, host: &str, more: &str) -> String {
+        let paths = r#"set -eu
+find /etc /usr/local/share/ca-certificates -xdev -printf '%y %m %p -> %l\n' | LC_ALL=C sort
+find /etc /usr/local/share/ca-certificates -xdev -type f -exec sha256sum {} + | LC_ALL=C sort -k2
+"#;
+        self.root_script(host, &format!("{paths}{more}"))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,7 +85,7 @@ impl Sshd {
 
         // A free port can be taken between our probe and sshd's bind: retry a few times.
         for _ in 0..10 {
-            let port = free_port();
+            let port = super::free_port();
             let config = dir.join("sshd_config");
             fs::write(
                 &config,
@@ -182,13 +182,6 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }
 
 /// True once the server sends its SSH banner; false if it exited or 10 s passed.

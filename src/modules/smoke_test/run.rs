@@ -8,20 +8,20 @@
 //! marker, ctr's `regboot` namespace), so a host removes what an earlier, interrupted run left:
 //! the pusher always, a puller when that run's config dir or marker is still there.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 use futures::StreamExt;
 
+use super::api_pull;
+use super::image as smoke_image;
+use super::outcome::{digest_of, failure, retry_name_lookup};
 use crate::engine::report::{Phase, SmokeHost};
 use crate::host::RemoteHost;
-use crate::inventory::{Inventory, SMOKE_USER};
+use crate::inventory::Inventory;
 use crate::material::Material;
 use crate::registry_http::{self, Request};
-use crate::smoke_image;
-use crate::ssh::ExecOutput;
 
 /// The repository every smoke image is pushed to, on every registry.
 const REPOSITORY: &str = "regboot-smoke";
@@ -124,6 +124,8 @@ cat "$dir/digest"
 pub enum Client {
     Docker,
     Containerd,
+    /// containerd's CRI image service (`smoke_test::api_pull`); ctr where it cannot be reached.
+    Cri,
     Podman,
 }
 
@@ -133,7 +135,25 @@ impl Client {
         match self {
             Client::Docker => "pull",
             Client::Containerd => "ctr pull",
+            Client::Cri => "cri pull",
             Client::Podman => "podman pull",
+        }
+    }
+
+    /// The runtime API it pulls through, where the host lets the login user open its socket.
+    fn api(self) -> Option<api_pull::Via> {
+        match self {
+            Client::Cri => Some(api_pull::Via::Cri),
+            Client::Docker => Some(api_pull::Via::Docker),
+            Client::Containerd | Client::Podman => None,
+        }
+    }
+
+    /// The client whose commands pull where this one's API cannot be reached.
+    fn without_api(self) -> Client {
+        match self {
+            Client::Cri => Client::Containerd,
+            c => c,
         }
     }
 
@@ -143,7 +163,7 @@ impl Client {
             Client::Docker => {
                 format!("{ARGS}{LEFT}if [ -n \"$left\" ]; then\n{SWEEP}fi\n{LOGIN}{PULL}")
             }
-            Client::Containerd => format!("{ARGS}{CTR_PULL}"),
+            Client::Containerd | Client::Cri => format!("{ARGS}{CTR_PULL}"),
             Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
         }
     }
@@ -152,7 +172,7 @@ impl Client {
     fn digest(self, out: &str, repo: &str) -> Option<String> {
         match self {
             Client::Docker => digest_of(out, repo),
-            Client::Containerd | Client::Podman => out
+            Client::Containerd | Client::Cri | Client::Podman => out
                 .lines()
                 .map(str::trim)
                 .find(|l| l.starts_with("sha256:"))
@@ -175,48 +195,6 @@ impl SmokeTarget<'_> {
         [Client::Docker, Client::Podman]
             .into_iter()
             .find(|c| self.clients.contains(c))
-    }
-}
-
-/// The digest of `repo` in `docker image inspect`'s RepoDigests output.
-fn digest_of(out: &str, repo: &str) -> Option<String> {
-    out.lines()
-        .filter_map(|l| l.trim().strip_prefix(repo)?.strip_prefix('@'))
-        .map(str::to_string)
-        .next()
-}
-
-/// dockerd's Go resolver caches /etc/hosts for about 5 s, so right after apply writes the hosts
-/// block a push or pull may still say "no such host". Such failures are retried for up to
-/// ~10 s; any other failure is returned at once.
-async fn retry_name_lookup<F, Fut>(mut attempt: F) -> Result<ExecOutput>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<ExecOutput>>,
-{
-    let mut tries = 0;
-    loop {
-        match attempt().await {
-            Err(e) if tries < 10 && format!("{e:#}").contains("no such host") => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Why a push or pull failed; a refused login most likely means the registry hosts do not
-/// have the smoke user yet (its password was made by an apply that has not reached them).
-fn failure(e: &anyhow::Error) -> String {
-    let why = format!("{e:#}");
-    if why.to_ascii_lowercase().contains("unauthorized") {
-        format!(
-            "{why} (the smoke test logs in as {SMOKE_USER}, whose password is in the state \
-             directory: run `regboot apply` so every registry host has it)"
-        )
-    } else {
-        why
     }
 }
 
@@ -422,6 +400,20 @@ async fn pull(
     digest: &str,
 ) -> SmokeHost {
     let start = Instant::now();
+    let through_api = match client.api() {
+        Some(via) => api_pull::pull(&h.remote.session, via, args, pw, repo, digest).await,
+        None => None,
+    };
+    if let Some((ok, detail)) = through_api {
+        return SmokeHost {
+            host: h.name.to_string(),
+            action: client.pull_action(),
+            ok,
+            seconds: start.elapsed().as_secs_f64(),
+            detail,
+        };
+    }
+    let client = client.without_api();
     let script = client.pull_script();
     let action = client.pull_action();
     let out = retry_name_lookup(|| h.remote.run(action, &script, args, Some(pw))).await;
@@ -594,16 +586,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digest_is_read_for_the_right_repository() {
-        let out = "other/x@sha256:aa\nreg.lab:5000/regboot-smoke@sha256:bb\n";
-        assert_eq!(
-            digest_of(out, "reg.lab:5000/regboot-smoke").as_deref(),
-            Some("sha256:bb")
-        );
-        assert_eq!(digest_of(out, "reg.lab:5000/none"), None);
-    }
-
-    #[test]
     fn every_client_script_parses() {
         let push = format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}");
         let pulls = [Client::Docker, Client::Containerd, Client::Podman].map(Client::pull_script);
@@ -616,14 +598,6 @@ mod tests {
         }
         // ctr reads the password from script(1)'s terminal: never on a command line.
         assert!(!CTR_PULL.contains("$user:") && CTR_PULL.contains("-E never"));
-    }
-
-    #[test]
-    fn a_refused_login_says_to_run_apply() {
-        let refused = anyhow::anyhow!("login attempt failed with status: 401 Unauthorized");
-        assert!(failure(&refused).contains("run `regboot apply`"));
-        let other = anyhow::anyhow!("connection refused");
-        assert_eq!(failure(&other), "connection refused");
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! The smoke test as a playbook step: a push from one agent (docker, else podman) and a pull
 //! through every runtime (docker, containerd, podman) of every reachable host of the limit, each replica asked directly for the pushed manifest (see
-//! `crate::smoke`). It is skipped only in plan, with `smoke_test: false` in the inventory, or
+//! `run.rs`). It is skipped only in plan, with `smoke_test: false` in the inventory, or
 //! when no host of the run can push (a running docker engine, or podman); the report then says the run did not
 //! verify.
+
+mod api_pull;
+pub mod image;
+mod outcome;
+mod run;
 
 use anyhow::Result;
 use futures::future::BoxFuture;
@@ -11,7 +16,7 @@ use super::{FleetCx, Module, Outcome};
 use crate::engine::module::Member;
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role};
-use crate::smoke::{self, Client, SmokeTarget};
+use run::{Client, SmokeTarget};
 
 pub(crate) struct SmokeTest;
 
@@ -93,7 +98,7 @@ impl Module for SmokeTest {
                 .filter(|m| m.host.has_role(Role::Registry))
                 .map(|m| (m.host.name.as_str(), m.remote))
                 .collect();
-            let found = smoke::run(
+            let found = run::run(
                 cx.inv,
                 cx.material,
                 &pusher,
@@ -113,7 +118,8 @@ impl Module for SmokeTest {
 }
 
 /// The clients `m` pulls with: docker (running, or started by docker.install before this
-/// step; probed before the run), containerd's ctr, podman.
+/// step; probed before the run), containerd (its CRI image service when its config leaves the
+/// CRI plugin on, else ctr), podman.
 fn clients(cx: &FleetCx, m: &Member) -> Vec<Client> {
     let f = &m.state.facts;
     [
@@ -121,7 +127,14 @@ fn clients(cx: &FleetCx, m: &Member) -> Vec<Client> {
             Client::Docker,
             f.docker.running || installs_engine(cx, m.host),
         ),
-        (Client::Containerd, f.containerd.runtime.installed),
+        (
+            if f.containerd.config.as_ref().is_none_or(|c| c.cri) {
+                Client::Cri
+            } else {
+                Client::Containerd
+            },
+            f.containerd.runtime.installed,
+        ),
         (Client::Podman, f.podman.installed),
     ]
     .into_iter()

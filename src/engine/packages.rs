@@ -1,0 +1,82 @@
+//! Packages installed and purged with the host's own package manager: the one ladder every
+//! module that brings a package uses (its footprint names the package, so reset purges it).
+
+use super::change::Change;
+
+/// Args: the operation (`install`, `install-recommends`, `purge`), then packages. Picks the
+/// package manager of the OS family (Debian, Fedora/RHEL, SUSE, Arch, Alpine).
+const SCRIPT: &str = r#"set -eu
+op=$1; shift
+if command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  case $op in
+    install) apt-get update -qq; apt-get install -y -qq --no-install-recommends "$@" >/dev/null ;;
+    install-recommends) apt-get update -qq; apt-get install -y -qq "$@" >/dev/null ;;
+    purge) apt-get purge -y -qq --auto-remove "$@" >/dev/null ;;
+  esac
+elif command -v dnf >/dev/null 2>&1; then
+  if [ "$op" = purge ]; then dnf remove -y -q "$@"; else dnf install -y -q "$@"; fi
+elif command -v yum >/dev/null 2>&1; then
+  if [ "$op" = purge ]; then yum remove -y -q "$@"; else yum install -y -q "$@"; fi
+elif command -v zypper >/dev/null 2>&1; then
+  if [ "$op" = purge ]; then zypper --non-interactive remove "$@"; else zypper --non-interactive install "$@"; fi
+elif command -v pacman >/dev/null 2>&1; then
+  if [ "$op" = purge ]; then pacman -Rns --noconfirm "$@"; else pacman -S --noconfirm --needed "$@"; fi
+elif command -v apk >/dev/null 2>&1; then
+  if [ "$op" = purge ]; then apk del -q "$@"; else apk add -q "$@"; fi
+else
+  verb=install; [ "$op" = purge ] && verb=remove
+  echo "no known package manager (apt-get, dnf, yum, zypper, pacman, apk): $verb $* by hand" >&2
+  exit 1
+fi
+"#;
+
+/// A package regboot may install, and the command that shows it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Package {
+    pub command: &'static str,
+    pub name: &'static str,
+}
+
+fn run(summary: String, op: &str, packages: &[&str]) -> Change {
+    let mut args = vec![op];
+    args.extend(packages);
+    Change::script(summary, SCRIPT, &args)
+}
+
+/// Install `packages` (never upgraded: callers pass only missing ones). `recommends`: with
+/// what the package recommends (apt), as the docker engine's package wants.
+pub(crate) fn install(summary: impl Into<String>, packages: &[&str], recommends: bool) -> Change {
+    let op = if recommends {
+        "install-recommends"
+    } else {
+        "install"
+    };
+    run(summary.into(), op, packages)
+}
+
+/// Remove `packages` and what they pulled in.
+pub(crate) fn purge(packages: &[&str]) -> Change {
+    run(
+        format!(
+            "remove packages {} (regboot installed them)",
+            packages.join(" ")
+        ),
+        "purge",
+        packages,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_parses() {
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", SCRIPT])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}

@@ -1,0 +1,314 @@
+//! Hosts and their SSH settings: addresses, roles, users, bastions and the OpenSSH config.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::super::locate::YamlPath;
+use super::super::model::*;
+use super::super::raw::*;
+use super::super::ssh_config::{self, FromConfig};
+use super::syntax::is_hostname;
+use super::{Checker, at};
+use crate::fsutil::{SECRET_LIMIT, expand_tilde};
+use crate::ssh::{Bastion, HostKeyCheck, Target};
+
+impl Checker<'_> {
+    /// The OpenSSH client configuration hosts fall back on: `ssh_config: PATH` (which must
+    /// exist), none with `false`, else `~/.ssh/config` when there is one.
+    pub(super) fn ssh_config(&mut self, raw: Option<&RawSshConfig>) -> Option<ssh_config::Config> {
+        let path = match raw {
+            Some(RawSshConfig::Enabled(false)) => return None,
+            Some(RawSshConfig::Path(p)) => self.resolve_path(p),
+            None | Some(RawSshConfig::Enabled(true)) => {
+                let default = expand_tilde("~/.ssh/config");
+                if !default.exists() && raw.is_none() {
+                    return None;
+                }
+                default
+            }
+        };
+        match ssh_config::Config::load(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(
+                    &at(&["ssh_config"]),
+                    format!("OpenSSH config {}: {e}", path.display()),
+                    Some("fix that file, name another with `ssh_config: PATH`, or set `ssh_config: false`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn hosts(
+        &mut self,
+        defaults: &RawHost,
+        raw: &[RawHost],
+        ssh_config: Option<&ssh_config::Config>,
+    ) -> Vec<Host> {
+        for (field, set) in [
+            ("name", defaults.name.is_some()),
+            ("address", defaults.address.is_some()),
+            ("private_address", defaults.private_address.is_some()),
+            ("roles", defaults.roles.is_some()),
+            ("drain", defaults.drain.is_some()),
+        ] {
+            if set {
+                self.error(
+                    &at(&["defaults", field]),
+                    format!("`{field}` belongs to each host, not to defaults"),
+                    Some("move it under the host it describes".into()),
+                );
+            }
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        // (address, port) -> first host's index.
+        let mut endpoints: HashMap<(String, u16), usize> = HashMap::new();
+        let mut hosts = Vec::new();
+        for (i, h) in raw.iter().enumerate() {
+            let hp = YamlPath::default().key("hosts").index(i);
+            let Some(name) = h.name.clone() else {
+                self.error(
+                    &hp,
+                    "host has no name",
+                    Some("add `name: ...` (unique, used in output and --limit)".into()),
+                );
+                continue;
+            };
+            if let Some(first) = seen.insert(name.clone(), i) {
+                let line = self
+                    .locs
+                    .value(&YamlPath::default().key("hosts").index(first).key("name"))
+                    .map(|p| format!(" (first at line {})", p.line))
+                    .unwrap_or_default();
+                self.error(
+                    &hp.key("name"),
+                    format!("duplicate host name {name:?}{line}"),
+                    Some("give every host a unique name".into()),
+                );
+            }
+            let Some(address) = h.address.clone() else {
+                self.error(
+                    &hp,
+                    format!("host {name} has no address"),
+                    Some("add `address: IP or DNS name`".into()),
+                );
+                continue;
+            };
+            self.address(&hp.key("address"), &address);
+            let from_config = match ssh_config.map(|c| c.lookup(&address)) {
+                None => FromConfig::default(),
+                Some(Ok(found)) => found,
+                Some(Err(e)) => {
+                    self.error(
+                        &hp.key("address"),
+                        format!("in the OpenSSH config: {e}"),
+                        None,
+                    );
+                    FromConfig::default()
+                }
+            };
+            // An alias the OpenSSH config resolves: the host is what ssh would dial.
+            let address = match &from_config.host_name {
+                Some(real) => {
+                    self.address(&hp.key("address"), real);
+                    real.clone()
+                }
+                None => address,
+            };
+            if let Some(p) = &h.private_address {
+                self.address(&hp.key("private_address"), p);
+            }
+            let private_address = h.private_address.clone().unwrap_or_else(|| address.clone());
+            let roles = h.roles.clone().unwrap_or_default();
+            if roles.is_empty() {
+                self.error(
+                    &hp.key("roles"),
+                    format!("host {name} has no role"),
+                    Some("add `roles: [registry]`, `[agent]` or `[lb]`".into()),
+                );
+            }
+            let ssh = self.ssh(&hp, defaults, h, &from_config, &name, &address);
+            if let Some(first) = endpoints.insert((same_host_key(&address), ssh.port), i) {
+                let line = self
+                    .locs
+                    .value(&YamlPath::default().key("hosts").index(first).key("address"))
+                    .map(|p| format!(" (line {})", p.line))
+                    .unwrap_or_default();
+                self.error(
+                    &hp.key("address"),
+                    format!(
+                        "host {name} has the same address and SSH port ({address}, {}) as hosts[{first}]{line}",
+                        ssh.port
+                    ),
+                    Some("list each machine once, with all its roles".into()),
+                );
+            }
+            let drain = h.drain.unwrap_or(false);
+            if drain && !roles.contains(&Role::Registry) {
+                self.error(
+                    &hp.key("drain"),
+                    format!("host {name} is not a registry host: `drain` takes a replica out of the load balancers"),
+                    Some("remove `drain`, or set it on a host with the role registry".into()),
+                );
+            }
+            hosts.push(Host {
+                name,
+                address,
+                private_address,
+                roles,
+                ssh,
+                drain,
+            });
+        }
+        hosts
+    }
+
+    /// The host's SSH settings: its own value, else the default, else the OpenSSH config's,
+    /// else the built-in default.
+    pub(super) fn ssh(
+        &mut self,
+        hp: &YamlPath,
+        d: &RawHost,
+        h: &RawHost,
+        cfg: &FromConfig,
+        name: &str,
+        address: &str,
+    ) -> Target {
+        // Errors point at whichever entry supplied the value.
+        let src = |field: &str, host_has: bool| {
+            if host_has {
+                hp.key(field)
+            } else {
+                at(&["defaults", field])
+            }
+        };
+        let user = h
+            .user
+            .clone()
+            .or_else(|| d.user.clone())
+            .or_else(|| cfg.user.clone())
+            .unwrap_or_else(|| "root".into());
+        self.user_name(&src("user", h.user.is_some()), &user);
+        let port = self.port(
+            &src("port", h.port.is_some()),
+            h.port.or(d.port),
+            cfg.port.unwrap_or(22),
+        );
+        let key = match h.key.as_ref().or(d.key.as_ref()) {
+            Some(k) => Some(self.readable_file(
+                &src("key", h.key.is_some()),
+                k,
+                "SSH key (`key:`)",
+                Some(SECRET_LIMIT),
+            )),
+            None => cfg.identity_file.clone(),
+        };
+        let sudo = match h.sudo.or(d.sudo) {
+            None | Some(RawSudo::Word(SudoWord::Auto)) => user != "root",
+            Some(RawSudo::Bool(b)) => b,
+        };
+        let bastion = h.bastion.as_ref().or(d.bastion.as_ref());
+        let bastion = bastion.or(cfg.proxy_jump.as_ref()).and_then(|b| {
+            let parsed = parse_bastion(b, &user);
+            if parsed.is_none() {
+                self.error(
+                    &src("bastion", h.bastion.is_some()),
+                    format!("bastion {b:?} is not user@host:port"),
+                    Some("write it like ops@203.0.113.10:22 (user and port optional)".into()),
+                );
+            }
+            parsed
+        });
+        let known_hosts = self.resolve_path(
+            h.known_hosts
+                .as_deref()
+                .or(d.known_hosts.as_deref())
+                .unwrap_or("~/.ssh/known_hosts"),
+        );
+        let timeout = h
+            .connect_timeout_secs
+            .or(d.connect_timeout_secs)
+            .unwrap_or(10);
+        if !(1..=600).contains(&timeout) {
+            self.error(
+                &src("connect_timeout_secs", h.connect_timeout_secs.is_some()),
+                format!("connect timeout {timeout}s is out of range"),
+                Some("use 1 to 600 seconds".into()),
+            );
+        }
+        Target {
+            name: name.to_string(),
+            address: address.to_string(),
+            port,
+            user,
+            key,
+            key_passphrase_env: h
+                .key_passphrase_env
+                .clone()
+                .or_else(|| d.key_passphrase_env.clone()),
+            sudo,
+            bastion,
+            known_hosts,
+            host_key_check: h
+                .host_key_check
+                .or(d.host_key_check)
+                .unwrap_or(HostKeyCheck::AcceptNew),
+            connect_timeout: Duration::from_secs(timeout.clamp(1, 600) as u64),
+        }
+    }
+}
+
+pub(super) fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
+    let (user, rest) = match s.split_once('@') {
+        Some((u, r)) if !u.is_empty() => (u.to_string(), r),
+        Some(_) => return None,
+        None => (default_user.to_string(), s),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse::<u16>().ok().filter(|p| *p > 0)?),
+        _ => (rest, 22),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.parse::<IpAddr>().is_ok() || is_hostname(host)).then(|| Bastion {
+        user,
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// An address as compared for duplicates: IPs in canonical form, names in lowercase.
+fn same_host_key(address: &str) -> String {
+    match address.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.trim_end_matches('.').to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bastions() {
+        assert_eq!(
+            parse_bastion("ops@203.0.113.10:2200", "root"),
+            Some(Bastion {
+                user: "ops".into(),
+                host: "203.0.113.10".into(),
+                port: 2200
+            })
+        );
+        assert_eq!(
+            parse_bastion("jump.example.com", "root"),
+            Some(Bastion {
+                user: "root".into(),
+                host: "jump.example.com".into(),
+                port: 22
+            })
+        );
+        assert_eq!(parse_bastion("ops@host:99999", "root"), None);
+        assert_eq!(parse_bastion("@host", "root"), None);
+    }
+}
