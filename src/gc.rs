@@ -24,7 +24,7 @@ use crate::engine::report::RunReport;
 use crate::engine::runner::{self, Options};
 use crate::inventory::{Inventory, Role, Storage};
 use crate::material::RegistryMode;
-use crate::modules::registry_files;
+use crate::modules::registry_files::{self, COLLECTOR};
 use crate::pki::StateDir;
 
 pub struct GcOptions {
@@ -58,6 +58,8 @@ pub struct Blob {
 
 /// The collector's longest run; a storage of many millions of blobs may need more.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+/// Removing the collector: docker stops it within its 10 s grace time.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Args: image, data dir, base dir, then `--dry-run` or nothing. Runs the collector in a
 /// throwaway container with the replicas' config.yml (both config paths: 2.x and 3.x images),
@@ -190,6 +192,16 @@ async fn collect(
         }
         Err(e) => Err(e.context("the roll to read-only failed: the collector did not run")),
     };
+    // A sweep cut off (the command's timeout, a lost connection) leaves the collector
+    // running on the host: read-only stays until it is gone.
+    if let Err(e) = remove_collector(&mut nodes[0]).await {
+        bail!(
+            "{e:#}: the replicas stay read-only while the collector may sweep (a push could lose \
+             blobs); remove it on {} (`docker rm -f {COLLECTOR}`), then run `regboot apply` to \
+             take pushes again",
+            nodes[0].host.name
+        );
+    }
     say(opts, "gc: the replicas take pushes again, one at a time");
     let lifted = roll(inv, opts, state, nodes, RegistryMode::Serving).await;
     let lift_problem = match &lifted {
@@ -234,6 +246,27 @@ async fn roll(
         ..Options::prepared(state.root(), opts.forks, opts.quiet)
     };
     runner::run_on(inv, &crate::playbooks::gc()?, &options, state, nodes).await
+}
+
+/// Removes the collector's container and confirms it is gone.
+const REMOVE_COLLECTOR: &str = r#"docker rm -f regboot-gc >/dev/null 2>&1 || true
+if docker inspect --type container regboot-gc >/dev/null 2>&1; then
+  echo "container regboot-gc is still there after docker rm -f" >&2; exit 1
+fi
+"#;
+
+async fn remove_collector(node: &mut Node<'_>) -> Result<()> {
+    let remote = node.remote.as_mut().context("not connected")?;
+    remote.session.set_command_timeout(REMOVE_TIMEOUT);
+    remote
+        .run(
+            &format!("remove the collector ({COLLECTOR})"),
+            REMOVE_COLLECTOR,
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
 }
 
 async fn sweep(inv: &Inventory, node: &mut Node<'_>, dry_run: bool) -> Result<Collected> {
@@ -306,10 +339,12 @@ mod tests {
 
     #[test]
     fn collect_script_parses() {
-        let out = std::process::Command::new("sh")
-            .args(["-n", "-c", COLLECT])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        for script in [COLLECT, REMOVE_COLLECTOR] {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
     }
 }

@@ -128,6 +128,8 @@ pub struct RegistryFront {
     pub key_path: String,
     /// The file holding `upstream registry_backend`, rewritten by each roll.
     pub backend_path: String,
+    /// The CA(s) the container's certificate must chain to (both during a CA rotation).
+    pub ca_path: String,
 }
 
 /// keepalived on one lb host.
@@ -299,6 +301,7 @@ impl Templates {
             ("front cert path", &f.cert_path),
             ("front key path", &f.key_path),
             ("front backend path", &f.backend_path),
+            ("front ca path", &f.ca_path),
         ] {
             check_config_token(field, path)?;
         }
@@ -311,6 +314,7 @@ impl Templates {
                 cert_path => &f.cert_path,
                 key_path => &f.key_path,
                 backend_path => &f.backend_path,
+                ca_path => &f.ca_path,
             },
         )
     }
@@ -724,6 +728,7 @@ mod tests {
             cert_path: "/etc/regboot/registry/certs/registry-chain.crt".into(),
             key_path: "/etc/regboot/registry/certs/registry.key".into(),
             backend_path: "/etc/nginx/regboot-backend.conf".into(),
+            ca_path: "/etc/nginx/regboot-registry-ca.crt".into(),
         };
         let t = Templates::embedded();
         let text = t.registry_front_conf(&front).unwrap();
@@ -737,6 +742,8 @@ mod tests {
             "proxy_set_header Host $http_host;",
             "proxy_set_header X-Forwarded-Proto $scheme;",
             "proxy_ssl_name registry.lab;",
+            "proxy_ssl_verify on;",
+            "proxy_ssl_trusted_certificate /etc/nginx/regboot-registry-ca.crt;",
             "proxy_pass https://registry_backend;",
         ] {
             assert!(lines.contains(&line), "missing {line:?} in\n{text}");

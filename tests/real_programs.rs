@@ -21,7 +21,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
 };
 use regboot::merge::htpasswd::{self, Secret, User};
-use regboot::render::{Keepalived, LoadBalancer, RegistryConfig, S3Storage, Storage, Templates};
+use regboot::render::{
+    Keepalived, LoadBalancer, RegistryConfig, RegistryFront, S3Storage, Storage, Templates,
+};
 use regboot::smoke_image;
 use sha2::{Digest, Sha256};
 use support::free_port;
@@ -225,6 +227,32 @@ fn start_nginx(dir: &Path, conf: &str, port: u16) -> Proc {
     nginx
 }
 
+/// A rendered nginx.conf with its pid and log files in `dir` and its TLS listener on loopback.
+fn on_loopback(conf: &str, dir: &Path, port: u16) -> String {
+    let mut conf = conf.to_string();
+    for (from, to) in [
+        (
+            "pid /run/nginx.pid;".to_string(),
+            format!("pid {}/nginx.pid;", dir.display()),
+        ),
+        (
+            "/var/log/nginx/access.log".to_string(),
+            dir.join("access.log").display().to_string(),
+        ),
+        (
+            "/var/log/nginx/error.log".to_string(),
+            dir.join("error.log").display().to_string(),
+        ),
+        (
+            format!("listen {port} ssl;"),
+            format!("listen 127.0.0.1:{port} ssl;"),
+        ),
+    ] {
+        conf = swap(&conf, &from, &to);
+    }
+    conf
+}
+
 /// Replace `from` (which must be there) with `to`.
 fn swap(text: &str, from: &str, to: &str) -> String {
     assert!(
@@ -271,28 +299,8 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
         key_path: key.display().to_string(),
         ca_path: ca.display().to_string(),
     };
-    let mut conf = Templates::embedded().nginx_conf(&lb).unwrap();
-    for (from, to) in [
-        (
-            "pid /run/nginx.pid;".to_string(),
-            format!("pid {}/nginx.pid;", dir.display()),
-        ),
-        (
-            "/var/log/nginx/access.log".to_string(),
-            dir.join("access.log").display().to_string(),
-        ),
-        (
-            "/var/log/nginx/error.log".to_string(),
-            dir.join("error.log").display().to_string(),
-        ),
-        (
-            format!("listen {lb_port} ssl;"),
-            format!("listen 127.0.0.1:{lb_port} ssl;"),
-        ),
-    ] {
-        conf = swap(&conf, &from, &to);
-    }
-    let nginx = start_nginx(dir, &conf, lb_port);
+    let conf = Templates::embedded().nginx_conf(&lb).unwrap();
+    let nginx = start_nginx(dir, &on_loopback(&conf, dir, lb_port), lb_port);
 
     let base = format!("https://{HOSTNAME}:{lb_port}");
     let ca = Some(ca.as_path());
@@ -361,6 +369,128 @@ fn registry_behind_nginx_serves_tls_auth_and_blob_uploads() {
         assert!(line.contains(&answered), "{line}");
     }
     assert!(!log.contains(&format!(":{drained_port}")), "{log}");
+}
+
+/// A TLS listener on loopback `port` with a self-signed certificate for HOSTNAME (what any
+/// local user can start on a free backend port), answering 200 to every request; it records
+/// the requests it was sent. Accepts for at most 60 s.
+fn impostor(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![HOSTNAME.to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut buf = [0u8; 8192];
+            if let Ok(n @ 1..) = tls.read(&mut buf) {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                let _ = tls.flush();
+            }
+        }
+    });
+    seen
+}
+
+/// The registry's front (nginx on a registry host) passes requests only to a backend that
+/// proves it holds a certificate of the registry's CA for the registry's name. With the
+/// container gone, a local user's listener on the backend port (self-signed, same name) gets
+/// no request, so no client's credentials, and the client gets 502, not its answer.
+#[test]
+fn registry_front_verifies_the_container_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (ca, chain, key) = pki(dir);
+    let users = [User {
+        name: USER.into(),
+        secret: Secret::Password(PASSWORD.into()),
+    }];
+    write(dir, "htpasswd", htpasswd::render(None, &users).unwrap());
+    let backend_port = free_port();
+    let cfg = RegistryConfig {
+        storage: Storage::Filesystem,
+        delete_enabled: false,
+        http_secret: "x".into(),
+        tls: true,
+        auth_realm: Some("regboot test".into()),
+        blob_cache: true,
+        read_only: false,
+    };
+    let registry = start_registry(dir, &cfg, backend_port, Some((&chain, &key)));
+    let backend = write(
+        dir,
+        "backend.conf",
+        format!("upstream registry_backend {{ server 127.0.0.1:{backend_port}; }}\n"),
+    );
+    let port = free_port();
+    let conf = Templates::embedded()
+        .registry_front_conf(&RegistryFront {
+            server_name: HOSTNAME.into(),
+            listen_port: port,
+            tls: true,
+            cert_path: chain.display().to_string(),
+            key_path: key.display().to_string(),
+            backend_path: backend.display().to_string(),
+            ca_path: ca.display().to_string(),
+        })
+        .unwrap();
+    let _nginx = start_nginx(dir, &on_loopback(&conf, dir, port), port);
+    let url = format!("https://{HOSTNAME}:{port}/v2/");
+    let ca = Some(ca.as_path());
+    assert_eq!(
+        curl(ca, &url, true, &[]).0,
+        200,
+        "the real container must pass: {}",
+        registry.log()
+    );
+
+    drop(registry);
+    let seen = impostor(backend_port);
+    let (status, headers, _) = curl(ca, &url, true, &[]);
+    let error_log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    assert_eq!(status, 502, "{headers}\n{error_log}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the impostor was sent {:?}",
+        seen.lock().unwrap()
+    );
+    assert!(
+        error_log.contains("certificate verify failed")
+            || error_log.contains("upstream SSL certificate verify error"),
+        "{error_log}"
+    );
 }
 
 /// nginx answers a page with SSI on chunked (SSI drops the length): the client regboot speaks

@@ -67,6 +67,8 @@ pub struct HostState {
     /// The registry image's id, when asked and present.
     pub image_id: Option<String>,
     pub container: Option<Container>,
+    /// The other containers regboot names (`regboot-registry-next`, `regboot-gc`), when there.
+    pub others: HashMap<String, Container>,
     /// Commands asked about: name -> found on PATH.
     pub commands: HashMap<String, bool>,
     /// systemd units asked about: name -> `systemctl is-active` (active, inactive, failed...).
@@ -152,6 +154,12 @@ impl HostState {
     pub fn container(&self) -> Option<&Container> {
         self.check(|| "the registry container".into(), |r| r.image.is_some());
         self.container.as_ref()
+    }
+
+    /// Another container regboot names (`regboot-registry-next`, `regboot-gc`), when present.
+    pub fn other(&self, name: &str) -> Option<&Container> {
+        self.check(|| format!("container {name}"), |r| r.image.is_some());
+        self.others.get(name)
     }
 
     /// Whether the probe could read the host as root (else only its facts are known).
@@ -284,6 +292,16 @@ fn runtime(fields: &[&str]) -> Runtime {
     }
 }
 
+fn container(image: &str, running: &str, labels: &str) -> Result<Container> {
+    Ok(Container {
+        image_id: image.to_string(),
+        running: running == "true",
+        labels: serde_json::from_str::<Option<HashMap<String, String>>>(labels)
+            .context("container labels")?
+            .unwrap_or_default(),
+    })
+}
+
 fn parse(text: &str) -> Result<HostState> {
     let mut st = HostState::default();
     let mut os_release = String::new();
@@ -362,13 +380,11 @@ fn parse(text: &str) -> Result<HostState> {
             ["image", "-"] => st.image_id = None,
             ["image", id] => st.image_id = Some(id.to_string()),
             ["container", image, running, labels] => {
-                st.container = Some(Container {
-                    image_id: image.to_string(),
-                    running: *running == "true",
-                    labels: serde_json::from_str::<Option<HashMap<String, String>>>(labels)
-                        .context("container labels")?
-                        .unwrap_or_default(),
-                })
+                st.container = Some(container(image, running, labels)?)
+            }
+            ["other_container", name, image, running, labels] => {
+                st.others
+                    .insert(name.to_string(), container(image, running, labels)?);
             }
             _ => bail!("unrecognized line {line:?}"),
         }
@@ -460,7 +476,8 @@ mod tests {
             runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\nruntime\tcrio\t\n\
             containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
             docker\trunning\t20.10.24\ndocker_store\tcontainerd\n\
-            image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n";
+            image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n\
+            other_container\tregboot-gc\tsha256:1\ttrue\tnull\n";
         let st = parse(text).unwrap();
         assert_eq!(st.facts.arch, "x86_64");
         assert_eq!(st.facts.init, InitSystem::Systemd);
@@ -491,5 +508,6 @@ mod tests {
         let c = st.container.unwrap();
         assert!(c.running);
         assert_eq!(c.labels["regboot.config"], "x");
+        assert!(st.others["regboot-gc"].running);
     }
 }

@@ -86,7 +86,14 @@ fi
 if [ -n "$image" ]; then
   id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
   printf 'image\t%s\n' "$id"
-  c=$(docker inspect --format '{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' regboot-registry 2>/dev/null) || c=
-  [ -n "$c" ] && printf 'container\t%s\n' "$c"
+  # One docker call for the three: a roll cut off midway leaves regboot-registry-next, a gc
+  # cut off leaves its collector (regboot-gc) running.
+  docker inspect --type container --format '{{.Name}}	{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' \
+    regboot-registry regboot-registry-next regboot-gc 2>/dev/null | while IFS= read -r c; do
+    case ${c%%	*} in
+      /regboot-registry) printf 'container\t%s\n' "${c#*	}" ;;
+      /*) printf 'other_container\t%s\n' "${c#/}" ;;
+    esac
+  done
 fi
 exit 0

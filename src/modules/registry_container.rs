@@ -6,11 +6,13 @@
 //!
 //! A roll is blue/green behind nginx (`registry_front`), which holds the registry port: the
 //! new container starts beside the old one on the other loopback slot, and only once it
-//! answers `GET /v2/` does nginx switch to it (a graceful reload: old workers finish what
-//! they hold); then the old container drains (`http.draintimeout`) and goes, and the new one
-//! takes its name. Clients keep being served throughout. A new container that never answers
-//! is removed and the old one keeps serving (the step fails). A roll killed midway is
-//! finished (nginx already passes to the new one) or undone (it does not) by the next run.
+//! answers `GET /v2/` does nginx switch to it (a graceful reload) and the new one takes the
+//! name; nginx's old workers finish what they hold with the old container, which goes once
+//! they are done (bounded, in the background). Clients keep being served throughout. A new
+//! container that never answers is removed and the old one keeps serving (the step fails).
+//! A roll cut off midway (the probe sees `regboot-registry-next`, or nginx passing to another
+//! port than the container's) is drift: plan says "finish or undo the interrupted roll", and
+//! the next run finishes it (nginx already passes to the new one) or undoes it (it does not).
 
 use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
@@ -20,19 +22,27 @@ use super::registry_front::{self, BACKEND};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
 use crate::engine::footprint::{self, Footprint};
-use crate::engine::probe::{HostState, ProbeRequest};
+use crate::engine::probe::{Container, HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
+/// The container a roll starts beside the serving one; it takes `NAME` once nginx passes to it.
+const NEXT: &str = "regboot-registry-next";
+/// The label with a container's loopback port (the backend file names the one nginx uses).
+const BACKEND_LABEL: &str = "io.regboot.backend";
+/// The label naming the config set the container mounts (`START`): its config and
+/// certificate labels' values, which digest the files.
+const SET_LABEL: &str = "io.regboot.set";
 /// The label naming the front (absent on containers that published the port themselves).
 const FRONT_LABEL: &str = "io.regboot.front";
 
 /// What START and SWITCH share: one roll at a time on a host (a killed regboot's script may
 /// still run there: the next run waits for it), and `finish`, which points nginx at the
-/// container the backend file names (a graceful reload), waits until nginx's old workers
-/// have finished the requests they held (bounded: 30 s), so nothing reaches the old
-/// container any more, then drains (`http.draintimeout`) and removes it and gives the new
-/// one its name.
+/// container the backend file names (a graceful reload) and gives that container the name.
+/// nginx's old workers finish the requests they hold (a layer upload may take minutes) with
+/// the old container, renamed `regboot-registry-old`: a job of its own on the host (`drain`)
+/// removes it once those workers are gone, bounded by their `worker_shutdown_timeout` (900 s)
+/// plus 10 s, and prunes the config sets no container mounts any more.
 macro_rules! roll_common {
     () => {
         r#"set -eu
@@ -54,6 +64,43 @@ workers() {
   done
   return 0
 }
+# The config sets no regboot container mounts go.
+prune() {
+  keep=$(docker inspect -f '{{index .Config.Labels "io.regboot.set"}}' regboot-registry regboot-registry-old 2>/dev/null) || true
+  for d in /etc/regboot/registry/sets/*; do
+    if [ -d "$d" ] && ! printf '%s\n' "$keep" | grep -qxF "${d##*/}"; then rm -rf "$d"; fi
+  done
+}
+# Args: the old workers' pids. Waits until they are gone (at most 910 s), then the old container
+# drains (`http.draintimeout`) and goes.
+drain() {
+  i=0
+  for w in "$@"; do
+    while [ -d "/proc/$w" ] && [ "$i" -lt 9100 ]; do sleep 0.1; i=$((i+1)); done
+  done
+  docker stop --time 15 regboot-registry-old >/dev/null 2>&1 || true
+  docker rm -f regboot-registry-old >/dev/null 2>&1 || true
+  prune
+}
+# A previous roll's old container still serving what nginx's old workers hold: bounded wait.
+drained() {
+  i=0
+  while docker inspect regboot-registry-old >/dev/null 2>&1; do
+    p=$(cat /run/regboot-drain.pid 2>/dev/null) || p=
+    if [ -z "$p" ] || [ ! -d "/proc/$p" ]; then
+      # Its job is gone (a reboot, a roll cut off): nothing holds it any more.
+      docker rm -f regboot-registry-old >/dev/null 2>&1 || true
+      prune
+      break
+    fi
+    i=$((i+1))
+    if [ "$i" -gt 90 ]; then
+      echo "regboot-registry-old still serves transfers that nginx's old workers hold since the last roll (they end within 15 min of it): run again later" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
 finish() {
   # An older regboot published the registry port from the container itself: it gives the
   # port up now, the one moment the port refuses connections (plan said so).
@@ -63,36 +110,57 @@ finish() {
   old=$(workers)
   systemctl enable --quiet nginx
   systemctl reload-or-restart nginx
-  i=0
-  for w in $old; do
-    while [ -d "/proc/$w" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-  done
-  docker stop --time 15 regboot-registry >/dev/null 2>&1 || true
-  docker rm -f regboot-registry >/dev/null 2>&1 || true
+  if docker inspect regboot-registry >/dev/null 2>&1; then
+    docker rename regboot-registry regboot-registry-old
+  fi
   docker rename regboot-registry-next regboot-registry
+  # Its own job: the roll ends now; the lock and the channel's output are not held.
+  ( trap '' HUP; drain $old ) </dev/null >/dev/null 2>&1 8>&- &
+  echo $! >/run/regboot-drain.pid
+}
+# A roll cut off midway: finished when nginx passes to its new container already, else undone;
+# then nginx is pointed back at the container serving if it passes elsewhere (a hand edit).
+settle() {
+  if docker inspect regboot-registry-next >/dev/null 2>&1; then
+    was=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry-next)
+    if [ "$was" = "$(current)" ]; then finish; else docker rm -f regboot-registry-next >/dev/null; fi
+  fi
+  own=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry 2>/dev/null) || own=
+  if [ -n "$own" ] && [ "$own" != "$(current)" ]; then
+    point "$own"
+    nginx -t -q
+    systemctl enable --quiet nginx
+    systemctl reload-or-restart nginx
+  fi
 }
 "#
     };
 }
 
-/// Args: image, loopback port, data dir, base dir, then `--label k=v` and `--env K=V` pairs. Finishes or
-/// undoes a roll killed midway, then starts the next container on the loopback port. The
-/// mount targets are those of `render::container`, which config.yml names; config.yml is
-/// mounted where distribution 2.x (`/etc/docker/registry/`) and 3.x (`/etc/distribution/`)
-/// images read it. Secrets stay in mounted files (0600), never in the environment (which holds
-/// only the OpenTelemetry settings), so `docker inspect` shows none.
+/// Args: image, loopback port, data dir, base dir, config set id, then `--label k=v` and
+/// `--env K=V` pairs. Finishes or undoes a roll killed midway, copies config.yml and the
+/// certificates into the set's own directory (once: the id is their digest), then starts the
+/// next container on the loopback port with that directory mounted: an apply that rewrites
+/// the base dir before its roll reaches this host (or halts before) changes nothing the
+/// containers here load, even at their next restart. The set goes once no container mounts
+/// it (`finish`). htpasswd stays in the base dir, re-read when it changes. The mount targets
+/// are those of `render::container`, which config.yml names; config.yml is mounted where
+/// distribution 2.x (`/etc/docker/registry/`) and 3.x (`/etc/distribution/`) images read it.
+/// Secrets stay in mounted files (0600), never in the environment (which holds only the
+/// OpenTelemetry settings), so `docker inspect` shows none.
 const START: &str = concat!(
     roll_common!(),
-    r#"image=$1; port=$2; data=$3; base=$4; shift 4
-if docker inspect regboot-registry-next >/dev/null 2>&1; then
-  was=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry-next)
-  if [ "$was" = "$(current)" ]; then
-    # A roll killed after its switch: nginx passes to that container already; finish it.
-    finish
-  else
-    # A roll killed before its switch: that container never served; remove it.
-    docker rm -f regboot-registry-next >/dev/null
-  fi
+    r#"image=$1; port=$2; data=$3; base=$4; set=$5; shift 5
+drained
+settle
+dir=$base/sets/$set
+if [ ! -d "$dir" ]; then
+  rm -rf "$dir.tmp"
+  mkdir -p -m 700 "$base/sets"
+  mkdir -p "$dir.tmp/certs"
+  cp -p "$base/config.yml" "$dir.tmp/"
+  if [ -d "$base/certs" ]; then cp -pR "$base/certs/." "$dir.tmp/certs/"; fi
+  mv "$dir.tmp" "$dir"
 fi
 if [ "$(current)" = "$port" ]; then
   echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
@@ -103,9 +171,9 @@ mkdir -p "$data"
 n=0
 until docker run -d --name regboot-registry-next --restart unless-stopped \
   -p "127.0.0.1:$port:5000" --label "io.regboot.backend=$port" \
-  -v "$base/config.yml:/etc/docker/registry/config.yml:ro" \
-  -v "$base/config.yml:/etc/distribution/config.yml:ro" \
-  -v "$base/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
+  -v "$dir/config.yml:/etc/docker/registry/config.yml:ro" \
+  -v "$dir/config.yml:/etc/distribution/config.yml:ro" \
+  -v "$dir/certs:/certs:ro" -v "$base/auth:/auth:ro" -v "$data:/var/lib/registry" \
   "$@" "$image" >/dev/null; do
   # It could not start: nothing is left behind, the old container keeps serving.
   docker rm -f regboot-registry-next >/dev/null 2>&1 || true
@@ -114,6 +182,9 @@ until docker run -d --name regboot-registry-next --restart unless-stopped \
 done
 "#
 );
+
+/// Finishes or undoes a roll cut off midway (see `settle`), with nothing to roll after it.
+const SETTLE: &str = concat!(roll_common!(), "drained\nsettle\n");
 
 /// Args: the next container's loopback port. Points nginx at it and finishes the roll.
 const SWITCH: &str = concat!(
@@ -170,9 +241,28 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
     ]
 }
 
+/// The config set's id: the config and certificate labels (each a digest of its files).
+fn set_id(labels: &[(&str, &str, String)]) -> String {
+    let value = |key| {
+        labels
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or("", |(_, _, v)| v.as_str())
+    };
+    format!(
+        "{}-{}",
+        value("io.regboot.config"),
+        value("io.regboot.cert")
+    )
+}
+
 /// Why the container must be (re)created, or `None` when it is as wanted.
-fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
-    let Some(c) = cx.state.container() else {
+fn reason(
+    cx: &Ctx,
+    serving: Option<&Container>,
+    labels: &[(&str, &str, String)],
+) -> Option<String> {
+    let Some(c) = serving else {
         return Some("create".into());
     };
     let changed: Vec<&str> = labels
@@ -182,12 +272,63 @@ fn reason(cx: &Ctx, labels: &[(&str, &str, String)]) -> Option<String> {
         .collect();
     if !changed.is_empty() {
         Some(format!("{} changed", changed.join(", ")))
+    } else if !c.labels.contains_key(SET_LABEL) {
+        Some("config files move to a directory of their own".into())
     } else if cx.state.image_id() != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
         Some("not running".into())
     } else {
         None
+    }
+}
+
+/// Where a roll cut off midway (a reboot, a lost connection, a failed reload) left the host:
+/// the container nginx passes to, its loopback port, and what is amiss (`None`: nothing).
+struct Serving<'a> {
+    container: Option<&'a Container>,
+    port: u16,
+    amiss: Option<String>,
+}
+
+fn serving<'a>(cx: &'a Ctx<'_>) -> Serving<'a> {
+    let backend = registry_front::current_port(cx.state.text(BACKEND).as_deref());
+    let port_of = |c: &Container| {
+        c.labels
+            .get(BACKEND_LABEL)
+            .and_then(|p| p.parse::<u16>().ok())
+    };
+    let current = cx.state.container();
+    if let Some(next) = cx.state.other(NEXT) {
+        // Cut off after its switch: the next container serves, the roll is finished;
+        // before it: the next one goes.
+        return if port_of(next) == Some(backend) {
+            Serving {
+                container: Some(next),
+                port: backend,
+                amiss: Some(format!("{NEXT} is still there and nginx passes to it")),
+            }
+        } else {
+            Serving {
+                container: current,
+                port: current.and_then(port_of).unwrap_or(backend),
+                amiss: Some(format!("{NEXT} is still there; nginx does not pass to it")),
+            }
+        };
+    }
+    match current.and_then(port_of) {
+        Some(own) if own != backend => Serving {
+            container: current,
+            port: own,
+            amiss: Some(format!(
+                "nginx passes to 127.0.0.1:{backend}, {NAME} listens on 127.0.0.1:{own}"
+            )),
+        },
+        _ => Serving {
+            container: current,
+            port: backend,
+            amiss: None,
+        },
     }
 }
 
@@ -219,21 +360,42 @@ impl Module for RegistryContainer {
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
         let labels = labels(cx, &registry_files::desired(cx)?);
-        let Some(why) = reason(cx, &labels) else {
+        let serving = serving(cx);
+        let why = reason(cx, serving.container, &labels);
+        if why.is_none() && serving.amiss.is_none() {
             return Ok(Vec::new());
-        };
+        }
+        registry_files::refuse_while_collecting(cx)?;
         let reg = &cx.inv.registry;
         let port = reg.port;
-        let next = registry_front::next_port(registry_front::current_port(
-            cx.state.text(BACKEND).as_deref(),
-        ));
+        let ca = cx.material.tls.as_ref().map(|t| t.ca_pem.clone());
+        let through_nginx = Change::wait_healthy(
+            format!("wait until the registry answers through nginx on port {port}"),
+            &reg.hostname,
+            port,
+            ca.clone(),
+            DIAGNOSE,
+        );
+        let settle = serving
+            .amiss
+            .map(|amiss| format!("finish or undo the interrupted roll ({amiss})"));
+        let Some(why) = why else {
+            let settle = settle.unwrap_or_default();
+            return Ok(vec![Change::script(settle, SETTLE, &[]), through_nginx]);
+        };
+        let next = registry_front::next_port(serving.port);
         let mut args = vec![
             reg.image.clone(),
             next.to_string(),
             reg.data_dir.clone(),
             registry_files::BASE.to_string(),
+            set_id(&labels),
         ];
-        for (key, _, value) in &labels {
+        for (key, value) in labels
+            .iter()
+            .map(|(key, _, value)| (*key, value.clone()))
+            .chain([(SET_LABEL, set_id(&labels))])
+        {
             args.push("--label".into());
             args.push(format!("{key}={value}"));
         }
@@ -243,7 +405,7 @@ impl Module for RegistryContainer {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let image = &reg.image;
-        let summary = match cx.state.container() {
+        let summary = match serving.container {
             None => format!(
                 "create container {NAME} ({image}) on 127.0.0.1:{next}, behind nginx on port {port}"
             ),
@@ -256,30 +418,28 @@ impl Module for RegistryContainer {
                  clients keep being served"
             ),
         };
-        let ca = cx.material.tls.as_ref().map(|t| t.ca_pem.clone());
+        let summary = match settle {
+            Some(settle) => format!("{settle}; then {summary}"),
+            None => summary,
+        };
         Ok(vec![
             Change::script(summary, START, &args),
             Change::wait_healthy(
                 "wait until the new container answers on /v2/ (else remove it; the old one keeps serving)",
                 &reg.hostname,
                 next,
-                ca.clone(),
+                ca,
                 GIVE_UP_NEXT,
             ),
             Change::script(
                 format!(
-                    "switch nginx to 127.0.0.1:{next} (graceful reload), then drain and remove the old container"
+                    "switch nginx to 127.0.0.1:{next} (graceful reload); the old container serves what nginx's \
+                     old workers still hold, then goes (at most 15 min, in the background)"
                 ),
                 SWITCH,
                 &[&next.to_string()],
             ),
-            Change::wait_healthy(
-                format!("wait until the registry answers through nginx on port {port}"),
-                &reg.hostname,
-                port,
-                ca,
-                DIAGNOSE,
-            ),
+            through_nginx,
         ])
     }
 
@@ -315,8 +475,9 @@ impl Module for RegistryContainer {
         if cx.state.container().is_some() {
             changes.push(Change::script(
                 format!("remove container {NAME} (its data in {data} stays)"),
-                // A roll killed midway may have left the next (green) container too.
-                r#"docker rm -f "$1" >/dev/null; docker rm -f "$1-next" >/dev/null 2>&1 || true"#,
+                // A roll cut off midway may have left the next (green) container, and the
+                // old one may still serve what nginx's old workers hold.
+                r#"docker rm -f "$1" >/dev/null; docker rm -f "$1-next" "$1-old" >/dev/null 2>&1 || true"#,
                 &[NAME],
             ));
         }
@@ -389,9 +550,136 @@ mod tests {
         );
     }
 
+    /// A gc cut off leaves its collector sweeping: no roll (which would lift read-only) while
+    /// it is there, and the error says which container and what to do.
+    #[test]
+    fn no_roll_while_the_collector_is_there() {
+        let inv = testing::inventory("");
+        let labels = current_labels(&inv);
+        let collector = Container {
+            image_id: "sha256:1".into(),
+            running: true,
+            labels: Default::default(),
+        };
+        let mut stale = StateBuilder::new().container("sha256:1", false, &labels);
+        stale
+            .0
+            .others
+            .insert(registry_files::COLLECTOR.into(), collector.clone());
+        let err = testing::run(&RegistryContainer, &inv, "h1", &stale, true).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("container regboot-gc") && err.contains("docker rm -f regboot-gc"),
+            "{err}"
+        );
+        // Nothing to change: nothing to refuse.
+        let mut current = StateBuilder::new().container("sha256:1", true, &labels);
+        current
+            .0
+            .others
+            .insert(registry_files::COLLECTOR.into(), collector);
+        assert!(
+            testing::run(&RegistryContainer, &inv, "h1", &current, true)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// A roll cut off midway is drift, whatever the labels say: plan names it, apply settles it
+    /// (and rolls on only when the container serving is not as wanted).
+    #[test]
+    fn an_interrupted_roll_is_drift() {
+        let inv = testing::inventory("");
+        let labels = current_labels(&inv);
+        let with_port = |labels: &[(String, String)], port: u16| {
+            let mut l = labels.to_vec();
+            l.push((BACKEND_LABEL.into(), port.to_string()));
+            l
+        };
+        let container = |labels: &[(String, String)]| Container {
+            image_id: "sha256:1".into(),
+            running: true,
+            labels: labels.iter().cloned().collect(),
+        };
+        let [blue, green] = registry_front::SLOTS;
+        let mut old_image = labels.clone();
+        old_image.retain(|(k, _)| k != "io.regboot.image");
+        old_image.push(("io.regboot.image".into(), "registry:2.7".into()));
+        let state = |own: &[(String, String)], front: u16, next: Option<Container>| {
+            let mut st = StateBuilder::new()
+                .container("sha256:1", true, own)
+                .file(BACKEND, &registry_front::backend(front));
+            if let Some(next) = next {
+                st.0.others.insert(NEXT.into(), next);
+            }
+            st
+        };
+        let settled = "finish or undo the interrupted roll";
+        // (state, the summaries' beginnings)
+        let cases = [
+            (state(&with_port(&labels, blue), blue, None), vec![]),
+            // The front switched by hand (or a roll cut off between its switch and its rename).
+            (
+                state(&with_port(&labels, blue), green, None),
+                vec![format!(
+                    "{settled} (nginx passes to 127.0.0.1:{green}, regboot-registry listens on 127.0.0.1:{blue})"
+                )],
+            ),
+            // Cut off before its switch: the next container goes.
+            (
+                state(
+                    &with_port(&labels, blue),
+                    blue,
+                    Some(container(&with_port(&labels, green))),
+                ),
+                vec![format!(
+                    "{settled} (regboot-registry-next is still there; nginx does not pass to it)"
+                )],
+            ),
+            // Cut off after it: the next container, as wanted, serves; finishing is all.
+            (
+                state(
+                    &with_port(&old_image, blue),
+                    green,
+                    Some(container(&with_port(&labels, green))),
+                ),
+                vec![format!(
+                    "{settled} (regboot-registry-next is still there and nginx passes to it)"
+                )],
+            ),
+            // Cut off before its switch, and the container is not as wanted: settle, then roll.
+            (
+                state(
+                    &with_port(&old_image, blue),
+                    blue,
+                    Some(container(&with_port(&labels, green))),
+                ),
+                vec![format!(
+                    "{settled} (regboot-registry-next is still there; nginx does not pass to it); \
+                     then roll regboot-registry blue/green (image changed): start the new one \
+                     (registry:2) on 127.0.0.1:{green}"
+                )],
+            ),
+        ];
+        for (state, want) in cases {
+            let changes = testing::run(&RegistryContainer, &inv, "h1", &state, true).unwrap();
+            let first: Vec<String> = changes.iter().take(1).map(|c| c.summary.clone()).collect();
+            assert_eq!(first.len(), want.len(), "{first:?}");
+            for (got, want) in first.iter().zip(&want) {
+                assert!(got.starts_with(want.as_str()), "{got}\nwanted {want}");
+            }
+        }
+    }
+
+    /// `prune` removes the sets under the base dir the container's files come from.
+    #[test]
+    fn sets_live_under_the_base_dir() {
+        assert!(START.contains(&format!("{}/sets/*", registry_files::BASE)));
+    }
+
     #[test]
     fn roll_scripts_parse() {
-        for script in [START, SWITCH] {
+        for script in [START, SWITCH, SETTLE] {
             let out = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .output()
@@ -412,6 +700,8 @@ mod tests {
         old_cert.push(("io.regboot.cert".into(), "0000".into()));
         let mut unfronted = labels.clone();
         unfronted.retain(|(k, _)| k != FRONT_LABEL);
+        let mut unversioned = labels.clone();
+        unversioned.retain(|(k, _)| k != SET_LABEL);
         let mut with_htpasswd = labels.clone();
         with_htpasswd.push(("io.regboot.htpasswd".into(), "an old user list".into()));
         // (state, the first change's summary prefix, or None: nothing to do)
@@ -440,6 +730,13 @@ mod tests {
             (
                 StateBuilder::new().container("sha256:1", true, &old_cert),
                 Some("roll regboot-registry blue/green (certificate changed)"),
+            ),
+            // Mounts the base dir's files (before config sets): rolled once.
+            (
+                StateBuilder::new().container("sha256:1", true, &unversioned),
+                Some(
+                    "roll regboot-registry blue/green (config files move to a directory of their own)",
+                ),
             ),
             // Published the port itself (before the front): the one roll that interrupts.
             (

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::{Ctx, Module, file_change};
 use crate::engine::change::Change;
@@ -19,6 +19,29 @@ pub(crate) const CONFIG: &str = "/etc/regboot/registry/config.yml";
 pub(crate) const CHAIN: &str = "/etc/regboot/registry/certs/registry-chain.crt";
 pub(crate) const KEY: &str = "/etc/regboot/registry/certs/registry.key";
 pub(crate) const HTPASSWD: &str = "/etc/regboot/registry/auth/htpasswd";
+
+/// The collector `regboot gc` runs while the replicas are read-only (`crate::gc`).
+pub(crate) const COLLECTOR: &str = "regboot-gc";
+
+/// Refuses a change to the registry's config or container while gc's collector is on the
+/// host (a gc cut off leaves it sweeping): lifting read-only then would let a push upload a
+/// blob that the sweep deletes under its manifest.
+pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
+    if let Some(c) = cx.state.other(COLLECTOR) {
+        let how = if c.running {
+            "still runs"
+        } else {
+            "is still there"
+        };
+        bail!(
+            "container {COLLECTOR} (the collector of `regboot gc`) {how} on this host: the \
+             registry stays read-only while it may sweep, or a push could lose blobs. Wait until \
+             it ends (`docker wait {COLLECTOR}`) or remove it (`docker rm -f {COLLECTOR}`), then \
+             run again"
+        );
+    }
+    Ok(())
+}
 
 /// A file regboot owns on the host, as it should be.
 pub(crate) struct ManagedFile {
@@ -92,9 +115,13 @@ impl Module for RegistryFiles {
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        Ok(desired(cx)?
+        let changes: Vec<Change> = desired(cx)?
             .iter()
             .filter_map(|f| file_change(cx.state, f.path, &f.data, f.mode, f.secret))
-            .collect())
+            .collect();
+        if changes.iter().any(|c| c.summary.ends_with(CONFIG)) {
+            refuse_while_collecting(cx)?;
+        }
+        Ok(changes)
     }
 }

@@ -3,7 +3,8 @@
 //! (`BACKEND`) that the blue/green roll of `registry_container` rewrites before a graceful
 //! reload. So replacing the container (a new certificate, config or image) never leaves the
 //! port refusing connections: nginx's old workers finish what they hold, new ones use the
-//! new container, and the old container drains (`http.draintimeout`) before it goes.
+//! new container, and the old container goes once the old workers are done. nginx verifies
+//! the container's certificate (`CA`), so nothing else on the loopback port gets a request.
 //!
 //! This step installs nginx when missing and writes its config; it reloads nginx only when it
 //! already runs (the roll starts it, once the port is free: an older regboot published the
@@ -11,7 +12,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Module, file_change, registry_files};
+use super::{Ctx, Module, file_change, nginx, registry_files};
 use crate::engine::change::Change;
 use crate::engine::footprint::{self, Footprint};
 use crate::engine::packages::{self, Package};
@@ -19,9 +20,11 @@ use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 use crate::render::RegistryFront as Conf;
 
-pub(crate) const CONF: &str = "/etc/nginx/nginx.conf";
+pub(crate) const CONF: &str = nginx::CONF;
 /// `upstream registry_backend { server 127.0.0.1:PORT; }`: the container serving now.
 pub(crate) const BACKEND: &str = "/etc/nginx/regboot-backend.conf";
+/// The CA(s) nginx verifies the container's certificate against (both during a CA rotation).
+pub(crate) const CA: &str = "/etc/nginx/regboot-registry-ca.crt";
 pub(crate) const SERVICE: &str = "nginx";
 const NGINX: Package = Package {
     command: "nginx",
@@ -37,7 +40,7 @@ if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
 
 const STOP: &str = r#"set -eu
 systemctl disable --now --quiet nginx 2>/dev/null || true
-rm -f /etc/nginx/regboot-backend.conf
+rm -f /etc/nginx/regboot-backend.conf /etc/nginx/regboot-registry-ca.crt
 "#;
 
 /// The backend file naming `port`.
@@ -79,6 +82,7 @@ impl Module for RegistryFront {
 
     fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
         req.content.extend([CONF, BACKEND].map(String::from));
+        req.hash.push(CA.into());
         req.commands.push(NGINX.command.into());
         req.services.push(SERVICE.into());
     }
@@ -100,10 +104,9 @@ impl Module for RegistryFront {
             cert_path: registry_files::CHAIN.into(),
             key_path: registry_files::KEY.into(),
             backend_path: BACKEND.into(),
+            ca_path: CA.into(),
         })?;
-        let conf_change = file_change(cx.state, CONF, conf.as_bytes(), 0o644, false);
-        let reload = conf_change.is_some();
-        changes.extend(conf_change);
+        // The files the config names go first: nginx -t reads them when it tests the config.
         if cx.state.file(BACKEND).is_none() {
             changes.extend(file_change(
                 cx.state,
@@ -113,6 +116,14 @@ impl Module for RegistryFront {
                 false,
             ));
         }
+        let ca = cx.material.tls.as_ref().map(|t| t.trusted_bundle());
+        let files: Vec<Change> = ca
+            .and_then(|ca| file_change(cx.state, CA, ca.as_bytes(), 0o644, false))
+            .into_iter()
+            .chain(nginx::staged_conf(cx.state, conf.as_bytes()))
+            .collect();
+        let reload = !files.is_empty();
+        changes.extend(files);
         if reload {
             changes.push(Change::script(
                 "test the config (nginx -t) and reload nginx if it runs (clients keep being served)",
@@ -174,15 +185,18 @@ mod tests {
             summaries(&changes),
             [
                 "install nginx (the registry's front)".to_string(),
-                format!("write {CONF}"),
                 format!("write {BACKEND}"),
+                format!("write {CA}"),
+                format!("write {CONF}"),
+                format!("test it (nginx -t) before it replaces {CONF}"),
                 "test the config (nginx -t) and reload nginx if it runs (clients keep being served)"
                     .into(),
             ]
         );
         let done = StateBuilder::new()
             .command("nginx", true)
-            .file(CONF, &testing::written(&changes, CONF).unwrap())
+            .file(CA, &testing::written(&changes, CA).unwrap())
+            .file(CONF, &testing::written(&changes, nginx::STAGED).unwrap())
             .file(BACKEND, &backend(SLOTS[1]));
         assert!(
             testing::run(&RegistryFront, &inv, "h1", &done, true)

@@ -234,7 +234,18 @@ fn limits_restarts_host_locks_and_halting_rolls() {
     let (code, again) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{again:#}");
 
-    // A replica that cannot start halts the roll: host4 is never touched.
+    // A replica that cannot start halts the roll: host4 is never touched, and neither are
+    // the files the serving containers load (config.yml, certificates), on disk: the new
+    // config.yml (delete disabled) waits beside them until a container of its own mounts it.
+    let mounted = |h: &str| {
+        lab.root_script(
+            h,
+            "docker inspect -f '{{range .Mounts}}{{if or (eq .Destination \"/etc/docker/registry/config.yml\") \
+             (eq .Destination \"/certs\")}}{{.Source}} {{end}}{{end}}' regboot-registry | \
+             xargs -n1 sh -c 'find \"$0\" -type f | xargs sha256sum' | sort",
+        )
+    };
+    let mounted_before = ["host1", "host4"].map(mounted);
     for h in ["host1", "host4"] {
         lab.ssh_ok(
             lab.host(h),
@@ -250,7 +261,10 @@ fn limits_restarts_host_locks_and_halting_rolls() {
         .to_string();
     std::fs::write(
         &inv,
-        good.replace(&image_line, "  image: regboot-lab/broken:1"),
+        good.replace(
+            &image_line,
+            "  image: regboot-lab/broken:1\n  delete_enabled: false",
+        ),
     )
     .unwrap();
     let (code, halted) = run_json(&inv, &["apply"]);
@@ -271,6 +285,11 @@ fn limits_restarts_host_locks_and_halting_rolls() {
         "{halted:#}"
     );
     assert_eq!(started(&lab, "host4"), host4_before, "host4 was touched");
+    assert_eq!(
+        ["host1", "host4"].map(mounted),
+        mounted_before,
+        "the serving containers' files changed on disk"
+    );
     // Fixed, a re-run converges both.
     std::fs::write(&inv, good).unwrap();
     let (code, fixed) = run_json(&inv, &["apply"]);
@@ -343,4 +362,64 @@ fn a_lost_state_directory_stops_and_is_recovered_without_an_overwrite() {
         "{}",
         stderr_of(&out)
     );
+}
+
+/// A roll cut off midway is drift that plan names: a `regboot-registry-next` left beside the
+/// serving container, then the front switched by hand to the other loopback slot. Each makes
+/// plan exit 2 with "finish or undo the interrupted roll"; apply settles it (the leftover
+/// goes, nginx passes to the serving container again) and the next plan is clean.
+#[test]
+fn an_interrupted_roll_is_drift_that_apply_settles() {
+    let lab = TestLab::up("roll-cut", 2);
+    let inv = lab.lab.inventory_path.clone();
+    let (code, applied) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply: {applied:#}");
+    let own = lab.root_script(
+        "host1",
+        "docker inspect -f '{{index .Config.Labels \"io.regboot.backend\"}}' regboot-registry",
+    );
+    let other = if own == "41500" { "41501" } else { "41500" };
+    let plan = |why: &str| {
+        let out = regboot(&inv, &["plan"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let want = format!("finish or undo the interrupted roll ({why})");
+        assert!(text.contains(&want), "no {want:?} in\n{text}");
+    };
+    let settle = || {
+        let (code, report) = run_json(&inv, &["apply"]);
+        assert_eq!(code, 0, "apply: {report:#}");
+        let out = regboot(&inv, &["plan"]);
+        assert_eq!(out.status.code(), Some(0), "plan after apply: {out:?}");
+    };
+
+    // Cut off before its switch: the next container exists, nginx still passes to the old one.
+    let image = regboot::lab::REGISTRY_IMAGE;
+    lab.root_script(
+        "host1",
+        &format!(
+            "docker create --name regboot-registry-next --label io.regboot.backend={other} {image} >/dev/null"
+        ),
+    );
+    plan("regboot-registry-next is still there; nginx does not pass to it");
+    settle();
+    lab.root_script(
+        "host1",
+        "! docker inspect regboot-registry-next >/dev/null 2>&1",
+    );
+
+    // The front switched to the other slot, where nothing listens.
+    lab.root_script(
+        "host1",
+        &format!(
+            "sed -i 's/127.0.0.1:{own}/127.0.0.1:{other}/' /etc/nginx/regboot-backend.conf && \
+             systemctl reload nginx"
+        ),
+    );
+    plan(&format!(
+        "nginx passes to 127.0.0.1:{other}, regboot-registry listens on 127.0.0.1:{own}"
+    ));
+    settle();
+    let backend = lab.root_script("host1", "cat /etc/nginx/regboot-backend.conf");
+    assert!(backend.contains(&format!("127.0.0.1:{own};")), "{backend}");
 }

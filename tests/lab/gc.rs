@@ -8,7 +8,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::cli::run_json;
+use crate::support::cli::{host_error, run_json};
 use crate::support::lab::TestLab;
 
 /// Makes an image of one layer of `$2` random bytes named `$1` (no base image needed).
@@ -178,4 +178,51 @@ fn gc_deletes_an_untagged_image_and_loses_no_push() {
     assert_eq!(code, 0, "verify after gc: {verified:#}");
     let (code, plan) = run_json(&inv, &["plan"]);
     assert_eq!(code, 0, "plan after gc: {plan:#}");
+}
+
+/// A gc cut off in its sweep (its command's timeout, a lost connection) leaves the replicas
+/// read-only and its collector sweeping. `apply`, the documented way back, refuses to lift
+/// read-only while the collector is on the host, and names it; once it is gone, apply lifts it.
+#[test]
+fn apply_keeps_read_only_while_the_collector_runs() {
+    let lab = TestLab::up("gc-cut", 2);
+    let inv = lab.lab.inventory_path.clone();
+    let (code, applied) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply: {applied:#}");
+    // What the cut-off gc left: config.yml as its read-only roll wrote it (here: one line
+    // more), and the collector running (the registry image with the host's files).
+    let marker = "# read-only while gc sweeps";
+    let image = regboot::lab::REGISTRY_IMAGE;
+    lab.root_script(
+        "host1",
+        &format!(
+            "set -e; b=/etc/regboot/registry; echo '{marker}' >>$b/config.yml
+             docker run -d --name regboot-gc -v $b/config.yml:/etc/docker/registry/config.yml:ro \
+               -v $b/certs:/certs:ro -v $b/auth:/auth:ro -v /var/lib/regboot/registry:/var/lib/registry \
+               {image} >/dev/null
+             sleep 1; test \"$(docker inspect -f '{{{{.State.Running}}}}' regboot-gc)\" = true"
+        ),
+    );
+
+    let (code, report) = run_json(&inv, &["apply"]);
+    assert_ne!(code, 0, "apply lifted read-only: {report:#}");
+    let error = host_error(&report, "host1").unwrap_or_default();
+    assert!(
+        error.contains("container regboot-gc") && error.contains("read-only"),
+        "{report:#}"
+    );
+    lab.root_script(
+        "host1",
+        &format!(
+            "grep -qx '{marker}' /etc/regboot/registry/config.yml && docker inspect regboot-gc >/dev/null"
+        ),
+    );
+
+    lab.root_script("host1", "docker rm -f regboot-gc >/dev/null");
+    let (code, report) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply once the collector is gone: {report:#}");
+    lab.root_script(
+        "host1",
+        &format!("! grep -q '{marker}' /etc/regboot/registry/config.yml"),
+    );
 }

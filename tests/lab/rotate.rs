@@ -449,3 +449,138 @@ fn short_lived_ca(lifetime: Duration) -> (String, String) {
     let cert = params.self_signed(&key).unwrap();
     (cert.pem(), key.serialize_pem())
 }
+
+/// One layer upload of 256 MiB, sent slowly enough that it runs for a minute, through a
+/// `rotate --leaf` that rolls the registry container under it: nginx's old worker keeps it on
+/// the old container, which stays until that worker is done, so the upload completes (201)
+/// and the blob is there. Prints the figures (size, time, when the roll ended).
+#[test]
+fn an_upload_in_flight_completes_across_a_leaf_rotation() {
+    const SIZE: usize = 256 << 20;
+    const RATE: &str = "4M";
+    let lab = TestLab::up("roll-upload", 2);
+    let inv = lab.lab.inventory_path.clone();
+    let (code, applied) = run_json(&inv, &["apply"]);
+    assert_eq!(code, 0, "apply: {applied:#}");
+    let password = std::fs::read_to_string(lab.lab.dir.join("registry-password")).unwrap();
+    let auth = format!("lab:{}", password.trim());
+    let ca = inv.parent().unwrap().join(".regboot/ca.crt");
+    let resolve = format!("registry.lab:5000:{}", lab.host("host1").address);
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "600",
+                "-D",
+                "/dev/stderr",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(["--resolve", &resolve, "-u", &auth])
+            .args(args)
+            .output()
+            .unwrap();
+        let headers = String::from_utf8_lossy(&out.stderr).into_owned();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), headers)
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let blob_path = dir.path().join("layer");
+    let blob: Vec<u8> = (0..SIZE as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(&blob_path, &blob).unwrap();
+    let digest = {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&blob)))
+    };
+    drop(blob);
+    let (status, headers) = curl(&[
+        "-X",
+        "POST",
+        "https://registry.lab:5000/v2/lab/big/blobs/uploads/",
+    ]);
+    assert_eq!(status, "202", "{headers}");
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Location in {headers}"));
+    let url = format!("{location}&digest={digest}");
+
+    let started = Instant::now();
+    let upload = std::thread::spawn({
+        let curl_path = blob_path.clone();
+        let ca = ca.clone();
+        let (resolve, auth) = (resolve.clone(), auth.clone());
+        move || {
+            let out = Command::new("curl")
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "600",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                ])
+                .arg("--cacert")
+                .arg(&ca)
+                .args(["--resolve", &resolve, "-u", &auth, "--limit-rate", RATE])
+                .args(["-H", "Content-Type: application/octet-stream", "-T"])
+                .arg(&curl_path)
+                .arg(&url)
+                .output()
+                .unwrap();
+            (out, started.elapsed())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, rotated) = run_json(&inv, &["rotate", "--leaf"]);
+    let rolled_at = started.elapsed();
+    assert_eq!(code, 0, "rotate --leaf: {rotated:#}");
+    let (out, took) = upload.join().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "upload of {} MiB at {RATE}/s: HTTP {status} after {:.1} s; rotate --leaf ended {:.1} s \
+         after the upload began",
+        SIZE >> 20,
+        took.as_secs_f64(),
+        rolled_at.as_secs_f64()
+    );
+    assert_eq!(
+        status,
+        "201",
+        "the upload was cut: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rolled_at + Duration::from_secs(30) < took,
+        "the roll must end well before the upload: {rolled_at:?} vs {took:?}"
+    );
+    let (status, headers) = curl(&[
+        "-I",
+        &format!("https://registry.lab:5000/v2/lab/big/blobs/{digest}"),
+    ]);
+    assert_eq!(status, "200", "{headers}");
+    // The old container went once nginx's old worker was done with the upload.
+    let left = lab.root_script(
+        "host1",
+        "sleep 3; docker ps -a --format '{{.Names}}' | sort",
+    );
+    assert_eq!(left, "regboot-registry", "{left}");
+    // With it went its config set: the one left is the serving container's.
+    let sets = lab.root_script(
+        "host1",
+        "ls /etc/regboot/registry/sets; \
+         docker inspect -f '{{index .Config.Labels \"io.regboot.set\"}}' regboot-registry",
+    );
+    let sets: Vec<&str> = sets.lines().collect();
+    assert!(sets.len() == 2 && sets[0] == sets[1], "{sets:?}");
+}

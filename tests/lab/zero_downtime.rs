@@ -193,18 +193,26 @@ impl Topology<'_> {
             .collect()
     }
 
-    /// Exactly one container per registry host, `regboot-registry`, running.
+    /// Exactly one container per registry host, `regboot-registry`, running, once the old
+    /// one a roll leaves to nginx's old workers has gone (in the background: at most 30 s
+    /// here, where no transfer outlives a roll).
     fn assert_one_container_each(&self) {
-        let listing = self.containers();
-        assert_eq!(listing.len(), self.registries.len(), "{listing:#?}");
-        assert!(
-            listing.iter().all(|l| l
-                .split_once(": ")
-                .unwrap()
-                .1
-                .starts_with("regboot-registry Up")),
-            "{listing:#?}"
-        );
+        let one_each = |listing: &[String]| {
+            listing.len() == self.registries.len()
+                && listing.iter().all(|l| {
+                    l.split_once(": ")
+                        .unwrap()
+                        .1
+                        .starts_with("regboot-registry Up")
+                })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut listing = self.containers();
+        while !one_each(&listing) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            listing = self.containers();
+        }
+        assert!(one_each(&listing), "{listing:#?}");
     }
 }
 
