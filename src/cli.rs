@@ -261,8 +261,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
-    /// Write a systemd service and timer (regboot-renew.service, regboot-renew.timer) that
-    /// run `regboot renew -i FILE` daily at a randomized time, catching up a missed run
+    /// Write a systemd service and a daily timer that run `regboot renew`.
+    ///
+    /// The units (regboot-renew.service, regboot-renew.timer) run `regboot renew -i FILE`
+    /// daily at a randomized time, catching up a missed run
     /// (Persistent=true), as the user who runs this command. A run while another regboot run
     /// holds the state directory's lock stops at once with exit 1, changing nothing; the next
     /// day's run does what is due. Then: `systemctl daemon-reload && systemctl enable --now
