@@ -99,7 +99,7 @@ pub enum CaStep {
     /// The last stage soaks; `stage` may run from `until`.
     Wait {
         stage: u8,
-        #[serde(serialize_with = "crate::pki::check::rfc3339")]
+        #[serde(serialize_with = "crate::pki::inspect::rfc3339")]
         until: OffsetDateTime,
         why: String,
     },
@@ -108,9 +108,9 @@ pub enum CaStep {
 /// The CA's place in its life: when `renew` rotates it and what it does now.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaPlan {
-    #[serde(serialize_with = "crate::pki::check::rfc3339")]
+    #[serde(serialize_with = "crate::pki::inspect::rfc3339")]
     pub not_after: OffsetDateTime,
-    #[serde(serialize_with = "crate::pki::check::rfc3339")]
+    #[serde(serialize_with = "crate::pki::inspect::rfc3339")]
     pub renew_after: OffsetDateTime,
     /// The last stage reached in a rotation under way (none: steady).
     pub stage: Option<Reached>,
@@ -456,7 +456,7 @@ mod tests {
         assert_eq!(leaf_due_locally(&state, &inv, now).unwrap(), None);
         let (_t, state, inv) = setup("", Duration::days(3650));
         let ca = Ca::load_from(&state).unwrap().unwrap();
-        let spec = leaf::LeafSpec {
+        let spec = crate::pki::LeafSpec {
             validity: Duration::days(5),
             ..setup::leaf_spec(&inv)
         };

@@ -7,7 +7,8 @@ use time::Duration;
 use crate::inventory::{Inventory, Tls};
 use crate::pki::ca::{Ca, CaOutcome, CaSpec};
 use crate::pki::constraints::Constraints;
-use crate::pki::leaf::{self, LeafOutcome, LeafSpec};
+use crate::pki::leaf::{self, LeafOutcome};
+use crate::pki::spec::LeafSpec;
 use crate::pki::state::StateDir;
 
 /// The CA to create when none exists (or the next one of a rotation): name-constrained

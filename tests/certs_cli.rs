@@ -98,7 +98,7 @@ impl Lab {
         state.write_public(REGISTRY_CERT, &leaf.cert_pem).unwrap();
     }
 
-    fn spec(&self) -> leaf::LeafSpec {
+    fn spec(&self) -> regboot::pki::LeafSpec {
         setup::leaf_spec(&inventory::load(&self.inventory()).unwrap())
     }
 }

@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::constraints::Constraints;
 use super::inspect::{self, CertInfo};
+use super::spec::{BACKDATE, KeyAlgorithm, LeafSpec, random_serial};
 use super::state::{CA_CERT, CA_KEY, StateDir};
-use super::{KeyAlgorithm, random_serial};
 
 /// How to create a CA when none exists yet.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ impl Ca {
             params.custom_extensions.push(c.to_extension()?);
         }
         let now = OffsetDateTime::now_utc();
-        params.not_before = now - super::BACKDATE;
+        params.not_before = now - BACKDATE;
         params.not_after = now + spec.validity;
         let cert = params
             .self_signed(&key)
@@ -167,7 +167,7 @@ impl Ca {
     }
 
     /// The names of `leaf` this CA may not vouch for (empty when it is unconstrained).
-    pub fn names_outside(&self, leaf: &super::leaf::LeafSpec) -> Vec<String> {
+    pub fn names_outside(&self, leaf: &LeafSpec) -> Vec<String> {
         self.info
             .name_constraints
             .as_ref()

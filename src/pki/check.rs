@@ -6,12 +6,12 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::constraints::Constraints;
-use super::inspect::{self, CertInfo};
-use super::leaf::{LeafSpec, sans_diff};
+use super::inspect::{self, CertInfo, rfc3339_opt};
+use super::leaf::sans_diff;
+use super::spec::LeafSpec;
 use super::state::{CA_CERT, CA_KEY, REGISTRY_CERT, REGISTRY_KEY, StateDir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -59,18 +59,6 @@ pub struct CheckRow {
     /// could be read.
     #[serde(skip)]
     pub info: Option<CertInfo>,
-}
-
-fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t.map(|t| t.format(&Rfc3339)).transpose() {
-        Ok(text) => text.serialize(s),
-        Err(e) => Err(serde::ser::Error::custom(e)),
-    }
-}
-
-/// Serialize a time as RFC 3339 (`2027-11-23T00:31:00Z`) in JSON output.
-pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    rfc3339_opt(&Some(*t), s)
 }
 
 impl CheckRow {
@@ -374,7 +362,7 @@ fn status_text(s: CheckStatus) -> &'static str {
 mod tests {
     use super::*;
     use crate::pki::ca::{Ca, CaSpec};
-    use crate::pki::leaf::{LeafSpec, issue};
+    use crate::pki::leaf::issue;
 
     fn leaf_pem(ca: &Ca, validity: Duration) -> String {
         let spec = LeafSpec {

@@ -19,7 +19,7 @@ use serde::{Serialize, Serializer};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
-use super::leaf::LeafSpec;
+use super::spec::LeafSpec;
 
 /// An IP range: an address and a prefix length (`10.0.0.0/24`, `fd00::/64`, `192.0.2.7/32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

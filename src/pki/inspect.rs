@@ -8,6 +8,7 @@ use rcgen::{KeyPair, PublicKeyData};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
@@ -21,9 +22,9 @@ pub struct CertInfo {
     pub serial: String,
     pub dns_sans: Vec<String>,
     pub ip_sans: Vec<IpAddr>,
-    #[serde(serialize_with = "super::check::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub not_before: OffsetDateTime,
-    #[serde(serialize_with = "super::check::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
     /// Upper-case hex SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` shows it.
@@ -153,6 +154,21 @@ pub fn key_matches_cert(key: &KeyPair, cert_pem: &str) -> Result<bool> {
     let blocks = pem_certs(cert_pem)?;
     let cert = parse(&blocks[0])?;
     Ok(cert.public_key().subject_public_key.data.as_ref() == key.der_bytes())
+}
+
+pub(crate) fn rfc3339_opt<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t.map(|t| t.format(&Rfc3339)).transpose() {
+        Ok(text) => text.serialize(s),
+        Err(e) => Err(serde::ser::Error::custom(e)),
+    }
+}
+
+/// Serialize a time as RFC 3339 (`2027-11-23T00:31:00Z`) in JSON output.
+pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    rfc3339_opt(&Some(*t), s)
 }
 
 #[cfg(test)]

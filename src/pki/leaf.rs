@@ -15,21 +15,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::ca::Ca;
 use super::inspect::{self, CertInfo};
+use super::spec::{BACKDATE, KeyAlgorithm, LeafSpec, random_serial};
 use super::state::{REGISTRY_CERT, REGISTRY_CHAIN, REGISTRY_KEY, StateDir};
-use super::{BACKDATE, KeyAlgorithm, random_serial};
-
-/// What the registry certificate must be.
-#[derive(Debug, Clone)]
-pub struct LeafSpec {
-    /// DNS SANs; the first is also the subject's common name.
-    pub dns: Vec<String>,
-    pub ips: Vec<IpAddr>,
-    /// How long a new certificate is valid (a `Duration`, so tests can issue minutes).
-    pub validity: Duration,
-    /// Reissue when the certificate expires sooner than this.
-    pub renew_before: Duration,
-    pub key_algorithm: KeyAlgorithm,
-}
 
 impl LeafSpec {
     /// The SANs the certificate must carry, normalized (DNS names lower-case) for comparison.

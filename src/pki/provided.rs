@@ -192,8 +192,9 @@ fn dns_covers(san: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::pki::KeyAlgorithm;
+    use crate::pki::LeafSpec;
     use crate::pki::ca::{Ca, CaSpec};
-    use crate::pki::leaf::{LeafSpec, issue};
+    use crate::pki::leaf::issue;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

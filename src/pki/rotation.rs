@@ -158,7 +158,8 @@ pub fn import(state: &StateDir, cert_pem: &str, key_pem: &str, origin: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::leaf::{self, LeafSpec};
+    use crate::pki::leaf;
+    use crate::pki::spec::LeafSpec;
     use time::Duration;
 
     fn spec() -> LeafSpec {
