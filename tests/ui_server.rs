@@ -154,7 +154,7 @@ fn the_page_runs_in_chromium_and_links_the_trust_view() {
         browser.eval("document.querySelector('#filter') !== null"),
         true
     );
-    browser.eval("document.getElementById('trust-link').click()");
+    browser.leave_by("document.getElementById('trust-link').click()");
     let note = browser.wait(
         "location.pathname.endsWith('/trust') && document.getElementById('note').textContent",
     );

@@ -107,8 +107,10 @@ impl Module for RegistryFiles {
         "registry_files"
     }
 
-    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
         req.hash.extend([CONFIG, KEY].map(String::from));
+        // The containers, for refuse_while_collecting's look for gc's collector.
+        super::want_registry(inv, host, req);
         // The chain is read back so that plan can say what changes in the certificate.
         req.content.push(CHAIN.into());
         want_desired(req);

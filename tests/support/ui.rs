@@ -225,6 +225,17 @@ impl Browser {
         method: &str,
         params: serde_json::Value,
     ) -> serde_json::Value {
+        self.try_call(session, method, params)
+            .unwrap_or_else(|answer| panic!("{method}: {answer}"))
+    }
+
+    /// Like [`call`](Self::call), with chromium's error answer as the error.
+    fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
         self.next += 1;
         let mut message = serde_json::json!({"id": self.next, "method": method, "params": params});
         if let Some(s) = session {
@@ -241,8 +252,10 @@ impl Browser {
                 .recv_timeout(left)
                 .unwrap_or_else(|e| panic!("{method}: no answer from chromium ({e})"));
             if answer["id"] == self.next {
-                assert!(answer["error"].is_null(), "{method}: {answer}");
-                return answer["result"].clone();
+                if !answer["error"].is_null() {
+                    return Err(answer);
+                }
+                return Ok(answer["result"].clone());
             }
         }
     }
@@ -271,13 +284,31 @@ impl Browser {
     /// The value of a JavaScript expression in the page (a promise is awaited), run as if the
     /// user had acted (a click it makes may use the clipboard).
     pub fn eval(&mut self, expression: &str) -> serde_json::Value {
-        let r = self.send(
+        self.try_eval(expression)
+            .unwrap_or_else(|answer| panic!("Runtime.evaluate: {answer}"))
+    }
+
+    /// Run `expression` that leaves the page (a link clicked): chromium may answer that the
+    /// page navigated before the evaluation returned, which is what was asked for.
+    pub fn leave_by(&mut self, expression: &str) {
+        if let Err(answer) = self.try_eval(expression) {
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("navigated"), "{expression}: {answer}");
+        }
+    }
+
+    /// Like [`eval`](Self::eval), with chromium's error answer (e.g. the page navigated while
+    /// the expression ran) as the error.
+    fn try_eval(&mut self, expression: &str) -> Result<serde_json::Value, serde_json::Value> {
+        let session = self.session.clone();
+        let r = self.try_call(
+            Some(&session),
             "Runtime.evaluate",
             serde_json::json!({"expression": expression, "awaitPromise": true,
                 "returnByValue": true, "userGesture": true}),
-        );
+        )?;
         assert!(r["exceptionDetails"].is_null(), "{expression}: {r:#}");
-        r["result"]["value"].clone()
+        Ok(r["result"]["value"].clone())
     }
 
     /// Wait until `expression` is truthy (at most two minutes); its value.
@@ -289,9 +320,13 @@ impl Browser {
     pub fn wait_for(&mut self, expression: &str, timeout: Duration) -> serde_json::Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let v = self.eval(&format!(
-                "(() => {{ try {{ return {expression}; }} catch (e) {{ return null; }} }})()"
-            ));
+            // A navigation (the page loading, a link followed) may cut an evaluation short:
+            // that is a "not yet", like a null.
+            let v = self
+                .try_eval(&format!(
+                    "(() => {{ try {{ return {expression}; }} catch (e) {{ return null; }} }})()"
+                ))
+                .unwrap_or(serde_json::Value::Null);
             if !(v.is_null() || v == false || v == "" || v == 0) {
                 return v;
             }
