@@ -18,10 +18,14 @@ pub struct FromConfig {
     pub identity_file: Option<PathBuf>,
     /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
     pub proxy_jump: Option<String>,
+    /// The jump host's own IdentityFile, looked up like any host's.
+    pub jump_identity_file: Option<PathBuf>,
     /// UserKnownHostsFile (its first file), where ssh checks this host's key.
     pub known_hosts: Option<String>,
     /// HostKeyAlias: the name its key is recorded under in known_hosts.
     pub host_key_alias: Option<String>,
+    /// GlobalKnownHostsFile: the read-only files also checked (all of them, as ssh does).
+    pub global_known_hosts: Option<Vec<String>>,
 }
 
 pub struct Config(SshConfig);
@@ -42,7 +46,7 @@ impl Config {
 
     /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
     /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them.
-    fn resolve_jump(&self, jump: &str) -> String {
+    fn resolve_jump(&self, jump: &str) -> (String, Option<PathBuf>) {
         let (user, rest) = match jump.split_once('@') {
             Some((u, r)) => (Some(u.to_string()), r),
             None => (None, jump),
@@ -60,20 +64,24 @@ impl Config {
             .unwrap_or_default();
         let port = port.or(found.port.map(|p| p.to_string()));
         let host = found.host_name.unwrap_or_else(|| alias.to_string());
-        match port {
+        let jump = match port {
             Some(p) if host.contains(':') => format!("{user}[{host}]:{p}"),
             Some(p) => format!("{user}{host}:{p}"),
             None => format!("{user}{host}"),
-        }
+        };
+        (jump, first_identity(found.identity_file))
     }
 
     /// What applies to `alias` (the host's `address` in the inventory).
     pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
         let p = self.0.query(alias);
-        let proxy_jump = match p.proxy_jump.as_deref() {
-            None | Some([]) => None,
-            Some([one]) if one.eq_ignore_ascii_case("none") => None,
-            Some([one]) => Some(self.resolve_jump(one)),
+        let (proxy_jump, jump_identity_file) = match p.proxy_jump.as_deref() {
+            None | Some([]) => (None, None),
+            Some([one]) if one.eq_ignore_ascii_case("none") => (None, None),
+            Some([one]) => {
+                let (jump, key) = self.resolve_jump(one);
+                (Some(jump), key)
+            }
             Some(hops) => {
                 return Err(format!(
                     "ProxyJump {} has {} hops; regboot goes through one bastion",
@@ -85,22 +93,30 @@ impl Config {
         let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
         let known_hosts = first("userknownhostsfile");
         let host_key_alias = first("hostkeyalias");
-        let files = p.identity_file.unwrap_or_default();
-        let identity_file = files
-            .iter()
-            .find(|f| f.is_file())
-            .or(files.first())
-            .cloned();
+        let global_known_hosts = p.unsupported_fields.get("globalknownhostsfile").cloned();
         Ok(FromConfig {
             host_name: p.host_name,
             user: p.user,
             port: p.port,
-            identity_file,
+            identity_file: first_identity(p.identity_file),
             proxy_jump,
+            jump_identity_file,
             known_hosts,
             host_key_alias,
+            global_known_hosts,
         })
     }
+}
+
+/// The first IdentityFile that exists, else the first named (ssh tries them in order;
+/// regboot uses one key).
+fn first_identity(files: Option<Vec<PathBuf>>) -> Option<PathBuf> {
+    let files = files.unwrap_or_default();
+    files
+        .iter()
+        .find(|f| f.is_file())
+        .or(files.first())
+        .cloned()
 }
 
 #[cfg(test)]
@@ -157,12 +173,16 @@ mod tests {
     #[test]
     fn a_proxy_jump_alias_is_resolved_like_any_host() {
         let c = config(
-            "Host jumpA\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n\
+            "Host jumpA\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n  IdentityFile /keys/jump\n\
              Host target\n  HostName 10.0.0.9\n  ProxyJump jumpA\n\
              Host other\n  ProxyJump admin@jumpA:2200\n\
              Host direct\n  ProxyJump bastion.example.com\n",
         );
         let jump = |h: &str| c.lookup(h).unwrap().proxy_jump.unwrap();
+        assert_eq!(
+            c.lookup("target").unwrap().jump_identity_file,
+            Some(PathBuf::from("/keys/jump"))
+        );
         assert_eq!(jump("target"), "ops@127.0.0.5:2222");
         assert_eq!(
             jump("other"),
@@ -186,6 +206,11 @@ mod tests {
             Some("~/kh-a")
         );
         assert_eq!(c.lookup("b").unwrap().known_hosts, None);
+        let c = config("Host *\n  GlobalKnownHostsFile /g1 /g2\n");
+        assert_eq!(
+            c.lookup("a").unwrap().global_known_hosts,
+            Some(vec!["/g1".to_string(), "/g2".to_string()])
+        );
     }
 
     #[test]
