@@ -2,11 +2,20 @@
 //! what an inventory host leaves out: HostName, User, Port, IdentityFile and ProxyJump, read
 //! as ssh(1) reads them (the first value obtained wins, `Host` patterns with `*`, `?` and
 //! `!` negation, `Include`). Parsing is the `ssh2-config` crate's; this module picks the
-//! fields regboot uses and turns ProxyJump into the one bastion regboot supports.
+//! fields regboot uses and turns ProxyJump into the one bastion regboot supports. The crate
+//! opens `Include`d files itself: each is read through the bounded reader first, so a huge,
+//! special or endlessly nested one is refused by name before the crate reads it.
 
 use std::path::{Path, PathBuf};
 
 use ssh2_config::{ParseRule, SshConfig};
+
+use crate::fsutil::{INVENTORY_LIMIT, expand_tilde, read_limited};
+
+/// How deep `Include`s may nest (OpenSSH's own limit), and how many files one configuration
+/// may pull in: together they bound what is read.
+const MAX_INCLUDE_DEPTH: usize = 16;
+const MAX_INCLUDED_FILES: usize = 256;
 
 /// What the configuration says about one host alias.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,8 +42,9 @@ pub struct Config(SshConfig);
 impl Config {
     /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = crate::fsutil::read_limited(path, "the file", crate::fsutil::INVENTORY_LIMIT)
+        let text = read_limited(path, "the file", INVENTORY_LIMIT)
             .map_err(|e| format!("cannot read it: {}", e.root_cause()))?;
+        check_includes(&text, 0, &mut 0)?;
         SshConfig::default()
             .parse(
                 &mut text.as_slice(),
@@ -106,6 +116,55 @@ impl Config {
             global_known_hosts,
         })
     }
+}
+
+/// Read every file `text` pulls in through `Include` (and theirs) through the bounded reader,
+/// before the parser opens them itself; `count` is how many were read so far.
+fn check_includes(text: &[u8], depth: usize, count: &mut usize) -> Result<(), String> {
+    for line in String::from_utf8_lossy(text).lines() {
+        // As ssh2-config splits a line: comment off, keyword up to a blank or `=`.
+        let line = line.split('#').next().unwrap_or_default().trim();
+        let Some(end) = line.find(|c: char| c.is_whitespace() || c == '=') else {
+            continue;
+        };
+        if !line[..end].eq_ignore_ascii_case("include") {
+            continue;
+        }
+        let args = line[end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
+        for arg in args.split_whitespace().map(|a| a.trim_matches('"')) {
+            for file in included(arg) {
+                *count += 1;
+                if depth >= MAX_INCLUDE_DEPTH || *count > MAX_INCLUDED_FILES {
+                    return Err(format!(
+                        "Include {}: more than {MAX_INCLUDE_DEPTH} levels or \
+                         {MAX_INCLUDED_FILES} files (does an Include include itself?)",
+                        file.display()
+                    ));
+                }
+                let data = read_limited(&file, "the included file", INVENTORY_LIMIT)
+                    .map_err(|e| format!("Include {arg}: {:#}", e))?;
+                check_includes(&data, depth + 1, count)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files an `Include` argument names, found as ssh2-config finds them: absolute, `~/`,
+/// or relative to `~/.ssh`, with glob patterns. A bad pattern names none here (the parser
+/// reports it).
+fn included(arg: &str) -> Vec<PathBuf> {
+    let home = || glob::Pattern::escape(&expand_tilde("~").display().to_string());
+    let pattern = if arg.starts_with('/') || (arg.starts_with('~') && !arg.starts_with("~/")) {
+        arg.to_string()
+    } else if let Some(rest) = arg.strip_prefix("~/") {
+        format!("{}/{rest}", home())
+    } else {
+        format!("{}/.ssh/{arg}", home())
+    };
+    glob::glob(&pattern)
+        .map(|paths| paths.filter_map(Result::ok).collect())
+        .unwrap_or_default()
 }
 
 /// The first IdentityFile that exists, else the first named (ssh tries them in order;
@@ -236,5 +295,37 @@ mod tests {
         );
         let err = Config::load(Path::new("/dev/zero")).err().unwrap();
         assert!(err.contains("is a device"), "{err}");
+    }
+
+    /// Issue 26 item 12: what an `Include` pulls in is bounded too (the parser used to read
+    /// it whole): a huge file, a device and an Include of itself are refused by name.
+    #[test]
+    fn a_huge_or_endless_include_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.conf");
+        let comment = "# a comment line of forty bytes or so..\n";
+        std::fs::write(&huge, comment.repeat((2 << 20) / comment.len())).unwrap();
+        std::fs::write(dir.path().join("small.conf"), "Host x\n  User y\n").unwrap();
+        let path = dir.path().join("config");
+        let load = |text: String| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path)
+        };
+        let glob = format!("Host *\n  Include={}/*.conf\n", dir.path().display());
+        let err = load(glob).err().unwrap();
+        assert!(
+            err.contains(&huge.display().to_string()) && err.contains("larger than"),
+            "{err}"
+        );
+        let err = load("Include /dev/zero\n".into()).err().unwrap();
+        assert!(
+            err.contains("/dev/zero") && err.contains("is a device"),
+            "{err}"
+        );
+        let err = load(format!("Include {}\n", path.display())).err().unwrap();
+        assert!(err.contains("include itself"), "{err}");
+        std::fs::remove_file(&huge).unwrap();
+        let c = load(format!("Include {}/*.conf\n", dir.path().display())).unwrap();
+        assert_eq!(c.lookup("x").unwrap().user.as_deref(), Some("y"));
     }
 }
