@@ -232,3 +232,113 @@ fn a_proxy_jump_alias_is_dialed_through_its_own_settings() {
         "the jump host did not forward to the target:\n{log}"
     );
 }
+
+/// Issue 26 item 16: a key in OpenSSH's GlobalKnownHostsFile (here named by the ssh_config,
+/// so the test does not write /etc/ssh) is trusted under strict checking, and that file is
+/// never written; a key in neither file is refused.
+#[test]
+fn a_key_in_the_global_known_hosts_file_is_trusted_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        ..Default::default()
+    });
+    let global = dir.path().join("ssh_known_hosts");
+    let user = dir.path().join("known_hosts");
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host regboot-global\n  HostName 127.0.0.1\n  Port {port}\n  User root\n\
+             \x20 IdentityFile {key}\n  GlobalKnownHostsFile {global}\n",
+            port = sshd.port,
+            key = key.display(),
+            global = global.display(),
+        ),
+    )
+    .unwrap();
+    let inv = dir.path().join("inventory.yml");
+    fs::write(
+        &inv,
+        format!(
+            "version: 1\nssh_config: {config}\ndefaults:\n  known_hosts: {kh}\n  host_key_check: strict\n\
+             hosts:\n\x20 - {{ name: h, address: regboot-global, roles: [registry] }}\n\
+             registry:\n  hostname: registry.test\n  hosts_file: false\n",
+            config = config.display(),
+            kh = user.display(),
+        ),
+    )
+    .unwrap();
+    let facts = || regboot(&["facts", "-i", &inv.display().to_string(), "-o", "json"]);
+
+    // In neither file: refused.
+    fs::write(&global, "# nothing yet\n").unwrap();
+    let (code, rows, stderr) = facts();
+    let row = host_row(&rows, "h");
+    assert_ne!(code, 0, "{row:#} {stderr}");
+    assert_eq!(row["error"]["code"], "host-key-unknown", "{row:#}");
+
+    // Only in the global file: strict checking connects, and nothing is written anywhere.
+    let text = format!("# the fleet's keys\n{}\n", sshd.known_hosts_line());
+    fs::write(&global, &text).unwrap();
+    let (code, rows, stderr) = facts();
+    let row = host_row(&rows, "h");
+    assert_eq!(code, 0, "{row:#} {stderr}");
+    assert!(row["error"].is_null(), "{row:#}");
+    assert_eq!(fs::read_to_string(&global).unwrap(), text);
+    assert!(!user.exists(), "the user's known_hosts was written");
+}
+
+/// Issue 26 item 16: the jump host a ProxyJump alias names is dialed with that alias's own
+/// IdentityFile, the target with its own: each sshd here accepts only one of the two keys
+/// (the bastion used to be dialed with the target's key, and refused it).
+#[test]
+fn a_proxy_jump_alias_uses_its_own_identity_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let jump_key = keygen(dir.path(), "id_jump", "ed25519", "");
+    let target_key = keygen(dir.path(), "id_target", "ed25519", "");
+    let jump = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&jump_key)],
+        extra_config: vec!["Match all".into(), "  LogLevel DEBUG1".into()],
+        ..Default::default()
+    });
+    let target = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&target_key)],
+        extra_config: vec!["ListenAddress 127.0.0.2".into()],
+        ..Default::default()
+    });
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host jumpA\n  HostName 127.0.0.1\n  Port {jump}\n  User root\n  IdentityFile {jk}\n\
+             Host regboot-target\n  HostName 127.0.0.2\n  Port {target}\n  User root\n\
+             \x20 IdentityFile {tk}\n  ProxyJump jumpA\n",
+            jump = jump.port,
+            target = target.port,
+            jk = jump_key.display(),
+            tk = target_key.display(),
+        ),
+    )
+    .unwrap();
+    let inv = dir.path().join("inventory.yml");
+    fs::write(
+        &inv,
+        format!(
+            "version: 1\nssh_config: {config}\ndefaults:\n  known_hosts: {kh}\n  host_key_check: accept-new\n\
+             hosts:\n\x20 - {{ name: target, address: regboot-target, roles: [registry] }}\n\
+             registry:\n  hostname: registry.test\n  hosts_file: false\n",
+            config = config.display(),
+            kh = dir.path().join("known_hosts").display(),
+        ),
+    )
+    .unwrap();
+    let (code, rows, stderr) = regboot(&["facts", "-i", &inv.display().to_string(), "-o", "json"]);
+    let row = host_row(&rows, "target");
+    assert_eq!(code, 0, "{row:#} {stderr}");
+    assert!(row["error"].is_null(), "{row:#}");
+    let log = fs::read_to_string(jump.dir.join("sshd.log")).unwrap();
+    let hop = format!("target 127.0.0.2 port {}", target.port);
+    assert!(log.contains(&hop), "the jump host did not forward:\n{log}");
+}

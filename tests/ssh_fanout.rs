@@ -115,6 +115,7 @@ fn target_at(name: &str, port: u16, dir: &std::path::Path) -> ssh::Target {
         sudo: false,
         bastion: None,
         known_hosts: dir.join("known_hosts"),
+        global_known_hosts: Vec::new(),
         host_key_alias: None,
         host_key_check: ssh::HostKeyCheck::AcceptNew,
         connect_timeout: std::time::Duration::from_secs(5),

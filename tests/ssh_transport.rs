@@ -358,6 +358,7 @@ async fn bastion_hop_checks_both_host_keys() {
         user: "root".into(),
         host: "127.0.0.1".into(),
         port: bastion.port,
+        key: None,
     });
 
     // Strict with nothing known: the bastion is refused first.
@@ -389,6 +390,7 @@ async fn bastion_hop_checks_both_host_keys() {
         user: "root".into(),
         host: "127.0.0.1".into(),
         port: closed.port,
+        key: None,
     });
     let err = Session::connect(&via_closed).await.err().unwrap();
     assert_eq!(err.kind(), "unreachable", "{err}");
@@ -682,6 +684,7 @@ async fn a_shared_bastion_is_checked_by_each_hosts_policy() {
         user: "root".into(),
         host: "127.0.0.1".into(),
         port: bastion.port,
+        key: None,
     };
     let mut lax = inner.target("lax", "root", Some(&key), &dir.path().join("kh-lax"));
     lax.host_key_check = HostKeyCheck::Off;

@@ -2,11 +2,20 @@
 //! what an inventory host leaves out: HostName, User, Port, IdentityFile and ProxyJump, read
 //! as ssh(1) reads them (the first value obtained wins, `Host` patterns with `*`, `?` and
 //! `!` negation, `Include`). Parsing is the `ssh2-config` crate's; this module picks the
-//! fields regboot uses and turns ProxyJump into the one bastion regboot supports.
+//! fields regboot uses and turns ProxyJump into the one bastion regboot supports. The crate
+//! opens `Include`d files itself: each is read through the bounded reader first, so a huge,
+//! special or endlessly nested one is refused by name before the crate reads it.
 
 use std::path::{Path, PathBuf};
 
 use ssh2_config::{ParseRule, SshConfig};
+
+use crate::fsutil::{INVENTORY_LIMIT, expand_tilde, read_limited};
+
+/// How deep `Include`s may nest (OpenSSH's own limit), and how many files one configuration
+/// may pull in: together they bound what is read.
+const MAX_INCLUDE_DEPTH: usize = 16;
+const MAX_INCLUDED_FILES: usize = 256;
 
 /// What the configuration says about one host alias.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -18,10 +27,14 @@ pub struct FromConfig {
     pub identity_file: Option<PathBuf>,
     /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
     pub proxy_jump: Option<String>,
+    /// The jump host's own IdentityFile, looked up like any host's.
+    pub jump_identity_file: Option<PathBuf>,
     /// UserKnownHostsFile (its first file), where ssh checks this host's key.
     pub known_hosts: Option<String>,
     /// HostKeyAlias: the name its key is recorded under in known_hosts.
     pub host_key_alias: Option<String>,
+    /// GlobalKnownHostsFile: the read-only files also checked (all of them, as ssh does).
+    pub global_known_hosts: Option<Vec<String>>,
 }
 
 pub struct Config(SshConfig);
@@ -29,8 +42,9 @@ pub struct Config(SshConfig);
 impl Config {
     /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = crate::fsutil::read_limited(path, "the file", crate::fsutil::INVENTORY_LIMIT)
+        let text = read_limited(path, "the file", INVENTORY_LIMIT)
             .map_err(|e| format!("cannot read it: {}", e.root_cause()))?;
+        check_includes(&text, 0, &mut 0)?;
         SshConfig::default()
             .parse(
                 &mut text.as_slice(),
@@ -42,7 +56,7 @@ impl Config {
 
     /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
     /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them.
-    fn resolve_jump(&self, jump: &str) -> String {
+    fn resolve_jump(&self, jump: &str) -> (String, Option<PathBuf>) {
         let (user, rest) = match jump.split_once('@') {
             Some((u, r)) => (Some(u.to_string()), r),
             None => (None, jump),
@@ -60,20 +74,24 @@ impl Config {
             .unwrap_or_default();
         let port = port.or(found.port.map(|p| p.to_string()));
         let host = found.host_name.unwrap_or_else(|| alias.to_string());
-        match port {
+        let jump = match port {
             Some(p) if host.contains(':') => format!("{user}[{host}]:{p}"),
             Some(p) => format!("{user}{host}:{p}"),
             None => format!("{user}{host}"),
-        }
+        };
+        (jump, first_identity(found.identity_file))
     }
 
     /// What applies to `alias` (the host's `address` in the inventory).
     pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
         let p = self.0.query(alias);
-        let proxy_jump = match p.proxy_jump.as_deref() {
-            None | Some([]) => None,
-            Some([one]) if one.eq_ignore_ascii_case("none") => None,
-            Some([one]) => Some(self.resolve_jump(one)),
+        let (proxy_jump, jump_identity_file) = match p.proxy_jump.as_deref() {
+            None | Some([]) => (None, None),
+            Some([one]) if one.eq_ignore_ascii_case("none") => (None, None),
+            Some([one]) => {
+                let (jump, key) = self.resolve_jump(one);
+                (Some(jump), key)
+            }
             Some(hops) => {
                 return Err(format!(
                     "ProxyJump {} has {} hops; regboot goes through one bastion",
@@ -85,22 +103,79 @@ impl Config {
         let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
         let known_hosts = first("userknownhostsfile");
         let host_key_alias = first("hostkeyalias");
-        let files = p.identity_file.unwrap_or_default();
-        let identity_file = files
-            .iter()
-            .find(|f| f.is_file())
-            .or(files.first())
-            .cloned();
+        let global_known_hosts = p.unsupported_fields.get("globalknownhostsfile").cloned();
         Ok(FromConfig {
             host_name: p.host_name,
             user: p.user,
             port: p.port,
-            identity_file,
+            identity_file: first_identity(p.identity_file),
             proxy_jump,
+            jump_identity_file,
             known_hosts,
             host_key_alias,
+            global_known_hosts,
         })
     }
+}
+
+/// Read every file `text` pulls in through `Include` (and theirs) through the bounded reader,
+/// before the parser opens them itself; `count` is how many were read so far.
+fn check_includes(text: &[u8], depth: usize, count: &mut usize) -> Result<(), String> {
+    for line in String::from_utf8_lossy(text).lines() {
+        // As ssh2-config splits a line: comment off, keyword up to a blank or `=`.
+        let line = line.split('#').next().unwrap_or_default().trim();
+        let Some(end) = line.find(|c: char| c.is_whitespace() || c == '=') else {
+            continue;
+        };
+        if !line[..end].eq_ignore_ascii_case("include") {
+            continue;
+        }
+        let args = line[end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
+        for arg in args.split_whitespace().map(|a| a.trim_matches('"')) {
+            for file in included(arg) {
+                *count += 1;
+                if depth >= MAX_INCLUDE_DEPTH || *count > MAX_INCLUDED_FILES {
+                    return Err(format!(
+                        "Include {}: more than {MAX_INCLUDE_DEPTH} levels or \
+                         {MAX_INCLUDED_FILES} files (does an Include include itself?)",
+                        file.display()
+                    ));
+                }
+                let data = read_limited(&file, "the included file", INVENTORY_LIMIT)
+                    .map_err(|e| format!("Include {arg}: {:#}", e))?;
+                check_includes(&data, depth + 1, count)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files an `Include` argument names, found as ssh2-config finds them: absolute, `~/`,
+/// or relative to `~/.ssh`, with glob patterns. A bad pattern names none here (the parser
+/// reports it).
+fn included(arg: &str) -> Vec<PathBuf> {
+    let home = || glob::Pattern::escape(&expand_tilde("~").display().to_string());
+    let pattern = if arg.starts_with('/') || (arg.starts_with('~') && !arg.starts_with("~/")) {
+        arg.to_string()
+    } else if let Some(rest) = arg.strip_prefix("~/") {
+        format!("{}/{rest}", home())
+    } else {
+        format!("{}/.ssh/{arg}", home())
+    };
+    glob::glob(&pattern)
+        .map(|paths| paths.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// The first IdentityFile that exists, else the first named (ssh tries them in order;
+/// regboot uses one key).
+fn first_identity(files: Option<Vec<PathBuf>>) -> Option<PathBuf> {
+    let files = files.unwrap_or_default();
+    files
+        .iter()
+        .find(|f| f.is_file())
+        .or(files.first())
+        .cloned()
 }
 
 #[cfg(test)]
@@ -157,12 +232,16 @@ mod tests {
     #[test]
     fn a_proxy_jump_alias_is_resolved_like_any_host() {
         let c = config(
-            "Host jumpA\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n\
+            "Host jumpA\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n  IdentityFile /keys/jump\n\
              Host target\n  HostName 10.0.0.9\n  ProxyJump jumpA\n\
              Host other\n  ProxyJump admin@jumpA:2200\n\
              Host direct\n  ProxyJump bastion.example.com\n",
         );
         let jump = |h: &str| c.lookup(h).unwrap().proxy_jump.unwrap();
+        assert_eq!(
+            c.lookup("target").unwrap().jump_identity_file,
+            Some(PathBuf::from("/keys/jump"))
+        );
         assert_eq!(jump("target"), "ops@127.0.0.5:2222");
         assert_eq!(
             jump("other"),
@@ -186,6 +265,11 @@ mod tests {
             Some("~/kh-a")
         );
         assert_eq!(c.lookup("b").unwrap().known_hosts, None);
+        let c = config("Host *\n  GlobalKnownHostsFile /g1 /g2\n");
+        assert_eq!(
+            c.lookup("a").unwrap().global_known_hosts,
+            Some(vec!["/g1".to_string(), "/g2".to_string()])
+        );
     }
 
     #[test]
@@ -211,5 +295,37 @@ mod tests {
         );
         let err = Config::load(Path::new("/dev/zero")).err().unwrap();
         assert!(err.contains("is a device"), "{err}");
+    }
+
+    /// Issue 26 item 12: what an `Include` pulls in is bounded too (the parser used to read
+    /// it whole): a huge file, a device and an Include of itself are refused by name.
+    #[test]
+    fn a_huge_or_endless_include_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.conf");
+        let comment = "# a comment line of forty bytes or so..\n";
+        std::fs::write(&huge, comment.repeat((2 << 20) / comment.len())).unwrap();
+        std::fs::write(dir.path().join("small.conf"), "Host x\n  User y\n").unwrap();
+        let path = dir.path().join("config");
+        let load = |text: String| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path)
+        };
+        let glob = format!("Host *\n  Include={}/*.conf\n", dir.path().display());
+        let err = load(glob).err().unwrap();
+        assert!(
+            err.contains(&huge.display().to_string()) && err.contains("larger than"),
+            "{err}"
+        );
+        let err = load("Include /dev/zero\n".into()).err().unwrap();
+        assert!(
+            err.contains("/dev/zero") && err.contains("is a device"),
+            "{err}"
+        );
+        let err = load(format!("Include {}\n", path.display())).err().unwrap();
+        assert!(err.contains("include itself"), "{err}");
+        std::fs::remove_file(&huge).unwrap();
+        let c = load(format!("Include {}/*.conf\n", dir.path().display())).unwrap();
+        assert_eq!(c.lookup("x").unwrap().user.as_deref(), Some("y"));
     }
 }

@@ -183,6 +183,8 @@ impl Lab {
             sudo: host.user != "root",
             bastion: None,
             known_hosts: self.known_hosts_path.clone(),
+            // The lab's hosts are checked against the lab's file only.
+            global_known_hosts: Vec::new(),
             host_key_alias: None,
             host_key_check: HostKeyCheck::Strict,
             connect_timeout: Duration::from_secs(10),

@@ -63,8 +63,9 @@ pub struct Dialer {
     keys: KeyCache,
     /// Per server address: the handshake limit, and how many hops dialed it.
     handshakes: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
-    /// One connection per bastion (`user@host:port`) and host key check (policy and
-    /// known_hosts file), dialed with the key of the first target that needs it; its hosts'
+    /// One connection per bastion (`user@host:port`), key and host key check (policy and
+    /// known_hosts files), dialed with its own key (a ProxyJump alias's IdentityFile), else
+    /// with the key of the first target that needs it; its hosts'
     /// connections are channels on it. A target never rides a bastion connection checked
     /// by another's policy (a strict host behind a bastion first reached with `off`).
     bastions: Mutex<HashMap<String, BastionCell>>,
@@ -76,7 +77,7 @@ impl Dialer {
         &self,
         target: &Target,
     ) -> Result<(Connection, Option<Arc<Connection>>), ConnectError> {
-        let key = self.key(target).await?;
+        let key = self.key(target, target.key.as_ref()).await?;
         let hop = Hop {
             label: target.name.clone(),
             address: &target.address,
@@ -89,14 +90,20 @@ impl Dialer {
             return Ok((self.connect_hop(&hop, key, None).await?, None));
         };
         let via = format!("{}@{}:{}", b.user, b.host, b.port);
+        let bastion_key = match &b.key {
+            Some(own) => self.key(target, Some(own)).await?,
+            None => key.clone(),
+        };
         let cell = self
             .bastions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(format!(
-                "{via} {:?} {}",
+                "{via} {:?} {} {:?} {:?}",
                 target.host_key_check,
-                target.known_hosts.display()
+                target.known_hosts.display(),
+                target.global_known_hosts,
+                bastion_key.as_ref().map(|(p, _)| p),
             ))
             .or_default()
             .clone();
@@ -110,7 +117,7 @@ impl Dialer {
                     user: &b.user,
                     target,
                 };
-                self.connect_hop(&hop, key.clone(), None)
+                self.connect_hop(&hop, bastion_key, None)
                     .await
                     .map(Arc::new)
             })
@@ -125,11 +132,13 @@ impl Dialer {
         Ok((conn, Some(bastion)))
     }
 
+    /// The key at `path` (the target's, or its bastion's own), `None` for the agent.
     async fn key(
         &self,
         target: &Target,
+        path: Option<&PathBuf>,
     ) -> Result<Option<(PathBuf, Arc<PrivateKey>)>, ConnectError> {
-        let Some(path) = &target.key else {
+        let Some(path) = path else {
             return Ok(None);
         };
         let key = self
@@ -212,14 +221,17 @@ impl Dialer {
     ) -> Result<Connection, Failure> {
         let target = hop.target;
         let timeout = target.connect_timeout;
-        let entries =
-            known_hosts::lookup(&target.known_hosts, hop.key_name, hop.port).map_err(|e| {
+        let mut entries = Vec::new();
+        for file in std::iter::once(&target.known_hosts).chain(&target.global_known_hosts) {
+            let found = known_hosts::lookup(file, hop.key_name, hop.port).map_err(|e| {
                 Failure::Fatal(ConnectError::KnownHostsFile {
                     host: hop.label.clone(),
-                    file: target.known_hosts.clone(),
+                    file: file.clone(),
                     reason: format!("cannot read it: {e}"),
                 })
             })?;
+            entries.extend(found);
+        }
         let config = Arc::new(client::Config {
             nodelay: true,
             // A cut connection (a host gone, a link down) is noticed in about 15 s even while

@@ -27,6 +27,8 @@ pub fn host_pattern(address: &str, port: u16) -> String {
 /// One key line that names the host.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The file it is in (the user's known_hosts or a global one).
+    pub file: PathBuf,
     /// 1-based line number, as editors and `ssh` print it.
     pub line: usize,
     pub revoked: bool,
@@ -40,9 +42,11 @@ pub enum Verdict {
     Unknown,
     /// A key of the same type is recorded for this host and differs.
     Changed {
+        file: PathBuf,
         line: usize,
     },
     Revoked {
+        file: PathBuf,
         line: usize,
     },
 }
@@ -51,11 +55,14 @@ pub enum Verdict {
 /// hundred hosts): reading it must stay bounded.
 const MAX_FILE: u64 = 64 << 20;
 
+/// Files whose text is kept: the user's known_hosts and the global ones.
+const CACHED_FILES: usize = 4;
+
 /// The text of `path`, read once per version of the file (size and modification time) and
 /// shared: a run that connects to 500 hosts at once reads and holds it once, not 500 times.
 fn text_of(path: &Path) -> io::Result<Option<Arc<str>>> {
     type Cached = (PathBuf, u64, Option<SystemTime>, Arc<str>);
-    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    static CACHE: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -70,9 +77,9 @@ fn text_of(path: &Path) -> io::Result<Option<Arc<str>>> {
     }
     let version = (meta.len(), meta.modified().ok());
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, len, mtime, text)) = cache.as_ref()
-        && p == path
-        && (*len, *mtime) == version
+    if let Some((_, _, _, text)) = cache
+        .iter()
+        .find(|(p, len, mtime, _)| p == path && (*len, *mtime) == version)
     {
         return Ok(Some(text.clone()));
     }
@@ -81,7 +88,11 @@ fn text_of(path: &Path) -> io::Result<Option<Arc<str>>> {
         .take(MAX_FILE)
         .read_to_string(&mut text)?;
     let text: Arc<str> = text.into();
-    *cache = Some((path.to_path_buf(), version.0, version.1, text.clone()));
+    cache.retain(|(p, _, _, _)| p != path);
+    if cache.len() >= CACHED_FILES {
+        cache.remove(0);
+    }
+    cache.push((path.to_path_buf(), version.0, version.1, text.clone()));
     Ok(Some(text))
 }
 
@@ -100,6 +111,7 @@ pub fn lookup(path: &Path, address: &str, port: u16) -> io::Result<Vec<Entry>> {
             // A key this build cannot parse (a newer type) cannot match what we received.
             let key = PublicKey::from_openssh(&format!("{} {}", l.key_type, l.key_data)).ok()?;
             Some(Entry {
+                file: path.to_path_buf(),
                 line,
                 revoked: l.marker == Some("@revoked"),
                 key,
@@ -115,7 +127,10 @@ pub fn verdict(entries: &[Entry], key: &PublicKey) -> Verdict {
         .iter()
         .find(|e| e.revoked && e.key.key_data() == key.key_data())
     {
-        return Verdict::Revoked { line: e.line };
+        return Verdict::Revoked {
+            file: e.file.clone(),
+            line: e.line,
+        };
     }
     let live = entries.iter().filter(|e| !e.revoked);
     if live.clone().any(|e| e.key.key_data() == key.key_data()) {
@@ -125,7 +140,10 @@ pub fn verdict(entries: &[Entry], key: &PublicKey) -> Verdict {
         .into_iter()
         .find(|e| same_family(&e.key.algorithm(), &key.algorithm()))
     {
-        Some(e) => Verdict::Changed { line: e.line },
+        Some(e) => Verdict::Changed {
+            file: e.file.clone(),
+            line: e.line,
+        },
         None => Verdict::Unknown,
     }
 }
@@ -372,7 +390,13 @@ mod tests {
         let found = lookup(&kh, "127.0.0.1", 2200).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(verdict(&found, &key(ED1)), Verdict::Known);
-        assert_eq!(verdict(&found, &key(ED2)), Verdict::Changed { line: 1 });
+        assert_eq!(
+            verdict(&found, &key(ED2)),
+            Verdict::Changed {
+                file: kh.clone(),
+                line: 1
+            }
+        );
         assert_eq!(forget(&kh, "127.0.0.1", 2200).unwrap(), 1);
         assert!(lookup(&kh, "127.0.0.1", 2200).unwrap().is_empty());
         assert_eq!(lookup(&kh, "other", 22).unwrap().len(), 1);
@@ -394,7 +418,13 @@ mod tests {
                 .ends_with(&format!("{ED2}\nh {ED1}\n"))
         );
         let found = lookup(&kh, "10.1.1.1", 2222).unwrap();
-        assert_eq!(verdict(&found, &key(ED2)), Verdict::Revoked { line: 2 });
+        assert_eq!(
+            verdict(&found, &key(ED2)),
+            Verdict::Revoked {
+                file: kh.clone(),
+                line: 2
+            }
+        );
         assert_eq!(verdict(&found, &key(ED1)), Verdict::Known);
         let prefs =
             preferred_algorithms(&found, &[Algorithm::Rsa { hash: None }, Algorithm::Ed25519]);

@@ -19,6 +19,8 @@ pub struct Bastion {
     pub user: String,
     pub host: String,
     pub port: u16,
+    /// Its own private key (a ProxyJump alias's IdentityFile); `None`: the target's.
+    pub key: Option<PathBuf>,
 }
 
 /// Everything needed to open one SSH connection to one host, already resolved from the
@@ -38,7 +40,11 @@ pub struct Target {
     /// Run privileged commands through `sudo -n`.
     pub sudo: bool,
     pub bastion: Option<Bastion>,
+    /// The user's known_hosts: checked first, and where a new key is added.
     pub known_hosts: PathBuf,
+    /// OpenSSH's GlobalKnownHostsFile (default `/etc/ssh/ssh_known_hosts` and `..2`): keys
+    /// there are trusted too; never written.
+    pub global_known_hosts: Vec<PathBuf>,
     /// OpenSSH's HostKeyAlias: the name the host key is looked up and recorded under.
     pub host_key_alias: Option<String>,
     pub host_key_check: HostKeyCheck,

@@ -17,8 +17,8 @@ pub struct Verifier {
     pub port: u16,
     pub file: PathBuf,
     pub policy: HostKeyCheck,
-    /// known_hosts entries for this host, read before connecting (they also order the host
-    /// key algorithms offered).
+    /// known_hosts entries for this host (the user's file, then the global ones), read
+    /// before connecting (they also order the host key algorithms offered).
     pub entries: Vec<Entry>,
     /// Set when the key is refused; read by the caller after the handshake fails.
     pub refusal: Arc<Mutex<Option<ConnectError>>>,
@@ -38,18 +38,18 @@ impl Verifier {
         }
         match known_hosts::verdict(&self.entries, key) {
             Verdict::Known => Ok(()),
-            Verdict::Changed { line } => Err(ConnectError::HostKeyChanged {
+            Verdict::Changed { file, line } => Err(ConnectError::HostKeyChanged {
                 host: self.host.clone(),
                 pattern,
                 fingerprint: fp,
-                file: self.file.clone(),
+                file,
                 line,
             }),
-            Verdict::Revoked { line } => Err(ConnectError::HostKeyRevoked {
+            Verdict::Revoked { file, line } => Err(ConnectError::HostKeyRevoked {
                 host: self.host.clone(),
                 pattern,
                 fingerprint: fp,
-                file: self.file.clone(),
+                file,
                 line,
             }),
             Verdict::Unknown if self.policy == HostKeyCheck::Strict => {

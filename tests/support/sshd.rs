@@ -165,6 +165,7 @@ impl Sshd {
             sudo: user != "root",
             bastion: None,
             known_hosts: known_hosts.to_path_buf(),
+            global_known_hosts: Vec::new(),
             host_key_alias: None,
             host_key_check: HostKeyCheck::AcceptNew,
             connect_timeout: Duration::from_secs(10),

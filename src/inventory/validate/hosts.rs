@@ -209,8 +209,9 @@ impl Checker<'_> {
             None | Some(RawSudo::Word(SudoWord::Auto)) => user != "root",
             Some(RawSudo::Bool(b)) => b,
         };
-        let bastion = h.bastion.as_ref().or(d.bastion.as_ref());
-        let bastion = bastion.or(cfg.proxy_jump.as_ref()).and_then(|b| {
+        let inventory_bastion = h.bastion.as_ref().or(d.bastion.as_ref());
+        let from_config = inventory_bastion.is_none();
+        let bastion = inventory_bastion.or(cfg.proxy_jump.as_ref()).and_then(|b| {
             let parsed = parse_bastion(b, &user);
             if parsed.is_none() {
                 self.error(
@@ -219,7 +220,11 @@ impl Checker<'_> {
                     Some("write it like ops@203.0.113.10:22 (user and port optional)".into()),
                 );
             }
-            parsed
+            // A ProxyJump alias's own IdentityFile: ssh dials the jump host as itself.
+            parsed.map(|b| Bastion {
+                key: cfg.jump_identity_file.clone().filter(|_| from_config),
+                ..b
+            })
         });
         let known_hosts = self.resolve_path(
             h.known_hosts
@@ -228,6 +233,14 @@ impl Checker<'_> {
                 .or(cfg.known_hosts.as_deref())
                 .unwrap_or("~/.ssh/known_hosts"),
         );
+        let global_known_hosts = match &cfg.global_known_hosts {
+            Some(files) => files
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case("none"))
+                .map(|f| self.resolve_path(f))
+                .collect(),
+            None => GLOBAL_KNOWN_HOSTS.iter().map(Into::into).collect(),
+        };
         let timeout = h
             .connect_timeout_secs
             .or(d.connect_timeout_secs)
@@ -252,6 +265,7 @@ impl Checker<'_> {
             sudo,
             bastion,
             known_hosts,
+            global_known_hosts,
             host_key_alias: cfg.host_key_alias.clone(),
             host_key_check: h
                 .host_key_check
@@ -261,6 +275,9 @@ impl Checker<'_> {
         }
     }
 }
+
+/// OpenSSH's default GlobalKnownHostsFile.
+const GLOBAL_KNOWN_HOSTS: [&str; 2] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
 pub(super) fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
     let (user, rest) = match s.split_once('@') {
@@ -277,6 +294,7 @@ pub(super) fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
         user,
         host: host.to_string(),
         port,
+        key: None,
     })
 }
 
@@ -299,7 +317,8 @@ mod tests {
             Some(Bastion {
                 user: "ops".into(),
                 host: "203.0.113.10".into(),
-                port: 2200
+                port: 2200,
+                key: None,
             })
         );
         assert_eq!(
@@ -307,7 +326,8 @@ mod tests {
             Some(Bastion {
                 user: "root".into(),
                 host: "jump.example.com".into(),
-                port: 22
+                port: 22,
+                key: None,
             })
         );
         assert_eq!(parse_bastion("ops@host:99999", "root"), None);
