@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::rotate::{IMAGE, LOOP, PullLoop, ca_files};
+use crate::rotate::{LOOP, PullLoop, ca_files, push_image};
 use crate::support::cli::{assert_smoke_ok, regboot, run_json};
 use crate::support::lab::TestLab;
 use serde_json::Value;
@@ -88,20 +88,7 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
     assert_eq!(code, 0, "{report:#}");
 
     let agent = lab.host("host3");
-    let password = lab.lab.dir.join("registry-password");
-    let login = lab.ssh_with_stdin(
-        agent,
-        "docker login -u lab --password-stdin registry.lab:5000",
-        Some(&password),
-    );
-    assert!(login.status.success(), "{login:?}");
-    lab.ssh_ok(
-        agent,
-        &format!(
-            "echo x > /tmp/x && tar -C /tmp -cf - x \
-             | docker import - {IMAGE} >/dev/null && docker push {IMAGE} >/dev/null"
-        ),
-    );
+    push_image(&lab, agent);
     let script = tmp.path().join("pull-loop.sh");
     std::fs::write(&script, LOOP).unwrap();
     let pulls = PullLoop::start(&lab, "host3", &script);

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::cli::{assert_smoke_passed, regboot, run_json};
 use crate::support::lab::TestLab;
+use regboot::lab::LabHost;
 
 pub(crate) const IMAGE: &str = "registry.lab:5000/rotate-lab/pull:1";
 /// On the volume every lab host mounts: storage the two replicas really share.
@@ -127,20 +128,7 @@ fn set_up(lab: &TestLab, dir: &Path) -> PathBuf {
     let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
 
-    let password = lab.lab.dir.join("registry-password");
-    let login = lab.ssh_with_stdin(
-        agent,
-        "docker login -u lab --password-stdin registry.lab:5000",
-        Some(&password),
-    );
-    assert!(login.status.success(), "{login:?}");
-    lab.ssh_ok(
-        agent,
-        &format!(
-            "echo x > /tmp/x && tar -C /tmp -cf - x \
-             | docker import - {IMAGE} >/dev/null && docker push {IMAGE} >/dev/null"
-        ),
-    );
+    push_image(lab, agent);
     // Either replica alone serves the image. The registry port is nginx's (the front the
     // container rolls behind): stopping it makes the replica refuse, and dockerd dials the other.
     for stopped in ["host1", "host2"] {
@@ -182,6 +170,24 @@ pub(crate) fn ca_files(lab: &TestLab, host: &str) -> String {
         "ls /etc/docker/certs.d/*/ /usr/local/share/ca-certificates/; \
          cat /etc/docker/certs.d/*/*.crt /usr/local/share/ca-certificates/regboot-ca*.crt",
     )
+}
+
+/// Log `agent` in as the lab user and push a one-file image as [`IMAGE`].
+pub(crate) fn push_image(lab: &TestLab, agent: &LabHost) {
+    let password = lab.lab.dir.join("registry-password");
+    let login = lab.ssh_with_stdin(
+        agent,
+        "docker login -u lab --password-stdin registry.lab:5000",
+        Some(&password),
+    );
+    assert!(login.status.success(), "{login:?}");
+    lab.ssh_ok(
+        agent,
+        &format!(
+            "echo x > /tmp/x && tar -C /tmp -cf - x \
+             | docker import - {IMAGE} >/dev/null && docker push {IMAGE} >/dev/null"
+        ),
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use futures::StreamExt;
 
@@ -207,19 +207,9 @@ async fn delete_manifest(
     digest: &str,
     auth: Option<(&str, &str)>,
 ) -> Result<()> {
-    let path = format!("/v2/{REPOSITORY}/manifests/{digest}");
-    let req = Request {
-        method: "DELETE",
-        path: &path,
-        hostname: &inv.registry.hostname,
-        port: inv.registry.port,
-        ca_pem: material.tls.as_ref().map(|t| t.ca_pem.as_str()),
-        basic_auth: auth,
-    };
-    match registry_http::status(&registry.session, &req).await? {
-        202 | 404 => Ok(()),
-        code => bail!("deleting the smoke manifest answered HTTP {code}"),
-    }
+    let ca = material.tls.as_ref().map(|t| t.ca_pem.as_str());
+    crate::catalog::delete_on(inv, registry, ca, auth, REPOSITORY, digest).await?;
+    Ok(())
 }
 
 /// What the smoke test found, and where its time went.
