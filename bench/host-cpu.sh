@@ -7,7 +7,8 @@
 # host's CPU from its container's cgroup (see bench/lib/cpu.sh). Not a test: it prints figures.
 #
 #   bench/host-cpu.sh 3            # RUNS=3 by default
-#   REGBOOT=/path/to/regboot bench/host-cpu.sh 3   # another build (before/after)
+#   REGBOOT=/path/to/regboot bench/host-cpu.sh 3   # another build
+#   BEFORE=/path/to/old/regboot bench/host-cpu.sh 3   # that build too, alternating on one lab
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,19 +35,27 @@ inv=$work/lab/inventory.yml
 "$REGBOOT" apply -q -i "$inv" >/dev/null
 
 commands=(facts plan verify apply)
+builds=(after)
+declare -A bin=([after]=$REGBOOT)
+if [ -n "${BEFORE:-}" ]; then builds=(before after); bin[before]=$BEFORE; fi
 for _ in $(seq 1 "$RUNS"); do
-  for c in "${commands[@]}"; do
-    cpu_measure "$c" "$work/$c.log" "$REGBOOT" "$c" -q -i "$inv"
+  for b in "${builds[@]}"; do
+    for c in "${commands[@]}"; do
+      cpu_measure "$c $b" "$work/$c.log" "${bin[$b]}" "$c" -q -i "$inv"
+    done
   done
 done
 
 hosts=$(cpu_hosts | awk '{ print $1 }')
-printf '%-8s %7s %7s' command wall client
+printf '%-14s %7s %7s' command wall client
 for h in $hosts; do printf ' %7s' "${h##*-}"; done
 printf '   (CPU seconds; medians of %s)\n' "$RUNS"
 for c in "${commands[@]}"; do
-  printf '%-8s %7.2f %7.3f' "$c" "$(med "$c")" "$(med "$c/client")"
-  for h in $hosts; do printf ' %7.3f' "$(med "$c/host/$h")"; done
-  printf '\n'
+  for b in "${builds[@]}"; do
+    k="$c $b"
+    printf '%-14s %7.2f %7.3f' "$k" "$(med "$k")" "$(med "$k/client")"
+    for h in $hosts; do printf ' %7.3f' "$(med "$k/host/$h")"; done
+    printf '\n'
+  done
 done
 echo "host1: the registry (its registry container's own CPU not counted); ops logs in on host2, 5, 8..."
