@@ -10,7 +10,7 @@ use super::change::Change;
 use super::memo::Memo;
 use super::packages::Package;
 use super::probe::{HostState, ProbeRequest};
-use super::report::{Phase, SmokeHost};
+use super::report::{Phase, Verification};
 use crate::facts::Facts;
 use crate::host::RemoteHost;
 use crate::inventory::{Host, Inventory};
@@ -153,8 +153,8 @@ pub(crate) struct FleetCx<'a> {
     /// Plan: read, change nothing.
     pub check: bool,
     pub members: Vec<Member<'a>>,
-    /// Told each smoke result the moment it is known (the run prints it then).
-    pub on_smoke: &'a (dyn Fn(&SmokeHost) + Sync),
+    /// Told each verification the moment it is known (the run prints it then).
+    pub on_verified: &'a (dyn Fn(&Verification) + Sync),
 }
 
 /// What a `once` step did.
@@ -164,9 +164,11 @@ pub(crate) struct Outcome {
     pub notes: Vec<String>,
     /// Hosts that failed, with why.
     pub failed: Vec<(String, String)>,
-    pub smoke: Vec<SmokeHost>,
-    /// The verification did not run, and why.
-    pub skipped: Option<String>,
+    /// What it checked, when it verifies (the smoke test); a failed check fails its host.
+    pub verified: Vec<Verification>,
+    /// It verifies, and did not: why, and whether the inventory turned it off (`verify`
+    /// then does not fail).
+    pub not_verified: Option<(String, bool)>,
     /// Where its time went, in order (the smoke test's push, pulls, replica checks).
     pub phases: Vec<Phase>,
 }
