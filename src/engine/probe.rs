@@ -462,6 +462,46 @@ mod tests {
         );
     }
 
+    /// Images and containers by name, through a `docker` that answers like 20.10's: a blank
+    /// line for a container that is missing, a failure for a missing image.
+    #[test]
+    fn images_and_containers_are_read_by_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("docker");
+        std::fs::write(
+            &docker,
+            "#!/bin/sh\ncase \"$1 $2\" in\n\
+             'info --format') printf '20.10.24\\tx=y \\n' ;;\n\
+             'image inspect') [ \"$5\" = registry:2 ] && echo sha256:1 || exit 1 ;;\n\
+             'inspect --type') echo; printf '/regboot-gc\\tsha256:2\\tfalse\\tnull\\n'; exit 1 ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", PROBE.as_str(), "regboot", "i:registry:2", "i:gone:1"])
+            .args(["k:regboot-registry", "k:regboot-gc"])
+            .env("PATH", path)
+            .env_remove("SUDO_USER")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let st = parse(&text).unwrap();
+        assert!(st.facts.docker.running, "{text}");
+        assert_eq!(st.images.len(), 1, "{text}");
+        assert_eq!(st.images["registry:2"], "sha256:1");
+        assert_eq!(st.containers.len(), 1, "{text}");
+        let gc = &st.containers["regboot-gc"];
+        assert!(!gc.running && gc.image_id == "sha256:2");
+    }
+
     #[test]
     fn an_engine_left_to_its_api_is_installed_until_the_api_answers() {
         let st = parse("docker\tapi\n").unwrap();

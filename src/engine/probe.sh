@@ -91,12 +91,14 @@ for a in "$@"; do
   esac
 done
 # One docker call for every container asked for (their names appended, the rest shifted off);
-# a missing one prints nothing.
+# a missing one prints an empty line, skipped.
 n=$#
 for a in "$@"; do case $a in k:*) set -- "$@" "${a#k:}" ;; esac; done
 shift "$n"
 if [ $# -gt 0 ]; then
   docker inspect --type container --format '{{.Name}}	{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' \
-    "$@" 2>/dev/null | while IFS= read -r c; do printf 'container\t%s\n' "${c#/}"; done
+    "$@" 2>/dev/null | while IFS= read -r c; do
+    case $c in /*) printf 'container\t%s\n' "${c#/}" ;; esac
+  done
 fi
 exit 0
