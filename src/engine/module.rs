@@ -99,13 +99,22 @@ pub(crate) trait Module: Sync {
         Footprint::default()
     }
 
-    /// Whether its hosts need a running container engine.
-    fn needs_engine(&self) -> bool {
-        false
+    /// Why `host` (read as `state`) cannot take its step to present, asked before any step
+    /// runs (e.g. the container engine it needs is missing or stopped); the host then takes
+    /// no step. `engine_coming`: an earlier step of the playbook may install or start the
+    /// container engine (`provides_engine`).
+    fn not_ready(
+        &self,
+        _inv: &Inventory,
+        _host: &Host,
+        _state: &HostState,
+        _engine_coming: bool,
+    ) -> Option<String> {
+        None
     }
 
-    /// Whether it installs or starts the container engine, so the hosts of its step need not
-    /// have a running one yet.
+    /// Whether it installs or starts the container engine: the hosts it changed are probed
+    /// again, and `not_ready` hears the engine may be coming.
     fn provides_engine(&self) -> bool {
         false
     }

@@ -244,6 +244,34 @@ pub(crate) fn restart(
     changes.into_iter().map(Change::one_at_a_time).collect()
 }
 
+/// `Module::not_ready` of a module whose hosts need a running docker engine: missing or
+/// stopped, unless docker.install and a step that provides the engine (`engine_coming`)
+/// bring it first, or the host is an agent that pulls through containerd or podman only (a
+/// Kubernetes node: the docker steps have nothing to do there).
+pub(crate) fn docker_not_ready(
+    inv: &Inventory,
+    host: &Host,
+    state: &HostState,
+    engine_coming: bool,
+) -> Option<String> {
+    let docker = &state.facts.docker;
+    let other_runtime = !host.has_role(Role::Registry)
+        && (state.facts.containerd.runtime.installed || state.facts.containers_runtime());
+    match (docker.installed, docker.running) {
+        (true, true) => None,
+        _ if inv.docker_install && engine_coming => None,
+        (false, _) if other_runtime => None,
+        (true, false) => Some(
+            "the docker engine is not running: start it (`systemctl start docker`) and run again"
+                .into(),
+        ),
+        (false, _) => Some(
+            "docker is not installed: set `docker.install: true` in the inventory to have regboot install it from the OS's packages (docker.io on Debian and Ubuntu), or install it yourself, and run again"
+                .into(),
+        ),
+    }
+}
+
 /// What [`restart`] with `wait_registry` reads: the registry container, on registry hosts;
 /// with its image and the other containers regboot names (a roll cut off midway leaves
 /// regboot-registry-next, a gc cut off its collector), all in the probe's one docker call.

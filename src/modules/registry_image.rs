@@ -32,8 +32,14 @@ impl Module for RegistryImage {
         req.images.push(inv.registry.image.clone());
     }
 
-    fn needs_engine(&self) -> bool {
-        true
+    fn not_ready(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        state: &HostState,
+        engine_coming: bool,
+    ) -> Option<String> {
+        super::docker_not_ready(inv, host, state, engine_coming)
     }
 
     /// The image, when the host has none yet (so reset removes only an image it brought).
