@@ -8,9 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ssh2_config::{ParseRule, SshConfig};
+use ssh2_config::{HostParams, ParseRule, SshConfig};
 
 use crate::fsutil::{INVENTORY_LIMIT, expand_tilde, read_limited};
+use crate::ssh::HostKeyCheck;
 
 /// How deep `Include`s may nest (OpenSSH's own limit), and how many files one configuration
 /// may pull in: together they bound what is read.
@@ -27,14 +28,48 @@ pub struct FromConfig {
     pub identity_file: Option<PathBuf>,
     /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
     pub proxy_jump: Option<String>,
-    /// The jump host's own IdentityFile, looked up like any host's.
+    /// The jump host's own IdentityFile and host key check, looked up like any host's.
     pub jump_identity_file: Option<PathBuf>,
+    pub jump_check: KeyCheck,
+    pub check: KeyCheck,
+}
+
+/// How the configuration says one host's key is checked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyCheck {
+    /// StrictHostKeyChecking (`ask` is `yes`: regboot cannot ask).
+    pub policy: Option<HostKeyCheck>,
     /// UserKnownHostsFile (its first file), where ssh checks this host's key.
     pub known_hosts: Option<String>,
     /// HostKeyAlias: the name its key is recorded under in known_hosts.
     pub host_key_alias: Option<String>,
     /// GlobalKnownHostsFile: the read-only files also checked (all of them, as ssh does).
     pub global_known_hosts: Option<Vec<String>>,
+}
+
+impl KeyCheck {
+    fn of(p: &HostParams) -> Result<KeyCheck, String> {
+        let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
+        let policy = match first("stricthostkeychecking") {
+            None => None,
+            Some(word) => Some(match word.to_ascii_lowercase().as_str() {
+                "yes" | "true" | "ask" => HostKeyCheck::Strict,
+                "accept-new" => HostKeyCheck::AcceptNew,
+                "no" | "off" | "false" => HostKeyCheck::Off,
+                _ => {
+                    return Err(format!(
+                        "StrictHostKeyChecking {word:?}: use yes, accept-new, no or ask"
+                    ));
+                }
+            }),
+        };
+        Ok(KeyCheck {
+            policy,
+            known_hosts: first("userknownhostsfile"),
+            host_key_alias: first("hostkeyalias"),
+            global_known_hosts: p.unsupported_fields.get("globalknownhostsfile").cloned(),
+        })
+    }
 }
 
 pub struct Config(SshConfig);
@@ -55,8 +90,9 @@ impl Config {
     }
 
     /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
-    /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them.
-    fn resolve_jump(&self, jump: &str) -> (String, Option<PathBuf>) {
+    /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them; and
+    /// all the file says about it.
+    fn resolve_jump(&self, jump: &str) -> (String, HostParams) {
         let (user, rest) = match jump.split_once('@') {
             Some((u, r)) => (Some(u.to_string()), r),
             None => (None, jump),
@@ -69,28 +105,29 @@ impl Config {
         };
         let found = self.0.query(alias);
         let user = user
-            .or(found.user)
+            .or(found.user.clone())
             .map(|u| format!("{u}@"))
             .unwrap_or_default();
         let port = port.or(found.port.map(|p| p.to_string()));
-        let host = found.host_name.unwrap_or_else(|| alias.to_string());
+        let host = found.host_name.clone().unwrap_or_else(|| alias.to_string());
         let jump = match port {
             Some(p) if host.contains(':') => format!("{user}[{host}]:{p}"),
             Some(p) => format!("{user}{host}:{p}"),
             None => format!("{user}{host}"),
         };
-        (jump, first_identity(found.identity_file))
+        (jump, found)
     }
 
     /// What applies to `alias` (the host's `address` in the inventory).
     pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
         let p = self.0.query(alias);
-        let (proxy_jump, jump_identity_file) = match p.proxy_jump.as_deref() {
-            None | Some([]) => (None, None),
-            Some([one]) if one.eq_ignore_ascii_case("none") => (None, None),
+        let (proxy_jump, jump_identity_file, jump_check) = match p.proxy_jump.as_deref() {
+            None | Some([]) => (None, None, KeyCheck::default()),
+            Some([one]) if one.eq_ignore_ascii_case("none") => (None, None, KeyCheck::default()),
             Some([one]) => {
-                let (jump, key) = self.resolve_jump(one);
-                (Some(jump), key)
+                let (jump, found) = self.resolve_jump(one);
+                let check = KeyCheck::of(&found).map_err(|e| format!("ProxyJump {one}: {e}"))?;
+                (Some(jump), first_identity(found.identity_file), check)
             }
             Some(hops) => {
                 return Err(format!(
@@ -100,20 +137,15 @@ impl Config {
                 ));
             }
         };
-        let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
-        let known_hosts = first("userknownhostsfile");
-        let host_key_alias = first("hostkeyalias");
-        let global_known_hosts = p.unsupported_fields.get("globalknownhostsfile").cloned();
         Ok(FromConfig {
+            check: KeyCheck::of(&p)?,
             host_name: p.host_name,
             user: p.user,
             port: p.port,
             identity_file: first_identity(p.identity_file),
             proxy_jump,
             jump_identity_file,
-            known_hosts,
-            host_key_alias,
-            global_known_hosts,
+            jump_check,
         })
     }
 }
@@ -257,19 +289,40 @@ mod tests {
             "Host a\n  UserKnownHostsFile ~/kh-a ~/kh-b\n  HostKeyAlias web\nHost *\n  User x\n",
         );
         assert_eq!(
-            c.lookup("a").unwrap().host_key_alias.as_deref(),
+            c.lookup("a").unwrap().check.host_key_alias.as_deref(),
             Some("web")
         );
         assert_eq!(
-            c.lookup("a").unwrap().known_hosts.as_deref(),
+            c.lookup("a").unwrap().check.known_hosts.as_deref(),
             Some("~/kh-a")
         );
-        assert_eq!(c.lookup("b").unwrap().known_hosts, None);
+        assert_eq!(c.lookup("b").unwrap().check.known_hosts, None);
         let c = config("Host *\n  GlobalKnownHostsFile /g1 /g2\n");
         assert_eq!(
-            c.lookup("a").unwrap().global_known_hosts,
+            c.lookup("a").unwrap().check.global_known_hosts,
             Some(vec!["/g1".to_string(), "/g2".to_string()])
         );
+    }
+
+    /// Issue 26 item 16: StrictHostKeyChecking is read for the host and, separately, for
+    /// the jump host its ProxyJump names (its own settings, not the target's).
+    #[test]
+    fn strict_host_key_checking_is_read_for_the_host_and_its_jump_host() {
+        let c = config(
+            "Host jumpA\n  StrictHostKeyChecking yes\n  UserKnownHostsFile /kh-jump\n\
+             \x20 HostKeyAlias bastion\n\
+             Host t\n  ProxyJump jumpA\n  StrictHostKeyChecking no\n  UserKnownHostsFile /kh-t\n\
+             Host bad\n  StrictHostKeyChecking maybe\n",
+        );
+        let t = c.lookup("t").unwrap();
+        assert_eq!(t.check.policy, Some(HostKeyCheck::Off));
+        assert_eq!(t.check.known_hosts.as_deref(), Some("/kh-t"));
+        assert_eq!(t.jump_check.policy, Some(HostKeyCheck::Strict));
+        assert_eq!(t.jump_check.known_hosts.as_deref(), Some("/kh-jump"));
+        assert_eq!(t.jump_check.host_key_alias.as_deref(), Some("bastion"));
+        assert_eq!(c.lookup("jumpA").unwrap().jump_check, KeyCheck::default());
+        let err = c.lookup("bad").unwrap_err();
+        assert!(err.contains("StrictHostKeyChecking \"maybe\""), "{err}");
     }
 
     #[test]
