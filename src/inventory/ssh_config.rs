@@ -2,13 +2,14 @@
 //! what an inventory host leaves out: HostName, User, Port, IdentityFile and ProxyJump, read
 //! as ssh(1) reads them (the first value obtained wins, `Host` patterns with `*`, `?` and
 //! `!` negation, `Include`). Parsing is the `ssh2-config` crate's; this module picks the
-//! fields regboot uses and turns ProxyJump into the one bastion regboot supports. The crate
-//! opens `Include`d files itself: each is read through the bounded reader first, so a huge,
-//! special or endlessly nested one is refused by name before the crate reads it.
+//! fields regboot uses and turns ProxyJump into the one bastion regboot supports. `Include`
+//! is followed here, not by the crate: each file is opened once, through the bounded reader,
+//! so a huge, special or endlessly nested one is refused by name, and what is parsed is what
+//! was read.
 
 use std::path::{Path, PathBuf};
 
-use ssh2_config::{HostParams, ParseRule, SshConfig};
+use ssh2_config::{DefaultAlgorithms, Host, HostClause, HostParams, ParseRule, SshConfig};
 
 use crate::fsutil::{INVENTORY_LIMIT, expand_tilde, read_limited};
 use crate::ssh::HostKeyCheck;
@@ -72,21 +73,37 @@ impl KeyCheck {
     }
 }
 
-pub struct Config(SshConfig);
+/// One `Host` block (or the lines of a file before its first `Host`), and the `Host`
+/// patterns of the blocks its file was included from: it applies where they all match.
+struct Rule {
+    host: Host,
+    scope: Vec<Vec<HostClause>>,
+}
+
+/// The configuration as ordered rules, as ssh2-config keeps them; `Include`s are followed
+/// here, so that each file is opened once, read through the bounded reader, and those very
+/// bytes are parsed (the crate would open them again itself).
+pub struct Config(Vec<Rule>);
 
 impl Config {
     /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
     pub fn load(path: &Path) -> Result<Config, String> {
         let text = read_limited(path, "the file", INVENTORY_LIMIT)
             .map_err(|e| format!("cannot read it: {}", e.root_cause()))?;
-        check_includes(&text, 0, &mut 0)?;
-        SshConfig::default()
-            .parse(
-                &mut text.as_slice(),
-                ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
-            )
-            .map(Config)
-            .map_err(|e| e.to_string())
+        let mut rules = Vec::new();
+        parse(&text, &[], &mut 0, &mut rules)?;
+        Ok(Config(rules))
+    }
+
+    /// All the rules matching `alias` say, the first value obtained winning.
+    fn query(&self, alias: &str) -> HostParams {
+        let mut params = HostParams::new(&DefaultAlgorithms::default());
+        for rule in &self.0 {
+            if rule.host.intersects(alias) && rule.scope.iter().all(|c| matches(c, alias)) {
+                params.overwrite_if_none(&rule.host.params);
+            }
+        }
+        params
     }
 
     /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
@@ -103,7 +120,7 @@ impl Config {
             }
             _ => (rest, None),
         };
-        let found = self.0.query(alias);
+        let found = self.query(alias);
         let user = user
             .or(found.user.clone())
             .map(|u| format!("{u}@"))
@@ -120,7 +137,7 @@ impl Config {
 
     /// What applies to `alias` (the host's `address` in the inventory).
     pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
-        let p = self.0.query(alias);
+        let p = self.query(alias);
         let (proxy_jump, jump_identity_file, jump_check) = match p.proxy_jump.as_deref() {
             None | Some([]) => (None, None, KeyCheck::default()),
             Some([one]) if one.eq_ignore_ascii_case("none") => (None, None, KeyCheck::default()),
@@ -150,23 +167,42 @@ impl Config {
     }
 }
 
-/// Read every file `text` pulls in through `Include` (and theirs) through the bounded reader,
-/// before the parser opens them itself; `count` is how many were read so far.
-fn check_includes(text: &[u8], depth: usize, count: &mut usize) -> Result<(), String> {
-    for line in String::from_utf8_lossy(text).lines() {
-        // As ssh2-config splits a line: comment off, keyword up to a blank or `=`.
-        let line = line.split('#').next().unwrap_or_default().trim();
-        let Some(end) = line.find(|c: char| c.is_whitespace() || c == '=') else {
+/// `Host` clauses as ssh2-config matches them: one positive match and no negated one.
+fn matches(clauses: &[HostClause], alias: &str) -> bool {
+    clauses.iter().any(|c| !c.negated && c.intersects(alias))
+        && !clauses.iter().any(|c| c.negated && c.intersects(alias))
+}
+
+/// Parse one file's `text` into `rules`, under the `scope` it was included in. The lines
+/// between `Include`s are parsed by ssh2-config (which then never sees an `Include`); each
+/// included file is read through the bounded reader and parsed under the current block's
+/// patterns, and the lines after it continue that block, as ssh2-config does. `count` is
+/// how many files were included so far.
+fn parse(
+    text: &[u8],
+    scope: &[Vec<HostClause>],
+    count: &mut usize,
+    rules: &mut Vec<Rule>,
+) -> Result<(), String> {
+    let text = std::str::from_utf8(text).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    let mut block = vec![HostClause::new("*".into(), false)];
+    let mut lines = String::new();
+    for line in text.lines() {
+        let Some(args) = include_args(line) else {
+            lines.push_str(line);
+            lines.push('\n');
             continue;
         };
-        if !line[..end].eq_ignore_ascii_case("include") {
-            continue;
+        flush(&mut lines, &mut block, scope, rules)?;
+        if args.is_empty() {
+            return Err("Include names no file".into());
         }
-        let args = line[end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-        for arg in args.split_whitespace().map(|a| a.trim_matches('"')) {
+        let mut inner = scope.to_vec();
+        inner.push(block.clone());
+        for arg in &args {
             for file in included(arg) {
                 *count += 1;
-                if depth >= MAX_INCLUDE_DEPTH || *count > MAX_INCLUDED_FILES {
+                if inner.len() > MAX_INCLUDE_DEPTH || *count > MAX_INCLUDED_FILES {
                     return Err(format!(
                         "Include {}: more than {MAX_INCLUDE_DEPTH} levels or \
                          {MAX_INCLUDED_FILES} files (does an Include include itself?)",
@@ -174,12 +210,77 @@ fn check_includes(text: &[u8], depth: usize, count: &mut usize) -> Result<(), St
                     ));
                 }
                 let data = read_limited(&file, "the included file", INVENTORY_LIMIT)
-                    .map_err(|e| format!("Include {arg}: {:#}", e))?;
-                check_includes(&data, depth + 1, count)?;
+                    .map_err(|e| format!("Include {arg}: {e:#}"))?;
+                parse(&data, &inner, count, rules).map_err(|e| {
+                    if e.starts_with("Include ") {
+                        e
+                    } else {
+                        format!("Include {}: {e}", file.display())
+                    }
+                })?;
             }
         }
     }
+    flush(&mut lines, &mut block, scope, rules)
+}
+
+/// Parse the `lines` gathered since the last `Include` (they continue `block`) into `rules`;
+/// `block` becomes the patterns of the last block they open.
+fn flush(
+    lines: &mut String,
+    block: &mut Vec<HostClause>,
+    scope: &[Vec<HostClause>],
+    rules: &mut Vec<Rule>,
+) -> Result<(), String> {
+    let parsed = SshConfig::default()
+        .parse(
+            &mut lines.as_bytes(),
+            ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+        )
+        .map_err(|e| e.to_string())?;
+    lines.clear();
+    let mut hosts = parsed.get_hosts().clone();
+    // The parser's first rule holds the lines before any `Host`: the block they continue.
+    if let Some(first) = hosts.first_mut() {
+        first.pattern = block.clone();
+    }
+    if let Some(last) = hosts.last() {
+        *block = last.pattern.clone();
+    }
+    rules.extend(hosts.into_iter().map(|host| Rule {
+        host,
+        scope: scope.to_vec(),
+    }));
     Ok(())
+}
+
+/// The arguments of an `Include` line, as ssh2-config reads a line (comment off, keyword up
+/// to a blank or `=`, arguments split at blanks outside double quotes); `None` for any other.
+fn include_args(line: &str) -> Option<Vec<String>> {
+    let line = line.trim();
+    let end = line.find(|c: char| c.is_whitespace() || c == '=')?;
+    if !line[..end].eq_ignore_ascii_case("include") {
+        return None;
+    }
+    let rest = line[end..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest);
+    let (mut args, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in rest.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => break,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    args.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        args.push(word);
+    }
+    Some(args)
 }
 
 /// The files an `Include` argument names, found as ssh2-config finds them: absolute, `~/`,
@@ -348,6 +449,101 @@ mod tests {
         );
         let err = Config::load(Path::new("/dev/zero")).err().unwrap();
         assert!(err.contains("is a device"), "{err}");
+    }
+
+    /// How often `path` is opened while `f` runs (inotify's IN_OPEN events; closes are
+    /// watched too, since inotify merges identical events in a row).
+    fn opens_of(path: &Path, f: impl FnOnce()) -> usize {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_OPEN | libc::IN_CLOSE;
+        let mut buf = [0u8; 4096];
+        // SAFETY: plain syscalls on a descriptor this function owns and closes.
+        let n = unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0);
+            assert!(libc::inotify_add_watch(fd, name.as_ptr(), mask) >= 0);
+            f();
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            n
+        };
+        // Events on a watched file carry no name: each is one bare inotify_event, its mask
+        // the second u32.
+        let size = std::mem::size_of::<libc::inotify_event>();
+        buf[..usize::try_from(n).unwrap_or(0)]
+            .chunks(size)
+            .filter(|e| u32::from_ne_bytes(e[4..8].try_into().unwrap()) & libc::IN_OPEN != 0)
+            .count()
+    }
+
+    /// Issue 26 item 12: an included file is opened once, through the bounded reader, and
+    /// the parser reads those bytes (ssh2-config used to open it again: what it parsed was
+    /// not what was checked). Include inside a `Host` block still applies only there.
+    #[test]
+    fn each_included_file_is_opened_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inc = dir.path().join("inc.conf");
+        std::fs::write(&inc, "User from-include\nHost other\n  User other\n").unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            format!(
+                "Host a* !ab\n  Include {}\n  Port 2200\nHost *\n  User last\n",
+                inc.display()
+            ),
+        )
+        .unwrap();
+        let mut c = None;
+        assert_eq!(opens_of(&inc, || c = Some(Config::load(&path).unwrap())), 1);
+        let c = c.unwrap();
+        let a = c.lookup("a1").unwrap();
+        assert_eq!(
+            (a.user.as_deref(), a.port),
+            (Some("from-include"), Some(2200))
+        );
+        assert_eq!(c.lookup("ab").unwrap().user.as_deref(), Some("last"));
+        assert_eq!(c.lookup("other").unwrap().user.as_deref(), Some("last"));
+    }
+
+    /// Following `Include`s here gives what ssh2-config gives following them itself: at the
+    /// top, inside a `Host` block (lines after it continue that block), nested, globbed.
+    #[test]
+    fn includes_resolve_as_the_crate_resolves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "a.conf",
+            &format!("Port 2001\nHost web*\n  User a-web\n  Include \"{d}/n.conf\"\n"),
+        );
+        write(
+            "b.conf",
+            "Host db\n  HostName 10.0.0.2\nHost *\n  User b-all\n",
+        );
+        write("n.conf", "HostName nested\nHost webx\n  Port 2003\n");
+        let main = format!(
+            "Host web1 db\n  Include {d}/a.conf\n  User main-block\n\
+             Include={d}/b*.conf # both\nHost *\n  Port 22\n  User fallback\n"
+        );
+        let path = dir.path().join("config");
+        std::fs::write(&path, &main).unwrap();
+        let ours = Config::load(&path).unwrap();
+        let theirs = SshConfig::default()
+            .parse(
+                &mut main.as_bytes(),
+                ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+            )
+            .unwrap();
+        for alias in ["web1", "webx", "db", "other", "web2"] {
+            let (a, b) = (ours.query(alias), theirs.query(alias));
+            assert_eq!(
+                (a.host_name, a.user, a.port),
+                (b.host_name, b.user, b.port),
+                "{alias}"
+            );
+        }
+        assert_eq!(ours.query("web1").host_name.as_deref(), Some("nested"));
     }
 
     /// Issue 26 item 12: what an `Include` pulls in is bounded too (the parser used to read
