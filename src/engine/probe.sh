@@ -65,6 +65,21 @@ if command -v containerd >/dev/null 2>&1; then
   if [ -f "$f" ]; then printf 'containerd_config\t%s\n' "$(head -c 1048577 "$f" | base64 -w0)"
   else printf 'containerd_config\t-\n'; fi
 fi
+# A Kubernetes node: the first unit (or OpenRC script) of k3s, RKE2 or kubeadm's kubelet found,
+# its state and version (k3s/rke2/kubelet --version print `v1.30.4+k3s1` among other words).
+for u in k3s k3s-agent rke2-server rke2-agent kubelet; do
+  found=
+  for d in /etc/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system /etc/init.d; do
+    if [ -f "$d/$u.service" ] || [ -f "$d/$u" ]; then found=1; break; fi
+  done
+  [ -n "$found" ] || continue
+  b=${u%%-*}
+  if [ "$init" = systemd ]; then st=$(systemctl is-active "$u" 2>/dev/null)
+  elif rc-service "$u" status >/dev/null 2>&1; then st=active; else st=inactive; fi
+  v=$(PATH=$PATH:/usr/local/bin "$b" --version 2>/dev/null | sed -n '1s/.*[ ]\(v[0-9][^ ]*\).*/\1/p')
+  printf 'kube\t%s\t%s\t%s\n' "$u" "${st:--}" "${v:--}"
+  break
+done
 if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   printf 'docker\tmissing\n'; exit 0
 fi

@@ -19,7 +19,6 @@ use super::{CaFile, Ctx, Module, file_change};
 use crate::diff;
 use crate::engine::change::{Action, Change};
 use crate::engine::footprint::{self, Footprint};
-use crate::engine::playbook::Hosts;
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::facts::{Facts, InitSystem};
 use crate::host::Mode;
@@ -234,10 +233,7 @@ impl Module for ContainerdHosts {
             return fp;
         };
         let installed = state.facts.containerd.runtime.installed;
-        let brings = inv.docker_install
-            && Hosts::Clients.matches(host)
-            && !state.facts.docker.installed
-            && !installed;
+        let brings = super::docker_install::installs(inv, host, &state.facts) && !installed;
         // Recorded now, before docker.install brings containerd in this same run.
         let mut fp = if installed || brings {
             CONTAINERD.footprint(inv, &[HOSTS_TOML])
