@@ -45,14 +45,14 @@ for a in "$@"; do
   esac
 done
 # Each `--version` starts a large Go binary (tens of ms of CPU, which add up on a fleet): read
-# only when asked, and containerd's when its config sets no config_path (then which one to set
-# depends on the release). An empty version: installed, version not read.
+# only when asked, and containerd's when its config sets no config_path or a list of them (then
+# what to set depends on the release). An empty version: installed, version not read.
 for r in containerd podman buildah crio; do
   v=-
   if command -v "$r" >/dev/null 2>&1; then
     v=
     if [ -n "$versions" ] || { [ "$r" = containerd ] \
-      && ! grep -qs '^[[:space:]]*config_path[[:space:]]*=' /etc/containerd/config.toml; }; then
+      && ! grep -qs '^[[:space:]]*config_path[[:space:]]*=[^:]*$' /etc/containerd/config.toml; }; then
       v=$("$r" --version 2>/dev/null | sed -n 's/.* \(v\{0,1\}[0-9][0-9.]*[^ ]*\).*/\1/p' | head -n 1)
       [ -n "$v" ] || v=unknown
     fi
