@@ -20,7 +20,7 @@ use super::api_pull;
 use super::api_push;
 use super::image as smoke_image;
 use super::outcome::{digest_of, failure, retry_name_lookup};
-use crate::engine::report::{Phase, SmokeHost};
+use crate::engine::report::{Phase, Verification as SmokeHost};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
 use crate::material::Material;
