@@ -21,8 +21,11 @@ max=0
 for n in $SIZES; do [ "$n" -gt "$max" ] && max=$n; done
 [ "$max" -le 2000 ] || { echo "at most 2000 hosts" >&2; exit 1; }
 
-cargo build --release --quiet --bin regboot
-regboot=${CARGO_TARGET_DIR:-$PWD/target}/release/regboot
+# REGBOOT: a build to measure instead of this tree's release build.
+if [ -n "${REGBOOT:-}" ]; then regboot=$REGBOOT; else
+  cargo build --release --quiet --bin regboot
+  regboot=${CARGO_TARGET_DIR:-$PWD/target}/release/regboot
+fi
 
 work=$(mktemp -d)
 pids=()

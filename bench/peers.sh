@@ -21,8 +21,11 @@ n=${1:?usage: bench/peers.sh N}
 RUNS=${RUNS:-3}
 [ "$n" -ge 2 ] && [ "$n" -le 60 ] || { echo "N: 2 to 60 hosts" >&2; exit 1; }
 
-cargo build --release --quiet --bin regboot
-regboot=${CARGO_TARGET_DIR:-$PWD/target}/release/regboot
+# REGBOOT: a build to measure instead of this tree's release build.
+if [ -n "${REGBOOT:-}" ]; then regboot=$REGBOOT; else
+  cargo build --release --quiet --bin regboot
+  regboot=${CARGO_TARGET_DIR:-$PWD/target}/release/regboot
+fi
 work=$(mktemp -d)
 # Not `name`: the host loops below read host names into that.
 lab=peers-$n-$$

@@ -58,6 +58,8 @@ cpu_measure() {
     END { printf "%.3f %.3f\n", all, n ? ag / n : 0 }' <(echo "$before") <(echo "$after"))
   samples[$label/hosts]+="$hosts "
   samples[$label/agent]+="$agent "
+  # Each sample as it is taken (stderr), so a cut-off run still tells something.
+  echo "  $label: $(echo "$t1 - $t0" | bc)s wall, hosts ${hosts}s CPU (agent ${agent}s)" >&2
   local name ns
   while read -r name ns; do
     samples[$label/host/$name]+="$ns "
