@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
+use super::registry_config;
 use super::{Ctx, Module, file_change};
 use crate::engine::change::Change;
+use crate::engine::module::{PrepareCx, Prepared};
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 use crate::material::Material;
@@ -63,9 +65,10 @@ pub(crate) fn desired(cx: &Ctx) -> Result<Arc<Vec<ManagedFile>>> {
 }
 
 fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
+    let data = registry_config::of(material)?;
     let mut files = vec![ManagedFile {
         path: CONFIG,
-        data: material.registry_config.clone().into_bytes(),
+        data: data.config.clone().into_bytes(),
         mode: 0o600,
         secret: true,
     }];
@@ -83,11 +86,11 @@ fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
             secret: true,
         });
     }
-    if !material.users.is_empty() {
+    if !data.users.is_empty() {
         let current = state.text(HTPASSWD);
         files.push(ManagedFile {
             path: HTPASSWD,
-            data: htpasswd::render(current.as_deref(), &material.users)?.into_bytes(),
+            data: htpasswd::render(current.as_deref(), &data.users)?.into_bytes(),
             mode: 0o600,
             secret: true,
         });
@@ -105,6 +108,11 @@ pub(crate) struct RegistryFiles;
 impl Module for RegistryFiles {
     fn name(&self) -> &'static str {
         "registry_files"
+    }
+
+    /// The users and config.yml, once for the run (`registry_config`).
+    fn prepare(&self, cx: &PrepareCx) -> Result<Option<Prepared>> {
+        Ok(Some(Arc::new(registry_config::prepare(cx)?)))
     }
 
     fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
