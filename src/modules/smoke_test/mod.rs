@@ -6,6 +6,7 @@
 
 mod api_pull;
 pub mod image;
+mod login;
 mod outcome;
 mod run;
 
@@ -15,9 +16,8 @@ use futures::future::BoxFuture;
 use super::{FleetCx, Module, Outcome};
 use crate::engine::module::{Member, PrepareCx, Prepared};
 use crate::host::RemoteHost;
-use crate::inventory::{Inventory, Role, SMOKE_USER};
-use crate::material::{self, Material};
-use crate::pki::{self, StateDir};
+use crate::inventory::{Inventory, Role};
+pub(crate) use login::login;
 use run::{Client, SmokeTarget};
 
 pub(crate) struct SmokeTest;
@@ -35,34 +35,6 @@ fn skip_reason(inv: &Inventory, check: bool) -> Option<(String, bool)> {
     } else {
         None
     }
-}
-
-/// The smoke test's login: [`SMOKE_USER`] and its password, made by the first apply (the
-/// registry's htpasswd holds it; `registry_config`); `None` without users (no auth). In check
-/// mode a missing password is made up and not stored; verify needs the stored one.
-pub(crate) fn login(
-    inv: &Inventory,
-    state: &StateDir,
-    check: bool,
-) -> anyhow::Result<Option<(String, String)>> {
-    if inv.registry.users.is_empty() {
-        return Ok(None);
-    }
-    let password = match state.read_secret(pki::state::SMOKE_PASSWORD)? {
-        Some(password) => password,
-        None if state.is_read_only() => {
-            return Err(material::missing(state, pki::state::SMOKE_PASSWORD));
-        }
-        None if check => hex::encode(rand::random::<[u8; 32]>()),
-        None => state.smoke_password()?,
-    };
-    Ok(Some((SMOKE_USER.to_string(), password)))
-}
-
-/// The login this run's smoke test prepared (see [`login`]).
-fn login_of(material: &Material) -> Option<(String, String)> {
-    let prepared = material.prepared::<Option<(String, String)>>("smoke_test");
-    prepared.cloned().flatten()
 }
 
 impl Module for SmokeTest {
