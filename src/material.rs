@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::inventory::{Inventory, TlsMode};
 use crate::pki::rotation::{self, CaRole};
-use crate::pki::{self, Ca, CaOutcome, LeafOutcome, StateDir};
+use crate::pki::{self, StateDir};
 use crate::tls_setup as setup;
 
 /// The TLS files the registry serves and clients trust; `None` in tls.mode insecure.
@@ -120,60 +120,25 @@ fn stored(state: &StateDir) -> Result<Tls> {
     })
 }
 
-/// The CA and leaf from the state directory, created or reissued when needed. In check mode
-/// nothing is written: a missing CA or a due leaf is made in memory, to show the diffs.
+/// The CA and leaf from the state directory, created or reissued when needed (decided
+/// once, `tls_setup::decide`). In check mode nothing is written: a missing CA or a due leaf
+/// is made in memory, to show the diffs.
 fn self_signed(
     inv: &Inventory,
     state: &StateDir,
     check: bool,
     notes: &mut Vec<String>,
 ) -> Result<Tls> {
-    let read = |name| read_state(state, name);
+    let plan = setup::decide(inv, state)?;
     if !check {
-        let (ca, ensured) = setup::ensure(state, inv)?;
-        if ensured.ca == CaOutcome::Created {
-            notes.push(format!("created CA {:?}", ca.info().subject));
-        }
-        if let LeafOutcome::Issued { reason } = ensured.leaf {
-            notes.push(format!("issued the registry certificate: {reason}"));
-        }
-        return Ok(Tls {
-            ca_pem: ca.cert_pem().to_string(),
-            chain_pem: read(pki::state::REGISTRY_CHAIN)?,
-            key_pem: read(pki::state::REGISTRY_KEY)?,
-            extra_cas: rotation::extra_cas(state)?,
-        });
+        plan.write(state)?;
     }
-    let ca = match Ca::load_from(state)? {
-        Some(ca) => ca,
-        None => {
-            let ca = Ca::generate(&setup::ca_spec(inv))?;
-            notes.push(format!("would create CA {:?}", ca.info().subject));
-            ca
-        }
-    };
-    let spec = setup::leaf_spec(inv);
-    let outside = ca.names_outside(&spec);
-    if !outside.is_empty() {
-        bail!("{}", pki::leaf::NeedsNewCa { outside });
-    }
-    let (chain_pem, key_pem) =
-        match pki::leaf::reissue_reason(state, &ca, &spec, OffsetDateTime::now_utc())? {
-            None => (
-                read(pki::state::REGISTRY_CHAIN)?,
-                read(pki::state::REGISTRY_KEY)?,
-            ),
-            Some(reason) => {
-                notes.push(format!("would issue the registry certificate: {reason}"));
-                let leaf = pki::leaf::issue(&ca, &spec)?;
-                (
-                    pki::leaf::chain_pem(&leaf.cert_pem, ca.cert_pem()),
-                    leaf.key_pem,
-                )
-            }
-        };
+    notes.extend(plan.notes(check));
+    let (chain_pem, key_pem) = plan
+        .chain_and_key(state)?
+        .ok_or_else(|| missing(state, pki::state::REGISTRY_CHAIN))?;
     Ok(Tls {
-        ca_pem: ca.cert_pem().to_string(),
+        ca_pem: plan.authority.cert_pem().to_string(),
         chain_pem,
         key_pem,
         extra_cas: rotation::extra_cas(state)?,
