@@ -244,14 +244,16 @@ async fn run_probed(
         }
         out.step(&step.name);
         let started = Instant::now();
-        let (halt, within) = if step.once {
-            (None, step::once(&cx, step, &mut runs, &mut report).await?)
+        let (end, within) = if step.once {
+            let within = step::once(&cx, step, &mut runs, &mut report).await?;
+            (step::StepEnd::default(), within)
         } else {
             (step::per_host(&cx, step, &mut runs).await, Vec::new())
         };
         if step.module.provides_engine() && !opts.check {
-            reprobe(inv, playbook, step, &mut runs).await;
+            reprobe(inv, playbook, step, &mut runs, &end.changed).await;
         }
+        let halt = end.halted_after;
         report.phases.push(phase(&step.name, started));
         report.phases.extend(within);
         if let Some(after) = halt {
@@ -294,12 +296,23 @@ fn phase(name: &str, started: Instant) -> Phase {
     }
 }
 
-/// The hosts a step that installs or starts the engine changed are read again: the package
-/// brought runtimes (docker.io brings containerd) that the later steps must see in this run.
-async fn reprobe(inv: &Inventory, playbook: &Playbook, step: &Step, runs: &mut [Run<'_, '_>]) {
-    join_all(runs.iter_mut().map(|r| async move {
+/// The hosts a step that installs or starts the engine changed (`changed`: indexes into
+/// `runs`) are read again: the package brought runtimes (docker.io brings containerd) that
+/// the later steps must see in this run.
+async fn reprobe(
+    inv: &Inventory,
+    playbook: &Playbook,
+    step: &Step,
+    runs: &mut [Run<'_, '_>],
+    changed: &[usize],
+) {
+    let changed = runs
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| changed.contains(i));
+    join_all(changed.map(|(_, r)| async move {
         let req = probe_request(inv, r.node.host, playbook);
-        r.reprobe_if_changed(step, &req).await
+        r.reprobe(step, &req).await
     }))
     .await;
 }

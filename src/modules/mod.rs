@@ -101,11 +101,7 @@ pub(crate) fn ca_files(
         let p = path(Some(role));
         let wanted = tls.extra_cas.iter().any(|(r, _)| *r == role);
         if !wanted && state.file(&p).is_some() {
-            changes.push(Change::script(
-                format!("remove {p}"),
-                r#"rm -f -- "$1""#,
-                &[&p],
-            ));
+            changes.push(Change::remove_file(&p));
         }
     }
     changes
