@@ -163,10 +163,11 @@ async fn run_probed(
         };
         for step in playbook.steps.iter().filter(|s| s.state == State::Present) {
             let name = step.module.name();
-            if !material.prepared.contains_key(name) {
-                if let Some(prepared) = step.module.prepare(&cx)? {
-                    material.prepared.insert(name, prepared);
-                }
+            if material.prepared.contains_key(name) {
+                continue;
+            }
+            if let Some(prepared) = step.module.prepare(&cx)? {
+                material.prepared.insert(name, prepared);
             }
         }
         material
