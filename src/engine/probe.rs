@@ -371,6 +371,9 @@ fn parse(text: &str) -> Result<HostState> {
                 let text = content("/etc/containerd/config.toml", b64)?;
                 containerd_config = Some(String::from_utf8_lossy(&text).into_owned());
             }
+            ["kube", unit, state, version] => {
+                st.facts.kubernetes = crate::facts::Kubernetes::from_unit(unit, state, version)
+            }
             ["docker_store", "containerd"] => st.facts.docker_containerd_store = true,
             ["docker", "missing"] => st.facts.docker = Runtime::default(),
             // Running: the caller has its facts from the API.
@@ -516,6 +519,7 @@ mod tests {
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
             runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\nruntime\tcrio\t\n\
             containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
+            kube\tk3s-agent\tactive\tv1.30.4+k3s1\n\
             docker\trunning\t20.10.24\ndocker_store\tcontainerd\n\
             image\tregistry:2\tsha256:1\nimage\tother:1\t-\n\
             container\tregboot-registry\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n\
@@ -530,6 +534,12 @@ mod tests {
         // Installed, its version not asked for.
         assert!(st.facts.crio.installed && st.facts.crio.version.is_none());
         assert!(st.facts.docker_containerd_store);
+        let kube = st.facts.kubernetes.as_ref().unwrap();
+        assert_eq!(
+            (kube.service.as_str(), kube.role, kube.active),
+            ("k3s-agent", Some(crate::facts::KubeRole::Agent), true)
+        );
+        assert_eq!(kube.version.as_deref(), Some("v1.30.4+k3s1"));
         let config = st.facts.containerd.config.as_ref().unwrap();
         assert_eq!((config.version, config.cri), (2, true));
         assert_eq!(

@@ -46,14 +46,14 @@ for a in "$@"; do
   esac
 done
 # Each `--version` starts a large Go binary (tens of ms of CPU, which add up on a fleet): read
-# only when asked, and containerd's when its config sets no config_path (then which one to set
-# depends on the release). An empty version: installed, version not read.
+# only when asked, and containerd's when its config sets no config_path or a list of them (then
+# what to set depends on the release). An empty version: installed, version not read.
 for r in containerd podman buildah crio; do
   v=-
   if command -v "$r" >/dev/null 2>&1; then
     v=
     if [ -n "$versions" ] || { [ "$r" = containerd ] \
-      && ! grep -qs '^[[:space:]]*config_path[[:space:]]*=' /etc/containerd/config.toml; }; then
+      && ! grep -qs '^[[:space:]]*config_path[[:space:]]*=[^:]*$' /etc/containerd/config.toml; }; then
       v=$("$r" --version 2>/dev/null | sed -n 's/.* \(v\{0,1\}[0-9][0-9.]*[^ ]*\).*/\1/p' | head -n 1)
       [ -n "$v" ] || v=unknown
     fi
@@ -66,6 +66,21 @@ if command -v containerd >/dev/null 2>&1; then
   if [ -f "$f" ]; then printf 'containerd_config\t%s\n' "$(head -c 1048577 "$f" | base64 -w0)"
   else printf 'containerd_config\t-\n'; fi
 fi
+# A Kubernetes node: the first unit (or OpenRC script) of k3s, RKE2 or kubeadm's kubelet found,
+# its state and version (k3s/rke2/kubelet --version print `v1.30.4+k3s1` among other words).
+for u in k3s k3s-agent rke2-server rke2-agent kubelet; do
+  found=
+  for d in /etc/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system /etc/init.d; do
+    if [ -f "$d/$u.service" ] || [ -f "$d/$u" ]; then found=1; break; fi
+  done
+  [ -n "$found" ] || continue
+  b=${u%%-*}
+  if [ "$init" = systemd ]; then st=$(systemctl is-active "$u" 2>/dev/null)
+  elif rc-service "$u" status >/dev/null 2>&1; then st=active; else st=inactive; fi
+  v=$(PATH=$PATH:/usr/local/bin "$b" --version 2>/dev/null | sed -n '1s/.*[ ]\(v[0-9][^ ]*\).*/\1/p')
+  printf 'kube\t%s\t%s\t%s\n' "$u" "${st:--}" "${v:--}"
+  break
+done
 if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   printf 'docker\tmissing\n'; exit 0
 fi

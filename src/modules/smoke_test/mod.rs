@@ -5,6 +5,7 @@
 //! verify.
 
 mod api_pull;
+mod api_push;
 pub mod image;
 mod login;
 mod outcome;
