@@ -15,10 +15,9 @@
 //! the next run finishes it (nginx already passes to the new one) or undoes it (it does not).
 
 use anyhow::{Result, bail};
-use sha2::{Digest, Sha256};
 
-use super::registry_files::{self, ManagedFile};
-use super::registry_front::{self, BACKEND};
+use super::registry_files::{self, ManagedFile, digest};
+use super::registry_front::{self, BACKEND, CERT_LABEL, SET_LABEL};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
 use crate::engine::footprint::{self, Footprint};
@@ -30,9 +29,6 @@ pub(crate) const NAME: &str = "regboot-registry";
 const NEXT: &str = "regboot-registry-next";
 /// The label with a container's loopback port (the backend file names the one nginx uses).
 const BACKEND_LABEL: &str = "io.regboot.backend";
-/// The label naming the config set the container mounts (`START`): its config and
-/// certificate labels' values, which digest the files.
-const SET_LABEL: &str = "io.regboot.set";
 /// The label naming the front (absent on containers that published the port themselves).
 const FRONT_LABEL: &str = "io.regboot.front";
 
@@ -52,8 +48,22 @@ if command -v flock >/dev/null 2>&1; then
   flock -w 300 8 || { echo "another roll on this host held /run/regboot-roll.lock for 300 s" >&2; exit 1; }
 fi
 current() { sed -n 's/^ *server 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$backend" 2>/dev/null | head -n 1; }
+# Args: a container. The directory of the certificate it serves: its config set's copy (the
+# base dir's for a container from before config sets); none without TLS.
+certs_of() {
+  s=$(docker inspect -f '{{index .Config.Labels "io.regboot.set"}}' "$1" 2>/dev/null) || s=
+  d=/etc/regboot/registry/certs
+  [ -z "$s" ] || d=/etc/regboot/registry/sets/$s/certs
+  if [ -f "$d/registry-chain.crt" ]; then echo "$d"; fi
+}
+# Args: a loopback port and the container serving there: nginx passes to it and serves the
+# certificate it serves (as `registry_front::backend` writes the file).
 point() {
+  d=$(certs_of "$2")
   printf '# Written by regboot: the registry container nginx passes requests to now.\nupstream registry_backend {\n    server 127.0.0.1:%s;\n    keepalive 16;\n}\n' "$1" >"$backend.tmp"
+  if [ -n "$d" ]; then
+    printf 'ssl_certificate %s/registry-chain.crt;\nssl_certificate_key %s/registry.key;\n' "$d" "$d" >>"$backend.tmp"
+  fi
   mv -f "$backend.tmp" "$backend"
 }
 workers() {
@@ -127,7 +137,7 @@ settle() {
   fi
   own=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry 2>/dev/null) || own=
   if [ -n "$own" ] && [ "$own" != "$(current)" ]; then
-    point "$own"
+    point "$own" regboot-registry
     nginx -t -q
     systemctl enable --quiet nginx
     systemctl reload-or-restart nginx
@@ -194,21 +204,16 @@ if ! docker inspect regboot-registry-next >/dev/null 2>&1; then
   echo "regboot-registry-next is gone: another run changed this host meanwhile; run again" >&2
   exit 1
 fi
-was=$(current)
-point "$port"
-if ! nginx -t -q; then [ -n "$was" ] && point "$was"; exit 1; fi
+cp -p "$backend" "$backend.was" 2>/dev/null || true
+point "$port" regboot-registry-next
+if ! nginx -t -q; then
+  if [ -f "$backend.was" ]; then mv -f "$backend.was" "$backend"; fi
+  exit 1
+fi
+rm -f "$backend.was"
 finish
 "#
 );
-
-fn digest(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-        h.update([0]);
-    }
-    hex::encode(h.finalize())[..16].to_string()
-}
 
 /// What the container runs with, one label per input (a hash for files), so the container
 /// itself says whether it is current and plan can say what changed.
@@ -232,7 +237,7 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
             ]),
         ),
         (
-            "io.regboot.cert",
+            CERT_LABEL,
             "certificate",
             digest(&[file(registry_files::CHAIN), file(registry_files::KEY)]),
         ),
@@ -249,11 +254,7 @@ fn set_id(labels: &[(&str, &str, String)]) -> String {
             .find(|(k, _, _)| *k == key)
             .map_or("", |(_, _, v)| v.as_str())
     };
-    format!(
-        "{}-{}",
-        value("io.regboot.config"),
-        value("io.regboot.cert")
-    )
+    format!("{}-{}", value("io.regboot.config"), value(CERT_LABEL))
 }
 
 /// Why the container must be (re)created, or `None` when it is as wanted.
@@ -608,7 +609,7 @@ mod tests {
         let state = |own: &[(String, String)], front: u16, next: Option<Container>| {
             let mut st = StateBuilder::new()
                 .container("sha256:1", true, own)
-                .file(BACKEND, &registry_front::backend(front));
+                .file(BACKEND, &registry_front::backend(front, None));
             if let Some(next) = next {
                 st.0.others.insert(NEXT.into(), next);
             }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use sha2::{Digest, Sha256};
 
 use super::{Ctx, Module, file_change};
 use crate::engine::change::Change;
@@ -41,6 +42,16 @@ pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A short digest of `parts` (each ended by a NUL): what a registry container's labels hold.
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..16].to_string()
 }
 
 /// A file regboot owns on the host, as it should be.
