@@ -172,6 +172,14 @@ if [ ! -d "$dir" ]; then
   if [ -d "$base/certs" ]; then cp -pR "$base/certs/." "$dir.tmp/certs/"; fi
   mv "$dir.tmp" "$dir"
 fi
+# Without TLS nginx cannot check who answers on the port: only root may bind it.
+if ! grep -q '^ *certificate:' "$dir/config.yml"; then
+  low=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null) || low=1024
+  if [ "$low" -le "$port" ]; then
+    echo "net.ipv4.ip_unprivileged_port_start is $low on this host: any local user may listen on 127.0.0.1:$port, where nginx passes the registry's requests (and credentials) without TLS to check who answers. Raise it to 1024 (sysctl -w net.ipv4.ip_unprivileged_port_start=1024, and in /etc/sysctl.d; a container host: docker run --sysctl net.ipv4.ip_unprivileged_port_start=1024), or use tls.mode self-signed or provided" >&2
+    exit 1
+  fi
+fi
 if [ "$(current)" = "$port" ]; then
   echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
   exit 1
@@ -275,6 +283,16 @@ fn reason(
         Some(format!("{} changed", changed.join(", ")))
     } else if !c.labels.contains_key(SET_LABEL) {
         Some("config files move to a directory of their own".into())
+    } else if !c
+        .labels
+        .get(BACKEND_LABEL)
+        .and_then(|p| p.parse().ok())
+        .is_some_and(|p| registry_front::SLOTS.contains(&p))
+    {
+        let [blue, green] = registry_front::SLOTS;
+        Some(format!(
+            "its loopback port moves to {blue} or {green}, which only root may bind"
+        ))
     } else if cx.state.image_id() != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
@@ -508,10 +526,16 @@ mod tests {
         let crate::engine::change::Action::Script { args, .. } = &changes[0].action else {
             panic!("a script first")
         };
+        // The script adds the port's label; the container serves on the front's first slot.
+        let port = (
+            BACKEND_LABEL.to_string(),
+            registry_front::SLOTS[0].to_string(),
+        );
         args.iter()
             .filter(|a| a.starts_with("io.regboot."))
             .filter_map(|a| a.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([port])
             .collect()
     }
 
@@ -703,6 +727,10 @@ mod tests {
         unfronted.retain(|(k, _)| k != FRONT_LABEL);
         let mut unversioned = labels.clone();
         unversioned.retain(|(k, _)| k != SET_LABEL);
+        // Issue 26 item 1: on a port any user may bind (before the front's slots were).
+        let mut unprivileged = labels.clone();
+        unprivileged.retain(|(k, _)| k != BACKEND_LABEL);
+        unprivileged.push((BACKEND_LABEL.into(), "41500".into()));
         let mut with_htpasswd = labels.clone();
         with_htpasswd.push(("io.regboot.htpasswd".into(), "an old user list".into()));
         // (state, the first change's summary prefix, or None: nothing to do)
@@ -737,6 +765,15 @@ mod tests {
                 StateBuilder::new().container("sha256:1", true, &unversioned),
                 Some(
                     "roll regboot-registry blue/green (config files move to a directory of their own)",
+                ),
+            ),
+            (
+                StateBuilder::new()
+                    .container("sha256:1", true, &unprivileged)
+                    .file(BACKEND, &registry_front::backend(41500, None)),
+                Some(
+                    "roll regboot-registry blue/green (its loopback port moves to 415 or 416, \
+                     which only root may bind): start the new one (registry:2) on 127.0.0.1:415",
                 ),
             ),
             // Published the port itself (before the front): the one roll that interrupts.

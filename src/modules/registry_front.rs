@@ -30,8 +30,12 @@ const NGINX: Package = Package {
     command: "nginx",
     name: "nginx",
 };
-/// The two loopback ports the containers take turns on (blue, green).
-pub(crate) const SLOTS: [u16; 2] = [41500, 41501];
+/// The two loopback ports the containers take turns on (blue, green): below 1024, so only
+/// root may bind them. Without TLS nginx cannot tell the registry from another listener, so
+/// no other user must be able to take a port while its container is down (a dockerd
+/// restart); the roll refuses a host whose `net.ipv4.ip_unprivileged_port_start` lets them.
+/// Below 512 too, out of the range where glibc's bindresvport picks ports (NFS, NIS).
+pub(crate) const SLOTS: [u16; 2] = [415, 416];
 
 const RELOAD: &str = r#"set -eu
 nginx -t -q

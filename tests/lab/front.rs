@@ -120,3 +120,65 @@ fn a_halted_roll_leaves_the_other_fronts_certificate_alone() {
     let (code, plan) = run_json(&inv, &["plan"]);
     assert_eq!(code, 0, "{plan:#}");
 }
+
+/// Issue 26 item 1: with `tls.mode: insecure` nginx cannot check who answers on the loopback
+/// port it passes to, so that port is one only root may bind: with the container stopped (as
+/// during a dockerd restart), a local user cannot listen there and get the clients' requests
+/// and credentials (the ports were 41500/41501, which any user could bind).
+#[test]
+fn without_tls_no_local_user_can_take_the_fronts_backend_port() {
+    let lab = TestLab::up("front-plain", 2);
+    let inv = lab.lab.inventory_path.clone();
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        text.replace("  mode: self-signed", "  mode: insecure"),
+    )
+    .unwrap();
+    // Every host's steps pass; the smoke test's containerd pull (ctr) is not this test's
+    // concern (it asks for HTTPS from a plain-HTTP registry).
+    let (_, applied) = run_json(&inv, &["apply"]);
+    for h in ["host1", "host2"] {
+        assert_eq!(host_error(&applied, h), None, "{applied:#}");
+    }
+    let port = lab.root_script(
+        "host1",
+        "sed -n 's/^ *server 127\\.0\\.0\\.1:\\([0-9]*\\);.*/\\1/p' /etc/nginx/regboot-backend.conf",
+    );
+    assert!(port.parse::<u16>().is_ok(), "{port}");
+    let taken = lab.root_script(
+        "host1",
+        &format!(
+            "docker stop regboot-registry >/dev/null\n\
+             setpriv --reuid=65534 --regid=65534 --clear-groups perl -MIO::Socket::INET -e \
+             'print IO::Socket::INET->new(LocalAddr => \"127.0.0.1:{port}\", Listen => 1, ReuseAddr => 1) \
+              ? \"bound\" : \"refused: $!\"'\n\
+             docker start regboot-registry >/dev/null"
+        ),
+    );
+    assert!(
+        taken.contains("refused") && taken.contains("Permission denied"),
+        "a local user could listen on 127.0.0.1:{port}: {taken}"
+    );
+    // A host that lets any user bind low ports: the roll refuses, naming the fix.
+    lab.root_script(
+        "host1",
+        "sysctl -qw net.ipv4.ip_unprivileged_port_start=0\n\
+         docker rm -f regboot-registry >/dev/null",
+    );
+    let (code, refused) = run_json(&inv, &["apply"]);
+    assert_ne!(code, 0, "{refused:#}");
+    let err = host_error(&refused, "host1").unwrap_or_default();
+    assert!(
+        err.contains("ip_unprivileged_port_start is 0") && err.contains("sysctl -w"),
+        "{refused:#}"
+    );
+    lab.root_script(
+        "host1",
+        "sysctl -qw net.ipv4.ip_unprivileged_port_start=1024",
+    );
+    let (_, applied) = run_json(&inv, &["apply"]);
+    assert_eq!(host_error(&applied, "host1"), None, "{applied:#}");
+    let (code, plan) = run_json(&inv, &["plan"]);
+    assert_eq!(code, 0, "{plan:#}");
+}
