@@ -21,6 +21,9 @@ pub(crate) const CHAIN: &str = "/etc/regboot/registry/certs/registry-chain.crt";
 pub(crate) const KEY: &str = "/etc/regboot/registry/certs/registry.key";
 pub(crate) const HTPASSWD: &str = "/etc/regboot/registry/auth/htpasswd";
 
+/// The registry container, which mounts these files (`registry_container`).
+pub(crate) const CONTAINER: &str = "regboot-registry";
+
 /// The collector `regboot gc` runs while the replicas are read-only (`crate::gc`).
 pub(crate) const COLLECTOR: &str = "regboot-gc";
 
@@ -28,7 +31,7 @@ pub(crate) const COLLECTOR: &str = "regboot-gc";
 /// host (a gc cut off leaves it sweeping): lifting read-only then would let a push upload a
 /// blob that the sweep deletes under its manifest.
 pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
-    if let Some(c) = cx.state.other(COLLECTOR) {
+    if let Some(c) = cx.state.container(COLLECTOR) {
         let how = if c.running {
             "still runs"
         } else {

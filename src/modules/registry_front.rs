@@ -144,7 +144,7 @@ impl Module for RegistryFront {
             .as_deref()
             .is_some_and(|t| t.contains("ssl_certificate "));
         if text.is_none() || (tls && !names_cert) {
-            let certs = tls.then(|| certs_of(cx.state.container()));
+            let certs = tls.then(|| certs_of(cx.state.container(registry_files::CONTAINER)));
             let port = current_port(text.as_deref());
             changes.extend(file_change(
                 cx.state,

@@ -54,6 +54,10 @@ impl Checker<'_> {
             ("private_address", defaults.private_address.is_some()),
             ("roles", defaults.roles.is_some()),
             ("drain", defaults.drain.is_some()),
+            (
+                "docker_on_kubernetes",
+                defaults.docker_on_kubernetes.is_some(),
+            ),
         ] {
             if set {
                 self.error(
@@ -164,6 +168,7 @@ impl Checker<'_> {
                 roles,
                 ssh,
                 drain,
+                docker_on_kubernetes: h.docker_on_kubernetes.unwrap_or(false),
             });
         }
         share_bastion_policy(&mut hosts, &bastion_policy_own);
