@@ -272,7 +272,7 @@ pub async fn run(
     on_result: &(dyn Fn(&SmokeHost) + Sync),
 ) -> Smoke {
     let registry = replicas.first().map(|(_, r)| *r);
-    let (user, password) = material.smoke_login.clone().unwrap_or_default();
+    let (user, password) = super::login::of(material).unwrap_or_default();
     let reference = inv.reference(&inv.registry.hostname);
     let repo = format!("{reference}/{REPOSITORY}");
     let nonce = hex::encode(rand::random::<[u8; 6]>());
