@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use sha2::{Digest, Sha256};
 
 use super::registry_config;
 use super::{Ctx, Module, file_change};
@@ -21,6 +22,9 @@ pub(crate) const CONFIG: &str = "/etc/regboot/registry/config.yml";
 pub(crate) const CHAIN: &str = "/etc/regboot/registry/certs/registry-chain.crt";
 pub(crate) const KEY: &str = "/etc/regboot/registry/certs/registry.key";
 pub(crate) const HTPASSWD: &str = "/etc/regboot/registry/auth/htpasswd";
+
+/// The registry container, which mounts these files (`registry_container`).
+pub(crate) const CONTAINER: &str = "regboot-registry";
 
 /// The collector `regboot gc` runs while the replicas are read-only (`crate::gc`).
 pub(crate) const COLLECTOR: &str = "regboot-gc";
@@ -43,6 +47,16 @@ pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A short digest of `parts` (each ended by a NUL): what a registry container's labels hold.
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..16].to_string()
 }
 
 /// A file regboot owns on the host, as it should be.
