@@ -149,11 +149,12 @@ impl Module for RancherRegistries {
         self.name
     }
 
-    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
         for d in DISTRIBUTIONS {
             req.content.push(registries(d));
             req.content.push(ca_path(d));
         }
+        super::want_registry(inv, host, req);
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
