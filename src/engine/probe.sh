@@ -1,14 +1,14 @@
 # regboot's one-round-trip look at a host, run as root (directly or through sudo) or, when sudo
-# wants a password, as the login user (facts only). Args: IMAGE then paths, each prefixed with
+# wants a password, as the login user (facts only). Args: paths, each prefixed with
 # h: (report sha256 and mode) or c: (also the content, base64), and names prefixed with
-# x: (a command: is it on PATH), s: (a systemd unit: is-active) or d: (is it a directory), and
+# x: (a command: is it on PATH), s: (a systemd unit: is-active), d: (is it a directory),
+# i: (an image: its id) or k: (a container: image, running, labels; both when dockerd runs), and
 # v: (print every runtime's version), a: (the caller reads dockerd's GET /info over its socket
 # beside this script: where the socket is, no `docker info`). One record per line: KIND<TAB>NAME<TAB>VALUE... Never
 # fails: what it cannot read, it says. (regboot sends it without its comment lines.) A file's
 # content is sent up to 1 MiB and one byte, whatever it grows to: regboot refuses more.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
-image=$1; shift
 versions=
 api=
 printf 'arch\t%s\n' "$(uname -m)"
@@ -36,6 +36,7 @@ for a in "$@"; do
     d:*) if [ -d "$p" ]; then printf 'dir\t%s\tyes\n' "$p"; else printf 'dir\t%s\tno\n' "$p"; fi; continue ;;
     v:*) versions=1; continue ;;
     a:*) api=1; continue ;;
+    i:*|k:*) continue ;;
   esac
   if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
   line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
@@ -98,17 +99,21 @@ if [ "$info" = api ]; then printf 'docker\tapi\n'; else
 printf 'docker\trunning\t%s\n' "$v"
 case ${info#*	} in *io.containerd.snapshotter*) printf 'docker_store\tcontainerd\n' ;; esac
 fi
-if [ -n "$image" ]; then
-  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
-  printf 'image\t%s\n' "$id"
-  # One docker call for the three: a roll cut off midway leaves regboot-registry-next, a gc
-  # cut off leaves its collector (regboot-gc) running.
+for a in "$@"; do
+  case $a in
+    i:*) id=$(docker image inspect --format '{{.Id}}' "${a#i:}" 2>/dev/null) || id=-
+      printf 'image\t%s\t%s\n' "${a#i:}" "$id" ;;
+  esac
+done
+# One docker call for every container asked for (their names appended, the rest shifted off);
+# a missing one prints an empty line, skipped.
+n=$#
+for a in "$@"; do case $a in k:*) set -- "$@" "${a#k:}" ;; esac; done
+shift "$n"
+if [ $# -gt 0 ]; then
   docker inspect --type container --format '{{.Name}}	{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' \
-    regboot-registry regboot-registry-next regboot-gc 2>/dev/null | while IFS= read -r c; do
-    case ${c%%	*} in
-      /regboot-registry) printf 'container\t%s\n' "${c#*	}" ;;
-      /*) printf 'other_container\t%s\n' "${c#/}" ;;
-    esac
+    "$@" 2>/dev/null | while IFS= read -r c; do
+    case $c in /*) printf 'container\t%s\n' "${c#/}" ;; esac
   done
 fi
 exit 0
