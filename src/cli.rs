@@ -434,6 +434,10 @@ pub enum LabCommand {
         /// Debian unstable, with --release trixie).
         #[arg(long, value_enum, default_value_t)]
         containerd: crate::lab::ContainerdLine,
+        /// A k3s binary (the lab cannot install one): host3 of the runtimes profile runs it as a
+        /// single-node k3s server under systemd, for regboot's k3s support.
+        #[arg(long)]
+        k3s: Option<PathBuf>,
         /// Lab name: several labs with different names run side by side.
         #[arg(long, default_value = crate::lab::DEFAULT_NAME)]
         name: String,

@@ -13,6 +13,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
             profile,
             release,
             containerd,
+            k3s,
             name,
             dir,
         } => {
@@ -24,6 +25,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 release: *release,
                 containerd: *containerd,
                 dir: dir.clone(),
+                k3s: k3s.clone(),
             })?;
             if cli.output == Output::Json {
                 super::json::print(&lab)?;

@@ -11,6 +11,7 @@ mod flavor;
 mod hosts;
 mod image;
 mod inventory;
+mod k3s;
 mod labdir;
 mod network;
 mod registry_image;
@@ -124,6 +125,8 @@ pub struct LabOptions {
     pub containerd: ContainerdLine,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
+    /// A k3s binary to run as a k3s server on the runtimes profile's host3.
+    pub k3s: Option<PathBuf>,
 }
 
 impl LabOptions {
@@ -145,6 +148,7 @@ impl Default for LabOptions {
             release: Release::Bookworm,
             containerd: ContainerdLine::Release,
             dir: None,
+            k3s: None,
         }
     }
 }
@@ -217,6 +221,12 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
             "--containerd 2 puts containerd 2.x on the runtimes profile's containerd host, on \
              trixie: use it with --profile runtimes --release trixie"
         );
+    }
+    if let Some(binary) = &opts.k3s {
+        if opts.profile != Profile::Runtimes {
+            bail!("--k3s runs k3s on the runtimes profile's host3: use it with --profile runtimes");
+        }
+        k3s::check(binary)?;
     }
     if opts.hosts == 0 || opts.hosts > MAX_HOSTS {
         bail!(
@@ -306,6 +316,9 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         );
     }
 
+    if let Some(binary) = &opts.k3s {
+        k3s::install(&lab_hosts[k3s::HOST - 1].container, binary)?;
+    }
     let known_hosts_path = dir.join(labdir::KNOWN_HOSTS);
     labdir::write_if_changed(
         &known_hosts_path,

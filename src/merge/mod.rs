@@ -5,3 +5,4 @@ pub mod containerd;
 pub mod daemon_json;
 pub mod hosts_block;
 pub mod htpasswd;
+pub mod registries_yaml;

@@ -19,6 +19,7 @@ pub(crate) mod hosts_block;
 pub(crate) mod keepalived;
 pub(crate) mod lb_packages;
 pub(crate) mod nginx;
+pub(crate) mod rancher_registries;
 pub(crate) mod registry_config;
 pub(crate) mod registry_container;
 pub(crate) mod registry_data;
@@ -49,6 +50,8 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &certs_d::CERTS_D,
     &containerd_hosts::ContainerdHosts,
     &containers_certs_d::CONTAINERS_CERTS_D,
+    &rancher_registries::SERVERS,
+    &rancher_registries::AGENTS,
     &trust_store::TrustStore,
     &hosts_block::HostsBlock,
     &agent_login::AgentLogin,

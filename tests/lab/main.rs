@@ -24,6 +24,7 @@ mod reset_keeps;
 mod rotate;
 mod runtimes;
 mod runtimes_cri22;
+mod runtimes_k3s;
 mod smoke;
 mod ui;
 mod zero_downtime;

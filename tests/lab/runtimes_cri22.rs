@@ -6,9 +6,12 @@
 //! hosts.toml is ignored; with the OS trust store off the CRI pull then fails on the
 //! certificate. apply replaces the list by certs.d alone (restart announced in plan), the CRI
 //! pull passes, and reset puts the file back byte for byte. Item 5 on the same lab: the
-//! containerd-only and podman-only hosts get no /etc/docker/certs.d.
+//! containerd-only and podman-only hosts get no /etc/docker/certs.d; with a running kubelet
+//! unit on host3 (a stand-in service: no kubelet package is reachable here), facts name it a
+//! Kubernetes node and plan refuses `docker.install` there until its entry says
+//! `docker_on_kubernetes: true`.
 
-use crate::support::cli::{changes, run_json};
+use crate::support::cli::{changes, host_error, run_json};
 use crate::support::lab::TestLab;
 use regboot::lab::{ContainerdLine, LabOptions, Profile, Release};
 use serde_json::Value;
@@ -137,5 +140,46 @@ fn containerd_22_default_config_path_is_made_effective_for_cri_pulls() {
     assert_eq!(
         lab.root_script("host3", &format!("sha256sum {CONFIG}")),
         shipped_sum
+    );
+
+    // Item 5: a kubelet unit (the probe reads units, not binaries' behaviour) makes host3 a
+    // Kubernetes node: docker.install is refused there, by name, until its entry asks.
+    lab.root_script(
+        "host3",
+        "printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /etc/systemd/system/kubelet.service\n\
+         systemctl daemon-reload && systemctl start kubelet",
+    );
+    let (code, facts) = run_json(&inv, &["facts", "--limit", "host3"]);
+    assert_eq!(code, 0, "{facts:#}");
+    let kube = &facts["hosts"][0]["facts"]["kubernetes"];
+    assert!(
+        kube["distribution"] == "kubelet" && kube["active"] == true,
+        "{facts:#}"
+    );
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(&inv, format!("{text}docker:\n  install: true\n")).unwrap();
+    let (_, refused) = run_json(&inv, &["plan", "--limit", "host3"]);
+    let err = host_error(&refused, "host3").unwrap_or_default();
+    assert!(
+        err.contains("host3 is a Kubernetes node (kubelet runs")
+            && err.contains("docker_on_kubernetes: true"),
+        "{refused:#}"
+    );
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let asked = text.replacen(
+        "- name: host3\n",
+        "- name: host3\n    docker_on_kubernetes: true\n",
+        1,
+    );
+    assert_ne!(asked, text);
+    std::fs::write(&inv, asked).unwrap();
+    let (code, plan) = run_json(&inv, &["plan", "--limit", "host3"]);
+    assert_eq!(code, 2, "{plan:#}");
+    assert!(
+        changes(&plan)
+            .iter()
+            .any(|(h, c)| h == "host3" && c == "install docker.io (docker.install)"),
+        "{:?}",
+        changes(&plan)
     );
 }
