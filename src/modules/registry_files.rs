@@ -62,7 +62,7 @@ pub(crate) fn desired(cx: &Ctx) -> Result<Arc<Vec<ManagedFile>>> {
     made.as_ref().clone().map_err(anyhow::Error::msg)
 }
 
-fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
+pub(crate) fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
     let mut files = vec![ManagedFile {
         path: CONFIG,
         data: material.registry_config.clone().into_bytes(),
