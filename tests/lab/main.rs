@@ -23,5 +23,6 @@ mod reset_keeps;
 mod rotate;
 mod runtimes;
 mod smoke;
+mod swarm;
 mod ui;
 mod zero_downtime;

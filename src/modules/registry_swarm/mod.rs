@@ -26,8 +26,9 @@ use super::registry_front::{self, BACKEND};
 use super::{FleetCx, Module, Outcome};
 use crate::engine::change::Change;
 use crate::engine::module::Member;
-use crate::engine::probe::ProbeRequest;
+use crate::engine::probe::{FileState, HostState, ProbeRequest};
 use crate::inventory::{Deploy, Host, Inventory};
+use crate::modules::sha256_hex;
 
 /// Why a task did not answer: the last log lines of this host's newest registry task.
 const DIAGNOSE: &str = r#"c=$(docker ps -aq --filter label=io.regboot.service=registry | head -n 1)
@@ -41,6 +42,9 @@ if [ -z "$ids" ]; then echo '[]'; else docker service inspect $ids; fi"#;
 const READ_ITEMS: &str = r#"docker secret ls --filter label=io.regboot.service --format '{{.Name}}' 2>/dev/null
 docker config ls --filter label=io.regboot.service --format '{{.Name}}' 2>/dev/null
 true"#;
+
+/// Args: a file; prints it (nothing when missing).
+const READ_HTPASSWD: &str = r#"if [ -f "$1" ]; then cat "$1"; fi"#;
 
 /// Args: `secret` or `config`, its name; stdin: its content.
 const CREATE_ITEM: &str =
@@ -152,7 +156,7 @@ impl Module for RegistrySwarm {
 async fn converge(cx: &FleetCx<'_>, doing: &mut Doing) -> Result<()> {
     let manager = cluster::ensure(cx, doing).await?;
     let boss = &cx.members[manager];
-    let wanted = service::wanted(cx.inv, cx.material, boss.state)?;
+    let wanted = service::wanted(cx.inv, cx.material, &htpasswd_now(cx, boss).await?)?;
     let read = boss
         .remote
         .run("reading the services", READ_SERVICES, &[], None)
@@ -202,6 +206,34 @@ async fn converge(cx: &FleetCx<'_>, doing: &mut Doing) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// `boss`'s state with htpasswd as it is now: apply's `registry_files` step wrote it after the
+/// probe, and the secret must hold the same hashes (else the next run would roll again).
+async fn htpasswd_now(cx: &FleetCx<'_>, boss: &Member<'_>) -> Result<HostState> {
+    let mut state = boss.state.clone();
+    if cx.check {
+        return Ok(state);
+    }
+    let out = boss
+        .remote
+        .run(
+            "reading htpasswd",
+            READ_HTPASSWD,
+            &[registry_files::HTPASSWD],
+            None,
+        )
+        .await?;
+    let file = out.success().then(|| FileState {
+        mode: 0o600,
+        sha256: sha256_hex(&out.stdout),
+        content: Some(out.stdout.clone()),
+    });
+    state.files.insert(
+        registry_files::HTPASSWD.into(),
+        file.filter(|f| !f.content.as_deref().unwrap_or_default().is_empty()),
+    );
+    Ok(state)
 }
 
 /// Starts the service on slot `next` with the wanted secrets (made first when missing); a
