@@ -46,6 +46,11 @@ fn the_registry_runs_as_a_swarm_service_and_rolls_without_a_failed_request() {
     assert_eq!(swarm_state(&t, host2), "active");
     assert_eq!(swarm_state(&t, host3), "inactive");
     t.assert_no_drift();
+    // certs check reads what each host's task serves (and the front, through the hostname).
+    let out = t.regboot(&["certs", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("served@host2"), "{text}");
 
     // Nothing secret in the spec: neither the http secret nor the S3 key nor the TLS key.
     let inspect = on(&t, host1, "docker service inspect $(docker service ls -q)");
@@ -68,6 +73,10 @@ fn the_registry_runs_as_a_swarm_service_and_rolls_without_a_failed_request() {
     start_loops(&t, tmp.path());
     let mut windows = Vec::new();
     let mut measure = |name: &str, op: &mut dyn FnMut()| timed(&mut windows, name, op);
+    // This loaded machine's own pace, to compare the rows below with.
+    measure("idle (5 s, no change)", &mut || {
+        std::thread::sleep(Duration::from_secs(5))
+    });
     measure("rotate --leaf", &mut || {
         let out = t.ok(&["rotate", "--leaf"]);
         assert!(out.contains("create service regboot-registry-"), "{out}");

@@ -67,6 +67,15 @@ for id in "$@"; do
 done
 "#;
 
+/// Args: ids of nodes that left (removable once the manager sees them down).
+const FORGET: &str = r#"for id in "$@"; do
+  i=0
+  until docker node rm "$id" >/dev/null 2>&1; do
+    i=$((i+1)); [ "$i" -lt 30 ] || { docker node rm "$id"; exit 1; }
+    sleep 1
+  done
+done"#;
+
 /// Args: `--force` for a manager (the last one dissolves the swarm), or nothing.
 const LEAVE: &str = r#"docker swarm leave "$@" >/dev/null && rm -f /etc/regboot/swarm-created"#;
 
@@ -311,6 +320,24 @@ pub(super) async fn dissolve(
             )
             .await?;
     }
+    // A swarm that stays (not regboot's) forgets the workers regboot joined to it.
+    let left: Vec<&str> = created
+        .iter()
+        .filter(|i| !nodes[**i].manager && !nodes[manager].created)
+        .map(|i| nodes[*i].id.as_str())
+        .collect();
+    if !left.is_empty() {
+        doing
+            .act(
+                &boss.host.name,
+                format!(
+                    "remove the {} node(s) that left from the swarm's node list",
+                    left.len()
+                ),
+                boss.remote.run("removing nodes", FORGET, &left, None),
+            )
+            .await?;
+    }
     Ok(())
 }
 
@@ -342,7 +369,16 @@ mod tests {
 
     #[test]
     fn scripts_parse() {
-        for script in [READ_NODE, INIT, JOIN, JOIN_TOKEN, NODE_LABELS, LABEL, LEAVE] {
+        for script in [
+            READ_NODE,
+            INIT,
+            JOIN,
+            JOIN_TOKEN,
+            FORGET,
+            NODE_LABELS,
+            LABEL,
+            LEAVE,
+        ] {
             let out = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .output()

@@ -175,7 +175,7 @@ async fn converge(cx: &FleetCx<'_>, doing: &mut Doing) -> Result<()> {
             let next = registry_front::next_port(current.map_or(front_port, |c| c.port));
             let why = match (current, &drift) {
                 (Some(_), Some(d)) => format!("{} changed", d.join(", ")),
-                _ => "none yet".into(),
+                _ => "no registry service yet".into(),
             };
             start(cx, doing, boss, &wanted, &services, next, &why).await?;
             next
