@@ -22,6 +22,7 @@ mod reset_ha;
 mod reset_keeps;
 mod rotate;
 mod runtimes;
+mod runtimes_cri22;
 mod smoke;
 mod swarm;
 mod ui;
