@@ -3,7 +3,8 @@
 //! test passes (push from one host, pulls through every runtime on the others), the service
 //! spec holds no secret; then, with zero_downtime's loops running (host3 pulls every 0.2 s,
 //! host2 pushes in a loop and probes /v2/ every 50 ms), `rotate --leaf`, `rotate --ca` and a
-//! task killed with `docker kill` fail no request; plan shows no drift; reset takes the
+//! task killed with `docker kill` fail no request (but the upload the killed task was
+//! receiving, which is reported); plan shows no drift; reset takes the
 //! service, secrets, labels and the swarm away. Last, a swarm regboot did not make is refused
 //! without `swarm.existing: true`, used with it, and kept by reset.
 
@@ -92,6 +93,9 @@ fn the_registry_runs_as_a_swarm_service_and_rolls_without_a_failed_request() {
         );
         std::thread::sleep(Duration::from_secs(8));
     });
+    // An upload the killed task was receiving is lost (docker push does not retry a manifest
+    // or a finished layer); pulls and probes must go on (nginx retries them on host2's task).
+    windows.last_mut().unwrap().tolerated.push("push loop");
     finish_loops(&t, &windows);
     // Swarm started a new task in the killed one's place.
     let tasks = on(

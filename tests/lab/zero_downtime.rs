@@ -73,6 +73,9 @@ pub(crate) struct Window {
     name: String,
     start: u64,
     end: u64,
+    /// Loops whose failures in this window are printed, not asserted (a killed registry
+    /// loses the upload it was receiving).
+    pub tolerated: Vec<&'static str>,
 }
 
 /// One loop's outcomes: (ms, ok, line).
@@ -444,6 +447,7 @@ pub(crate) fn timed(windows: &mut Vec<Window>, name: &str, op: &mut dyn FnMut())
         name: name.into(),
         start,
         end,
+        tolerated: Vec::new(),
     });
 }
 
@@ -496,7 +500,7 @@ pub(crate) fn finish_loops(t: &Topology, windows: &[Window]) {
                 gap,
                 slow
             );
-            if !failed.is_empty() {
+            if !failed.is_empty() && !w.tolerated.contains(name) {
                 problems.push(format!("{}: {name}: {failed:#?}", w.name));
             }
             // A stalled connection (a SYN retried after a refusal or a drop) takes a second or

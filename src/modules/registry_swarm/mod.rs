@@ -129,8 +129,16 @@ impl Module for RegistrySwarm {
         }
     }
 
-    fn needs_engine(&self) -> bool {
-        true
+    fn not_ready(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        state: &HostState,
+        engine_coming: bool,
+    ) -> Option<String> {
+        (inv.registry.deploy == Deploy::Swarm)
+            .then(|| super::docker_not_ready(inv, host, state, engine_coming))
+            .flatten()
     }
 
     fn plans_over_ssh(&self) -> bool {
@@ -410,10 +418,6 @@ pub(crate) struct SwarmReset;
 impl Module for SwarmReset {
     fn name(&self) -> &'static str {
         "registry_swarm_reset"
-    }
-
-    fn needs_engine(&self) -> bool {
-        true
     }
 
     fn plans_over_ssh(&self) -> bool {
