@@ -105,7 +105,7 @@ fn s3_registry(dir: &Path, hosts: &[LabHost], profile: super::Profile, extra: &s
         .iter()
         .enumerate()
         .find(|(i, _)| profile.role(i + 1) == "storage")
-        .or(hosts.iter().enumerate().last())
+        .or(hosts.iter().enumerate().next_back())
         .map(|(_, h)| h.address.as_str())
         .unwrap_or_default();
     format!(
