@@ -282,16 +282,20 @@ mod tests {
     /// Material with secrets that look like secrets, and a user (so htpasswd is a secret too).
     fn material() -> Material {
         let mut m = testing::material();
-        m.registry_config = "http:\n  secret: 7d1f0c2b9e8a4d6f0011223344556677\n".into();
         if let Some(tls) = m.tls.as_mut() {
             tls.key_pem =
                 "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
                     .into();
         }
-        m.users = vec![crate::merge::htpasswd::User {
-            name: "ci".into(),
-            secret: crate::merge::htpasswd::Secret::Password("a password".into()),
-        }];
+        let data = crate::modules::registry_config::RegistryData {
+            users: vec![crate::merge::htpasswd::User {
+                name: "ci".into(),
+                secret: crate::merge::htpasswd::Secret::Password("a password".into()),
+            }],
+            config: "http:\n  secret: 7d1f0c2b9e8a4d6f0011223344556677\n".into(),
+        };
+        m.prepared
+            .insert("registry_files", std::sync::Arc::new(data));
         m
     }
 
