@@ -6,6 +6,7 @@
 //! finish what they hold with it, are gone.
 
 use crate::inventory::{Host, Inventory, Role};
+use crate::modules::{registry_files, registry_front};
 
 /// Args: none; stdin: the backend file. Writes it, tests nginx (else puts the old one back),
 /// starts or reloads nginx, and prints the old workers' pids (they finish with the old slot).
@@ -53,36 +54,37 @@ pub(super) fn backups<'a>(inv: &'a Inventory, host: &Host) -> Vec<&'a str> {
 }
 
 /// The backend file naming this host's task on `port` first (`registry_front::current_port`
-/// reads it), the others' as backups.
-pub(super) fn backend(port: u16, backups: &[&str]) -> String {
-    let mut out = format!(
-        "# Written by regboot: the registry service's task on this host, and the other registry\n\
-         # hosts' tasks for when it is down.\nupstream registry_backend {{\n    \
-         server 127.0.0.1:{port};\n"
-    );
+/// reads it), the others' as backups, and with TLS the certificate nginx serves (the registry
+/// files' own: nginx re-reads them at the roll's reload).
+pub(super) fn backend(port: u16, backups: &[&str], tls: bool) -> String {
+    let certs = tls.then(|| format!("{}/certs", registry_files::BASE));
+    let own = format!("    server 127.0.0.1:{port};\n");
+    let mut with_backups = own.clone();
     for b in backups {
         let b = if b.contains(':') {
             format!("[{b}]")
         } else {
             b.to_string()
         };
-        out.push_str(&format!("    server {b}:{port} backup;\n"));
+        with_backups.push_str(&format!("    server {b}:{port} backup;\n"));
     }
-    out.push_str("    keepalive 16;\n}\n");
-    out
+    registry_front::backend(port, certs.as_deref()).replacen(&own, &with_backups, 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::registry_front;
 
     #[test]
     fn the_front_reads_its_own_slot_first() {
-        let text = backend(41501, &["10.0.0.2", "fd00::3"]);
-        assert_eq!(registry_front::current_port(Some(&text)), 41501);
-        assert!(text.contains("server 10.0.0.2:41501 backup;"), "{text}");
-        assert!(text.contains("server [fd00::3]:41501 backup;"), "{text}");
+        let text = backend(416, &["10.0.0.2", "fd00::3"], true);
+        assert_eq!(registry_front::current_port(Some(&text)), 416);
+        assert!(
+            text.contains("ssl_certificate /etc/regboot/registry/certs/registry-chain.crt;"),
+            "{text}"
+        );
+        assert!(text.contains("server 10.0.0.2:416 backup;"), "{text}");
+        assert!(text.contains("server [fd00::3]:416 backup;"), "{text}");
     }
 
     #[test]

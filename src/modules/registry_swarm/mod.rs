@@ -355,7 +355,11 @@ async fn point_fronts(
     let reg = &cx.inv.registry;
     let mut old = Vec::new();
     for (i, m) in cx.members.iter().enumerate() {
-        let text = front::backend(port, &front::backups(cx.inv, m.host));
+        let text = front::backend(
+            port,
+            &front::backups(cx.inv, m.host),
+            cx.material.tls.is_some(),
+        );
         let current = m.state.text(BACKEND);
         let active = m.state.service(registry_front::SERVICE) == Some("active");
         if !rolled && active && current.as_deref() == Some(text.as_str()) {
