@@ -1,6 +1,7 @@
 //! What the hosts actually hold and serve, read over SSH in one round per host: the CA files
 //! regboot manages (certs.d for every reference, the OS trust store's anchors) and the
-//! certificate chain each registry host serves (a TLS handshake through an SSH tunnel), plus
+//! certificate chain each registry host serves (its service task's, with `deploy: swarm`; a
+//! TLS handshake through an SSH tunnel), plus
 //! the chain served on the registry hostname (and VIP) as a client host reaches it.
 //! `certs check -i` reports it; `rotate --ca` derives its stage from it.
 
@@ -15,8 +16,8 @@ use crate::engine::fleet::{self, Node};
 use crate::engine::limit;
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::facts::Facts;
-use crate::inventory::{Host, Inventory, Role};
-use crate::modules::{CaFile, REGISTRY};
+use crate::inventory::{Deploy, Host, Inventory, Role};
+use crate::modules::{CaFile, REGISTRY, registry_front};
 use crate::pki::check::{self, CheckRow};
 use crate::pki::state::{CA_CERT, REGISTRY_CERT};
 use crate::pki::{StateDir, inspect, rotation};
@@ -84,13 +85,34 @@ fn fingerprint(pem: &[u8]) -> Option<String> {
 
 /// What the probe must read for a survey: every CA file any module may place.
 pub(crate) fn request(inv: &Inventory) -> ProbeRequest {
+    let mut content: Vec<String> = REGISTRY
+        .iter()
+        .flat_map(|m| m.ca_files(inv, None))
+        .map(|f| f.path)
+        .collect();
+    if inv.registry.deploy == Deploy::Swarm {
+        content.push(registry_front::BACKEND.into());
+    }
     ProbeRequest {
-        content: REGISTRY
-            .iter()
-            .flat_map(|m| m.ca_files(inv, None))
-            .map(|f| f.path)
-            .collect(),
+        content,
         ..ProbeRequest::default()
+    }
+}
+
+/// Where a registry host's registry serves: the registry port, or with `deploy: swarm` the
+/// slot of the service task its front passes to (so `certs check` reads what the task serves).
+fn served_port(inv: &Inventory, state: &HostState) -> u16 {
+    match inv.registry.deploy {
+        Deploy::Container => inv.registry.port,
+        Deploy::Swarm => registry_front::current_port(
+            state
+                .files
+                .get(registry_front::BACKEND)
+                .and_then(Option::as_ref)
+                .and_then(|f| f.content.as_deref())
+                .map(String::from_utf8_lossy)
+                .as_deref(),
+        ),
     }
 }
 
@@ -119,6 +141,7 @@ pub(crate) async fn survey(inv: &Inventory, nodes: &[Node<'_>]) -> Survey {
             return unread(&n.host.name, n.error.clone().unwrap_or_default());
         };
         let served = if n.host.has_role(Role::Registry) {
+            let port = served_port(inv, state);
             Some(
                 registry_http::served_chain(&remote.session, "127.0.0.1", port, hostname)
                     .await
@@ -198,7 +221,12 @@ fn host_certs(
             Some(role) => certs.extra_paths.push((role, file.path)),
         }
     }
-    for (path, file) in &state.files {
+    // Every file probed is a CA copy, but for the front's backend file (`served_port`).
+    for (path, file) in state
+        .files
+        .iter()
+        .filter(|(p, _)| *p != registry_front::BACKEND)
+    {
         if let Some(f) = file {
             let fp = f.content.as_deref().and_then(fingerprint);
             certs.ca_files.insert(path.clone(), fp);

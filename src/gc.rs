@@ -134,6 +134,12 @@ fn parse(out: &str) -> Collected {
 /// Collect garbage on the registry of `inv` (every registry host takes part: each must be
 /// read-only while the collector runs). Holds the state directory's lock and each host's.
 pub async fn run(inv: &Inventory, opts: &GcOptions) -> Result<GcReport> {
+    if inv.registry.deploy == crate::inventory::Deploy::Swarm {
+        bail!(
+            "regboot gc rolls the registry containers read-only, and with `registry.deploy: swarm` \
+             the registry is a Swarm service it does not roll yet: nothing was changed"
+        );
+    }
     let state = StateDir::existing(&opts.state_dir)?;
     let _lock = state.lock()?;
     let hosts: Vec<_> = inv.hosts_with(Role::Registry).collect();

@@ -71,8 +71,11 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                     h.address
                 );
             }
-            if let (Some(env), Some(vip)) = (&lab.s3_env, &lab.vip) {
-                println!("VIP {vip}; the inventory reads the S3 keys from the environment:");
+            if let Some(vip) = &lab.vip {
+                println!("VIP {vip}");
+            }
+            if let Some(env) = &lab.s3_env {
+                println!("the inventory reads the S3 keys from the environment:");
                 println!("  set -a; . {}; set +a", env.display());
             }
             println!("next: regboot apply -i {}", lab.inventory_path.display());

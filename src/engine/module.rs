@@ -202,4 +202,7 @@ pub(crate) struct Outcome {
     pub not_verified: Option<(String, bool)>,
     /// Where its time went, in order (the smoke test's push, pulls, replica checks).
     pub phases: Vec<Phase>,
+    /// Per host, what it changed (apply) or would change (plan): counted like any step's
+    /// changes (a plan with some exits 2).
+    pub changed: Vec<(String, Vec<String>)>,
 }

@@ -319,6 +319,19 @@ pub(super) async fn once(
             turned_off,
         });
     }
+    for (host, changes) in outcome.changed {
+        for c in &changes {
+            out.line(&format!("  {host}: {c}"));
+        }
+        if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == host) {
+            r.report.steps.push(StepResult {
+                step: step.name.clone(),
+                status: Status::Changed,
+                changes,
+                error: None,
+            });
+        }
+    }
     for (host, error) in outcome.failed {
         out.line(&format!("  {host}: FAILED: {error}"));
         if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == host) {

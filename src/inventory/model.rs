@@ -30,6 +30,8 @@ pub struct Inventory {
     /// `metrics.textfile_dir`: where apply and renew put each host's certificate metrics
     /// for its node_exporter's textfile collector (`None`: no file on the hosts).
     pub metrics_textfile_dir: Option<PathBuf>,
+    /// `swarm.existing`: the registry hosts may be in a swarm regboot did not make.
+    pub swarm_existing: bool,
 }
 
 /// The default of `tls.ca_stage_soak`: a day, so every host and every cached client sees
@@ -89,6 +91,17 @@ pub struct Registry {
     /// config.yml's `maintenance.readonly` (pulls only). Not read from the inventory file:
     /// `regboot gc` sets it for the roll that pauses pushes while its collector runs.
     pub read_only: bool,
+    /// How the registry runs on the registry hosts.
+    pub deploy: Deploy,
+}
+
+/// `registry.deploy`: a container on each registry host, or a Swarm service over them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deploy {
+    #[default]
+    Container,
+    Swarm,
 }
 
 /// Where distribution 3.x exports traces (its `OTEL_*` environment).

@@ -26,6 +26,15 @@ pub struct RawInventory {
     pub ssh_config: Option<RawSshConfig>,
     #[serde(default)]
     pub metrics: RawMetrics,
+    pub swarm: Option<RawSwarm>,
+}
+
+/// `swarm:` (with `registry.deploy: swarm`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwarm {
+    /// The registry hosts' swarm was made by someone else: regboot may use it.
+    pub existing: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +108,7 @@ pub struct RawRegistry {
     #[serde(default)]
     pub login_agents: Vec<String>,
     pub tracing: Option<RawTracing>,
+    pub deploy: Option<super::Deploy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,14 +54,38 @@ fn host_entry(host: &LabHost, role: &str) -> String {
 /// storage host's S3 (the bucket made by apply), two agents. The storage host is not in it.
 pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &str) -> String {
     let profile = super::Profile::Ha;
+    let mut out = header(lab, "ha", dir, network);
+    for (i, host) in hosts.iter().enumerate() {
+        let role = profile.role(i + 1);
+        if role == "storage" {
+            continue;
+        }
+        out.push_str(&host_entry(host, role));
+    }
+    out.push_str(&s3_registry(dir, hosts, profile, ""));
+    out.push_str(&format!(
+        "\nha:\n  vip: {vip}\n  interface: eth0\n  virtual_router_id: 55\n"
+    ));
+    out
+}
+
+/// The swarm profile's inventory: host1 and host2 run the registry as a Swarm service
+/// (`deploy: swarm`) on host3's S3, host3 is an agent outside the swarm.
+pub fn render_swarm(lab: &str, dir: &Path, network: &str, hosts: &[LabHost]) -> String {
+    let profile = super::Profile::Swarm;
+    let mut out = header(lab, "swarm", dir, network);
+    for (i, host) in hosts.iter().enumerate() {
+        out.push_str(&host_entry(host, profile.role(i + 1)));
+    }
+    out.push_str(&s3_registry(dir, hosts, profile, "  deploy: swarm\n"));
+    out
+}
+
+/// The comment and SSH defaults of an S3 profile's inventory, up to `hosts:`.
+fn header(lab: &str, profile: &str, dir: &Path, network: &str) -> String {
     let path = |name: &str| yaml_str(&dir.join(name).to_string_lossy());
-    let storage = hosts
-        .iter()
-        .enumerate()
-        .find(|(i, _)| profile.role(i + 1) == "storage");
-    let endpoint = storage.map(|(_, h)| h.address.as_str()).unwrap_or_default();
-    let mut out = format!(
-        "# Written by `regboot lab up --profile ha --name {lab}`: containerized hosts on the docker\n\
+    format!(
+        "# Written by `regboot lab up --profile {profile} --name {lab}`: containerized hosts on the docker\n\
          # network {network}. The S3 keys are in {env} (export them before apply:\n\
          #   set -a; . {env}; set +a). `regboot lab down --name {lab}` removes it all.\n\
          version: 1\n\n\
@@ -70,22 +94,27 @@ pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &
         path(labdir::KEY),
         path(labdir::KNOWN_HOSTS),
         env = dir.join(super::seaweed::ENV_FILE).display(),
-    );
-    for (i, host) in hosts.iter().enumerate() {
-        let role = profile.role(i + 1);
-        if role == "storage" {
-            continue;
-        }
-        out.push_str(&host_entry(host, role));
-    }
-    out.push_str(&format!(
-        "\nregistry:\n  hostname: {REGISTRY_HOSTNAME}\n  port: 5000\n  image: {}\n  image_archive: {}\n  \
+    )
+}
+
+/// The `registry:` section (with `extra` lines) on the S3 storage of the host whose role is
+/// `storage` (else the last host: the swarm profile's agent serves it), and `tls:`.
+fn s3_registry(dir: &Path, hosts: &[LabHost], profile: super::Profile, extra: &str) -> String {
+    let path = |name: &str| yaml_str(&dir.join(name).to_string_lossy());
+    let endpoint = hosts
+        .iter()
+        .enumerate()
+        .find(|(i, _)| profile.role(i + 1) == "storage")
+        .or(hosts.iter().enumerate().next_back())
+        .map(|(_, h)| h.address.as_str())
+        .unwrap_or_default();
+    format!(
+        "\nregistry:\n  hostname: {REGISTRY_HOSTNAME}\n  port: 5000\n{extra}  image: {}\n  image_archive: {}\n  \
          storage:\n    driver: s3\n    s3:\n      bucket: {}\n      region: us-east-1\n      \
          endpoint: http://{endpoint}:{}\n      access_key_env: {}\n      secret_key_env: {}\n      \
          path_style: true\n      redirect: false\n      create_bucket: true\n  \
          users:\n    - name: {REGISTRY_USER}\n      password_file: {}\n\n\
-         tls:\n  mode: self-signed\n\n\
-         ha:\n  vip: {vip}\n  interface: eth0\n  virtual_router_id: 55\n",
+         tls:\n  mode: self-signed\n",
         registry_image::IMAGE,
         path(labdir::ARCHIVE),
         super::seaweed::BUCKET,
@@ -93,8 +122,7 @@ pub fn render_ha(lab: &str, dir: &Path, network: &str, hosts: &[LabHost], vip: &
         super::seaweed::ACCESS_KEY_ENV,
         super::seaweed::SECRET_KEY_ENV,
         path(labdir::PASSWORD),
-    ));
-    out
+    )
 }
 
 /// A YAML scalar for any string (quoted when it needs to be).
@@ -163,5 +191,22 @@ mod tests {
         let s3 = &doc["registry"]["storage"]["s3"];
         assert_eq!(s3["endpoint"].as_str(), Some("http://10.231.0.9:8333"));
         assert_eq!(s3["create_bucket"].as_bool(), Some(true));
+    }
+
+    #[test]
+    fn swarm_inventory_has_two_registry_hosts_on_the_agents_s3() {
+        let hosts: Vec<LabHost> = (1..=3).map(|n| host(n, "root", 22)).collect();
+        let text = render_swarm("t", Path::new("/tmp/lab"), "net", &hosts);
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let roles: Vec<&str> = doc["hosts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|h| h["roles"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["registry", "registry", "agent"]);
+        assert_eq!(doc["registry"]["deploy"].as_str(), Some("swarm"));
+        let s3 = &doc["registry"]["storage"]["s3"];
+        assert_eq!(s3["endpoint"].as_str(), Some("http://10.231.0.4:8333"));
     }
 }

@@ -49,12 +49,18 @@ pub enum Profile {
     /// Every container runtime: host1 the registry and host2 an agent (docker), host3 an
     /// agent with containerd only (a Kubernetes node), host4 an agent with podman only.
     Runtimes,
+    /// The registry as a Swarm service (`registry.deploy: swarm`): host1 (the manager) and
+    /// host2 registry hosts, host3 an agent outside the swarm that also serves the replicas'
+    /// SeaweedFS S3 storage.
+    Swarm,
 }
 
 /// The HA profile's fixed shape.
 pub const HA_HOSTS: usize = 8;
 /// The runtimes profile's fixed shape.
 pub const RUNTIMES_HOSTS: usize = 4;
+/// The swarm profile's fixed shape.
+pub const SWARM_HOSTS: usize = 3;
 
 /// The Debian release of the lab's hosts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -102,6 +108,8 @@ impl Profile {
             (Profile::Ha, _) => "storage",
             (Profile::Runtimes, 1) => "registry",
             (Profile::Runtimes, _) => "agent",
+            (Profile::Swarm, 1 | 2) => "registry",
+            (Profile::Swarm, _) => "agent",
         }
     }
 
@@ -208,6 +216,10 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         }
         Profile::Runtimes => {
             bail!("--profile runtimes always has {RUNTIMES_HOSTS} hosts: leave out --hosts")
+        }
+        Profile::Swarm if opts.hosts == DEFAULT_HOSTS => SWARM_HOSTS,
+        Profile::Swarm => {
+            bail!("--profile swarm always has {SWARM_HOSTS} hosts: leave out --hosts")
         }
     };
     let opts = &LabOptions {
@@ -327,6 +339,11 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     )?;
     let (s3_env, vip) = match opts.profile {
         Profile::Basic | Profile::Runtimes => (None, None),
+        Profile::Swarm => {
+            let storage = &lab_hosts[SWARM_HOSTS - 1];
+            let env = seaweed::ensure(&cache, &dir, &storage.container, &storage.address)?;
+            (Some(env), None)
+        }
         Profile::Ha => {
             let storage = &lab_hosts[HA_HOSTS - 1];
             let env = seaweed::ensure(&cache, &dir, &storage.container, &storage.address)?;
@@ -337,9 +354,10 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         }
     };
     let inventory_path = dir.join(labdir::INVENTORY);
-    let text = match &vip {
-        None => inventory::render(name, &dir, &network.name, &lab_hosts),
-        Some(vip) => inventory::render_ha(name, &dir, &network.name, &lab_hosts, vip),
+    let text = match (&vip, opts.profile) {
+        (Some(vip), _) => inventory::render_ha(name, &dir, &network.name, &lab_hosts, vip),
+        (None, Profile::Swarm) => inventory::render_swarm(name, &dir, &network.name, &lab_hosts),
+        (None, _) => inventory::render(name, &dir, &network.name, &lab_hosts),
     };
     labdir::write_if_changed(&inventory_path, text.as_bytes(), 0o644)?;
     Ok(Lab {

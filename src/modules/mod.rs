@@ -26,6 +26,7 @@ pub(crate) mod registry_data;
 pub(crate) mod registry_files;
 pub(crate) mod registry_front;
 pub(crate) mod registry_image;
+pub(crate) mod registry_swarm;
 pub(crate) mod s3_bucket;
 pub(crate) mod smoke_test;
 pub(crate) mod trust_store;
@@ -60,6 +61,8 @@ pub(crate) const REGISTRY: &[&dyn Module] = &[
     &registry_image::RegistryImage,
     &registry_container::RegistryContainer,
     &registry_front::RegistryFront,
+    &registry_swarm::RegistrySwarm,
+    &registry_swarm::SwarmReset,
     &registry_data::RegistryData,
     &lb_packages::LbPackages,
     &nginx::Nginx,

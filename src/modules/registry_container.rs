@@ -22,7 +22,7 @@ use super::{Ctx, Module};
 use crate::engine::change::Change;
 use crate::engine::footprint::{self, Footprint};
 use crate::engine::probe::{Container, HostState, ProbeRequest};
-use crate::inventory::{Host, Inventory};
+use crate::inventory::{Deploy, Host, Inventory};
 
 pub(crate) const NAME: &str = registry_files::CONTAINER;
 /// The container a roll starts beside the serving one; it takes `NAME` once nginx passes to it.
@@ -384,6 +384,10 @@ impl Module for RegistryContainer {
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
+        if cx.inv.registry.deploy == Deploy::Swarm {
+            // The registry runs as a Swarm service instead (`registry_swarm`).
+            return Ok(Vec::new());
+        }
         let labels = labels(cx, &registry_files::desired(cx)?);
         let serving = serving(cx);
         let why = reason(cx, serving.container, &labels);

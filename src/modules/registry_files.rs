@@ -78,7 +78,7 @@ pub(crate) fn desired(cx: &Ctx) -> Result<Arc<Vec<ManagedFile>>> {
     made.as_ref().clone().map_err(anyhow::Error::msg)
 }
 
-fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
+pub(crate) fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
     let data = registry_config::of(material)?;
     let mut files = vec![ManagedFile {
         path: CONFIG,

@@ -26,5 +26,6 @@ mod runtimes;
 mod runtimes_cri22;
 mod runtimes_k3s;
 mod smoke;
+mod swarm;
 mod ui;
 mod zero_downtime;

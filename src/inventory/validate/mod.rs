@@ -195,6 +195,7 @@ impl<'a> Checker<'a> {
         self.daemon_json_keys(&raw.docker.daemon_json);
         let ha = raw.ha.as_ref().map(|h| self.ha(h));
         let registry = self.registry(raw.registry, &hosts);
+        let registry_deploy = registry.deploy;
         let tls = self.tls(raw.tls);
         let inv = Inventory {
             path: path.to_path_buf(),
@@ -214,9 +215,24 @@ impl<'a> Checker<'a> {
                 }
                 PathBuf::from(d)
             }),
+            swarm_existing: self.swarm(raw.swarm, &registry_deploy),
         };
         self.cross_checks(&inv);
         inv
+    }
+
+    /// `swarm:` says how to treat a swarm regboot did not make; it means nothing without
+    /// `registry.deploy: swarm`.
+    fn swarm(&mut self, raw: Option<RawSwarm>, deploy: &Deploy) -> bool {
+        let Some(raw) = raw else { return false };
+        if *deploy != Deploy::Swarm {
+            self.error(
+                &at(&["swarm"]),
+                "`swarm:` applies only when the registry runs as a Swarm service",
+                Some("set `registry.deploy: swarm`, or remove the `swarm:` section".into()),
+            );
+        }
+        raw.existing.unwrap_or(false)
     }
 
     fn smoke_parallel_pulls(&mut self, raw: Option<i64>) -> usize {

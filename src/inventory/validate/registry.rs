@@ -102,6 +102,7 @@ impl Checker<'_> {
             login_agents: r.login_agents,
             tracing,
             read_only: false,
+            deploy: r.deploy.unwrap_or_default(),
         }
     }
 
