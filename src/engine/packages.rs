@@ -1,7 +1,12 @@
 //! Packages installed and purged with the host's own package manager: the one ladder every
 //! module that brings a package uses (its footprint names the package, so reset purges it).
+//! With `packages.bundle` the packages come from the offline bundle instead (`crate::bundle`).
+
+use anyhow::{Result, bail};
 
 use super::change::Change;
+use super::module::Ctx;
+use crate::bundle::{Manifest, ReleaseKey, install::Install};
 
 /// Args: the operation (`install`, `install-recommends`, `purge`), then packages. Picks the
 /// package manager of the OS family (Debian, Fedora/RHEL, SUSE, Arch, Alpine).
@@ -45,14 +50,46 @@ fn run(summary: String, op: &str, packages: &[&str]) -> Change {
 }
 
 /// Install `packages` (never upgraded: callers pass only missing ones). `recommends`: with
-/// what the package recommends (apt), as the docker engine's package wants.
-pub(crate) fn install(summary: impl Into<String>, packages: &[&str], recommends: bool) -> Change {
+/// what the package recommends (apt), as the docker engine's package wants. From the bundle
+/// when the inventory names one, else from the host's package sources.
+pub(crate) fn install(
+    cx: &Ctx,
+    summary: impl Into<String>,
+    packages: &[&str],
+    recommends: bool,
+) -> Result<Change> {
+    let summary = summary.into();
+    if let Some(dir) = &cx.inv.packages_bundle {
+        let host = &cx.host.name;
+        let facts = &cx.state.facts;
+        let Some(key) = ReleaseKey::of(facts) else {
+            bail!(
+                "host {host} runs {} ({}), and a bundle holds .debs only: install {} on it \
+                 beforehand",
+                facts.os.id,
+                facts.arch,
+                packages.join(" ")
+            );
+        };
+        let install = Install::new(
+            dir,
+            &Manifest::load(dir)?,
+            &key,
+            host,
+            packages,
+            recommends,
+        )?;
+        return Ok(Change::bundle(
+            format!("{summary} {}", install.describe()),
+            install,
+        ));
+    }
     let op = if recommends {
         "install-recommends"
     } else {
         "install"
     };
-    run(summary.into(), op, packages)
+    Ok(run(summary, op, packages))
 }
 
 /// Remove `packages` and what they pulled in.

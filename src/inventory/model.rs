@@ -30,6 +30,9 @@ pub struct Inventory {
     /// `metrics.textfile_dir`: where apply and renew put each host's certificate metrics
     /// for its node_exporter's textfile collector (`None`: no file on the hosts).
     pub metrics_textfile_dir: Option<PathBuf>,
+    /// `packages.bundle`: the offline bundle (`regboot bundle`) packages are installed from;
+    /// `None`: from each host's own package sources.
+    pub packages_bundle: Option<PathBuf>,
 }
 
 /// The default of `tls.ca_stage_soak`: a day, so every host and every cached client sees

@@ -26,6 +26,15 @@ pub struct RawInventory {
     pub ssh_config: Option<RawSshConfig>,
     #[serde(default)]
     pub metrics: RawMetrics,
+    #[serde(default)]
+    pub packages: RawPackages,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPackages {
+    /// A directory `regboot bundle` made: packages come from it, not from the hosts' mirrors.
+    pub bundle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -60,10 +60,11 @@ impl Module for DockerInstall {
             };
             // With what it recommends (apt), as Debian's docker.io expects.
             changes.push(packages::install(
+                cx,
                 format!("install {pkg} (docker.install)"),
                 &[pkg],
                 true,
-            ));
+            )?);
         }
         let start = match facts.init {
             InitSystem::Systemd => START_SYSTEMD,

@@ -64,10 +64,11 @@ impl Module for LbPackages {
             return Ok(Vec::new());
         }
         Ok(vec![packages::install(
+            cx,
             format!("install {}", missing.join(" ")),
             &missing,
             false,
-        )])
+        )?])
     }
 }
 
