@@ -465,6 +465,10 @@ pub enum LabCommand {
         /// Where to write the key, known_hosts and inventory. Default: .regboot-lab/NAME/
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// No package mirror reachable from the hosts (an internal docker network): install
+        /// through `packages.bundle` (docs/bundle.md).
+        #[arg(long)]
+        air_gapped: bool,
     },
     /// Show the labs on this docker engine (or only --name): hosts, state, addresses.
     Status {

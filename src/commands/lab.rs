@@ -15,6 +15,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
             containerd,
             name,
             dir,
+            air_gapped,
         } => {
             let started = Instant::now();
             let lab = lab::up(&LabOptions {
@@ -24,6 +25,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 release: *release,
                 containerd: *containerd,
                 dir: dir.clone(),
+                air_gapped: *air_gapped,
             })?;
             if cli.output == Output::Json {
                 super::json::print(&lab)?;

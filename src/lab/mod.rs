@@ -4,6 +4,7 @@
 //!
 //! `up` is safe to run again: a running lab is left as it is and no file is rewritten.
 
+pub mod bundle;
 mod cache;
 mod docker;
 mod engine;
@@ -124,6 +125,9 @@ pub struct LabOptions {
     pub containerd: ContainerdLine,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
+    /// The hosts reach no package mirror (an internal docker network): packages come from a
+    /// bundle (`packages.bundle`, `bundle::lab_bundle`).
+    pub air_gapped: bool,
 }
 
 impl LabOptions {
@@ -145,6 +149,7 @@ impl Default for LabOptions {
             release: Release::Bookworm,
             containerd: ContainerdLine::Release,
             dir: None,
+            air_gapped: false,
         }
     }
 }
@@ -256,7 +261,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     let authorized_key = labdir::ensure_key(&dir, name)?;
     let password_path = labdir::ensure_password(&dir)?;
 
-    let network = network::ensure(name)?;
+    let network = network::ensure(name, opts.air_gapped)?;
     hosts::remove_extra(name, opts.hosts)?;
     let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
         .map(|i| hosts::plan(name, &network, i, opts.flavor(i)))
