@@ -155,11 +155,19 @@ fn sources(key: &ReleaseKey, mirror: Option<&str>) -> Result<String> {
                 "http://ports.ubuntu.com/ubuntu-ports"
             };
             let m = mirror.unwrap_or(archive).to_string();
-            (m.clone(), (m, "-security"), "ubuntu-archive-keyring.gpg", "main universe")
+            (
+                m.clone(),
+                (m, "-security"),
+                "ubuntu-archive-keyring.gpg",
+                "main universe",
+            )
         }
         _ => (
             mirror.unwrap_or("http://deb.debian.org/debian").to_string(),
-            ("http://deb.debian.org/debian-security".to_string(), "-security"),
+            (
+                "http://deb.debian.org/debian-security".to_string(),
+                "-security",
+            ),
             "debian-archive-keyring.gpg",
             "main",
         ),
@@ -168,11 +176,14 @@ fn sources(key: &ReleaseKey, mirror: Option<&str>) -> Result<String> {
     if !Path::new(&keyring).exists() {
         bail!(
             "{keyring} is missing: install the {} package to check the {} archive's signatures",
-            keyring.trim_start_matches("/usr/share/keyrings/").trim_end_matches(".gpg"),
+            keyring
+                .trim_start_matches("/usr/share/keyrings/")
+                .trim_end_matches(".gpg"),
             key.os
         );
     }
-    let line = |uri: &str, suite: &str| format!("deb [signed-by={keyring}] {uri} {suite} {components}\n");
+    let line =
+        |uri: &str, suite: &str| format!("deb [signed-by={keyring}] {uri} {suite} {components}\n");
     Ok([
         line(&main, suite),
         line(&main, &format!("{suite}-updates")),
@@ -214,17 +225,25 @@ fn release(
         get.push(&w.name);
         let closure = simulated(&apt.run(&args)?);
         if closure.is_empty() {
-            bail!("apt resolved nothing for {}: is it a package of {key}?", w.name);
+            bail!(
+                "apt resolved nothing for {}: is it a package of {key}?",
+                w.name
+            );
         }
         apt.run(&get)?;
         let mut files = Vec::new();
         for d in closure {
             let file = deb_file(&d.package, &d.version, &d.arch);
-            let meta = std::fs::metadata(apt.archives.join(&file)).with_context(|| {
-                format!("apt downloaded no {file} for {}", w.name)
-            })?;
+            let meta = std::fs::metadata(apt.archives.join(&file))
+                .with_context(|| format!("apt downloaded no {file} for {}", w.name))?;
             files.push(file.clone());
-            debs.insert(file, Deb { size: meta.len(), ..d });
+            debs.insert(
+                file,
+                Deb {
+                    size: meta.len(),
+                    ..d
+                },
+            );
         }
         packages.insert(w.name.clone(), files);
     }

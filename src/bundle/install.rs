@@ -162,7 +162,10 @@ impl Install {
             })
             .collect();
         let mut tar = tar::Builder::new(Vec::new());
-        for f in needed.iter().filter(|f| present.get(&f.name) != Some(&f.sha256)) {
+        for f in needed
+            .iter()
+            .filter(|f| present.get(&f.name) != Some(&f.sha256))
+        {
             let local = self.source.join(&f.name);
             tar.append_path_with_name(&local, &f.name)
                 .with_context(|| format!("cannot read {}", local.display()))?;

@@ -198,7 +198,12 @@ mod tests {
         assert_eq!(codename(&k).unwrap(), "bookworm");
         let u: ReleaseKey = "ubuntu-24.04-arm64".parse().unwrap();
         assert_eq!(codename(&u).unwrap(), "noble");
-        for bad in ["debian-12", "debian-12-", "debian-99-amd64", "debian-12-am d64"] {
+        for bad in [
+            "debian-12",
+            "debian-12-",
+            "debian-99-amd64",
+            "debian-12-am d64",
+        ] {
             assert!(bad.parse::<ReleaseKey>().is_err(), "{bad}");
         }
         assert_eq!(

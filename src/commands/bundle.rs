@@ -65,7 +65,10 @@ pub fn bundle(
         bytes as f64 / 1e6,
         start.elapsed().as_secs_f64()
     );
-    println!("use it with `packages: {{ bundle: {} }}` in the inventory", dir.display());
+    println!(
+        "use it with `packages: {{ bundle: {} }}` in the inventory",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,14 +71,7 @@ pub(crate) fn install(
                 packages.join(" ")
             );
         };
-        let install = Install::new(
-            dir,
-            &Manifest::load(dir)?,
-            &key,
-            host,
-            packages,
-            recommends,
-        )?;
+        let install = Install::new(dir, &Manifest::load(dir)?, &key, host, packages, recommends)?;
         return Ok(Change::bundle(
             format!("{summary} {}", install.describe()),
             install,

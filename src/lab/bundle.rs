@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{Release, cache, registry_image};
+use super::{LabHost, Release, cache, docker, registry_image};
 use crate::bundle::build::{self, Spec, Wanted};
 use crate::bundle::{Manifest, ReleaseKey, deb_arch};
 
@@ -52,4 +52,21 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
     build::build(&dir, &spec)
         .with_context(|| format!("building the lab's bundle in {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Cut the hosts off from everything outside the lab network: no default route (the lab
+/// network's own route stays, so this machine and the hosts reach each other, and VRRP's
+/// multicast between lb hosts still flows; an `--internal` docker network drops it).
+pub(super) fn air_gap(hosts: &[LabHost]) -> Result<()> {
+    for h in hosts {
+        docker::run([
+            "exec",
+            &h.container,
+            "sh",
+            "-c",
+            "ip -4 route del default 2>/dev/null; ip -6 route del default 2>/dev/null; true",
+        ])
+        .with_context(|| format!("air-gapping {}", h.name))?;
+    }
+    Ok(())
 }

@@ -125,8 +125,8 @@ pub struct LabOptions {
     pub containerd: ContainerdLine,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
-    /// The hosts reach no package mirror (an internal docker network): packages come from a
-    /// bundle (`packages.bundle`, `bundle::lab_bundle`).
+    /// The hosts reach nothing outside the lab network (no default route), so no package
+    /// mirror: packages come from a bundle (`packages.bundle`, `bundle::ensure`).
     pub air_gapped: bool,
 }
 
@@ -261,7 +261,7 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     let authorized_key = labdir::ensure_key(&dir, name)?;
     let password_path = labdir::ensure_password(&dir)?;
 
-    let network = network::ensure(name, opts.air_gapped)?;
+    let network = network::ensure(name)?;
     hosts::remove_extra(name, opts.hosts)?;
     let mut lab_hosts: Vec<LabHost> = (1..=opts.hosts)
         .map(|i| hosts::plan(name, &network, i, opts.flavor(i)))
@@ -311,6 +311,9 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         );
     }
 
+    if opts.air_gapped {
+        bundle::air_gap(&lab_hosts)?;
+    }
     let known_hosts_path = dir.join(labdir::KNOWN_HOSTS);
     labdir::write_if_changed(
         &known_hosts_path,

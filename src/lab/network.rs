@@ -44,9 +44,8 @@ pub fn name_for(lab: &str) -> String {
     format!("regboot-lab-{lab}")
 }
 
-/// The lab's network, created when missing. `air_gapped`: an internal network (no route out,
-/// so no package mirror; this machine still reaches the hosts).
-pub fn ensure(lab: &str, air_gapped: bool) -> Result<LabNetwork> {
+/// The lab's network, created when missing.
+pub fn ensure(lab: &str) -> Result<LabNetwork> {
     let name = name_for(lab);
     if let Some(net) = inspect(&name)? {
         return Ok(net);
@@ -62,12 +61,9 @@ pub fn ensure(lab: &str, air_gapped: bool) -> Result<LabNetwork> {
         }
         let subnet = format!("{net}/24");
         let ip_range = format!("{net}/25");
-        let label = format!("io.regboot.lab={lab}");
-        let mut args = vec!["network", "create"];
-        if air_gapped {
-            args.push("--internal");
-        }
-        args.extend([
+        let created = docker::run([
+            "network",
+            "create",
             "--driver",
             "bridge",
             "--subnet",
@@ -75,10 +71,9 @@ pub fn ensure(lab: &str, air_gapped: bool) -> Result<LabNetwork> {
             "--ip-range",
             &ip_range,
             "--label",
-            &label,
+            &format!("io.regboot.lab={lab}"),
             &name,
         ]);
-        let created = docker::run(args);
         match created {
             Ok(_) => {
                 return Ok(LabNetwork {
