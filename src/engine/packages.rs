@@ -100,6 +100,91 @@ pub(crate) fn purge(packages: &[&str]) -> Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::lb_packages::LbPackages;
+    use crate::modules::testing::{self, StateBuilder, summaries};
+
+    /// With `packages.bundle`, a missing package is installed from the bundle's files of the
+    /// host's release; a release or package the bundle lacks fails in plan, naming the fix.
+    #[test]
+    fn installs_from_the_bundle_of_the_hosts_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let rel = "debian-12-amd64";
+        let debs = [
+            ("nginx", "1.22"),
+            ("libc6", "2.36"),
+            ("keepalived", "2.2"),
+            ("curl", "7.88"),
+        ];
+        let mut m = crate::bundle::Manifest {
+            version: 1,
+            ..Default::default()
+        };
+        let mut release = crate::bundle::Release {
+            os: "debian".into(),
+            version: "12".into(),
+            codename: "bookworm".into(),
+            arch: "amd64".into(),
+            packages: Default::default(),
+            debs: Default::default(),
+        };
+        for (p, v) in debs {
+            let file = crate::bundle::deb_file(p, v, "amd64");
+            release.debs.insert(
+                file.clone(),
+                crate::bundle::Deb {
+                    package: p.into(),
+                    version: v.into(),
+                    arch: "amd64".into(),
+                    size: 1_000_000,
+                },
+            );
+            m.files.insert(format!("{rel}/{file}"), "00".repeat(32));
+            if p != "libc6" {
+                release.packages.insert(
+                    p.into(),
+                    vec![file, crate::bundle::deb_file("libc6", "2.36", "amd64")],
+                );
+            }
+        }
+        m.files.insert(format!("{rel}/Packages"), "11".repeat(32));
+        m.releases.insert(rel.into(), release);
+        std::fs::write(
+            dir.path().join(crate::bundle::MANIFEST),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+        let inv = testing::inventory(&format!(
+            "packages: {{ bundle: {} }}\n",
+            dir.path().display()
+        ));
+        let host = |version: &str| {
+            let mut s = StateBuilder::new()
+                .command("nginx", true)
+                .command("curl", true);
+            s = s.command("keepalived", false);
+            s.0.facts.os.id = "debian".into();
+            s.0.facts.os.version = Some(version.into());
+            s.0.facts.arch = "x86_64".into();
+            s
+        };
+        let changes = testing::run(&LbPackages, &inv, "h1", &host("12"), true).unwrap();
+        assert_eq!(
+            summaries(&changes),
+            [
+                "install keepalived from the bundle: up to 2 .debs, 2.0 MB, only those the host lacks"
+            ]
+        );
+        assert!(matches!(
+            changes[0].action,
+            crate::engine::change::Action::Bundle(_)
+        ));
+        let err = testing::run(&LbPackages, &inv, "h1", &host("13"), true).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("debian-13-amd64") && err.contains("--release debian-13-amd64"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_script_parses() {
