@@ -469,6 +469,10 @@ pub enum LabCommand {
         /// through `packages.bundle` (docs/bundle.md).
         #[arg(long)]
         air_gapped: bool,
+        /// The inventory installs packages from the lab's bundle, built once into the lab
+        /// cache (docs/bundle.md), never from the mirror.
+        #[arg(long)]
+        bundle: bool,
     },
     /// Show the labs on this docker engine (or only --name): hosts, state, addresses.
     Status {

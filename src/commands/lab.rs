@@ -16,6 +16,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
             name,
             dir,
             air_gapped,
+            bundle,
         } => {
             let started = Instant::now();
             let lab = lab::up(&LabOptions {
@@ -26,6 +27,7 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 containerd: *containerd,
                 dir: dir.clone(),
                 air_gapped: *air_gapped,
+                bundle: *bundle,
             })?;
             if cli.output == Output::Json {
                 super::json::print(&lab)?;

@@ -1,7 +1,9 @@
 //! The lab's own offline bundle: the packages apply installs on lab hosts (nginx on registry
-//! hosts; nginx, keepalived and curl on lb hosts) for a lab release, and the lab's registry
-//! image. Built once into the lab cache and then used as it is (no mirror asked again), so a
-//! lab test that uses it does not depend on the mirror answering.
+//! hosts; nginx, keepalived and curl on lb hosts; docker.io with what it recommends, for
+//! `docker.install`) for a lab release, and the lab's registry image. Built once into the lab
+//! cache (under its lock, so concurrent tests build it once) and then used as it is, without
+//! asking the mirror again: a lab whose inventory names it (`lab up --bundle`,
+//! `REGBOOT_LAB_BUNDLE=1` for the tests) installs nothing from the mirror.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,12 +14,19 @@ use super::{LabHost, Release, cache, docker, registry_image};
 use crate::bundle::build::{self, Spec, Wanted};
 use crate::bundle::{Manifest, ReleaseKey, deb_arch};
 
-const PACKAGES: [&str; 3] = ["nginx", "keepalived", "curl"];
+/// Each package, and whether apt brings what it recommends.
+const PACKAGES: [(&str, bool); 4] = [
+    ("nginx", false),
+    ("keepalived", false),
+    ("curl", false),
+    ("docker.io", true),
+];
 
 /// The bundle for lab hosts of `release`, built into the lab cache the first time.
 pub fn ensure(release: Release) -> Result<PathBuf> {
     let cache = cache::dir();
-    let dir = cache.join(format!("bundle-{}", release.name()));
+    let name = format!("bundle-{}", release.name());
+    let dir = cache.join(&name);
     let key = ReleaseKey {
         os: "debian".into(),
         version: match release {
@@ -27,31 +36,43 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
         .into(),
         arch: deb_arch(std::env::consts::ARCH).into(),
     };
-    let complete = Manifest::load(&dir).ok().is_some_and(|m| {
-        m.image.is_some()
-            && m.releases
-                .get(&key.to_string())
-                .is_some_and(|r| PACKAGES.iter().all(|p| r.packages.contains_key(*p)))
-    });
-    if complete {
-        return Ok(dir);
-    }
-    let archive = registry_image::ensure_archive(&cache)?;
-    let wanted: BTreeSet<Wanted> = PACKAGES
-        .iter()
-        .map(|p| Wanted {
-            name: p.to_string(),
-            recommends: false,
+    let complete = || {
+        Manifest::load(&dir).ok().is_some_and(|m| {
+            m.image.is_some()
+                && m.releases
+                    .get(&key.to_string())
+                    .is_some_and(|r| PACKAGES.iter().all(|(p, _)| r.packages.contains_key(*p)))
         })
-        .collect();
-    let spec = Spec {
-        releases: BTreeMap::from([(key, wanted)]),
-        image: Some((registry_image::IMAGE.into(), Some(archive))),
-        mirror: std::env::var("REGBOOT_LAB_MIRROR").ok(),
     };
-    build::build(&dir, &spec)
-        .with_context(|| format!("building the lab's bundle in {}", dir.display()))?;
+    cache::once(&cache, &name, complete, || {
+        let archive = registry_image::ensure_archive(&cache)?;
+        let wanted: BTreeSet<Wanted> = PACKAGES
+            .iter()
+            .map(|(p, recommends)| Wanted {
+                name: p.to_string(),
+                recommends: *recommends,
+            })
+            .collect();
+        let spec = Spec {
+            releases: BTreeMap::from([(key.clone(), wanted)]),
+            image: Some((registry_image::IMAGE.into(), Some(archive))),
+            mirror: std::env::var("REGBOOT_LAB_MIRROR").ok(),
+        };
+        build::build(&dir, &spec)
+            .map(|_| ())
+            .with_context(|| format!("building the lab's bundle in {}", dir.display()))
+    })?;
     Ok(dir)
+}
+
+/// The inventory's lines that install from `dir`.
+pub(super) fn inventory_section(dir: &std::path::Path) -> String {
+    format!(
+        "\npackages:\n  bundle: {}\n",
+        serde_yaml_ng::to_string(&dir.to_string_lossy())
+            .map(|y| y.trim_end().to_string())
+            .unwrap_or_else(|_| dir.display().to_string())
+    )
 }
 
 /// Cut the hosts off from everything outside the lab network: no default route (the lab

@@ -125,6 +125,9 @@ pub struct LabOptions {
     pub containerd: ContainerdLine,
     /// Where up writes keys, known_hosts and the inventory; default `.regboot-lab/NAME/`.
     pub dir: Option<PathBuf>,
+    /// The inventory installs packages from the lab's cached bundle (`bundle::ensure`), not
+    /// from the mirror.
+    pub bundle: bool,
     /// The hosts reach nothing outside the lab network (no default route), so no package
     /// mirror: packages come from a bundle (`packages.bundle`, `bundle::ensure`).
     pub air_gapped: bool,
@@ -150,6 +153,7 @@ impl Default for LabOptions {
             containerd: ContainerdLine::Release,
             dir: None,
             air_gapped: false,
+            bundle: false,
         }
     }
 }
@@ -256,6 +260,10 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
             images.insert(flavor.name(), image::ensure(&cache, opts.release, flavor)?);
         }
     }
+    let bundle_dir = opts
+        .bundle
+        .then(|| bundle::ensure(opts.release))
+        .transpose()?;
     let image_archive = dir.join(labdir::ARCHIVE);
     registry_image::install_archive(&archive, &image_archive)?;
     let authorized_key = labdir::ensure_key(&dir, name)?;
@@ -332,10 +340,11 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         }
     };
     let inventory_path = dir.join(labdir::INVENTORY);
-    let text = match &vip {
+    let mut text = match &vip {
         None => inventory::render(name, &dir, &network.name, &lab_hosts),
         Some(vip) => inventory::render_ha(name, &dir, &network.name, &lab_hosts, vip),
     };
+    text.extend(bundle_dir.as_deref().map(bundle::inventory_section));
     labdir::write_if_changed(&inventory_path, text.as_bytes(), 0o644)?;
     Ok(Lab {
         name: name.to_string(),
