@@ -5,8 +5,9 @@
 use anyhow::{Result, bail};
 
 use super::change::Change;
-use super::module::Ctx;
 use crate::bundle::{Manifest, ReleaseKey, install::Install};
+use crate::facts::Facts;
+use crate::inventory::{Host, Inventory};
 
 /// Args: the operation (`install`, `install-recommends`, `purge`), then packages. Picks the
 /// package manager of the OS family (Debian, Fedora/RHEL, SUSE, Arch, Alpine).
@@ -53,15 +54,16 @@ fn run(summary: String, op: &str, packages: &[&str]) -> Change {
 /// what the package recommends (apt), as the docker engine's package wants. From the bundle
 /// when the inventory names one, else from the host's package sources.
 pub(crate) fn install(
-    cx: &Ctx,
+    inv: &Inventory,
+    host: &Host,
+    facts: &Facts,
     summary: impl Into<String>,
     packages: &[&str],
     recommends: bool,
 ) -> Result<Change> {
     let summary = summary.into();
-    if let Some(dir) = &cx.inv.packages_bundle {
-        let host = &cx.host.name;
-        let facts = &cx.state.facts;
+    if let Some(dir) = &inv.packages_bundle {
+        let host = &host.name;
         let Some(key) = ReleaseKey::of(facts) else {
             bail!(
                 "host {host} runs {} ({}), and a bundle holds .debs only: install {} on it \

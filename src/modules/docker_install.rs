@@ -60,7 +60,9 @@ impl Module for DockerInstall {
             };
             // With what it recommends (apt), as Debian's docker.io expects.
             changes.push(packages::install(
-                cx,
+                cx.inv,
+                cx.host,
+                &cx.state.facts,
                 format!("install {pkg} (docker.install)"),
                 &[pkg],
                 true,

@@ -64,7 +64,9 @@ impl Module for LbPackages {
             return Ok(Vec::new());
         }
         Ok(vec![packages::install(
-            cx,
+            cx.inv,
+            cx.host,
+            &cx.state.facts,
             format!("install {}", missing.join(" ")),
             &missing,
             false,

@@ -92,7 +92,9 @@ impl Module for RegistryFront {
         let mut changes = Vec::new();
         if cx.state.command(NGINX.command) != Some(true) {
             changes.push(packages::install(
-                cx,
+                cx.inv,
+                cx.host,
+                &cx.state.facts,
                 "install nginx (the registry's front)",
                 &[NGINX.name],
                 false,
