@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Benchmark: regboot at fleet scale beyond the lab. N real OpenSSH servers on this machine
 # (one sshd per host, each on its own loopback address 127.1.x.y, default MaxStartups
-# 10:30:100), N = 100, 250, 500. For each N: `regboot facts` (connect + probe) and `regboot
+# 10:30:100), N = 100, 250, 500, 1000. For each N: `regboot facts` (connect + probe) and `regboot
 # plan` (connect, probe and every apply module's decision, changing nothing) against the OpenSSH
 # floor (one ssh per host, all at once, running the same facts the probe reads). Prints median
-# wall time, the ratio to the floor, regboot's peak RSS and peak open file descriptors, and
-# how many hosts failed (a handshake refused by MaxStartups counts). Not a test: it prints.
+# wall time, the ratio to the floor, the CPU of the client (regboot, or every ssh) and of the
+# hosts (every sshd and what it ran), the bound they set on this machine's cores ((client +
+# hosts) CPU / cores: everything here runs on them), regboot's peak RSS and peak open file
+# descriptors, and how many hosts failed (a handshake refused by MaxStartups counts). Not a test: it prints.
 #
 #   bench/fanout.sh                      # builds target/release/regboot first
-#   RUNS=5 SIZES="100 250 500" FORKS=500 bench/fanout.sh   # FORKS: default 50, as regboot's --forks
+#   RUNS=5 SIZES="100 250 500 1000" FORKS=500 bench/fanout.sh   # FORKS: default 50, as regboot's --forks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
-SIZES=${SIZES:-"100 250 500"}
+SIZES=${SIZES:-"100 250 500 1000"}
 FORKS=${FORKS:-50}
 max=0
 for n in $SIZES; do [ "$n" -gt "$max" ] && max=$n; done
@@ -92,10 +94,26 @@ command -v docker >/dev/null && echo docker_installed=yes || echo docker_install
 docker version --format "{{.Server.Version}}" 2>/dev/null; pidof dockerd >/dev/null && echo docker_running=yes;
 [ -e /etc/docker/daemon.json ] && echo daemon_json=yes || echo daemon_json=no'
 
-# Runs the command; prints "wall peak_rss_mb peak_fds client_cpu" (client CPU: user+sys of
+# Every sshd's CPU and its reaped sessions' (each host's work), in clock ticks.
+hosts_ticks() {
+  local p stat total=0
+  for p in "${pids[@]}"; do
+    read -r stat < "/proc/$p/stat" || continue
+    stat=${stat##*) }
+    set -- $stat
+    total=$((total + ${12} + ${13} + ${14} + ${15}))
+  done
+  echo "$total"
+}
+tck=$(getconf CLK_TCK)
+cores=$(nproc)
+
+# Runs the command; prints "wall peak_rss_mb peak_fds client_cpu hosts_cpu" (client CPU: user+sys of
 # the command and its children, here regboot alone or every ssh client, not the hosts' work). File descriptors are sampled every
 # 10 ms from /proc (bounded by the command's own end).
 measure() {
+  local h0 h1
+  h0=$(hosts_ticks)
   /usr/bin/time -o "$work/time" -f '%e %M %U %S' "$@" > "$work/out" 2> "$work/err" &
   local tpid=$! fds=0 count child
   while kill -0 "$tpid" 2>/dev/null; do
@@ -107,12 +125,14 @@ measure() {
     sleep 0.01
   done
   wait "$tpid" || true
-  awk -v fds="$fds" '{ printf "%.3f %.1f %d %.2f\n", $1, $2 / 1024, fds, $3 + $4 }' "$work/time"
+  h1=$(hosts_ticks)
+  awk -v fds="$fds" -v h="$(((h1 - h0)))" -v tck="$tck" \
+    '{ printf "%.3f %.1f %d %.2f %.2f\n", $1, $2 / 1024, fds, $3 + $4, h / tck }' "$work/time"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 failed() { { grep -o '"error": *"[^"]' "$work/out" || true; } | wc -l; }
 
-printf '%-5s %-8s %-9s %-7s %-9s %-8s %-7s %-6s\n' N command wall ratio cpu rss_MB fds failed
+printf '%-5s %-8s %-9s %-7s %-9s %-9s %-8s %-8s %-7s %-6s\n' N command wall ratio cpu hosts bound rss_MB fds failed
 for n in $SIZES; do
   : > "$work/floor"; : > "$work/facts"; : > "$work/plan"; fails_f=0; fails_p=0
   for _ in $(seq 1 "$RUNS"); do
@@ -128,19 +148,21 @@ for n in $SIZES; do
   done
   floor=$(cut -d' ' -f1 "$work/floor" | median)
   row() {
-    local wall rss fds cpu
+    local wall rss fds cpu hosts
     wall=$(cut -d' ' -f1 "$work/$1" | median)
     cpu=$(cut -d' ' -f4 "$work/$1" | median)
+    hosts=$(cut -d' ' -f5 "$work/$1" | median)
     rss=$(cut -d' ' -f2 "$work/$1" | sort -g | tail -n 1)
     fds=$(cut -d' ' -f3 "$work/$1" | sort -g | tail -n 1)
-    printf '%-5s %-8s %-9s %-7s %-9s %-8s %-7s %-6s\n' "$n" "$1" "${wall}s" \
-      "$(awk -v a="$wall" -v b="$floor" 'BEGIN { printf "%.2fx", (b > 0) ? a / b : 0 }')" "${cpu}s" "$rss" "$fds" "$2"
+    printf '%-5s %-8s %-9s %-7s %-9s %-9s %-8s %-8s %-7s %-6s\n' "$n" "$1" "${wall}s" \
+      "$(awk -v a="$wall" -v b="$floor" 'BEGIN { printf "%.2fx", (b > 0) ? a / b : 0 }')" "${cpu}s" \
+      "${hosts}s" "$(awk -v c="$cpu" -v h="$hosts" -v n="$cores" 'BEGIN { printf "%.2fs", (c + h) / n }')" \
+      "$rss" "$fds" "$2"
   }
-  printf '%-5s %-8s %-9s %-7s %-9s %-8s %-7s %-6s\n' "$n" openssh "${floor}s" 1.00x \
-    "$(cut -d' ' -f4 "$work/floor" | median)s" - - -
+  row floor -
   row facts "$fails_f"
   row plan "$fails_p"
 done
 echo "(median of $RUNS runs; ratio = wall / OpenSSH floor; cpu: the client's user+sys (regboot, or all ssh"
-echo " clients); every host is this machine, so wall time includes the hosts' own work; rss and fds: peak;"
+echo " clients); hosts: every sshd's and its sessions'; bound: (cpu + hosts) / $cores cores; every host is this machine, so wall time includes the hosts' own work; rss and fds: peak;"
 echo " failed: hosts with an error over all runs; --forks $FORKS)"

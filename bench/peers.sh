@@ -8,7 +8,9 @@
 #     /etc/hosts entry, a daemon.json key merged with a reload), written as an Ansible
 #     playbook (ansible-core, forks=N, pipelining) and a pyinfra deploy, both from PyPI in a
 #     virtualenv this script makes: cold (after undoing it) and no-op.
-# Prints each median and its ratio to the floor. Not a test: it prints figures.
+# Prints each median, its ratio to the floor and to pyinfra, the CPU it cost this machine and
+# the lab's hosts (each host container's cgroup, bench/lib/cpu.sh), and the bound that host CPU
+# sets on these shared cores (host CPU / cores). Not a test: it prints figures.
 #
 #   bench/peers.sh 5            # RUNS=3 by default
 #   RUNS=5 bench/peers.sh 20
@@ -159,22 +161,10 @@ pyinfra_run() {
 }
 
 # --- measuring --------------------------------------------------------------------------
-declare -A samples
-# measure KEY LOG CMD...: time CMD (output to LOG), add the seconds to KEY's samples; stop the
-# benchmark, showing LOG's tail, when CMD fails.
-measure() {
-  local label=$1 log=$2 t0 t1
-  shift 2
-  t0=$(date +%s.%N)
-  if ! "$@" >"$log" 2>&1; then
-    echo "$label failed:" >&2
-    tail -n 30 "$log" >&2
-    exit 1
-  fi
-  t1=$(date +%s.%N)
-  samples[$label]+="$(echo "$t1 - $t0" | bc) "
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Wall time, this machine's CPU and every lab host's (its container's cgroup): bench/lib/cpu.sh.
+. bench/lib/cpu.sh
+CPU_PREFIX=regboot-lab-$lab-
+measure() { cpu_measure "$@"; }
 floor_run() {
   local pids=() name user addr port
   while read -r name user addr port; do
@@ -198,15 +188,28 @@ for _ in $(seq 1 "$RUNS"); do
   "$regboot" reset --yes -q -i "$inv" >/dev/null
 done
 
-floor=$(printf '%s\n' ${samples[floor]} | median)
-printf '%-22s %-9s %s\n' "$n hosts" median "ratio to the OpenSSH floor"
+floor=$(med floor)
+pyinfra_noop=$(med "pyinfra no-op")
+pyinfra_cold=$(med "pyinfra cold")
+printf '%-20s %8s %6s %7s %8s %8s %7s %8s %6s\n' "$n hosts" wall floor/x pyinfra "client" hosts "/agent" bound wall/bd
 for k in floor "regboot no-op plan" "regboot no-op apply" "regboot cold apply" \
   "ansible no-op" "ansible cold" "pyinfra no-op" "pyinfra cold"; do
-  m=$(printf '%s\n' ${samples[$k]} | median)
-  printf '%-22s %-9s %s\n' "$k" "$(awk -v a="$m" 'BEGIN { printf "%.2fs", a }')" \
-    "$(awk -v a="$m" -v b="$floor" 'BEGIN { printf "%.1fx", a / b }')"
+  m=$(med "$k")
+  hosts=$(med "$k/hosts")
+  # Cold runs are compared with pyinfra's cold run, the others with its no-op run.
+  case $k in *cold*) p=$pyinfra_cold ;; *) p=$pyinfra_noop ;; esac
+  awk -v k="$k" -v m="$m" -v f="$floor" -v p="$p" -v c="$(med "$k/client")" -v h="$hosts" \
+    -v a="$(med "$k/agent")" -v cores="$cores" 'BEGIN {
+      b = h / cores
+      printf "%-20s %7.2fs %5.1fx %6.2fx %7.2fs %7.2fs %6.3fs %7.2fs %5.1fx\n", k, m, m / f, m / p, c, h, a, b, m / b }'
 done
-echo "(median of $RUNS runs; cold: the client side undone first, and for regboot the registry too (reset))"
+cat <<EOF
+(medians of $RUNS runs; cold: the client side undone first, and for regboot the registry too
+(reset); pyinfra: the ratio to pyinfra's no-op, for a cold run to its cold run; client: this
+machine's CPU (the tool and its ssh processes); hosts: every lab host's CPU (cgroup), /agent:
+an agent's mean; bound: hosts / $cores cores, the least wall time the hosts' own work allows
+on this machine, and wall/bd how far the run is above it)
+EOF
 # Where regboot's time went in the last run (its report's phases; -v prints the same line).
 for run in cold noop; do
   python3 - "$work/$run.json" "$run" <<'EOF'

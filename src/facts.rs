@@ -26,6 +26,9 @@ pub struct Facts {
     pub podman: Runtime,
     pub buildah: Runtime,
     pub crio: Runtime,
+    /// The Kubernetes node this host is, when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Kubernetes>,
 }
 
 impl Facts {
@@ -56,6 +59,7 @@ impl Default for Facts {
             podman: Runtime::default(),
             buildah: Runtime::default(),
             crio: Runtime::default(),
+            kubernetes: None,
         }
     }
 }
@@ -142,6 +146,77 @@ impl Containerd {
             (Some(major), Some(minor)) => (major, minor),
             _ => (1, 0),
         }
+    }
+}
+
+/// Who runs the node's kubelet: kubeadm's (a `kubelet` unit over the host's containerd), or k3s
+/// or RKE2, each with its own containerd that reads `/etc/rancher/<k3s|rke2>/registries.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeDistribution {
+    Kubelet,
+    K3s,
+    Rke2,
+}
+
+impl KubeDistribution {
+    pub fn name(self) -> &'static str {
+        match self {
+            KubeDistribution::Kubelet => "kubelet",
+            KubeDistribution::K3s => "k3s",
+            KubeDistribution::Rke2 => "rke2",
+        }
+    }
+}
+
+/// A k3s or RKE2 node's role (their unit's name says it: `k3s`/`rke2-server` or `-agent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeRole {
+    Server,
+    Agent,
+}
+
+/// A Kubernetes node, as its service's unit shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kubernetes {
+    pub distribution: KubeDistribution,
+    /// The unit (systemd) or init script (OpenRC) that runs it.
+    pub service: String,
+    /// k3s and RKE2 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<KubeRole>,
+    /// The service runs.
+    pub active: bool,
+    /// `v1.30.4+k3s1`; `None`: not read.
+    pub version: Option<String>,
+}
+
+impl Kubernetes {
+    /// From the probe's record: the unit's name, its state (`systemctl is-active`) and version.
+    pub fn from_unit(service: &str, state: &str, version: &str) -> Option<Kubernetes> {
+        let (distribution, role) = match service {
+            "k3s" => (KubeDistribution::K3s, Some(KubeRole::Server)),
+            "k3s-agent" => (KubeDistribution::K3s, Some(KubeRole::Agent)),
+            "rke2-server" => (KubeDistribution::Rke2, Some(KubeRole::Server)),
+            "rke2-agent" => (KubeDistribution::Rke2, Some(KubeRole::Agent)),
+            "kubelet" => (KubeDistribution::Kubelet, None),
+            _ => return None,
+        };
+        Some(Kubernetes {
+            distribution,
+            service: service.to_string(),
+            role,
+            active: state == "active",
+            version: Some(version)
+                .filter(|v| !v.is_empty() && *v != "-")
+                .map(str::to_string),
+        })
+    }
+
+    /// k3s or RKE2: its own containerd, configured from registries.yaml.
+    pub fn rancher(&self) -> bool {
+        self.distribution != KubeDistribution::Kubelet
     }
 }
 

@@ -213,7 +213,7 @@ fn an_unconstrained_ca_keeps_working_and_is_marked() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["certificates"][0]["name_constraints"].is_null());
-    let notes = json["certificates"][0]["notes"].to_string();
+    let notes = json["certificates"][0]["warnings"].to_string();
     assert!(
         notes.contains("unconstrained") && notes.contains("rotate --ca"),
         "{notes}"
@@ -229,6 +229,82 @@ fn an_unconstrained_ca_keeps_working_and_is_marked() {
         stdout(&out).contains("constraints:  none"),
         "{}",
         stdout(&out)
+    );
+}
+
+/// A CA as regboot made it before issue 26 item 14: constrained to the registry's DNS names
+/// and addresses, but with no extended key usage and no constraint on e-mail and URI names.
+fn older_regboot_ca(lab: &Lab) -> Ca {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CidrSubnet, GeneralSubtree, IsCa, KeyPair,
+        KeyUsagePurpose, NameConstraints,
+    };
+    let inv = inventory::load(&lab.inventory()).unwrap();
+    let names = setup::ca_spec(&inv).constraints.unwrap();
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.name_constraints =
+        Some(NameConstraints {
+            permitted_subtrees: names
+                .dns
+                .iter()
+                .map(|d| GeneralSubtree::DnsName(d.clone()))
+                .chain(names.ips.iter().map(|r| {
+                    GeneralSubtree::IpAddress(r.to_string().parse::<CidrSubnet>().unwrap())
+                }))
+                .collect(),
+            excluded_subtrees: Vec::new(),
+        });
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca::load(&cert.pem(), &key.serialize_pem(), "test").unwrap()
+}
+
+/// Issue 26 item 14: a CA an older regboot made (no serverAuth-only extended key usage, e-mail
+/// and URI names open) keeps working, and `certs check` warns about it with the fix (`rotate
+/// --ca`), without failing: the certificates are valid, the exit code stays 0.
+#[test]
+fn an_older_regboots_ca_is_warned_about_with_the_fix() {
+    let lab = Lab::new(&inventory_text("registry.local", SELF_SIGNED));
+    let state = StateDir::open(&lab.state_path()).unwrap();
+    older_regboot_ca(&lab).store(&state).unwrap();
+    assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ca = &json["certificates"][0];
+    assert_eq!(ca["status"], "valid", "{ca:#}");
+    let warnings = ca["warnings"].to_string();
+    for what in [
+        "serverAuth",
+        "client certificates",
+        "e-mail and URI",
+        "rotate --ca",
+    ] {
+        assert!(warnings.contains(what), "{what} in {ca:#}");
+    }
+    let out = lab.run(&["certs", "check", "--local"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("ca: warning: ") && text.contains("regboot rotate --ca"),
+        "{text}"
+    );
+
+    // A CA made now: no warning.
+    Ca::generate(&setup::ca_spec(&inventory::load(&lab.inventory()).unwrap()))
+        .unwrap()
+        .store(&state)
+        .unwrap();
+    assert_eq!(code(&lab.run(&["certs", "init"])), 0);
+    let out = lab.run(&["certs", "check", "--local", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ca = &json["certificates"][0];
+    assert!(
+        ca["warnings"].as_array().is_some_and(Vec::is_empty),
+        "{ca:#}"
     );
 }
 

@@ -342,3 +342,161 @@ fn a_proxy_jump_alias_uses_its_own_identity_file() {
     let hop = format!("target 127.0.0.2 port {}", target.port);
     assert!(log.contains(&hop), "the jump host did not forward:\n{log}");
 }
+
+/// `line` (an `[127.0.0.1]:PORT key` line) recorded under `name` instead.
+fn recorded_as(line: &str, name: &str) -> String {
+    let (pattern, key) = line.split_once(' ').unwrap();
+    let port = pattern.rsplit_once(':').unwrap().1;
+    format!("[{name}]:{port} {key}")
+}
+
+/// Issue 26 item 16: the jump host is checked by its own ssh_config settings
+/// (StrictHostKeyChecking, UserKnownHostsFile, HostKeyAlias), never by the target's: its key
+/// is found under its alias in its own file, the targets' file gets only the targets' keys,
+/// and its own `yes` refuses it when unknown although the targets accept new keys. (The
+/// jump host used to be checked under the target's policy, in the target's file, under its
+/// address: its key landed in the targets' file.)
+#[test]
+fn a_jump_host_is_checked_by_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let jump = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        ..Default::default()
+    });
+    let target = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        extra_config: vec!["ListenAddress 127.0.0.2".into()],
+        ..Default::default()
+    });
+    let (kh_jump, kh_targets) = (dir.path().join("kh-jump"), dir.path().join("known_hosts"));
+    let jump_line = recorded_as(&jump.known_hosts_line(), "the-bastion") + "\n";
+    fs::write(&kh_jump, &jump_line).unwrap();
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host jumpA\n  HostName 127.0.0.1\n  Port {jport}\n  UserKnownHostsFile {khj}\n\
+             \x20 HostKeyAlias the-bastion\n  StrictHostKeyChecking yes\n\
+             Host regboot-target\n  HostName 127.0.0.2\n  Port {tport}\n  ProxyJump jumpA\n\
+             Host *\n  User root\n  IdentityFile {key}\n",
+            jport = jump.port,
+            tport = target.port,
+            khj = kh_jump.display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let inv = dir.path().join("inventory.yml");
+    fs::write(
+        &inv,
+        format!(
+            "version: 1\nssh_config: {config}\ndefaults:\n  known_hosts: {kh}\n  host_key_check: accept-new\n\
+             hosts:\n\x20 - {{ name: target, address: regboot-target, roles: [registry] }}\n\
+             registry:\n  hostname: registry.test\n  hosts_file: false\n",
+            config = config.display(),
+            kh = kh_targets.display(),
+        ),
+    )
+    .unwrap();
+    let facts = || regboot(&["facts", "-i", &inv.display().to_string(), "-o", "json"]);
+
+    let (code, rows, stderr) = facts();
+    let row = host_row(&rows, "target");
+    assert_eq!(code, 0, "{row:#} {stderr}");
+    assert!(row["error"].is_null(), "{row:#}");
+    let targets = fs::read_to_string(&kh_targets).unwrap();
+    assert!(
+        targets.contains(&format!("[127.0.0.2]:{}", target.port))
+            && !targets.contains(&format!(":{} ", jump.port)),
+        "the targets' known_hosts holds the jump host's key:\n{targets}"
+    );
+    assert_eq!(fs::read_to_string(&kh_jump).unwrap(), jump_line);
+
+    // Its own `yes`: unknown in its own file, it is refused, naming that file.
+    fs::write(&kh_jump, "").unwrap();
+    let (code, rows, stderr) = facts();
+    let row = host_row(&rows, "target");
+    assert_ne!(code, 0, "{row:#} {stderr}");
+    assert_eq!(row["error"]["code"], "host-key-unknown", "{row:#}");
+    let message = row["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("bastion"), "{row:#}");
+    assert_eq!(fs::read_to_string(&kh_jump).unwrap(), "");
+}
+
+/// Issue 26 item 16: a bastion two hosts share, one with `host_key_check: off` and one with
+/// `strict`, and no policy of its own in ssh_config, is checked under `strict` for both:
+/// unknown, both are refused (the lax host used to ride it unchecked); known, both connect
+/// over one connection to it.
+#[test]
+fn a_shared_bastion_is_checked_as_strictly_as_its_strictest_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "id", "ed25519", "");
+    let jump = Sshd::start(&SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        extra_config: vec!["Match all".into(), "  LogLevel DEBUG1".into()],
+        ..Default::default()
+    });
+    let on_two = SshdOptions {
+        authorized_keys: vec![public_key(&key)],
+        extra_config: vec!["ListenAddress 127.0.0.2".into()],
+        ..Default::default()
+    };
+    let (lax, strict) = (Sshd::start(&on_two), Sshd::start(&on_two));
+    let kh = dir.path().join("known_hosts");
+    let targets = format!(
+        "{}\n{}\n",
+        recorded_as(&lax.known_hosts_line(), "127.0.0.2"),
+        recorded_as(&strict.known_hosts_line(), "127.0.0.2")
+    );
+    fs::write(&kh, &targets).unwrap();
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host jumpA\n  HostName 127.0.0.1\n  Port {jport}\n\
+             Host regboot-*\n  HostName 127.0.0.2\n  ProxyJump jumpA\n\
+             Host *\n  User root\n  IdentityFile {key}\n",
+            jport = jump.port,
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let inv = dir.path().join("inventory.yml");
+    fs::write(
+        &inv,
+        format!(
+            "version: 1\nssh_config: {config}\ndefaults:\n  known_hosts: {kh}\n\
+             hosts:\n\
+             \x20 - {{ name: lax, address: regboot-lax, port: {lp}, host_key_check: off, roles: [registry] }}\n\
+             \x20 - {{ name: strict, address: regboot-strict, port: {sp}, host_key_check: strict, roles: [agent] }}\n\
+             registry:\n  hostname: registry.test\n  hosts_file: false\n",
+            config = config.display(),
+            kh = kh.display(),
+            lp = lax.port,
+            sp = strict.port,
+        ),
+    )
+    .unwrap();
+    let facts = || regboot(&["facts", "-i", &inv.display().to_string(), "-o", "json"]);
+
+    let (code, rows, stderr) = facts();
+    assert_ne!(code, 0, "{rows:#} {stderr}");
+    for name in ["lax", "strict"] {
+        let row = host_row(&rows, name);
+        assert_eq!(row["error"]["code"], "host-key-unknown", "{row:#}");
+        let message = row["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("bastion"), "{row:#}");
+    }
+    assert_eq!(fs::read_to_string(&kh).unwrap(), targets, "nothing added");
+
+    fs::write(&kh, format!("{targets}{}\n", jump.known_hosts_line())).unwrap();
+    let (code, rows, stderr) = facts();
+    assert_eq!(code, 0, "{rows:#} {stderr}");
+    let log = fs::read_to_string(jump.dir.join("sshd.log")).unwrap();
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        1,
+        "one connection to the bastion for both hosts:\n{log}"
+    );
+}

@@ -50,13 +50,13 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
             }
         }
     }
-    Ok(exit_code(&kind, &report, inv.smoke_test))
+    Ok(exit_code(&kind, &report))
 }
 
 /// 1 when a host failed, or when `verify` verified nothing it was asked to (apply says
 /// NOT VERIFIED and exits 0: its changes were made); plan: 2 when there is drift.
-fn exit_code(kind: &Kind, report: &RunReport, smoke_wanted: bool) -> ExitCode {
-    let unverified = smoke_wanted && report.smoke_skipped.is_some();
+fn exit_code(kind: &Kind, report: &RunReport) -> ExitCode {
+    let unverified = report.unverified_wanted();
     if !report.failed_hosts().is_empty() || (matches!(kind, Kind::Verify) && unverified) {
         return ExitCode::from(1);
     }

@@ -10,7 +10,7 @@ use super::change::Change;
 use super::memo::Memo;
 use super::packages::Package;
 use super::probe::{HostState, ProbeRequest};
-use super::report::{Phase, SmokeHost};
+use super::report::{Phase, Verification};
 use crate::facts::Facts;
 use crate::host::RemoteHost;
 use crate::inventory::{Host, Inventory};
@@ -99,13 +99,22 @@ pub(crate) trait Module: Sync {
         Footprint::default()
     }
 
-    /// Whether its hosts need a running container engine.
-    fn needs_engine(&self) -> bool {
-        false
+    /// Why `host` (read as `state`) cannot take its step to present, asked before any step
+    /// runs (e.g. the container engine it needs is missing or stopped); the host then takes
+    /// no step. `engine_coming`: an earlier step of the playbook may install or start the
+    /// container engine (`provides_engine`).
+    fn not_ready(
+        &self,
+        _inv: &Inventory,
+        _host: &Host,
+        _state: &HostState,
+        _engine_coming: bool,
+    ) -> Option<String> {
+        None
     }
 
-    /// Whether it installs or starts the container engine, so the hosts of its step need not
-    /// have a running one yet.
+    /// Whether it installs or starts the container engine: the hosts it changed are probed
+    /// again, and `not_ready` hears the engine may be coming.
     fn provides_engine(&self) -> bool {
         false
     }
@@ -153,8 +162,8 @@ pub(crate) struct FleetCx<'a> {
     /// Plan: read, change nothing.
     pub check: bool,
     pub members: Vec<Member<'a>>,
-    /// Told each smoke result the moment it is known (the run prints it then).
-    pub on_smoke: &'a (dyn Fn(&SmokeHost) + Sync),
+    /// Told each verification the moment it is known (the run prints it then).
+    pub on_verified: &'a (dyn Fn(&Verification) + Sync),
 }
 
 /// What a `once` step did.
@@ -164,9 +173,11 @@ pub(crate) struct Outcome {
     pub notes: Vec<String>,
     /// Hosts that failed, with why.
     pub failed: Vec<(String, String)>,
-    pub smoke: Vec<SmokeHost>,
-    /// The verification did not run, and why.
-    pub skipped: Option<String>,
+    /// What it checked, when it verifies (the smoke test); a failed check fails its host.
+    pub verified: Vec<Verification>,
+    /// It verifies, and did not: why, and whether the inventory turned it off (`verify`
+    /// then does not fail).
+    pub not_verified: Option<(String, bool)>,
     /// Where its time went, in order (the smoke test's push, pulls, replica checks).
     pub phases: Vec<Phase>,
 }

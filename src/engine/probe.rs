@@ -1,6 +1,6 @@
 //! What a host has now, read in one round trip by one script (`probe.sh`): its facts (OS,
 //! init, sudo, runtimes), the managed files' hashes (and contents where a module merges or
-//! diffs them), the commands and units modules ask about, and the registry image and container.
+//! diffs them), the commands, units, directories, images and containers modules ask about.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -64,11 +64,10 @@ pub struct Container {
 pub struct HostState {
     pub facts: Facts,
     pub files: HashMap<String, Option<FileState>>,
-    /// The registry image's id, when asked and present.
-    pub image_id: Option<String>,
-    pub container: Option<Container>,
-    /// The other containers regboot names (`regboot-registry-next`, `regboot-gc`), when there.
-    pub others: HashMap<String, Container>,
+    /// Images asked for by name: name -> id, when present.
+    pub images: HashMap<String, String>,
+    /// Containers asked for by name, when present.
+    pub containers: HashMap<String, Container>,
     /// Commands asked about: name -> found on PATH.
     pub commands: HashMap<String, bool>,
     /// systemd units asked about: name -> `systemctl is-active` (active, inactive, failed...).
@@ -144,22 +143,22 @@ impl HostState {
         self.dirs.get(path).copied()
     }
 
-    /// The registry image's id, when present.
-    pub fn image_id(&self) -> Option<&str> {
-        self.check(|| "the registry image".into(), |r| r.image.is_some());
-        self.image_id.as_deref()
+    /// The id of image `name`, when present (and the engine runs).
+    pub fn image_id(&self, name: &str) -> Option<&str> {
+        self.check(
+            || format!("image {name}"),
+            |r| r.images.iter().any(|i| i == name),
+        );
+        self.images.get(name).map(String::as_str)
     }
 
-    /// The registry container, when present.
-    pub fn container(&self) -> Option<&Container> {
-        self.check(|| "the registry container".into(), |r| r.image.is_some());
-        self.container.as_ref()
-    }
-
-    /// Another container regboot names (`regboot-registry-next`, `regboot-gc`), when present.
-    pub fn other(&self, name: &str) -> Option<&Container> {
-        self.check(|| format!("container {name}"), |r| r.image.is_some());
-        self.others.get(name)
+    /// Container `name`, when present (and the engine runs).
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.check(
+            || format!("container {name}"),
+            |r| r.containers.iter().any(|c| c == name),
+        );
+        self.containers.get(name)
     }
 
     /// Whether the probe could read the host as root (else only its facts are known).
@@ -171,7 +170,10 @@ impl HostState {
 /// What to ask a host about.
 #[derive(Debug, Default)]
 pub struct ProbeRequest {
-    pub image: Option<String>,
+    /// Images by name: their ids.
+    pub images: Vec<String>,
+    /// Containers by name: image id, whether running, labels.
+    pub containers: Vec<String>,
     pub hash: Vec<String>,
     pub content: Vec<String>,
     pub commands: Vec<String>,
@@ -196,6 +198,8 @@ impl ProbeRequest {
         once(&mut self.commands, &[]);
         once(&mut self.services, &[]);
         once(&mut self.dirs, &[]);
+        once(&mut self.images, &[]);
+        once(&mut self.containers, &[]);
     }
 }
 
@@ -239,12 +243,13 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
 
 /// The probe script's output; `api`: dockerd's facts are read from its API instead.
 async fn run(session: &Session, req: &ProbeRequest, api: bool) -> Result<String> {
-    let mut args: Vec<String> = vec![req.image.clone().unwrap_or_default()];
-    args.extend(req.hash.iter().map(|p| format!("h:{p}")));
+    let mut args: Vec<String> = req.hash.iter().map(|p| format!("h:{p}")).collect();
     args.extend(req.content.iter().map(|p| format!("c:{p}")));
     args.extend(req.commands.iter().map(|c| format!("x:{c}")));
     args.extend(req.services.iter().map(|s| format!("s:{s}")));
     args.extend(req.dirs.iter().map(|d| format!("d:{d}")));
+    args.extend(req.images.iter().map(|i| format!("i:{i}")));
+    args.extend(req.containers.iter().map(|c| format!("k:{c}")));
     if req.versions {
         args.push("v:".into());
     }
@@ -366,6 +371,9 @@ fn parse(text: &str) -> Result<HostState> {
                 let text = content("/etc/containerd/config.toml", b64)?;
                 containerd_config = Some(String::from_utf8_lossy(&text).into_owned());
             }
+            ["kube", unit, state, version] => {
+                st.facts.kubernetes = crate::facts::Kubernetes::from_unit(unit, state, version)
+            }
             ["docker_store", "containerd"] => st.facts.docker_containerd_store = true,
             ["docker", "missing"] => st.facts.docker = Runtime::default(),
             // Running: the caller has its facts from the API.
@@ -377,14 +385,12 @@ fn parse(text: &str) -> Result<HostState> {
                     ..runtime(v)
                 }
             }
-            ["image", "-"] => st.image_id = None,
-            ["image", id] => st.image_id = Some(id.to_string()),
-            ["container", image, running, labels] => {
-                st.container = Some(container(image, running, labels)?)
+            ["image", _, "-"] => {}
+            ["image", name, id] => {
+                st.images.insert(name.to_string(), id.to_string());
             }
-            ["other_container", name, image, running, labels] => {
-                st.others
-                    .insert(name.to_string(), container(image, running, labels)?);
+            ["container", name, image, running, labels] => {
+                (st.containers).insert(name.to_string(), container(image, running, labels)?);
             }
             _ => bail!("unrecognized line {line:?}"),
         }
@@ -407,7 +413,6 @@ mod tests {
                 "-c",
                 PROBE.as_str(),
                 "regboot",
-                "",
                 "h:/etc/os-release",
                 "x:sh",
                 "d:/etc",
@@ -438,7 +443,6 @@ mod tests {
                 .arg("-c")
                 .arg(PROBE.as_str())
                 .arg("regboot")
-                .arg("")
                 .arg(format!("c:{}", file.display()))
                 .env_remove("SUDO_USER")
                 .output()
@@ -461,6 +465,46 @@ mod tests {
         );
     }
 
+    /// Images and containers by name, through a `docker` that answers like 20.10's: a blank
+    /// line for a container that is missing, a failure for a missing image.
+    #[test]
+    fn images_and_containers_are_read_by_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("docker");
+        std::fs::write(
+            &docker,
+            "#!/bin/sh\ncase \"$1 $2\" in\n\
+             'info --format') printf '20.10.24\\tx=y \\n' ;;\n\
+             'image inspect') [ \"$5\" = registry:2 ] && echo sha256:1 || exit 1 ;;\n\
+             'inspect --type') echo; printf '/regboot-gc\\tsha256:2\\tfalse\\tnull\\n'; exit 1 ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", PROBE.as_str(), "regboot", "i:registry:2", "i:gone:1"])
+            .args(["k:regboot-registry", "k:regboot-gc"])
+            .env("PATH", path)
+            .env_remove("SUDO_USER")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let st = parse(&text).unwrap();
+        assert!(st.facts.docker.running, "{text}");
+        assert_eq!(st.images.len(), 1, "{text}");
+        assert_eq!(st.images["registry:2"], "sha256:1");
+        assert_eq!(st.containers.len(), 1, "{text}");
+        let gc = &st.containers["regboot-gc"];
+        assert!(!gc.running && gc.image_id == "sha256:2");
+    }
+
     #[test]
     fn an_engine_left_to_its_api_is_installed_until_the_api_answers() {
         let st = parse("docker\tapi\n").unwrap();
@@ -475,9 +519,11 @@ mod tests {
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
             runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\nruntime\tcrio\t\n\
             containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
+            kube\tk3s-agent\tactive\tv1.30.4+k3s1\n\
             docker\trunning\t20.10.24\ndocker_store\tcontainerd\n\
-            image\tsha256:1\ncontainer\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n\
-            other_container\tregboot-gc\tsha256:1\ttrue\tnull\n";
+            image\tregistry:2\tsha256:1\nimage\tother:1\t-\n\
+            container\tregboot-registry\tsha256:1\ttrue\t{\"regboot.config\":\"x\"}\n\
+            container\tregboot-gc\tsha256:1\ttrue\tnull\n";
         let st = parse(text).unwrap();
         assert_eq!(st.facts.arch, "x86_64");
         assert_eq!(st.facts.init, InitSystem::Systemd);
@@ -488,6 +534,12 @@ mod tests {
         // Installed, its version not asked for.
         assert!(st.facts.crio.installed && st.facts.crio.version.is_none());
         assert!(st.facts.docker_containerd_store);
+        let kube = st.facts.kubernetes.as_ref().unwrap();
+        assert_eq!(
+            (kube.service.as_str(), kube.role, kube.active),
+            ("k3s-agent", Some(crate::facts::KubeRole::Agent), true)
+        );
+        assert_eq!(kube.version.as_deref(), Some("v1.30.4+k3s1"));
         let config = st.facts.containerd.config.as_ref().unwrap();
         assert_eq!((config.version, config.cri), (2, true));
         assert_eq!(
@@ -502,12 +554,13 @@ mod tests {
             (hosts.mode, hosts.content.as_deref()),
             (0o600, Some(&b"hi"[..]))
         );
-        assert_eq!(st.image_id.as_deref(), Some("sha256:1"));
+        assert_eq!(st.images["registry:2"], "sha256:1");
+        assert!(!st.images.contains_key("other:1"));
         assert!(st.commands["nginx"] && !st.commands["keepalived"]);
         assert_eq!(st.services["nginx"], "active");
-        let c = st.container.unwrap();
+        let c = &st.containers["regboot-registry"];
         assert!(c.running);
         assert_eq!(c.labels["regboot.config"], "x");
-        assert!(st.others["regboot-gc"].running);
+        assert!(st.containers["regboot-gc"].running);
     }
 }

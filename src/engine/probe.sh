@@ -1,14 +1,14 @@
 # regboot's one-round-trip look at a host, run as root (directly or through sudo) or, when sudo
-# wants a password, as the login user (facts only). Args: IMAGE then paths, each prefixed with
+# wants a password, as the login user (facts only). Args: paths, each prefixed with
 # h: (report sha256 and mode) or c: (also the content, base64), and names prefixed with
-# x: (a command: is it on PATH), s: (a systemd unit: is-active) or d: (is it a directory), and
+# x: (a command: is it on PATH), s: (a systemd unit: is-active), d: (is it a directory),
+# i: (an image: its id) or k: (a container: image, running, labels; both when dockerd runs), and
 # v: (print every runtime's version), a: (the caller reads dockerd's GET /info over its socket
 # beside this script: where the socket is, no `docker info`). One record per line: KIND<TAB>NAME<TAB>VALUE... Never
 # fails: what it cannot read, it says. (regboot sends it without its comment lines.) A file's
 # content is sent up to 1 MiB and one byte, whatever it grows to: regboot refuses more.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
-image=$1; shift
 versions=
 api=
 printf 'arch\t%s\n' "$(uname -m)"
@@ -36,6 +36,7 @@ for a in "$@"; do
     d:*) if [ -d "$p" ]; then printf 'dir\t%s\tyes\n' "$p"; else printf 'dir\t%s\tno\n' "$p"; fi; continue ;;
     v:*) versions=1; continue ;;
     a:*) api=1; continue ;;
+    i:*|k:*) continue ;;
   esac
   if [ ! -f "$p" ]; then printf 'file\t%s\t-\n' "$p"; continue; fi
   line=$(printf 'file\t%s\t%s\t%s' "$p" "$(stat -c %a "$p")" "$(sha256sum < "$p" | cut -d' ' -f1)")
@@ -45,14 +46,14 @@ for a in "$@"; do
   esac
 done
 # Each `--version` starts a large Go binary (tens of ms of CPU, which add up on a fleet): read
-# only when asked, and containerd's when its config sets no config_path (then which one to set
-# depends on the release). An empty version: installed, version not read.
+# only when asked, and containerd's when its config sets no config_path or a list of them (then
+# what to set depends on the release). An empty version: installed, version not read.
 for r in containerd podman buildah crio; do
   v=-
   if command -v "$r" >/dev/null 2>&1; then
     v=
     if [ -n "$versions" ] || { [ "$r" = containerd ] \
-      && ! grep -qs '^[[:space:]]*config_path[[:space:]]*=' /etc/containerd/config.toml; }; then
+      && ! grep -qs '^[[:space:]]*config_path[[:space:]]*=[^:]*$' /etc/containerd/config.toml; }; then
       v=$("$r" --version 2>/dev/null | sed -n 's/.* \(v\{0,1\}[0-9][0-9.]*[^ ]*\).*/\1/p' | head -n 1)
       [ -n "$v" ] || v=unknown
     fi
@@ -65,6 +66,21 @@ if command -v containerd >/dev/null 2>&1; then
   if [ -f "$f" ]; then printf 'containerd_config\t%s\n' "$(head -c 1048577 "$f" | base64 -w0)"
   else printf 'containerd_config\t-\n'; fi
 fi
+# A Kubernetes node: the first unit (or OpenRC script) of k3s, RKE2 or kubeadm's kubelet found,
+# its state and version (k3s/rke2/kubelet --version print `v1.30.4+k3s1` among other words).
+for u in k3s k3s-agent rke2-server rke2-agent kubelet; do
+  found=
+  for d in /etc/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system /etc/init.d; do
+    if [ -f "$d/$u.service" ] || [ -f "$d/$u" ]; then found=1; break; fi
+  done
+  [ -n "$found" ] || continue
+  b=${u%%-*}
+  if [ "$init" = systemd ]; then st=$(systemctl is-active "$u" 2>/dev/null)
+  elif rc-service "$u" status >/dev/null 2>&1; then st=active; else st=inactive; fi
+  v=$(PATH=$PATH:/usr/local/bin "$b" --version 2>/dev/null | sed -n '1s/.*[ ]\(v[0-9][^ ]*\).*/\1/p')
+  printf 'kube\t%s\t%s\t%s\n' "$u" "${st:--}" "${v:--}"
+  break
+done
 if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   printf 'docker\tmissing\n'; exit 0
 fi
@@ -83,17 +99,21 @@ if [ "$info" = api ]; then printf 'docker\tapi\n'; else
 printf 'docker\trunning\t%s\n' "$v"
 case ${info#*	} in *io.containerd.snapshotter*) printf 'docker_store\tcontainerd\n' ;; esac
 fi
-if [ -n "$image" ]; then
-  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || id=-
-  printf 'image\t%s\n' "$id"
-  # One docker call for the three: a roll cut off midway leaves regboot-registry-next, a gc
-  # cut off leaves its collector (regboot-gc) running.
+for a in "$@"; do
+  case $a in
+    i:*) id=$(docker image inspect --format '{{.Id}}' "${a#i:}" 2>/dev/null) || id=-
+      printf 'image\t%s\t%s\n' "${a#i:}" "$id" ;;
+  esac
+done
+# One docker call for every container asked for (their names appended, the rest shifted off);
+# a missing one prints an empty line, skipped.
+n=$#
+for a in "$@"; do case $a in k:*) set -- "$@" "${a#k:}" ;; esac; done
+shift "$n"
+if [ $# -gt 0 ]; then
   docker inspect --type container --format '{{.Name}}	{{.Image}}	{{.State.Running}}	{{json .Config.Labels}}' \
-    regboot-registry regboot-registry-next regboot-gc 2>/dev/null | while IFS= read -r c; do
-    case ${c%%	*} in
-      /regboot-registry) printf 'container\t%s\n' "${c#*	}" ;;
-      /*) printf 'other_container\t%s\n' "${c#/}" ;;
-    esac
+    "$@" 2>/dev/null | while IFS= read -r c; do
+    case $c in /*) printf 'container\t%s\n' "${c#/}" ;; esac
   done
 fi
 exit 0

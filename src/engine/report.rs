@@ -70,18 +70,39 @@ impl HostReport {
     }
 }
 
+/// One check a verifying `once` step made on one host (the smoke test: a push, a pull, a
+/// cleanup); a failed one fails its host.
 #[derive(Debug, Clone, Serialize)]
-pub struct SmokeHost {
+pub struct Verification {
     pub host: String,
-    /// push, pull or cleanup.
+    /// What was checked (the smoke test: push, pull or cleanup).
     pub action: &'static str,
     pub ok: bool,
     pub seconds: f64,
     pub detail: String,
 }
 
-/// Where a run's time went: connect, probe, each step, and the smoke test's push, pulls and
-/// replica checks (wall time of each, all hosts together).
+/// A verifying step that did not run, and why.
+#[derive(Debug, Clone, Default)]
+pub struct Unverified {
+    /// The step's name (the summary says "the {step} did not run").
+    pub step: String,
+    pub why: String,
+    /// The inventory turned it off: `verify` does not fail for it.
+    pub turned_off: bool,
+}
+
+/// Only `why` goes into JSON (`smoke_skipped`, the key scripts read since the smoke test was
+/// the one verifying step).
+fn why_only<S: serde::Serializer>(u: &Option<Unverified>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_str(&u.why),
+        None => s.serialize_none(),
+    }
+}
+
+/// Where a run's time went: connect, probe, each step, and the verifying steps' own phases
+/// (the smoke test's push, pulls and replica checks; wall time of each, all hosts together).
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
     pub phase: String,
@@ -96,11 +117,16 @@ pub struct RunReport {
     /// A serial roll stopped at a failure, and the steps after it did not run.
     pub halted: bool,
     pub hosts: Vec<HostReport>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub smoke: Vec<SmokeHost>,
-    /// The smoke test did not run (and why), when it was part of the playbook.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub smoke_skipped: Option<String>,
+    /// What the verifying steps checked, in the order results came in (JSON: `smoke`).
+    #[serde(rename = "smoke", skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<Verification>,
+    /// A verifying step of the playbook did not run (JSON: `smoke_skipped`, its reason).
+    #[serde(
+        rename = "smoke_skipped",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "why_only"
+    )]
+    pub unverified: Option<Unverified>,
     pub phases: Vec<Phase>,
 }
 
@@ -117,12 +143,17 @@ impl RunReport {
             .filter(|h| h.failed())
             .map(|h| h.host.as_str())
             .collect();
-        for s in self.smoke.iter().filter(|s| !s.ok) {
+        for s in self.verified.iter().filter(|s| !s.ok) {
             if !names.contains(&s.host.as_str()) {
                 names.push(&s.host);
             }
         }
         names
+    }
+
+    /// A verifying step did not run although the inventory asks for it.
+    pub fn unverified_wanted(&self) -> bool {
+        self.unverified.as_ref().is_some_and(|u| !u.turned_off)
     }
 
     pub fn changed(&self) -> usize {
@@ -179,9 +210,9 @@ impl RunReport {
                 let _ = writeln!(out, "  {}: {}", h.host, h.error.as_deref().unwrap_or(""));
             }
         }
-        // Plan never verifies; any other run that skipped the smoke test says so last.
-        if let Some(why) = self.smoke_skipped.as_ref().filter(|_| !self.check) {
-            let _ = writeln!(out, "NOT VERIFIED: the smoke test did not run ({why})");
+        // Plan never verifies; any other run that skipped a verifying step says so last.
+        if let Some(u) = self.unverified.as_ref().filter(|_| !self.check) {
+            let _ = writeln!(out, "NOT VERIFIED: the {} did not run ({})", u.step, u.why);
         }
         out
     }
@@ -194,9 +225,15 @@ mod tests {
     #[test]
     fn a_run_without_smoke_test_ends_saying_so() {
         let mut report = RunReport {
-            smoke_skipped: Some("smoke_test: false in the inventory".into()),
+            unverified: Some(Unverified {
+                step: "smoke test".into(),
+                why: "smoke_test: false in the inventory".into(),
+                turned_off: true,
+            }),
             ..RunReport::default()
         };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["smoke_skipped"], "smoke_test: false in the inventory");
         let last = report.summary().lines().last().unwrap().to_string();
         assert_eq!(
             last,

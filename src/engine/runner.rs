@@ -308,8 +308,8 @@ async fn reprobe(inv: &Inventory, playbook: &Playbook, step: &Step, runs: &mut [
 }
 
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps
-/// needs a container engine that is missing or stopped (to remove things, it does not: a
-/// step that needs the engine then says so itself).
+/// says it is not ready (a container engine it needs is missing or stopped; to remove
+/// things, it is not asked: a step that needs the engine then says so itself).
 fn readiness_problem(
     inv: &Inventory,
     host: &Host,
@@ -323,36 +323,13 @@ fn readiness_problem(
             host.ssh.user, host.ssh.user
         ));
     }
-    let needs_engine = playbook
+    let engine_coming = playbook
         .steps
         .iter()
-        .any(|s| s.hosts.matches(host) && s.state == State::Present && s.module.needs_engine());
-    let docker = &state.facts.docker;
-    // With docker.install, the docker_install step installs or starts it first.
-    let installs = inv.docker_install && installs_docker(playbook);
-    // An agent that pulls through containerd or podman only (a Kubernetes node) needs no
-    // dockerd: the docker steps have nothing to do there.
-    let other_runtime = !host.has_role(crate::inventory::Role::Registry)
-        && (state.facts.containerd.runtime.installed || state.facts.containers_runtime());
-    match (needs_engine, docker.installed, docker.running) {
-        (false, _, _) | (true, true, true) => None,
-        (true, _, _) if installs => None,
-        (true, false, _) if other_runtime => None,
-        (true, true, false) => Some(
-            "the docker engine is not running: start it (`systemctl start docker`) and run again"
-                .into(),
-        ),
-        (true, false, _) => Some(
-            "docker is not installed: set `docker.install: true` in the inventory to have regboot install it from the OS's packages (docker.io on Debian and Ubuntu), or install it yourself, and run again"
-                .into(),
-        ),
-    }
-}
-
-/// Whether a step of `playbook` installs (or starts) the container engine.
-fn installs_docker(playbook: &Playbook) -> bool {
+        .any(|s| s.state == State::Present && s.module.provides_engine());
     playbook
         .steps
         .iter()
-        .any(|s| s.state == State::Present && s.module.provides_engine())
+        .filter(|s| s.hosts.matches(host) && s.state == State::Present)
+        .find_map(|s| s.module.not_ready(inv, host, state, engine_coming))
 }

@@ -17,7 +17,7 @@ use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
 use super::probe::{self, ProbeRequest};
 use super::progress;
-use super::report::{HostReport, Phase, RunReport, SmokeHost, Status, StepResult};
+use super::report::{HostReport, Phase, RunReport, Status, StepResult, Unverified, Verification};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
 use crate::material::Material;
@@ -274,7 +274,7 @@ pub(super) async fn once(
             })
         })
         .collect();
-    let on_smoke = |s: &SmokeHost| {
+    let on_verified = |s: &Verification| {
         let status = if s.ok { "ok" } else { "FAILED" };
         progress::host(&s.host, &format!("{} {status}", s.action));
         out.line(&format!(
@@ -287,22 +287,26 @@ pub(super) async fn once(
         material,
         check,
         members,
-        on_smoke: &on_smoke,
+        on_verified: &on_verified,
     };
     let outcome = step.module.once(&cx).await?;
     for note in outcome.notes {
         out.line(&note);
         report.notes.push(note);
     }
-    for s in &outcome.smoke {
+    for s in &outcome.verified {
         if let Some(r) = runs.iter_mut().find(|r| r.node.host.name == s.host) {
             r.node.busy += Duration::from_secs_f64(s.seconds);
         }
     }
-    report.smoke.extend(outcome.smoke);
-    if let Some(why) = outcome.skipped {
+    report.verified.extend(outcome.verified);
+    if let Some((why, turned_off)) = outcome.not_verified {
         out.line(&format!("  skipped: {why}"));
-        report.smoke_skipped = Some(why);
+        report.unverified.get_or_insert(Unverified {
+            step: step.name.clone(),
+            why,
+            turned_off,
+        });
     }
     for (host, error) in outcome.failed {
         out.line(&format!("  {host}: FAILED: {error}"));

@@ -62,6 +62,9 @@ pub struct Host {
     /// `drain: true`: the load balancers mark this replica `down` (it stays in the inventory,
     /// and keeps its trust and files).
     pub drain: bool,
+    /// `docker_on_kubernetes: true`: docker.install may install docker on this host although
+    /// it is a Kubernetes node (refused otherwise: the package brings its own containerd config).
+    pub docker_on_kubernetes: bool,
 }
 
 impl Host {

@@ -71,6 +71,7 @@ pub struct RawHost {
     pub connect_timeout_secs: Option<i64>,
     /// A registry host the load balancers stop passing requests to (nginx `down`).
     pub drain: Option<bool>,
+    pub docker_on_kubernetes: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

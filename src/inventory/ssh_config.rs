@@ -2,15 +2,17 @@
 //! what an inventory host leaves out: HostName, User, Port, IdentityFile and ProxyJump, read
 //! as ssh(1) reads them (the first value obtained wins, `Host` patterns with `*`, `?` and
 //! `!` negation, `Include`). Parsing is the `ssh2-config` crate's; this module picks the
-//! fields regboot uses and turns ProxyJump into the one bastion regboot supports. The crate
-//! opens `Include`d files itself: each is read through the bounded reader first, so a huge,
-//! special or endlessly nested one is refused by name before the crate reads it.
+//! fields regboot uses and turns ProxyJump into the one bastion regboot supports. `Include`
+//! is followed here, not by the crate: each file is opened once, through the bounded reader,
+//! so a huge, special or endlessly nested one is refused by name, and what is parsed is what
+//! was read.
 
 use std::path::{Path, PathBuf};
 
-use ssh2_config::{ParseRule, SshConfig};
+use ssh2_config::{DefaultAlgorithms, Host, HostClause, HostParams, ParseRule, SshConfig};
 
 use crate::fsutil::{INVENTORY_LIMIT, expand_tilde, read_limited};
+use crate::ssh::HostKeyCheck;
 
 /// How deep `Include`s may nest (OpenSSH's own limit), and how many files one configuration
 /// may pull in: together they bound what is read.
@@ -27,8 +29,17 @@ pub struct FromConfig {
     pub identity_file: Option<PathBuf>,
     /// `[user@]host[:port]`: the one jump host; `none` turns a broader match off.
     pub proxy_jump: Option<String>,
-    /// The jump host's own IdentityFile, looked up like any host's.
+    /// The jump host's own IdentityFile and host key check, looked up like any host's.
     pub jump_identity_file: Option<PathBuf>,
+    pub jump_check: KeyCheck,
+    pub check: KeyCheck,
+}
+
+/// How the configuration says one host's key is checked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyCheck {
+    /// StrictHostKeyChecking (`ask` is `yes`: regboot cannot ask).
+    pub policy: Option<HostKeyCheck>,
     /// UserKnownHostsFile (its first file), where ssh checks this host's key.
     pub known_hosts: Option<String>,
     /// HostKeyAlias: the name its key is recorded under in known_hosts.
@@ -37,26 +48,68 @@ pub struct FromConfig {
     pub global_known_hosts: Option<Vec<String>>,
 }
 
-pub struct Config(SshConfig);
+impl KeyCheck {
+    fn of(p: &HostParams) -> Result<KeyCheck, String> {
+        let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
+        let policy = match first("stricthostkeychecking") {
+            None => None,
+            Some(word) => Some(match word.to_ascii_lowercase().as_str() {
+                "yes" | "true" | "ask" => HostKeyCheck::Strict,
+                "accept-new" => HostKeyCheck::AcceptNew,
+                "no" | "off" | "false" => HostKeyCheck::Off,
+                _ => {
+                    return Err(format!(
+                        "StrictHostKeyChecking {word:?}: use yes, accept-new, no or ask"
+                    ));
+                }
+            }),
+        };
+        Ok(KeyCheck {
+            policy,
+            known_hosts: first("userknownhostsfile"),
+            host_key_alias: first("hostkeyalias"),
+            global_known_hosts: p.unsupported_fields.get("globalknownhostsfile").cloned(),
+        })
+    }
+}
+
+/// One `Host` block (or the lines of a file before its first `Host`), and the `Host`
+/// patterns of the blocks its file was included from: it applies where they all match.
+struct Rule {
+    host: Host,
+    scope: Vec<Vec<HostClause>>,
+}
+
+/// The configuration as ordered rules, as ssh2-config keeps them; `Include`s are followed
+/// here, so that each file is opened once, read through the bounded reader, and those very
+/// bytes are parsed (the crate would open them again itself).
+pub struct Config(Vec<Rule>);
 
 impl Config {
     /// Parse `path`; options regboot does not use are allowed, as ssh allows them.
     pub fn load(path: &Path) -> Result<Config, String> {
         let text = read_limited(path, "the file", INVENTORY_LIMIT)
             .map_err(|e| format!("cannot read it: {}", e.root_cause()))?;
-        check_includes(&text, 0, &mut 0)?;
-        SshConfig::default()
-            .parse(
-                &mut text.as_slice(),
-                ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
-            )
-            .map(Config)
-            .map_err(|e| e.to_string())
+        let mut rules = Vec::new();
+        parse(&text, &[], &mut 0, &mut rules)?;
+        Ok(Config(rules))
+    }
+
+    /// All the rules matching `alias` say, the first value obtained winning.
+    fn query(&self, alias: &str) -> HostParams {
+        let mut params = HostParams::new(&DefaultAlgorithms::default());
+        for rule in &self.0 {
+            if rule.host.intersects(alias) && rule.scope.iter().all(|c| matches(c, alias)) {
+                params.overwrite_if_none(&rule.host.params);
+            }
+        }
+        params
     }
 
     /// `[user@]host[:port]` of a ProxyJump with `host` looked up in this file like any host,
-    /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them.
-    fn resolve_jump(&self, jump: &str) -> (String, Option<PathBuf>) {
+    /// as ssh does: its HostName, and its User and Port unless the ProxyJump gives them; and
+    /// all the file says about it.
+    fn resolve_jump(&self, jump: &str) -> (String, HostParams) {
         let (user, rest) = match jump.split_once('@') {
             Some((u, r)) => (Some(u.to_string()), r),
             None => (None, jump),
@@ -67,30 +120,31 @@ impl Config {
             }
             _ => (rest, None),
         };
-        let found = self.0.query(alias);
+        let found = self.query(alias);
         let user = user
-            .or(found.user)
+            .or(found.user.clone())
             .map(|u| format!("{u}@"))
             .unwrap_or_default();
         let port = port.or(found.port.map(|p| p.to_string()));
-        let host = found.host_name.unwrap_or_else(|| alias.to_string());
+        let host = found.host_name.clone().unwrap_or_else(|| alias.to_string());
         let jump = match port {
             Some(p) if host.contains(':') => format!("{user}[{host}]:{p}"),
             Some(p) => format!("{user}{host}:{p}"),
             None => format!("{user}{host}"),
         };
-        (jump, first_identity(found.identity_file))
+        (jump, found)
     }
 
     /// What applies to `alias` (the host's `address` in the inventory).
     pub fn lookup(&self, alias: &str) -> Result<FromConfig, String> {
-        let p = self.0.query(alias);
-        let (proxy_jump, jump_identity_file) = match p.proxy_jump.as_deref() {
-            None | Some([]) => (None, None),
-            Some([one]) if one.eq_ignore_ascii_case("none") => (None, None),
+        let p = self.query(alias);
+        let (proxy_jump, jump_identity_file, jump_check) = match p.proxy_jump.as_deref() {
+            None | Some([]) => (None, None, KeyCheck::default()),
+            Some([one]) if one.eq_ignore_ascii_case("none") => (None, None, KeyCheck::default()),
             Some([one]) => {
-                let (jump, key) = self.resolve_jump(one);
-                (Some(jump), key)
+                let (jump, found) = self.resolve_jump(one);
+                let check = KeyCheck::of(&found).map_err(|e| format!("ProxyJump {one}: {e}"))?;
+                (Some(jump), first_identity(found.identity_file), check)
             }
             Some(hops) => {
                 return Err(format!(
@@ -100,41 +154,55 @@ impl Config {
                 ));
             }
         };
-        let first = |field: &str| p.unsupported_fields.get(field)?.first().cloned();
-        let known_hosts = first("userknownhostsfile");
-        let host_key_alias = first("hostkeyalias");
-        let global_known_hosts = p.unsupported_fields.get("globalknownhostsfile").cloned();
         Ok(FromConfig {
+            check: KeyCheck::of(&p)?,
             host_name: p.host_name,
             user: p.user,
             port: p.port,
             identity_file: first_identity(p.identity_file),
             proxy_jump,
             jump_identity_file,
-            known_hosts,
-            host_key_alias,
-            global_known_hosts,
+            jump_check,
         })
     }
 }
 
-/// Read every file `text` pulls in through `Include` (and theirs) through the bounded reader,
-/// before the parser opens them itself; `count` is how many were read so far.
-fn check_includes(text: &[u8], depth: usize, count: &mut usize) -> Result<(), String> {
-    for line in String::from_utf8_lossy(text).lines() {
-        // As ssh2-config splits a line: comment off, keyword up to a blank or `=`.
-        let line = line.split('#').next().unwrap_or_default().trim();
-        let Some(end) = line.find(|c: char| c.is_whitespace() || c == '=') else {
+/// `Host` clauses as ssh2-config matches them: one positive match and no negated one.
+fn matches(clauses: &[HostClause], alias: &str) -> bool {
+    clauses.iter().any(|c| !c.negated && c.intersects(alias))
+        && !clauses.iter().any(|c| c.negated && c.intersects(alias))
+}
+
+/// Parse one file's `text` into `rules`, under the `scope` it was included in. The lines
+/// between `Include`s are parsed by ssh2-config (which then never sees an `Include`); each
+/// included file is read through the bounded reader and parsed under the current block's
+/// patterns, and the lines after it continue that block, as ssh2-config does. `count` is
+/// how many files were included so far.
+fn parse(
+    text: &[u8],
+    scope: &[Vec<HostClause>],
+    count: &mut usize,
+    rules: &mut Vec<Rule>,
+) -> Result<(), String> {
+    let text = std::str::from_utf8(text).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    let mut block = vec![HostClause::new("*".into(), false)];
+    let mut lines = String::new();
+    for line in text.lines() {
+        let Some(args) = include_args(line) else {
+            lines.push_str(line);
+            lines.push('\n');
             continue;
         };
-        if !line[..end].eq_ignore_ascii_case("include") {
-            continue;
+        flush(&mut lines, &mut block, scope, rules)?;
+        if args.is_empty() {
+            return Err("Include names no file".into());
         }
-        let args = line[end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-        for arg in args.split_whitespace().map(|a| a.trim_matches('"')) {
+        let mut inner = scope.to_vec();
+        inner.push(block.clone());
+        for arg in &args {
             for file in included(arg) {
                 *count += 1;
-                if depth >= MAX_INCLUDE_DEPTH || *count > MAX_INCLUDED_FILES {
+                if inner.len() > MAX_INCLUDE_DEPTH || *count > MAX_INCLUDED_FILES {
                     return Err(format!(
                         "Include {}: more than {MAX_INCLUDE_DEPTH} levels or \
                          {MAX_INCLUDED_FILES} files (does an Include include itself?)",
@@ -142,12 +210,77 @@ fn check_includes(text: &[u8], depth: usize, count: &mut usize) -> Result<(), St
                     ));
                 }
                 let data = read_limited(&file, "the included file", INVENTORY_LIMIT)
-                    .map_err(|e| format!("Include {arg}: {:#}", e))?;
-                check_includes(&data, depth + 1, count)?;
+                    .map_err(|e| format!("Include {arg}: {e:#}"))?;
+                parse(&data, &inner, count, rules).map_err(|e| {
+                    if e.starts_with("Include ") {
+                        e
+                    } else {
+                        format!("Include {}: {e}", file.display())
+                    }
+                })?;
             }
         }
     }
+    flush(&mut lines, &mut block, scope, rules)
+}
+
+/// Parse the `lines` gathered since the last `Include` (they continue `block`) into `rules`;
+/// `block` becomes the patterns of the last block they open.
+fn flush(
+    lines: &mut String,
+    block: &mut Vec<HostClause>,
+    scope: &[Vec<HostClause>],
+    rules: &mut Vec<Rule>,
+) -> Result<(), String> {
+    let parsed = SshConfig::default()
+        .parse(
+            &mut lines.as_bytes(),
+            ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+        )
+        .map_err(|e| e.to_string())?;
+    lines.clear();
+    let mut hosts = parsed.get_hosts().clone();
+    // The parser's first rule holds the lines before any `Host`: the block they continue.
+    if let Some(first) = hosts.first_mut() {
+        first.pattern = block.clone();
+    }
+    if let Some(last) = hosts.last() {
+        *block = last.pattern.clone();
+    }
+    rules.extend(hosts.into_iter().map(|host| Rule {
+        host,
+        scope: scope.to_vec(),
+    }));
     Ok(())
+}
+
+/// The arguments of an `Include` line, as ssh2-config reads a line (comment off, keyword up
+/// to a blank or `=`, arguments split at blanks outside double quotes); `None` for any other.
+fn include_args(line: &str) -> Option<Vec<String>> {
+    let line = line.trim();
+    let end = line.find(|c: char| c.is_whitespace() || c == '=')?;
+    if !line[..end].eq_ignore_ascii_case("include") {
+        return None;
+    }
+    let rest = line[end..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest);
+    let (mut args, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in rest.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => break,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    args.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        args.push(word);
+    }
+    Some(args)
 }
 
 /// The files an `Include` argument names, found as ssh2-config finds them: absolute, `~/`,
@@ -257,19 +390,40 @@ mod tests {
             "Host a\n  UserKnownHostsFile ~/kh-a ~/kh-b\n  HostKeyAlias web\nHost *\n  User x\n",
         );
         assert_eq!(
-            c.lookup("a").unwrap().host_key_alias.as_deref(),
+            c.lookup("a").unwrap().check.host_key_alias.as_deref(),
             Some("web")
         );
         assert_eq!(
-            c.lookup("a").unwrap().known_hosts.as_deref(),
+            c.lookup("a").unwrap().check.known_hosts.as_deref(),
             Some("~/kh-a")
         );
-        assert_eq!(c.lookup("b").unwrap().known_hosts, None);
+        assert_eq!(c.lookup("b").unwrap().check.known_hosts, None);
         let c = config("Host *\n  GlobalKnownHostsFile /g1 /g2\n");
         assert_eq!(
-            c.lookup("a").unwrap().global_known_hosts,
+            c.lookup("a").unwrap().check.global_known_hosts,
             Some(vec!["/g1".to_string(), "/g2".to_string()])
         );
+    }
+
+    /// Issue 26 item 16: StrictHostKeyChecking is read for the host and, separately, for
+    /// the jump host its ProxyJump names (its own settings, not the target's).
+    #[test]
+    fn strict_host_key_checking_is_read_for_the_host_and_its_jump_host() {
+        let c = config(
+            "Host jumpA\n  StrictHostKeyChecking yes\n  UserKnownHostsFile /kh-jump\n\
+             \x20 HostKeyAlias bastion\n\
+             Host t\n  ProxyJump jumpA\n  StrictHostKeyChecking no\n  UserKnownHostsFile /kh-t\n\
+             Host bad\n  StrictHostKeyChecking maybe\n",
+        );
+        let t = c.lookup("t").unwrap();
+        assert_eq!(t.check.policy, Some(HostKeyCheck::Off));
+        assert_eq!(t.check.known_hosts.as_deref(), Some("/kh-t"));
+        assert_eq!(t.jump_check.policy, Some(HostKeyCheck::Strict));
+        assert_eq!(t.jump_check.known_hosts.as_deref(), Some("/kh-jump"));
+        assert_eq!(t.jump_check.host_key_alias.as_deref(), Some("bastion"));
+        assert_eq!(c.lookup("jumpA").unwrap().jump_check, KeyCheck::default());
+        let err = c.lookup("bad").unwrap_err();
+        assert!(err.contains("StrictHostKeyChecking \"maybe\""), "{err}");
     }
 
     #[test]
@@ -295,6 +449,101 @@ mod tests {
         );
         let err = Config::load(Path::new("/dev/zero")).err().unwrap();
         assert!(err.contains("is a device"), "{err}");
+    }
+
+    /// How often `path` is opened while `f` runs (inotify's IN_OPEN events; closes are
+    /// watched too, since inotify merges identical events in a row).
+    fn opens_of(path: &Path, f: impl FnOnce()) -> usize {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_OPEN | libc::IN_CLOSE;
+        let mut buf = [0u8; 4096];
+        // SAFETY: plain syscalls on a descriptor this function owns and closes.
+        let n = unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0);
+            assert!(libc::inotify_add_watch(fd, name.as_ptr(), mask) >= 0);
+            f();
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            n
+        };
+        // Events on a watched file carry no name: each is one bare inotify_event, its mask
+        // the second u32.
+        let size = std::mem::size_of::<libc::inotify_event>();
+        buf[..usize::try_from(n).unwrap_or(0)]
+            .chunks(size)
+            .filter(|e| u32::from_ne_bytes(e[4..8].try_into().unwrap()) & libc::IN_OPEN != 0)
+            .count()
+    }
+
+    /// Issue 26 item 12: an included file is opened once, through the bounded reader, and
+    /// the parser reads those bytes (ssh2-config used to open it again: what it parsed was
+    /// not what was checked). Include inside a `Host` block still applies only there.
+    #[test]
+    fn each_included_file_is_opened_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inc = dir.path().join("inc.conf");
+        std::fs::write(&inc, "User from-include\nHost other\n  User other\n").unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            format!(
+                "Host a* !ab\n  Include {}\n  Port 2200\nHost *\n  User last\n",
+                inc.display()
+            ),
+        )
+        .unwrap();
+        let mut c = None;
+        assert_eq!(opens_of(&inc, || c = Some(Config::load(&path).unwrap())), 1);
+        let c = c.unwrap();
+        let a = c.lookup("a1").unwrap();
+        assert_eq!(
+            (a.user.as_deref(), a.port),
+            (Some("from-include"), Some(2200))
+        );
+        assert_eq!(c.lookup("ab").unwrap().user.as_deref(), Some("last"));
+        assert_eq!(c.lookup("other").unwrap().user.as_deref(), Some("last"));
+    }
+
+    /// Following `Include`s here gives what ssh2-config gives following them itself: at the
+    /// top, inside a `Host` block (lines after it continue that block), nested, globbed.
+    #[test]
+    fn includes_resolve_as_the_crate_resolves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "a.conf",
+            &format!("Port 2001\nHost web*\n  User a-web\n  Include \"{d}/n.conf\"\n"),
+        );
+        write(
+            "b.conf",
+            "Host db\n  HostName 10.0.0.2\nHost *\n  User b-all\n",
+        );
+        write("n.conf", "HostName nested\nHost webx\n  Port 2003\n");
+        let main = format!(
+            "Host web1 db\n  Include {d}/a.conf\n  User main-block\n\
+             Include={d}/b*.conf # both\nHost *\n  Port 22\n  User fallback\n"
+        );
+        let path = dir.path().join("config");
+        std::fs::write(&path, &main).unwrap();
+        let ours = Config::load(&path).unwrap();
+        let theirs = SshConfig::default()
+            .parse(
+                &mut main.as_bytes(),
+                ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+            )
+            .unwrap();
+        for alias in ["web1", "webx", "db", "other", "web2"] {
+            let (a, b) = (ours.query(alias), theirs.query(alias));
+            assert_eq!(
+                (a.host_name, a.user, a.port),
+                (b.host_name, b.user, b.port),
+                "{alias}"
+            );
+        }
+        assert_eq!(ours.query("web1").host_name.as_deref(), Some("nested"));
     }
 
     /// Issue 26 item 12: what an `Include` pulls in is bounded too (the parser used to read

@@ -122,6 +122,48 @@ pub fn set_config_path(text: Option<&str>, major: u32, dir: &str) -> Result<Stri
     Ok(doc.to_string())
 }
 
+/// The CRI plugin's `config_path` value in `doc`, to edit in place.
+fn config_path_mut(doc: &mut DocumentMut) -> Option<&mut toml_edit::Value> {
+    let [plugins, plugin, reg] = registry_path(version(doc));
+    doc.get_mut(plugins)?
+        .get_mut(plugin)?
+        .get_mut(reg)?
+        .get_mut("config_path")?
+        .as_value_mut()
+}
+
+/// `text` with the CRI plugin's `config_path` (a string) replaced by `dir`, its spacing and
+/// comment kept, and the value it held as written (`'/a:/b'`), for [`restore_config_path`].
+pub fn replace_config_path(text: &str, dir: &str) -> Result<(String, String)> {
+    let mut doc = parse(text)?;
+    let Some(v) = config_path_mut(&mut doc) else {
+        bail!("it sets no CRI config_path to replace");
+    };
+    let toml_edit::Value::String(old) = &*v else {
+        bail!("its CRI config_path is not a string; set it by hand");
+    };
+    let previous = old.display_repr().into_owned();
+    let decor = v.decor().clone();
+    *v = toml_edit::Value::from(dir);
+    *v.decor_mut() = decor;
+    Ok((doc.to_string(), previous))
+}
+
+/// `text` with the CRI plugin's `config_path` set back to `previous` (as
+/// [`replace_config_path`] returned it); `None` when it has none.
+pub fn restore_config_path(text: &str, previous: &str) -> Result<Option<String>> {
+    let mut doc = parse(text)?;
+    let Some(v) = config_path_mut(&mut doc) else {
+        return Ok(None);
+    };
+    let mut back: toml_edit::Value = previous
+        .parse()
+        .with_context(|| format!("the recorded config_path {previous} is not a TOML value"))?;
+    *back.decor_mut() = v.decor().clone();
+    *v = back;
+    Ok(Some(doc.to_string()))
+}
+
 /// `text` with the CRI plugin's `config_path` taken out again, and whether nothing else is
 /// left in it (only `version`: a file regboot created can go); `None` when it has none.
 pub fn unset_config_path(text: &str) -> Result<Option<(String, bool)>> {
@@ -233,5 +275,34 @@ mod tests {
         );
         // No config_path: nothing to take out.
         assert_eq!(unset_config_path(v2).unwrap(), None);
+    }
+
+    /// containerd 2.2's default as its `config dump` prints it: replaced by one directory and
+    /// put back byte for byte, quotes, spacing and comment included.
+    #[test]
+    fn replace_and_restore_keep_every_byte() {
+        let shipped = "version = 3\n\n[plugins]\n  [plugins.'io.containerd.cri.v1.images']\n    \
+            [plugins.'io.containerd.cri.v1.images'.registry]\n      \
+            config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'  # the default\n      \
+            headers = {}\n";
+        let (out, previous) = replace_config_path(shipped, DIR).unwrap();
+        assert_eq!(previous, "'/etc/containerd/certs.d:/etc/docker/certs.d'");
+        assert_eq!(
+            out,
+            shipped.replace(
+                "'/etc/containerd/certs.d:/etc/docker/certs.d'",
+                "\"/etc/containerd/certs.d\""
+            )
+        );
+        assert_eq!(read(&out).unwrap().config_path.as_deref(), Some(DIR));
+        assert_eq!(
+            restore_config_path(&out, &previous).unwrap().as_deref(),
+            Some(shipped)
+        );
+        assert!(replace_config_path("version = 3\n", DIR).is_err());
+        assert_eq!(
+            restore_config_path("version = 3\n", &previous).unwrap(),
+            None
+        );
     }
 }

@@ -131,14 +131,25 @@ pub(crate) struct CertsDModule {
     pub tree: CaTree,
     /// Whether a runtime on a host with these facts reads the tree.
     pub read_by: fn(&Facts) -> bool,
+    /// docker reads it: also where docker.install brings docker in this run.
+    pub docker: bool,
 }
 
-/// docker's certs.d, on every host (an lb's dockerd pulls too, and docker.install may add one).
+/// docker's certs.d, where docker is (an lb's dockerd pulls too) or docker.install brings it;
+/// a containerd-only or podman-only host (a Kubernetes node) gets none.
 pub(crate) const CERTS_D: CertsDModule = CertsDModule {
     name: "certs_d",
     tree: DOCKER,
-    read_by: |_| true,
+    read_by: |f| f.docker.installed,
+    docker: true,
 };
+
+impl CertsDModule {
+    /// Whether `host` gets the tree in this run.
+    fn wanted(&self, inv: &Inventory, host: &Host, facts: &Facts) -> bool {
+        (self.read_by)(facts) || (self.docker && super::docker_install::installs(inv, host, facts))
+    }
+}
 
 impl Module for CertsDModule {
     fn name(&self) -> &'static str {
@@ -150,7 +161,7 @@ impl Module for CertsDModule {
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        if !(self.read_by)(&cx.state.facts) {
+        if !self.wanted(cx.inv, cx.host, &cx.state.facts) {
             return Ok(Vec::new());
         }
         Ok(cx
@@ -161,9 +172,9 @@ impl Module for CertsDModule {
             .collect())
     }
 
-    fn footprint(&self, inv: &Inventory, _host: &Host, state: Option<&HostState>) -> Footprint {
+    fn footprint(&self, inv: &Inventory, host: &Host, state: Option<&HostState>) -> Footprint {
         match state {
-            Some(s) if !(self.read_by)(&s.facts) => Footprint::default(),
+            Some(s) if !self.wanted(inv, host, &s.facts) => Footprint::default(),
             _ => self.tree.footprint(inv, &[]),
         }
     }
@@ -234,5 +245,45 @@ mod tests {
             format!("remove {0}/ca.crt {0}/ca-next.crt", dir(&refs[0]))
         );
         assert!(run(&leftover, true).contains(&format!("remove {}/ca-next.crt", dir(&refs[0]))));
+    }
+
+    /// A host without docker (a containerd-only or podman-only node) gets no docker certs.d,
+    /// unless docker.install brings docker there in this run (never on a Kubernetes node whose
+    /// entry does not ask for it).
+    #[test]
+    fn only_where_docker_is_or_comes() {
+        use crate::facts::{Kubernetes, Runtime};
+        use crate::modules::testing::{self, StateBuilder};
+        let mut inv = testing::inventory("");
+        let h2 = inv.hosts.iter().find(|h| h.name == "h2").unwrap().clone();
+        let node = |runtime: &str, kube: bool| {
+            let mut s = StateBuilder::new();
+            s.0.facts.docker = Runtime::default();
+            match runtime {
+                "containerd" => s.0.facts.containerd.runtime.installed = true,
+                _ => s.0.facts.podman.installed = true,
+            }
+            s.0.facts.kubernetes =
+                kube.then(|| Kubernetes::from_unit("kubelet", "active", "").unwrap());
+            s
+        };
+        let count = |inv: &Inventory, s: &StateBuilder| {
+            let changes = testing::run(&CERTS_D, inv, "h2", s, true).unwrap();
+            let fp = CERTS_D.footprint(inv, &h2, Some(&s.0));
+            let cas = CERTS_D.ca_files(inv, Some(&s.0.facts));
+            (changes.len(), fp.files.len(), cas.is_empty())
+        };
+        for runtime in ["containerd", "podman"] {
+            assert_eq!(
+                count(&inv, &node(runtime, false)),
+                (0, 0, true),
+                "{runtime}"
+            );
+        }
+        inv.docker_install = true;
+        let (changes, files, _) = count(&inv, &node("containerd", false));
+        assert!(changes > 0 && files > 0);
+        assert_eq!(count(&inv, &node("containerd", true)).0, 0);
+        assert!(count(&inv, &StateBuilder::new()).0 > 0);
     }
 }

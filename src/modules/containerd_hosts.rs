@@ -19,7 +19,6 @@ use super::{CaFile, Ctx, Module, file_change};
 use crate::diff;
 use crate::engine::change::{Action, Change};
 use crate::engine::footprint::{self, Footprint};
-use crate::engine::playbook::Hosts;
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::facts::{Facts, InitSystem};
 use crate::host::Mode;
@@ -113,10 +112,26 @@ fn with_hosts_toml(
     changes
 }
 
+/// A new `config.toml`: its text, and the `config_path` it replaces (as written), if any.
+pub(crate) struct ConfigSet {
+    pub text: String,
+    pub replaced: Option<String>,
+}
+
 /// The new `config.toml` when containerd's CRI plugin has no `config_path` that reads
-/// [`ROOT`]; `None` when nothing is to be set (no containerd, CRI off, set already, or the
-/// containerd 2.2+ default).
-pub(crate) fn config_change(state: &HostState) -> Result<Option<String>> {
+/// [`ROOT`] on every pull path; `None` when nothing is to be set (no containerd, CRI off, set
+/// already).
+///
+/// containerd 2.x's CRI pulls through its transfer service (unless `use_local_image_pull` or a
+/// setting it cannot take turns it back), passing the CRI `config_path` as one host directory
+/// (`registry.WithHostDir`, then `HostDirFromRoot`): several directories joined with ':' are read
+/// as one literal directory that does not exist, and hosts.toml is ignored (containerd issues
+/// 12415, 12636, 12808; still so in 2.2.7 and in main of August 2026). containerd 2.2's
+/// default, where config_path is unset, is exactly such a list
+/// (`/etc/containerd/certs.d:/etc/docker/certs.d`). So on 2.x a list is replaced by [`ROOT`]
+/// alone, and an unset path is set on every version. The transfer plugin's own `config_path`
+/// is read into its config and used by nothing in those versions: regboot leaves it alone.
+pub(crate) fn config_change(state: &HostState) -> Result<Option<ConfigSet>> {
     let c = &state.facts.containerd;
     if !c.runtime.installed {
         return Ok(None);
@@ -124,25 +139,38 @@ pub(crate) fn config_change(state: &HostState) -> Result<Option<String>> {
     if let Some(e) = &c.config_error {
         bail!("{CONFIG}: {e}");
     }
-    let (cri, path) = match &c.config {
-        Some(cfg) => (cfg.cri, cfg.config_path.as_deref()),
-        None => (true, None),
+    let (cri, path, version) = match &c.config {
+        Some(cfg) => (cfg.cri, cfg.config_path.as_deref(), cfg.version),
+        None => (true, None, 0),
     };
+    // A version-3 config runs only on containerd 2.x.
+    let transfer = c.release() >= (2, 0) || version >= 3;
+    let root = |d: &str| d.trim_end_matches('/') == ROOT;
     match path {
         // With the CRI plugin off nothing reads it; ctr is given --hosts-dir.
         _ if !cri => Ok(None),
-        Some(p) if p.split(':').any(|d| d.trim_end_matches('/') == ROOT) => Ok(None),
+        Some(p) if root(p) => Ok(None),
+        Some(p) if p.split(':').any(root) && !transfer => Ok(None),
+        Some(p) if p.split(':').any(root) => {
+            let current = state.text(CONFIG).unwrap_or_default();
+            let (text, replaced) = config::replace_config_path(&current, ROOT).context(CONFIG)?;
+            Ok(Some(ConfigSet {
+                text,
+                replaced: Some(replaced),
+            }))
+        }
         Some(p) => bail!(
             "{CONFIG} sets the CRI plugin's config_path to {p:?}, which leaves out {ROOT} where \
              regboot places hosts.toml: add it (directories are separated by ':') and run again"
         ),
-        // containerd 2.2 reads /etc/containerd/certs.d by default.
-        None if c.release() >= (2, 2) => Ok(None),
         None => {
             let current = state.text(CONFIG);
-            config::set_config_path(current.as_deref(), c.release().0, ROOT)
-                .context(CONFIG)
-                .map(Some)
+            let text =
+                config::set_config_path(current.as_deref(), c.release().0, ROOT).context(CONFIG)?;
+            Ok(Some(ConfigSet {
+                text,
+                replaced: None,
+            }))
         }
     }
 }
@@ -158,6 +186,9 @@ struct Own {
 struct ConfigRecord {
     /// There was no config.toml: reset removes it when nothing but regboot's key is left.
     created: bool,
+    /// The config_path regboot replaced (as written: `'/a:/b'`): reset puts it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replaced: Option<String>,
 }
 
 pub(crate) struct ContainerdHosts;
@@ -193,11 +224,17 @@ impl Module for ContainerdHosts {
                 ));
             }
         }
-        if let Some(text) = config {
+        if let Some(ConfigSet { text, replaced }) = config {
             let d = diff::unified(CONFIG, &cx.state.text(CONFIG).unwrap_or_default(), &text);
             let mut write = Change::put_file(CONFIG, text.into_bytes(), Mode::Keep, Some(d));
-            write.summary =
-                format!("set the CRI plugin's registry config_path to {ROOT} in {CONFIG}");
+            write.summary = match replaced {
+                None => format!("set the CRI plugin's registry config_path to {ROOT} in {CONFIG}"),
+                Some(was) => format!(
+                    "set the CRI plugin's registry config_path to {ROOT} in {CONFIG} instead of \
+                     {was}: containerd 2.x's CRI pulls through its transfer service, which reads \
+                     a list as one directory"
+                ),
+            };
             changes.push(write);
             // A stopped containerd (systemd says so) reads it when it starts: not started here.
             let systemd = cx.state.facts.init == InitSystem::Systemd;
@@ -234,10 +271,7 @@ impl Module for ContainerdHosts {
             return fp;
         };
         let installed = state.facts.containerd.runtime.installed;
-        let brings = inv.docker_install
-            && Hosts::Clients.matches(host)
-            && !state.facts.docker.installed
-            && !installed;
+        let brings = super::docker_install::installs(inv, host, &state.facts) && !installed;
         // Recorded now, before docker.install brings containerd in this same run.
         let mut fp = if installed || brings {
             CONTAINERD.footprint(inv, &[HOSTS_TOML])
@@ -245,11 +279,12 @@ impl Module for ContainerdHosts {
             Footprint::default()
         };
         // Errors stop the containerd step, with what to do; nothing to record then.
-        let sets = matches!(config_change(state), Ok(Some(_)));
-        if sets || brings {
+        let set = config_change(state).ok().flatten();
+        if set.is_some() || brings {
             let created = state.file(CONFIG).is_none() && !brings;
+            let replaced = set.and_then(|s| s.replaced);
             let own = Own {
-                containerd_config: Some(ConfigRecord { created }),
+                containerd_config: Some(ConfigRecord { created, replaced }),
             };
             fp.record = serde_json::to_value(own).ok();
         }
@@ -265,10 +300,21 @@ impl Module for ContainerdHosts {
         let (Some(rec), Some(text)) = (config, cx.state.text(CONFIG)) else {
             return Ok(changes);
         };
+        let later = "(containerd reads it at its next restart)";
+        if let Some(was) = &rec.replaced {
+            if let Some(back) = config::restore_config_path(&text, was).context(CONFIG)?
+                && back != text
+            {
+                let d = diff::unified(CONFIG, &text, &back);
+                let mut c = Change::put_file(CONFIG, back.into_bytes(), Mode::Keep, Some(d));
+                c.summary = format!("put the CRI config_path {was} back in {CONFIG} {later}");
+                changes.push(c);
+            }
+            return Ok(changes);
+        }
         let Some((rest, bare)) = config::unset_config_path(&text).context(CONFIG)? else {
             return Ok(changes);
         };
-        let later = "(containerd reads it at its next restart)";
         changes.push(if bare && rec.created {
             Change::script(
                 format!("remove {CONFIG}: regboot created it for config_path alone {later}"),
@@ -407,17 +453,20 @@ mod tests {
             s.last().unwrap().starts_with("set the CRI plugin's"),
             "{s:?}"
         );
-        // containerd 2.2 reads certs.d by default; CRI off reads nothing: files only.
-        for state in [
-            containerd(StateBuilder::new(), "2.2.0", None),
-            containerd(
-                StateBuilder::new(),
-                "1.6.20",
-                Some("disabled_plugins = [\"cri\"]\n"),
-            ),
-        ] {
-            assert!(testing::written(&run(&state), CONFIG).is_none());
-        }
+        // containerd 2.2's default list is read as one directory by its CRI pulls: set too.
+        let v22 = containerd(StateBuilder::new(), "2.2.0", None);
+        let written = testing::written(&run(&v22), CONFIG).unwrap();
+        assert_eq!(
+            config::read(&written).unwrap().config_path.as_deref(),
+            Some(ROOT)
+        );
+        // CRI off reads nothing: files only.
+        let off = containerd(
+            StateBuilder::new(),
+            "1.6.20",
+            Some("disabled_plugins = [\"cri\"]\n"),
+        );
+        assert!(testing::written(&run(&off), CONFIG).is_none());
         // A config_path elsewhere, or an unreadable config, stops the host.
         let elsewhere = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/opt/hosts\"\n";
         for text in [elsewhere, "version = [\n"] {
@@ -570,5 +619,70 @@ mod tests {
             let hosts = &files[&format!("{ROOT}/{}/hosts.toml", refs[0])];
             assert_eq!(named(hosts).len(), 1 + usize::from(extra.is_some()));
         }
+    }
+
+    /// containerd 2.2's default `config_path` written out (a list): on 2.x it is replaced by
+    /// certs.d alone, with the restart announced; reset puts the list back byte for byte. On
+    /// 1.x (local pulls split the list) it is left.
+    #[test]
+    fn a_list_of_directories_is_replaced_on_2x_and_put_back() {
+        let inv = testing::inventory("");
+        let list = "version = 3\n\n[plugins]\n  [plugins.'io.containerd.cri.v1.images'.registry]\n    \
+            config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'\n";
+        let state = containerd(StateBuilder::new(), "2.1.9", Some(list));
+        let changes = testing::run(&ContainerdHosts, &inv, "h2", &state, true).unwrap();
+        let s = summaries(&changes);
+        assert!(
+            s.iter()
+                .any(|c| c.contains("instead of '/etc/containerd/certs.d:/etc/docker/certs.d'")),
+            "{s:#?}"
+        );
+        assert!(
+            s.iter().any(|c| c.starts_with("RESTART containerd")),
+            "{s:#?}"
+        );
+        let set = testing::written(&changes, CONFIG).unwrap();
+        assert_eq!(
+            set,
+            list.replace(
+                "'/etc/containerd/certs.d:/etc/docker/certs.d'",
+                "\"/etc/containerd/certs.d\""
+            )
+        );
+        // The version is unknown (not read): a version-3 config says 2.x all the same.
+        let unknown = containerd(StateBuilder::new(), "", Some(list));
+        assert!(
+            testing::written(
+                &testing::run(&ContainerdHosts, &inv, "h2", &unknown, true).unwrap(),
+                CONFIG
+            )
+            .is_some()
+        );
+        // 1.7 with a version-2 list: its CRI pulls locally and reads every directory.
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n";
+        let old = containerd(StateBuilder::new(), "1.7.24", Some(v2));
+        assert!(
+            testing::written(
+                &testing::run(&ContainerdHosts, &inv, "h2", &old, true).unwrap(),
+                CONFIG
+            )
+            .is_none()
+        );
+        // The record apply's first step writes, then reset.
+        let fp = ContainerdHosts.footprint(&inv, &inv.hosts[1], Some(&state.0));
+        let record = fp.record.unwrap();
+        assert_eq!(
+            record["containerd_config"]["replaced"],
+            "'/etc/containerd/certs.d:/etc/docker/certs.d'"
+        );
+        let manifest =
+            serde_json::json!({"version": 2, "modules": {"containerd_hosts": {"record": record}}});
+        let placed = containerd(StateBuilder::new(), "2.1.9", Some(&set))
+            .file(footprint::MANIFEST, &manifest.to_string());
+        let changes = testing::run(&ContainerdHosts, &inv, "h2", &placed, false).unwrap();
+        assert_eq!(testing::written(&changes, CONFIG).unwrap(), list);
+        assert!(summaries(&changes).last().unwrap().starts_with(
+            "put the CRI config_path '/etc/containerd/certs.d:/etc/docker/certs.d' back"
+        ));
     }
 }

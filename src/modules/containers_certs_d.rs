@@ -13,6 +13,7 @@ pub(crate) const CONTAINERS_CERTS_D: CertsDModule = CertsDModule {
     name: "containers_certs_d",
     tree: CONTAINERS,
     read_by: crate::facts::Facts::containers_runtime,
+    docker: false,
 };
 
 #[cfg(test)]

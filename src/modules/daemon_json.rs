@@ -42,8 +42,14 @@ impl Module for DaemonJson {
         super::want_registry(inv, host, req);
     }
 
-    fn needs_engine(&self) -> bool {
-        true
+    fn not_ready(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        state: &HostState,
+        engine_coming: bool,
+    ) -> Option<String> {
+        super::docker_not_ready(inv, host, state, engine_coming)
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {

@@ -228,7 +228,10 @@ pub(crate) fn restart(
 ) -> Vec<Change> {
     let mut changes = vec![restart];
     changes.extend(waits);
-    if wait_registry && cx.host.has_role(Role::Registry) && cx.state.container().is_some() {
+    if wait_registry
+        && cx.host.has_role(Role::Registry)
+        && cx.state.container(registry_container::NAME).is_some()
+    {
         let reg = &cx.inv.registry;
         changes.push(Change::wait_healthy(
             "wait until the registry answers on /v2/ again",
@@ -241,10 +244,46 @@ pub(crate) fn restart(
     changes.into_iter().map(Change::one_at_a_time).collect()
 }
 
-/// What [`restart`] with `wait_registry` reads: the registry container, on registry hosts.
+/// `Module::not_ready` of a module whose hosts need a running docker engine: missing or
+/// stopped, unless docker.install and a step that provides the engine (`engine_coming`)
+/// bring it first, or the host is an agent that pulls through containerd or podman only (a
+/// Kubernetes node: the docker steps have nothing to do there).
+pub(crate) fn docker_not_ready(
+    inv: &Inventory,
+    host: &Host,
+    state: &HostState,
+    engine_coming: bool,
+) -> Option<String> {
+    let docker = &state.facts.docker;
+    let other_runtime = !host.has_role(Role::Registry)
+        && (state.facts.containerd.runtime.installed || state.facts.containers_runtime());
+    match (docker.installed, docker.running) {
+        (true, true) => None,
+        _ if inv.docker_install && engine_coming => None,
+        (false, _) if other_runtime => None,
+        (true, false) => Some(
+            "the docker engine is not running: start it (`systemctl start docker`) and run again"
+                .into(),
+        ),
+        (false, _) => Some(
+            "docker is not installed: set `docker.install: true` in the inventory to have regboot install it from the OS's packages (docker.io on Debian and Ubuntu), or install it yourself, and run again"
+                .into(),
+        ),
+    }
+}
+
+/// What [`restart`] with `wait_registry` reads: the registry container, on registry hosts;
+/// with its image and the other containers regboot names (a roll cut off midway leaves
+/// regboot-registry-next, a gc cut off its collector), all in the probe's one docker call.
 pub(crate) fn want_registry(inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
     if host.has_role(Role::Registry) {
-        req.image = Some(inv.registry.image.clone());
+        req.images.push(inv.registry.image.clone());
+        let names = [
+            registry_container::NAME,
+            registry_container::NEXT,
+            registry_files::COLLECTOR,
+        ];
+        req.containers.extend(names.map(String::from));
     }
 }
 
@@ -370,20 +409,22 @@ pub(crate) mod testing {
             running: bool,
             labels: &[(String, String)],
         ) -> Self {
-            self.0.image_id = Some(image_id.into());
-            self.0.container = Some(Container {
+            self = self.image(image_id);
+            let container = Container {
                 image_id: image_id.into(),
                 running,
                 labels: labels.iter().cloned().collect::<HashMap<_, _>>(),
-            });
+            };
+            (self.0.containers).insert(registry_container::NAME.into(), container);
             self
         }
         pub fn dir_state(mut self, path: &str, exists: bool) -> Self {
             self.0.dirs.insert(path.into(), exists);
             self
         }
+        /// The inventory's (`inventory`'s) registry image.
         pub fn image(mut self, image_id: &str) -> Self {
-            self.0.image_id = Some(image_id.into());
+            (self.0.images).insert("registry:2".into(), image_id.into());
             self
         }
     }

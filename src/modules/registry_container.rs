@@ -27,7 +27,7 @@ use crate::inventory::{Host, Inventory};
 
 pub(crate) const NAME: &str = "regboot-registry";
 /// The container a roll starts beside the serving one; it takes `NAME` once nginx passes to it.
-const NEXT: &str = "regboot-registry-next";
+pub(crate) const NEXT: &str = "regboot-registry-next";
 /// The label with a container's loopback port (the backend file names the one nginx uses).
 const BACKEND_LABEL: &str = "io.regboot.backend";
 /// The label naming the config set the container mounts (`START`): its config and
@@ -274,7 +274,7 @@ fn reason(
         Some(format!("{} changed", changed.join(", ")))
     } else if !c.labels.contains_key(SET_LABEL) {
         Some("config files move to a directory of their own".into())
-    } else if cx.state.image_id() != Some(c.image_id.as_str()) {
+    } else if cx.state.image_id(&cx.inv.registry.image) != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
         Some("not running".into())
@@ -298,8 +298,8 @@ fn serving<'a>(cx: &'a Ctx<'_>) -> Serving<'a> {
             .get(BACKEND_LABEL)
             .and_then(|p| p.parse::<u16>().ok())
     };
-    let current = cx.state.container();
-    if let Some(next) = cx.state.other(NEXT) {
+    let current = cx.state.container(NAME);
+    if let Some(next) = cx.state.container(NEXT) {
         // Cut off after its switch: the next container serves, the roll is finished;
         // before it: the next one goes.
         return if port_of(next) == Some(backend) {
@@ -347,15 +347,21 @@ impl Module for RegistryContainer {
         "registry_container"
     }
 
-    fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
-        req.image = Some(inv.registry.image.clone());
+    fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
+        super::want_registry(inv, host, req);
         req.content.push(BACKEND.into());
         // Its labels hash the registry files.
         registry_files::want_desired(req);
     }
 
-    fn needs_engine(&self) -> bool {
-        true
+    fn not_ready(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        state: &HostState,
+        engine_coming: bool,
+    ) -> Option<String> {
+        super::docker_not_ready(inv, host, state, engine_coming)
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
@@ -472,7 +478,7 @@ impl Module for RegistryContainer {
         }
         let data = cx.inv.registry.data_dir.trim_end_matches('/');
         let mut changes = Vec::new();
-        if cx.state.container().is_some() {
+        if cx.state.container(NAME).is_some() {
             changes.push(Change::script(
                 format!("remove container {NAME} (its data in {data} stays)"),
                 // A roll cut off midway may have left the next (green) container, and the
@@ -564,7 +570,7 @@ mod tests {
         let mut stale = StateBuilder::new().container("sha256:1", false, &labels);
         stale
             .0
-            .others
+            .containers
             .insert(registry_files::COLLECTOR.into(), collector.clone());
         let err = testing::run(&RegistryContainer, &inv, "h1", &stale, true).unwrap_err();
         let err = format!("{err:#}");
@@ -576,7 +582,7 @@ mod tests {
         let mut current = StateBuilder::new().container("sha256:1", true, &labels);
         current
             .0
-            .others
+            .containers
             .insert(registry_files::COLLECTOR.into(), collector);
         assert!(
             testing::run(&RegistryContainer, &inv, "h1", &current, true)
@@ -610,7 +616,7 @@ mod tests {
                 .container("sha256:1", true, own)
                 .file(BACKEND, &registry_front::backend(front));
             if let Some(next) = next {
-                st.0.others.insert(NEXT.into(), next);
+                st.0.containers.insert(NEXT.into(), next);
             }
             st
         };

@@ -27,7 +27,7 @@ pub(crate) const COLLECTOR: &str = "regboot-gc";
 /// host (a gc cut off leaves it sweeping): lifting read-only then would let a push upload a
 /// blob that the sweep deletes under its manifest.
 pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
-    if let Some(c) = cx.state.other(COLLECTOR) {
+    if let Some(c) = cx.state.container(COLLECTOR) {
         let how = if c.running {
             "still runs"
         } else {

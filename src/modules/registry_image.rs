@@ -29,16 +29,23 @@ impl Module for RegistryImage {
     }
 
     fn want(&self, inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
-        req.image = Some(inv.registry.image.clone());
+        req.images.push(inv.registry.image.clone());
     }
 
-    fn needs_engine(&self) -> bool {
-        true
+    fn not_ready(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        state: &HostState,
+        engine_coming: bool,
+    ) -> Option<String> {
+        super::docker_not_ready(inv, host, state, engine_coming)
     }
 
     /// The image, when the host has none yet (so reset removes only an image it brought).
     fn footprint(&self, inv: &Inventory, _host: &Host, state: Option<&HostState>) -> Footprint {
-        let brings = state.is_none_or(|s| s.facts.docker.running && s.image_id().is_none());
+        let brings = state
+            .is_none_or(|s| s.facts.docker.running && s.image_id(&inv.registry.image).is_none());
         let own = Own {
             image_loaded: Some(inv.registry.image.clone()),
         };
@@ -54,7 +61,7 @@ impl Module for RegistryImage {
         let reg = &cx.inv.registry;
         let own: Option<Own> = footprint::recorded(cx, self)?.own();
         let ours = own.and_then(|o| o.image_loaded).as_deref() == Some(reg.image.as_str());
-        if !ours || cx.state.image_id().is_none() {
+        if !ours || cx.state.image_id(&cx.inv.registry.image).is_none() {
             return Ok(Vec::new());
         }
         Ok(vec![Change::script(
@@ -68,7 +75,7 @@ impl Module for RegistryImage {
     }
 
     fn present(&self, cx: &Ctx) -> Result<Vec<Change>> {
-        if cx.state.image_id().is_some() {
+        if cx.state.image_id(&cx.inv.registry.image).is_some() {
             return Ok(Vec::new());
         }
         let reg = &cx.inv.registry;

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::GeneralName;
 
 use super::constraints::Constraints;
 use super::inspect::{self, CertInfo, rfc3339_opt};
@@ -53,8 +54,11 @@ pub struct CheckRow {
     pub problem: Option<String>,
     /// A CA's name constraints (what it may sign for); `None` for a leaf or an unconstrained CA.
     pub name_constraints: Option<Constraints>,
-    /// What is worth knowing without changing the status (e.g. an unconstrained CA).
+    /// What is worth knowing without changing the status (e.g. a CA's constraints).
     pub notes: Vec<String>,
+    /// What is wrong without failing the certificates of today, each with its fix (a CA made
+    /// by an older regboot, or imported, that vouches for more than server names).
+    pub warnings: Vec<String>,
     /// The certificate read (for the metrics: serial, not_before, names); `None` when none
     /// could be read.
     #[serde(skip)]
@@ -77,6 +81,7 @@ impl CheckRow {
             problem,
             name_constraints: None,
             notes: Vec::new(),
+            warnings: Vec::new(),
             info: None,
         }
     }
@@ -183,13 +188,12 @@ pub fn local_rows(
         .as_deref()
         .and_then(|pem| inspect::cert_info(pem).ok());
     if let Some(info) = ca_info.as_ref().filter(|i| i.is_ca) {
-        ca_row.notes.push(match &info.name_constraints {
-            Some(c) => format!("may sign only for {}", c.summary()),
-            None => "unconstrained: this CA may sign a certificate for any name, which every \
-                     host's OS trust store would accept; `regboot rotate --ca` replaces it with \
-                     one limited to the registry's names"
-                .to_string(),
-        });
+        if let Some(c) = &info.name_constraints {
+            ca_row
+                .notes
+                .push(format!("may sign only for {}", c.summary()));
+        }
+        ca_row.warnings = ca_pem.as_deref().map(ca_warnings).unwrap_or_default();
     }
     let leaf_pem = state.read(REGISTRY_CERT)?;
     let mut leaf_row = row(
@@ -243,6 +247,52 @@ pub fn local_rows(
         }
     }
     Ok(vec![ca_row, leaf_row])
+}
+
+/// How a CA vouches for more than the registry's server certificates, each with the fix: no
+/// name constraints, e-mail and URI names left open, or an extended key usage other than
+/// serverAuth alone (regboot's CAs before issue 26 item 14, or an imported CA).
+fn ca_warnings(pem: &str) -> Vec<String> {
+    let Ok(blocks) = inspect::pem_certs(pem) else {
+        return Vec::new();
+    };
+    let Ok(cert) = inspect::parse(&blocks[0]) else {
+        return Vec::new();
+    };
+    const FIX: &str = "`regboot rotate --ca` replaces it with one that vouches only for the \
+                       registry's server names";
+    let mut out = Vec::new();
+    let server_only = matches!(cert.extended_key_usage(), Ok(Some(e))
+        if e.value.server_auth && !e.value.any && !e.value.client_auth && !e.value.code_signing
+            && !e.value.email_protection && !e.value.time_stamping && !e.value.ocsp_signing
+            && e.value.other.is_empty());
+    if !server_only {
+        out.push(format!(
+            "its extended key usage is not serverAuth alone: a leaked ca.key could mint client \
+             certificates that mTLS services trusting the hosts' OS trust store accept; {FIX}"
+        ));
+    }
+    match cert.name_constraints() {
+        Ok(Some(nc)) => {
+            let permitted = nc.value.permitted_subtrees.iter().flatten();
+            let (mut email, mut uri) = (false, false);
+            for subtree in permitted {
+                email |= matches!(subtree.base, GeneralName::RFC822Name(_));
+                uri |= matches!(subtree.base, GeneralName::URI(_));
+            }
+            if !(email && uri) {
+                out.push(format!(
+                    "its name constraints leave e-mail and URI names open: it may sign a \
+                     certificate for any mailbox or URI; {FIX}"
+                ));
+            }
+        }
+        _ => out.push(format!(
+            "unconstrained: this CA may sign a certificate for any name, which every host's OS \
+             trust store would accept; {FIX}"
+        )),
+    }
+    out
 }
 
 /// The names of `spec` outside the CA's name constraints (none when it is unconstrained).
@@ -334,6 +384,12 @@ pub fn table(rows: &[CheckRow]) -> String {
     for r in rows {
         for note in &r.notes {
             out.push_str(&format!("\n{}: {note}", r.name));
+            below = true;
+        }
+    }
+    for r in rows {
+        for warning in &r.warnings {
+            out.push_str(&format!("\n{}: warning: {warning}", r.name));
             below = true;
         }
     }

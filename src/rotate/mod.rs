@@ -75,9 +75,10 @@ impl StageRun {
             return Some(format!("failed on {}", failed.join(", ")));
         }
         self.report
-            .smoke_skipped
+            .unverified
             .as_ref()
             .filter(|_| self.smoke_wanted)
+            .map(|u| &u.why)
             .map(|why| format!("the smoke test did not run: {why}"))
     }
 }

@@ -1,12 +1,20 @@
-//! The docker Engine API on `/var/run/docker.sock`, reached over SSH: what `docker info` and
-//! `docker pull` ask dockerd, without starting the docker CLI (tens of ms of CPU a start, on
-//! every host of a fleet). One HTTP/1.1 request per socket connection.
+//! The docker Engine API on `/var/run/docker.sock`, reached over SSH: what `docker info`,
+//! `docker load`, `docker push`, `docker pull` and `docker rmi` ask dockerd, without starting
+//! the docker CLI (tens of ms of CPU a start, on every host of a fleet). An [`Engine`] is one
+//! socket connection that carries its requests one after the other (HTTP/1.1 keep-alive), so
+//! a pull and its cleanup are one request stream.
 
-use base64::Engine;
-use http_body_util::Full;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper::header::HOST;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokio::sync::Mutex;
 
 use super::channel;
 use super::{ApiError, Auth};
@@ -14,6 +22,13 @@ use crate::ssh::Session;
 
 /// dockerd's API socket.
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// How long one request may take: a pull or push of the smoke test's image, a few KB, takes
+/// well under a second; a registry that does not answer is dockerd's to time out first.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// At most this much of an answer is read: a small image's progress stream is a few KB.
+const MAX_BODY: usize = 4 << 20;
 
 /// What regboot reads of `GET /info`.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,135 +51,234 @@ impl Info {
     }
 }
 
-/// `GET /info`.
+/// `GET /info` on a connection of its own.
 pub async fn info(session: &Session) -> Result<Info, ApiError> {
-    let body = request(session, "GET", "/info", None).await?;
-    serde_json::from_slice(&body).map_err(|e| failed(session, "GET /info", e.to_string()))
+    Engine::connect(session).await?.info().await
 }
 
-/// `POST /images/create`: pull `image` (`repo:tag`) with `auth` (docker's `X-Registry-Auth`); returns the manifest digest
-/// the pull reported.
-pub async fn pull(
-    session: &Session,
-    image: &str,
-    auth: Option<Auth<'_>>,
-) -> Result<String, ApiError> {
-    let call = format!("pull of {image}");
-    check_reference(session, image)?;
-    let auth = auth.map(|a| {
-        let json = serde_json::json!({
+/// One connection to dockerd's socket on the host; clones share it, and their requests take
+/// turns on it.
+#[derive(Clone)]
+pub struct Engine<'a> {
+    session: &'a Session,
+    sender: Arc<Mutex<SendRequest<Full<Bytes>>>>,
+}
+
+impl<'a> Engine<'a> {
+    /// Opens dockerd's socket on the host behind `session` (as the login user).
+    pub async fn connect(session: &'a Session) -> Result<Engine<'a>, ApiError> {
+        let stream = channel::open(session, DOCKER_SOCKET).await?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(session, "HTTP/1.1 on the docker socket", e.to_string()))?;
+        // Moves the bytes until the last clone is dropped; its errors reach the requests.
+        tokio::spawn(conn);
+        Ok(Engine {
+            session,
+            sender: Arc::new(Mutex::new(sender)),
+        })
+    }
+
+    /// `GET /info`.
+    pub async fn info(&self) -> Result<Info, ApiError> {
+        let body = self.request("GET", "/info", None, None).await?;
+        serde_json::from_slice(&body).map_err(|e| self.failed("GET /info", e.to_string()))
+    }
+
+    /// `POST /images/load`: the `docker save` tarball `tarball` loaded (its tags with it).
+    pub async fn load(&self, tarball: Vec<u8>) -> Result<(), ApiError> {
+        let body = self
+            .request("POST", "/images/load?quiet=1", None, Some(tarball))
+            .await?;
+        progress(&body)
+            .map(|_| ())
+            .map_err(|why| self.failed("load of an image", why))
+    }
+
+    /// `POST /images/<repo>/push?tag=<tag>` of `image` (`repo:tag`) with `auth` (docker's
+    /// `X-Registry-Auth`); returns the manifest digest the push reported.
+    pub async fn push(&self, image: &str, auth: Option<Auth<'_>>) -> Result<String, ApiError> {
+        let call = format!("push of {image}");
+        self.check_reference(image)?;
+        let (repo, tag) = image
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+            .ok_or_else(|| self.failed(&call, "the image has no tag".into()))?;
+        let path = format!("/images/{repo}/push?tag={tag}");
+        // dockerd wants the header on a push even without a credential.
+        let body = self
+            .request("POST", &path, Some(&registry_auth(auth)), None)
+            .await?;
+        match progress(&body) {
+            Ok(Some(digest)) => Ok(digest),
+            Ok(None) => Err(self.failed(&call, "the push reported no digest".into())),
+            Err(why) => Err(self.failed(&call, why)),
+        }
+    }
+
+    /// `POST /images/create`: pull `image` (`repo:tag`) with `auth` (docker's
+    /// `X-Registry-Auth`); returns the manifest digest the pull reported.
+    pub async fn pull(&self, image: &str, auth: Option<Auth<'_>>) -> Result<String, ApiError> {
+        let call = format!("pull of {image}");
+        self.check_reference(image)?;
+        let path = format!("/images/create?fromImage={image}");
+        let body = self
+            .request("POST", &path, Some(&registry_auth(auth)), None)
+            .await?;
+        match progress(&body) {
+            Ok(Some(digest)) => Ok(digest),
+            Ok(None) => Err(self.failed(&call, "the pull reported no digest".into())),
+            Err(why) => Err(self.failed(&call, why)),
+        }
+    }
+
+    /// Every tag of `repo` dockerd holds (`repo:tag`).
+    pub async fn tags_of(&self, repo: &str) -> Result<Vec<String>, ApiError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Image {
+            repo_tags: Option<Vec<String>>,
+        }
+        self.check_reference(repo)?;
+        // filters={"reference":["<repo>"]}, percent-encoded.
+        let path = format!("/images/json?filters=%7B%22reference%22%3A%5B%22{repo}%22%5D%7D");
+        let body = self.request("GET", &path, None, None).await?;
+        let images: Vec<Image> = serde_json::from_slice(&body)
+            .map_err(|e| self.failed("GET /images/json", e.to_string()))?;
+        let prefix = format!("{repo}:");
+        Ok(images
+            .into_iter()
+            .flat_map(|i| i.repo_tags.unwrap_or_default())
+            .filter(|t| t.starts_with(&prefix))
+            .collect())
+    }
+
+    /// `DELETE /images/<image>`: untag it (and remove it when no other name holds it); an
+    /// absent image is no error.
+    pub async fn remove(&self, image: &str) -> Result<(), ApiError> {
+        self.check_reference(image)?;
+        let path = format!("/images/{image}");
+        match self.request("DELETE", &path, None, None).await {
+            Err(ApiError::Failed { reason, .. }) if reason.starts_with("HTTP 404") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// An image reference goes into a URL as it is: only its own characters are let through.
+    fn check_reference(&self, image: &str) -> Result<(), ApiError> {
+        if image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        {
+            Ok(())
+        } else {
+            Err(self.failed(image, "not an image reference".into()))
+        }
+    }
+
+    /// One request on the connection; the body of a 2xx answer, read whole.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        registry_auth: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let call = format!("{method} {path}");
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            // Go's HTTP server refuses an HTTP/1.1 request without one.
+            .header(HOST, "docker");
+        if let Some(auth) = registry_auth {
+            req = req.header("X-Registry-Auth", auth);
+        }
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, "application/x-tar");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| self.failed(&call, e.to_string()))?;
+        let exchange = async {
+            let mut sender = self.sender.lock().await;
+            sender.ready().await?;
+            let answer = sender.send_request(req).await?;
+            let code = answer.status().as_u16();
+            let body = Limited::new(answer.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| anyhow::Error::from_boxed(e).context("reading the answer"))?;
+            anyhow::Ok((code, body.to_bytes().to_vec()))
+        };
+        let (code, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                self.failed(
+                    &call,
+                    format!("no complete answer within {} s", REQUEST_TIMEOUT.as_secs()),
+                )
+            })?
+            .map_err(|e| self.failed(&call, format!("{e:#}")))?;
+        if (200..300).contains(&code) {
+            return Ok(body);
+        }
+        // Errors come as {"message": "..."}.
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        Err(self.failed(&call, format!("HTTP {code}: {message}")))
+    }
+
+    fn failed(&self, call: &str, reason: String) -> ApiError {
+        failed(self.session, call, reason)
+    }
+}
+
+/// docker's `X-Registry-Auth`: the credential as URL-safe base64 JSON (`{}` without one).
+fn registry_auth(auth: Option<Auth<'_>>) -> String {
+    let json = match auth {
+        Some(a) => serde_json::json!({
             "username": a.username,
             "password": a.password,
             "serveraddress": a.registry,
-        });
-        base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
-    });
-    let path = format!("/images/create?fromImage={image}");
-    let body = request(session, "POST", &path, auth.as_deref()).await?;
-    pull_digest(&body).map_err(|why| failed(session, &call, why))
+        }),
+        None => serde_json::json!({}),
+    };
+    base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
 }
 
-/// Every tag of `repo` dockerd holds (`repo:tag`).
-pub async fn tags_of(session: &Session, repo: &str) -> Result<Vec<String>, ApiError> {
+/// A progress stream (JSON messages, one after the other): the manifest digest it reports (a
+/// pull's `Digest:` status, a push's `aux.Digest`), or its error.
+fn progress(body: &[u8]) -> Result<Option<String>, String> {
     #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Image {
-        repo_tags: Option<Vec<String>>,
+    struct Aux {
+        #[serde(rename = "Digest")]
+        digest: Option<String>,
     }
-    check_reference(session, repo)?;
-    // filters={"reference":["<repo>"]}, percent-encoded.
-    let path = format!("/images/json?filters=%7B%22reference%22%3A%5B%22{repo}%22%5D%7D");
-    let body = request(session, "GET", &path, None).await?;
-    let images: Vec<Image> = serde_json::from_slice(&body)
-        .map_err(|e| failed(session, "GET /images/json", e.to_string()))?;
-    let prefix = format!("{repo}:");
-    Ok(images
-        .into_iter()
-        .flat_map(|i| i.repo_tags.unwrap_or_default())
-        .filter(|t| t.starts_with(&prefix))
-        .collect())
-}
-
-/// `DELETE /images/<image>`: untag it (and remove it when no other name holds it); an
-/// absent image is no error.
-pub async fn remove(session: &Session, image: &str) -> Result<(), ApiError> {
-    check_reference(session, image)?;
-    match request(session, "DELETE", &format!("/images/{image}"), None).await {
-        Err(ApiError::Failed { reason, .. }) if reason.starts_with("HTTP 404") => Ok(()),
-        other => other.map(|_| ()),
-    }
-}
-
-/// An image reference goes into a URL as it is: only its own characters are let through.
-fn check_reference(session: &Session, image: &str) -> Result<(), ApiError> {
-    if image
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
-    {
-        Ok(())
-    } else {
-        Err(failed(session, image, "not an image reference".into()))
-    }
-}
-
-/// The digest in a pull's progress stream (JSON messages, one a line), or its error.
-fn pull_digest(body: &[u8]) -> Result<String, String> {
     #[derive(Deserialize)]
     struct Progress {
         status: Option<String>,
         error: Option<String>,
+        aux: Option<Aux>,
     }
     let mut digest = None;
     let stream = serde_json::Deserializer::from_slice(body).into_iter::<Progress>();
     for message in stream {
-        let message = message.map_err(|e| format!("the pull's progress is not JSON: {e}"))?;
+        let message = message.map_err(|e| format!("the progress is not JSON: {e}"))?;
         if let Some(error) = message.error {
             return Err(error);
         }
-        if let Some(d) = message
+        let pulled = message
             .status
             .as_deref()
             .and_then(|s| s.strip_prefix("Digest: "))
-        {
-            digest = Some(d.to_string());
+            .map(str::to_string);
+        if let Some(d) = pulled.or(message.aux.and_then(|a| a.digest)) {
+            digest = Some(d);
         }
     }
-    digest.ok_or_else(|| "the pull reported no digest".to_string())
-}
-
-/// One request on a fresh connection to the socket; the body of a 2xx answer (read whole, at
-/// most 4 MiB: a pull's progress of a small image, like the smoke test's, is a few KB).
-async fn request(
-    session: &Session,
-    method: &str,
-    path: &str,
-    registry_auth: Option<&str>,
-) -> Result<Vec<u8>, ApiError> {
-    let stream = channel::open(session, DOCKER_SOCKET).await?;
-    let call = format!("{method} {path}");
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        // Go's HTTP server refuses an HTTP/1.1 request without one.
-        .header(HOST, "docker");
-    if let Some(auth) = registry_auth {
-        req = req.header("X-Registry-Auth", auth);
-    }
-    let req = req
-        .body(Full::<Bytes>::default())
-        .map_err(|e| failed(session, &call, e.to_string()))?;
-    let (code, body) = crate::registry_http::send(stream, req)
-        .await
-        .map_err(|e| failed(session, &call, format!("{e:#}")))?;
-    if (200..300).contains(&code) {
-        return Ok(body);
-    }
-    // Errors come as {"message": "..."}.
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    Err(failed(session, &call, format!("HTTP {code}: {message}")))
+    Ok(digest)
 }
 
 fn failed(session: &Session, call: &str, reason: String) -> ApiError {
@@ -180,15 +294,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pulls_digest_or_error_is_read_from_its_progress() {
-        let ok = br#"{"status":"Pulling from regboot-smoke","id":"ab12"}
+    fn a_digest_or_error_is_read_from_the_progress() {
+        let pulled = br#"{"status":"Pulling from regboot-smoke","id":"ab12"}
 {"status":"Digest: sha256:aa"}
 {"status":"Status: Downloaded newer image for r:5000/regboot-smoke:1"}
 "#;
-        assert_eq!(pull_digest(ok).unwrap(), "sha256:aa");
+        assert_eq!(progress(pulled).unwrap().as_deref(), Some("sha256:aa"));
+        let pushed = br#"{"status":"The push refers to repository [r:5000/regboot-smoke]"}
+{"status":"1: digest: sha256:bb size: 528"}
+{"progressDetail":{},"aux":{"Tag":"1","Digest":"sha256:bb","Size":528}}
+"#;
+        assert_eq!(progress(pushed).unwrap().as_deref(), Some("sha256:bb"));
         let refused = br#"{"status":"Pulling"}{"errorDetail":{"message":"x509: unknown authority"},"error":"x509: unknown authority"}"#;
-        assert_eq!(pull_digest(refused).unwrap_err(), "x509: unknown authority");
-        assert!(pull_digest(b"").unwrap_err().contains("no digest"));
+        assert_eq!(progress(refused).unwrap_err(), "x509: unknown authority");
+        assert_eq!(
+            progress(br#"{"stream":"Loaded image: r:5000/x:1\n"}"#).unwrap(),
+            None
+        );
+        assert_eq!(progress(b"").unwrap(), None);
+    }
+
+    #[test]
+    fn a_missing_credential_is_an_empty_one() {
+        assert_eq!(registry_auth(None), "e30=");
+        let auth = Auth {
+            username: "u",
+            password: "p",
+            registry: "r:5000",
+        };
+        let json = base64::engine::general_purpose::URL_SAFE
+            .decode(registry_auth(Some(auth)))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"username":"u","password":"p","serveraddress":"r:5000"}"#
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,12 @@ use russh::keys::PrivateKey;
 use tokio::net::TcpStream;
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::Target;
 use super::auth::{self, KeyCache};
 use super::error::ConnectError;
 use super::heard::{self, Heard};
 use super::known_hosts;
 use super::verifier::Verifier;
+use super::{Bastion, HostKeyCheck, Target};
 
 /// Unauthenticated handshakes in flight per server address.
 pub const HANDSHAKES_PER_ADDRESS: usize = 8;
@@ -31,7 +31,8 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub type Connection = Handle<Verifier>;
 
-/// One SSH hop: the target itself, or the bastion in front of it.
+/// One SSH hop: the target itself, or the bastion in front of it, with its own host key
+/// check.
 struct Hop<'a> {
     /// How messages name this hop.
     label: String,
@@ -40,6 +41,10 @@ struct Hop<'a> {
     key_name: &'a str,
     port: u16,
     user: &'a str,
+    policy: HostKeyCheck,
+    known_hosts: &'a Path,
+    global_known_hosts: &'a [PathBuf],
+    /// The target it is dialed for (its connect timeout).
     target: &'a Target,
 }
 
@@ -57,18 +62,19 @@ enum Failure {
 }
 
 type BastionCell = Arc<OnceCell<Result<Arc<Connection>, ConnectError>>>;
+/// A bastion with the key it is dialed with.
+type BastionKey = (Bastion, Option<PathBuf>);
 
 #[derive(Default)]
 pub struct Dialer {
     keys: KeyCache,
     /// Per server address: the handshake limit, and how many hops dialed it.
     handshakes: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
-    /// One connection per bastion (`user@host:port`), key and host key check (policy and
-    /// known_hosts files), dialed with its own key (a ProxyJump alias's IdentityFile), else
-    /// with the key of the first target that needs it; its hosts'
-    /// connections are channels on it. A target never rides a bastion connection checked
-    /// by another's policy (a strict host behind a bastion first reached with `off`).
-    bastions: Mutex<HashMap<String, BastionCell>>,
+    /// One connection per bastion (`user@host:port` and its own host key check) and key:
+    /// its own (a ProxyJump alias's IdentityFile), else the key of the first target that
+    /// needs it; its hosts' connections are channels on it. Its host key is checked by its
+    /// own settings, so every target that rides it rides the same check.
+    bastions: Mutex<HashMap<BastionKey, BastionCell>>,
 }
 
 impl Dialer {
@@ -84,6 +90,9 @@ impl Dialer {
             key_name: target.host_key_alias.as_deref().unwrap_or(&target.address),
             port: target.port,
             user: &target.user,
+            policy: target.host_key_check,
+            known_hosts: &target.known_hosts,
+            global_known_hosts: &target.global_known_hosts,
             target,
         };
         let Some(b) = &target.bastion else {
@@ -98,13 +107,7 @@ impl Dialer {
             .bastions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(format!(
-                "{via} {:?} {} {:?} {:?}",
-                target.host_key_check,
-                target.known_hosts.display(),
-                target.global_known_hosts,
-                bastion_key.as_ref().map(|(p, _)| p),
-            ))
+            .entry((b.clone(), bastion_key.as_ref().map(|(p, _)| p.clone())))
             .or_default()
             .clone();
         let bastion = cell
@@ -112,9 +115,12 @@ impl Dialer {
                 let hop = Hop {
                     label: format!("bastion {via}"),
                     address: &b.host,
-                    key_name: &b.host,
+                    key_name: b.host_key_alias.as_deref().unwrap_or(&b.host),
                     port: b.port,
                     user: &b.user,
+                    policy: b.host_key_check,
+                    known_hosts: &b.known_hosts,
+                    global_known_hosts: &b.global_known_hosts,
                     target,
                 };
                 self.connect_hop(&hop, bastion_key, None)
@@ -222,11 +228,13 @@ impl Dialer {
         let target = hop.target;
         let timeout = target.connect_timeout;
         let mut entries = Vec::new();
-        for file in std::iter::once(&target.known_hosts).chain(&target.global_known_hosts) {
+        for file in std::iter::once(hop.known_hosts)
+            .chain(hop.global_known_hosts.iter().map(|f| f.as_path()))
+        {
             let found = known_hosts::lookup(file, hop.key_name, hop.port).map_err(|e| {
                 Failure::Fatal(ConnectError::KnownHostsFile {
                     host: hop.label.clone(),
-                    file: file.clone(),
+                    file: file.to_path_buf(),
                     reason: format!("cannot read it: {e}"),
                 })
             })?;
@@ -252,8 +260,8 @@ impl Dialer {
             host: hop.label.clone(),
             address: hop.key_name.to_string(),
             port: hop.port,
-            file: target.known_hosts.clone(),
-            policy: target.host_key_check,
+            file: hop.known_hosts.to_path_buf(),
+            policy: hop.policy,
             entries,
             refusal: refusal.clone(),
         };

@@ -17,4 +17,4 @@ pub use error::{ConnectError, ExecError};
 pub use fanout::{connect_all, run_all, run_timed};
 pub use quote::{RemoteCommand, quote};
 pub use session::{ExecOutput, OUTPUT_LIMIT, Session};
-pub use target::{Bastion, HostKeyCheck, Target};
+pub use target::{Bastion, GLOBAL_KNOWN_HOSTS, HostKeyCheck, Target};

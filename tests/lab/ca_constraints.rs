@@ -225,7 +225,7 @@ fn an_unconstrained_ca_is_replaced_and_a_foreign_alias_needs_a_new_ca() {
     assert!(smoke_ok(&report), "{report:#}");
     let (code, check) = run_json(&inv, &["certs", "check"]);
     assert_eq!(code, 0, "{check:#}");
-    let notes = check["certificates"][0]["notes"].to_string();
+    let notes = check["certificates"][0]["warnings"].to_string();
     assert!(notes.contains("unconstrained"), "{check:#}");
 
     // rotate --ca replaces it with a constrained CA, pulls working throughout its stages.

@@ -23,6 +23,7 @@ mod reset_ha;
 mod reset_keeps;
 mod rotate;
 mod runtimes;
+mod runtimes_cri22;
 mod smoke;
 mod ui;
 mod zero_downtime;

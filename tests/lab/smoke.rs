@@ -1,7 +1,8 @@
 //! The smoke test and users end to end against one lab: the smoke test logs in with its own
 //! credential when every user has only a password_hash, verify never writes the state
 //! directory, leftovers of an interrupted smoke test are removed, user changes apply without
-//! restarting the registry, and `smoke_test: false` makes every run say it did not verify.
+//! restarting the registry, `smoke_test: false` makes every run say it did not verify, and the
+//! smoke test goes through dockerd's API where the login user may open its socket.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,6 +72,72 @@ fn fake_image(lab: &TestLab, host: &str, image: &str) {
     lab.ssh_ok(
         lab.host(host),
         &format!("tar cf - -T /dev/null | sudo -n docker import - {image} >/dev/null"),
+    );
+}
+
+/// The docker CLI's subcommands run on `host` since [`watch_docker_cli`], one a line.
+fn docker_cli_runs(lab: &TestLab, host: &str) -> Vec<String> {
+    let log = lab.root_script(
+        host,
+        "cat /run/docker-cli.log 2>/dev/null; : > /run/docker-cli.log",
+    );
+    log.lines().map(str::to_string).collect()
+}
+
+/// A docker CLI that notes each start's subcommand, ahead of the real one on every PATH.
+fn watch_docker_cli(lab: &TestLab, on: bool) {
+    let script = if on {
+        "printf '#!/bin/sh\necho \"$1\" >> /run/docker-cli.log\nexec /usr/bin/docker \"$@\"\n' \
+         > /usr/local/bin/docker && chmod 755 /usr/local/bin/docker && : > /run/docker-cli.log"
+    } else {
+        "rm -f /usr/local/bin/docker /run/docker-cli.log"
+    };
+    for host in ["host1", "host2", "host3"] {
+        lab.root_script(host, script);
+    }
+}
+
+/// The smoke test loads, pushes, pulls and removes through dockerd's API where the login user
+/// may open its socket (root): no docker CLI starts for them on any host. host2, the pusher,
+/// logs in as ops (sudo, outside the docker group): there the commands run, and -v says so once.
+fn api_or_commands(lab: &TestLab, inv: &Path, original: &str) {
+    let cli_work = ["load", "push", "pull", "rmi"];
+    watch_docker_cli(lab, true);
+    let as_root = original.replacen("    user: ops\n", "", 1);
+    assert_ne!(as_root, original, "host2 logs in as ops");
+    std::fs::write(inv, &as_root).unwrap();
+    let (code, verify) = run_json(inv, &["verify"]);
+    assert_eq!(code, 0, "{verify:#}");
+    assert_smoke_ok(&verify, 3);
+    assert_eq!(verify["smoke"][0]["host"], "host2", "{verify:#}");
+    for host in ["host1", "host2", "host3"] {
+        let runs = docker_cli_runs(lab, host);
+        assert!(
+            !runs.iter().any(|r| cli_work.contains(&r.as_str())),
+            "{host} started the docker CLI for the smoke test: {runs:?}"
+        );
+    }
+
+    std::fs::write(inv, original).unwrap();
+    let out = regboot(inv, &["verify", "-v", "-o", "json"]);
+    let (code, verify) = json_of(&["verify"], &out);
+    let runs = docker_cli_runs(lab, "host2");
+    watch_docker_cli(lab, false);
+    assert_eq!(code, 0, "{verify:#}");
+    assert_smoke_ok(&verify, 3);
+    assert!(
+        runs.iter().any(|r| r == "load") && runs.iter().any(|r| r == "push"),
+        "host2 pushed without the docker CLI: {runs:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("the smoke test runs `docker"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains("host2: the smoke test runs `docker load` and `docker push` instead"),
+        "{stderr}"
     );
 }
 
@@ -167,6 +234,8 @@ fn smoke_credential_leftovers_and_user_changes() {
         );
         assert_eq!(left, "", "{host} keeps smoke leftovers");
     }
+
+    api_or_commands(&lab, &inv, &hashed);
 
     // Registry hosts that lack the smoke user (set up by an older regboot): verify fails
     // and says what to do.

@@ -2,16 +2,17 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::super::locate::YamlPath;
 use super::super::model::*;
 use super::super::raw::*;
-use super::super::ssh_config::{self, FromConfig};
+use super::super::ssh_config::{self, FromConfig, KeyCheck};
 use super::syntax::is_hostname;
 use super::{Checker, at};
 use crate::fsutil::{SECRET_LIMIT, expand_tilde};
-use crate::ssh::{Bastion, HostKeyCheck, Target};
+use crate::ssh::{Bastion, GLOBAL_KNOWN_HOSTS, HostKeyCheck, Target};
 
 impl Checker<'_> {
     /// The OpenSSH client configuration hosts fall back on: `ssh_config: PATH` (which must
@@ -53,6 +54,10 @@ impl Checker<'_> {
             ("private_address", defaults.private_address.is_some()),
             ("roles", defaults.roles.is_some()),
             ("drain", defaults.drain.is_some()),
+            (
+                "docker_on_kubernetes",
+                defaults.docker_on_kubernetes.is_some(),
+            ),
         ] {
             if set {
                 self.error(
@@ -66,6 +71,8 @@ impl Checker<'_> {
         // (address, port) -> first host's index.
         let mut endpoints: HashMap<(String, u16), usize> = HashMap::new();
         let mut hosts = Vec::new();
+        // Per host: whether its bastion has a StrictHostKeyChecking of its own.
+        let mut bastion_policy_own = Vec::new();
         for (i, h) in raw.iter().enumerate() {
             let hp = YamlPath::default().key("hosts").index(i);
             let Some(name) = h.name.clone() else {
@@ -129,7 +136,7 @@ impl Checker<'_> {
                     Some("add `roles: [registry]`, `[agent]` or `[lb]`".into()),
                 );
             }
-            let ssh = self.ssh(&hp, defaults, h, &from_config, &name, &address);
+            let (ssh, own_policy) = self.ssh(&hp, defaults, h, &from_config, &name, &address);
             if let Some(first) = endpoints.insert((same_host_key(&address), ssh.port), i) {
                 let line = self
                     .locs
@@ -153,6 +160,7 @@ impl Checker<'_> {
                     Some("remove `drain`, or set it on a host with the role registry".into()),
                 );
             }
+            bastion_policy_own.push(own_policy);
             hosts.push(Host {
                 name,
                 address,
@@ -160,13 +168,15 @@ impl Checker<'_> {
                 roles,
                 ssh,
                 drain,
+                docker_on_kubernetes: h.docker_on_kubernetes.unwrap_or(false),
             });
         }
+        share_bastion_policy(&mut hosts, &bastion_policy_own);
         hosts
     }
 
     /// The host's SSH settings: its own value, else the default, else the OpenSSH config's,
-    /// else the built-in default.
+    /// else the built-in default; and whether its bastion has a host key policy of its own.
     pub(super) fn ssh(
         &mut self,
         hp: &YamlPath,
@@ -175,7 +185,7 @@ impl Checker<'_> {
         cfg: &FromConfig,
         name: &str,
         address: &str,
-    ) -> Target {
+    ) -> (Target, bool) {
         // Errors point at whichever entry supplied the value.
         let src = |field: &str, host_has: bool| {
             if host_has {
@@ -209,38 +219,56 @@ impl Checker<'_> {
             None | Some(RawSudo::Word(SudoWord::Auto)) => user != "root",
             Some(RawSudo::Bool(b)) => b,
         };
+        let host_key_check = h
+            .host_key_check
+            .or(d.host_key_check)
+            .or(cfg.check.policy)
+            .unwrap_or(HostKeyCheck::AcceptNew);
         let inventory_bastion = h.bastion.as_ref().or(d.bastion.as_ref());
-        let from_config = inventory_bastion.is_none();
-        let bastion = inventory_bastion.or(cfg.proxy_jump.as_ref()).and_then(|b| {
-            let parsed = parse_bastion(b, &user);
-            if parsed.is_none() {
-                self.error(
-                    &src("bastion", h.bastion.is_some()),
-                    format!("bastion {b:?} is not user@host:port"),
-                    Some("write it like ops@203.0.113.10:22 (user and port optional)".into()),
-                );
-            }
-            // A ProxyJump alias's own IdentityFile: ssh dials the jump host as itself.
-            parsed.map(|b| Bastion {
-                key: cfg.jump_identity_file.clone().filter(|_| from_config),
-                ..b
-            })
-        });
+        // A ProxyJump alias's own IdentityFile and host key settings: ssh dials the jump
+        // host as itself.
+        let own = match inventory_bastion {
+            None => cfg.jump_check.clone(),
+            Some(_) => KeyCheck::default(),
+        };
+        let bastion = match inventory_bastion.or(cfg.proxy_jump.as_ref()) {
+            None => None,
+            Some(b) => match parse_bastion(b, &user) {
+                None => {
+                    self.error(
+                        &src("bastion", h.bastion.is_some()),
+                        format!("bastion {b:?} is not user@host:port"),
+                        Some("write it like ops@203.0.113.10:22 (user and port optional)".into()),
+                    );
+                    None
+                }
+                Some(b) => Some(Bastion {
+                    key: cfg
+                        .jump_identity_file
+                        .clone()
+                        .filter(|_| inventory_bastion.is_none()),
+                    // Without its own, the strictest of its hosts' (share_bastion_policy).
+                    host_key_check: own.policy.unwrap_or(host_key_check),
+                    known_hosts: self.resolve_path(
+                        own.known_hosts
+                            .as_deref()
+                            .or(d.known_hosts.as_deref())
+                            .unwrap_or("~/.ssh/known_hosts"),
+                    ),
+                    global_known_hosts: self.global_known_hosts(&own),
+                    host_key_alias: own.host_key_alias.clone(),
+                    ..b
+                }),
+            },
+        };
         let known_hosts = self.resolve_path(
             h.known_hosts
                 .as_deref()
                 .or(d.known_hosts.as_deref())
-                .or(cfg.known_hosts.as_deref())
+                .or(cfg.check.known_hosts.as_deref())
                 .unwrap_or("~/.ssh/known_hosts"),
         );
-        let global_known_hosts = match &cfg.global_known_hosts {
-            Some(files) => files
-                .iter()
-                .filter(|f| !f.eq_ignore_ascii_case("none"))
-                .map(|f| self.resolve_path(f))
-                .collect(),
-            None => GLOBAL_KNOWN_HOSTS.iter().map(Into::into).collect(),
-        };
+        let global_known_hosts = self.global_known_hosts(&cfg.check);
         let timeout = h
             .connect_timeout_secs
             .or(d.connect_timeout_secs)
@@ -252,7 +280,7 @@ impl Checker<'_> {
                 Some("use 1 to 600 seconds".into()),
             );
         }
-        Target {
+        let target = Target {
             name: name.to_string(),
             address: address.to_string(),
             port,
@@ -266,18 +294,44 @@ impl Checker<'_> {
             bastion,
             known_hosts,
             global_known_hosts,
-            host_key_alias: cfg.host_key_alias.clone(),
-            host_key_check: h
-                .host_key_check
-                .or(d.host_key_check)
-                .unwrap_or(HostKeyCheck::AcceptNew),
+            host_key_alias: cfg.check.host_key_alias.clone(),
+            host_key_check,
             connect_timeout: Duration::from_secs(timeout.clamp(1, 600) as u64),
+        };
+        (target, own.policy.is_some())
+    }
+
+    /// GlobalKnownHostsFile as the config gives it (`none`: no file), else OpenSSH's.
+    fn global_known_hosts(&self, check: &KeyCheck) -> Vec<PathBuf> {
+        match &check.global_known_hosts {
+            Some(files) => files
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case("none"))
+                .map(|f| self.resolve_path(f))
+                .collect(),
+            None => GLOBAL_KNOWN_HOSTS.iter().map(Into::into).collect(),
         }
     }
 }
 
-/// OpenSSH's default GlobalKnownHostsFile.
-const GLOBAL_KNOWN_HOSTS: [&str; 2] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+/// A bastion without a StrictHostKeyChecking of its own is checked as strictly as the
+/// strictest host that goes through it: one connection serves them all, so a host with
+/// `off` never weakens the check another host asked for (nor does the order they connect in).
+fn share_bastion_policy(hosts: &mut [Host], own: &[bool]) {
+    let endpoint = |b: &Bastion| (b.user.clone(), b.host.clone(), b.port);
+    let mut strictest: HashMap<_, HostKeyCheck> = HashMap::new();
+    for (h, own) in hosts.iter().zip(own) {
+        if let (Some(b), false) = (&h.ssh.bastion, own) {
+            let policy = strictest.entry(endpoint(b)).or_insert(HostKeyCheck::Off);
+            *policy = (*policy).max(h.ssh.host_key_check);
+        }
+    }
+    for (h, own) in hosts.iter_mut().zip(own) {
+        if let (Some(b), false) = (&mut h.ssh.bastion, own) {
+            b.host_key_check = strictest[&endpoint(b)];
+        }
+    }
+}
 
 pub(super) fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
     let (user, rest) = match s.split_once('@') {
@@ -290,12 +344,7 @@ pub(super) fn parse_bastion(s: &str, default_user: &str) -> Option<Bastion> {
         _ => (rest, 22),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    (host.parse::<IpAddr>().is_ok() || is_hostname(host)).then(|| Bastion {
-        user,
-        host: host.to_string(),
-        port,
-        key: None,
-    })
+    (host.parse::<IpAddr>().is_ok() || is_hostname(host)).then(|| Bastion::new(&user, host, port))
 }
 
 /// An address as compared for duplicates: IPs in canonical form, names in lowercase.
@@ -314,21 +363,11 @@ mod tests {
     fn bastions() {
         assert_eq!(
             parse_bastion("ops@203.0.113.10:2200", "root"),
-            Some(Bastion {
-                user: "ops".into(),
-                host: "203.0.113.10".into(),
-                port: 2200,
-                key: None,
-            })
+            Some(Bastion::new("ops", "203.0.113.10", 2200))
         );
         assert_eq!(
             parse_bastion("jump.example.com", "root"),
-            Some(Bastion {
-                user: "root".into(),
-                host: "jump.example.com".into(),
-                port: 22,
-                key: None,
-            })
+            Some(Bastion::new("root", "jump.example.com", 22))
         );
         assert_eq!(parse_bastion("ops@host:99999", "root"), None);
         assert_eq!(parse_bastion("@host", "root"), None);

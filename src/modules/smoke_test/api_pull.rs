@@ -12,7 +12,8 @@
 
 use super::outcome::{digest_of, failure, retry_name_lookup};
 use crate::runtime_api::cri::{CONTAINERD_SOCKET, Cri};
-use crate::runtime_api::{ApiError, Auth, docker};
+use crate::runtime_api::docker::Engine;
+use crate::runtime_api::{ApiError, Auth};
 use crate::ssh::Session;
 
 /// A runtime API the smoke test pulls through.
@@ -51,13 +52,14 @@ impl Api for Cri {
     }
 }
 
-/// dockerd's API on the host behind the session.
-#[derive(Clone, Copy)]
-struct Docker<'a>(&'a Session);
+/// dockerd's API on the host behind the session: one connection for the sweep, the pull and
+/// the removal.
+#[derive(Clone)]
+struct Docker<'a>(Engine<'a>);
 
 impl Api for Docker<'_> {
     async fn tags_of(&mut self, repo: &str) -> Result<Vec<String>, ApiError> {
-        docker::tags_of(self.0, repo).await
+        self.0.tags_of(repo).await
     }
 
     async fn pull(
@@ -66,11 +68,11 @@ impl Api for Docker<'_> {
         _repo: &str,
         auth: Option<Auth<'_>>,
     ) -> Result<Option<String>, ApiError> {
-        docker::pull(self.0, image, auth).await.map(Some)
+        self.0.pull(image, auth).await.map(Some)
     }
 
     async fn remove(&mut self, image: &str) -> Result<(), ApiError> {
-        docker::remove(self.0, image).await
+        self.0.remove(image).await
     }
 }
 
@@ -99,7 +101,10 @@ pub(super) async fn pull(
             Ok(cri) => pull_through(cri, args, pw, repo).await,
             Err(e) => Err(e),
         },
-        Via::Docker => pull_through(Docker(session), args, pw, repo).await,
+        Via::Docker => match Engine::connect(session).await {
+            Ok(engine) => pull_through(Docker(engine), args, pw, repo).await,
+            Err(e) => Err(e),
+        },
     };
     Some(match pulled {
         Err(e @ (ApiError::Unreachable { .. } | ApiError::NotServed { .. })) => {
@@ -130,13 +135,9 @@ async fn pull_through(
     pw: &[u8],
     repo: &str,
 ) -> Result<Result<Option<String>, String>, ApiError> {
-    let [reference, image, user] = *args;
+    let image = args[1];
     let password = String::from_utf8_lossy(pw);
-    let auth = (!user.is_empty()).then(|| Auth {
-        username: user,
-        password: password.trim_end_matches('\n'),
-        registry: reference,
-    });
+    let auth = auth_of(args, &password);
     for tag in api.tags_of(repo).await? {
         api.remove(&tag).await?;
     }
@@ -151,4 +152,15 @@ async fn pull_through(
     .await;
     api.remove(image).await?;
     Ok(pulled.map_err(|e| failure(&e)))
+}
+
+/// The smoke credential for the API (args: reference, image, user; `password`: its line), or
+/// none when the registry has no users.
+pub(super) fn auth_of<'a>(args: &[&'a str; 3], password: &'a str) -> Option<Auth<'a>> {
+    let [reference, _, user] = *args;
+    (!user.is_empty()).then(|| Auth {
+        username: user,
+        password: password.trim_end_matches('\n'),
+        registry: reference,
+    })
 }

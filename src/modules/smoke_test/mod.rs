@@ -5,6 +5,7 @@
 //! verify.
 
 mod api_pull;
+mod api_push;
 pub mod image;
 mod outcome;
 mod run;
@@ -23,12 +24,13 @@ pub(crate) struct SmokeTest;
 const ENGINE_STOPPED: &str = "the docker engine is not running, so the smoke test cannot pull \
     here: start it (`systemctl start docker`) and run again";
 
-/// Why the smoke test does not run, whatever the hosts.
-fn skip_reason(inv: &Inventory, check: bool) -> Option<String> {
+/// Why the smoke test does not run, whatever the hosts, and whether the inventory turned it
+/// off.
+fn skip_reason(inv: &Inventory, check: bool) -> Option<(String, bool)> {
     if check {
-        Some("plan does not run the smoke test".into())
+        Some(("plan does not run the smoke test".into(), false))
     } else if !inv.smoke_test {
-        Some("smoke_test: false in the inventory".into())
+        Some(("smoke_test: false in the inventory".into(), true))
     } else {
         None
     }
@@ -41,9 +43,9 @@ impl Module for SmokeTest {
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            if let Some(why) = skip_reason(cx.inv, cx.check) {
+            if let Some(skip) = skip_reason(cx.inv, cx.check) {
                 return Ok(Outcome {
-                    skipped: Some(why),
+                    not_verified: Some(skip),
                     ..Outcome::default()
                 });
             }
@@ -82,10 +84,11 @@ impl Module for SmokeTest {
                 .or_else(|| targets.iter().position(|(_, t)| t.pusher().is_some()));
             let Some(pusher_at) = pusher_at else {
                 return Ok(Outcome {
-                    skipped: Some(
+                    not_verified: Some((
                         "no host of this run can push: none has a running docker engine or podman"
                             .into(),
-                    ),
+                        false,
+                    )),
                     failed,
                     ..Outcome::default()
                 });
@@ -104,11 +107,11 @@ impl Module for SmokeTest {
                 &pusher,
                 &pullers,
                 &replicas,
-                cx.on_smoke,
+                cx.on_verified,
             )
             .await;
             Ok(Outcome {
-                smoke: found.results,
+                verified: found.results,
                 phases: found.phases,
                 failed,
                 ..Outcome::default()
@@ -157,12 +160,12 @@ mod tests {
     fn skipped_only_by_plan_or_by_the_inventory() {
         let inv = testing::inventory("");
         assert_eq!(skip_reason(&inv, false), None);
-        assert!(skip_reason(&inv, true).unwrap().contains("plan"));
+        assert!(skip_reason(&inv, true).unwrap().0.contains("plan"));
         let mut off = inv.clone();
         off.smoke_test = false;
         assert_eq!(
-            skip_reason(&off, false).as_deref(),
-            Some("smoke_test: false in the inventory")
+            skip_reason(&off, false),
+            Some(("smoke_test: false in the inventory".into(), true))
         );
     }
 }

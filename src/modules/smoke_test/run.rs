@@ -15,9 +15,10 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 
 use super::api_pull;
+use super::api_push;
 use super::image as smoke_image;
 use super::outcome::{digest_of, failure, retry_name_lookup};
-use crate::engine::report::{Phase, SmokeHost};
+use crate::engine::report::{Phase, Verification as SmokeHost};
 use crate::host::RemoteHost;
 use crate::inventory::Inventory;
 use crate::material::Material;
@@ -268,9 +269,21 @@ pub async fn run(
 
     let start = Instant::now();
     let push_client = pusher.pusher().unwrap_or(Client::Docker);
+    let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
+    let built = smoke_image::build(&image, arch, &nonce);
+    // dockerd's API where the login user may open its socket: it also removes the image.
+    let through_api = match (&built, push_client) {
+        (Ok(b), Client::Docker) => {
+            api_push::push(&pusher.remote.session, &b.tarball, &args, &pw).await
+        }
+        _ => None,
+    };
+    let removed = through_api.is_some();
     let pushed = async {
-        let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
-        let built = smoke_image::build(&image, arch, &nonce)?;
+        if let Some(pushed) = through_api {
+            return pushed;
+        }
+        let built = built?;
         let out = match push_client {
             Client::Podman => {
                 // stdin: the password's line, then the image.
@@ -316,7 +329,9 @@ pub async fn run(
     });
     found.phase("push".into(), start);
     let Ok(digest) = pushed else {
-        let _ = remove_pushed(pusher, push_client, &image).await;
+        if !removed {
+            let _ = remove_pushed(pusher, push_client, &image).await;
+        }
         return found.smoke;
     };
 
@@ -361,7 +376,9 @@ pub async fn run(
 
     let start = Instant::now();
     let cleanup = async {
-        remove_pushed(pusher, push_client, &image).await?;
+        if !removed {
+            remove_pushed(pusher, push_client, &image).await?;
+        }
         match (inv.registry.delete_enabled, registry) {
             (true, Some(reg)) => delete_manifest(inv, material, reg, &digest, auth).await,
             _ => Ok(()),
