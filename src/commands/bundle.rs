@@ -57,13 +57,24 @@ pub fn bundle(
         .keys()
         .map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len()))
         .sum();
+    let seconds = start.elapsed().as_secs_f64();
+    if cli.output == crate::cli::Output::Json {
+        super::json::print(&serde_json::json!({
+            "dir": dir,
+            "releases": manifest.releases.keys().collect::<Vec<_>>(),
+            "image": manifest.image.as_ref().map(|i| &i.name),
+            "files": manifest.files.len(),
+            "bytes": bytes,
+            "seconds": seconds,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
-        "bundle {}: {} release(s), {} files, {:.1} MB, in {:.1} s",
+        "bundle {}: {} release(s), {} files, {:.1} MB, in {seconds:.1} s",
         dir.display(),
         manifest.releases.len(),
         manifest.files.len(),
         bytes as f64 / 1e6,
-        start.elapsed().as_secs_f64()
     );
     println!(
         "use it with `packages: {{ bundle: {} }}` in the inventory",
