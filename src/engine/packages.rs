@@ -180,6 +180,8 @@ mod tests {
             changes[0].action,
             crate::engine::change::Action::Bundle(_)
         ));
+        // No image in this bundle: the registry image stays as the inventory says.
+        assert_eq!(inv.registry.image_archive, None);
         let err = testing::run(&LbPackages, &inv, "h1", &host("13"), true).unwrap_err();
         let err = format!("{err:#}");
         assert!(
@@ -195,5 +197,29 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+    }
+
+    /// Without `image_archive`, the registry image is loaded from the bundle when it holds
+    /// `registry.image`.
+    #[test]
+    fn the_registry_image_comes_from_the_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!("packages: {{ bundle: {} }}\n", dir.path().display());
+        let image = testing::inventory("").registry.image;
+        let m = crate::bundle::Manifest {
+            version: 1,
+            image: Some(crate::bundle::Image {
+                name: image,
+                file: crate::bundle::IMAGE.into(),
+            }),
+            ..Default::default()
+        };
+        let manifest = dir.path().join(crate::bundle::MANIFEST);
+        std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+        let inv = testing::inventory(&yaml);
+        assert_eq!(
+            inv.registry.image_archive,
+            Some(dir.path().join(crate::bundle::IMAGE))
+        );
     }
 }
