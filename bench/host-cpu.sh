@@ -9,6 +9,7 @@
 #   bench/host-cpu.sh 3            # RUNS=3 by default
 #   REGBOOT=/path/to/regboot bench/host-cpu.sh 3   # another build
 #   BEFORE=/path/to/old/regboot bench/host-cpu.sh 3   # that build too, alternating on one lab
+#   ROOT=1 bench/host-cpu.sh 3     # every host logs in as root (the runtimes' APIs everywhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,7 @@ trap 'exit 130' INT TERM HUP
 CPU_PREFIX=regboot-lab-$lab-
 "$REGBOOT" lab up --hosts "$n" --name "$lab" --dir "$work/lab" >/dev/null
 inv=$work/lab/inventory.yml
+if [ -n "${ROOT:-}" ]; then sed -i '/^    user: ops$/d' "$inv"; fi
 "$REGBOOT" apply -q -i "$inv" >/dev/null
 
 commands=(facts plan verify apply)
@@ -58,4 +60,5 @@ for c in "${commands[@]}"; do
     printf '\n'
   done
 done
-echo "host1: the registry (its registry container's own CPU not counted); ops logs in on host2, 5, 8..."
+echo "host1: the registry (its registry container's own CPU not counted); host2 pushes; $(
+  [ -n "${ROOT:-}" ] && echo "root logs in everywhere" || echo "ops (sudo) logs in on host2, 5, 8...")"

@@ -23,9 +23,17 @@ use crate::engine::fleet::{self, Node};
 use crate::engine::report::RunReport;
 use crate::engine::runner::{self, Options};
 use crate::inventory::{Inventory, Role, Storage};
-use crate::material::RegistryMode;
 use crate::modules::registry_files::{self, COLLECTOR};
 use crate::pki::StateDir;
+
+/// How a roll leaves the replicas (`Registry::read_only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RegistryMode {
+    /// Pushes, pulls and deletes.
+    Serving,
+    /// config.yml's `maintenance.readonly`: pulls only, while the collector runs.
+    ReadOnly,
+}
 
 pub struct GcOptions {
     /// List what would go; change nothing (no read-only roll either).
@@ -241,11 +249,10 @@ async fn roll(
     mode: RegistryMode,
 ) -> Result<RunReport> {
     // Nothing is reissued: gc changes the registry's mode, not its certificate.
-    let options = Options {
-        registry_mode: mode,
-        ..Options::prepared(state.root(), opts.forks, opts.quiet)
-    };
-    runner::run_on(inv, &crate::playbooks::gc()?, &options, state, nodes).await
+    let options = Options::prepared(state.root(), opts.forks, opts.quiet);
+    let mut inv = inv.clone();
+    inv.registry.read_only = mode == RegistryMode::ReadOnly;
+    runner::run_on(&inv, &crate::playbooks::gc()?, &options, state, nodes).await
 }
 
 /// Removes the collector's container and confirms it is gone.

@@ -124,9 +124,8 @@ pub struct RegistryFront {
     pub listen_port: u16,
     /// TLS with the registry's certificate (false only for `tls.mode: insecure`).
     pub tls: bool,
-    pub cert_path: String,
-    pub key_path: String,
-    /// The file holding `upstream registry_backend`, rewritten by each roll.
+    /// The file holding `upstream registry_backend` and the certificate nginx serves (the
+    /// serving container's own copy), rewritten by each roll.
     pub backend_path: String,
     /// The CA(s) the container's certificate must chain to (both during a CA rotation).
     pub ca_path: String,
@@ -298,8 +297,6 @@ impl Templates {
     pub fn registry_front_conf(&self, f: &RegistryFront) -> Result<String, RenderError> {
         check_hostname("registry.hostname", &f.server_name)?;
         for (field, path) in [
-            ("front cert path", &f.cert_path),
-            ("front key path", &f.key_path),
             ("front backend path", &f.backend_path),
             ("front ca path", &f.ca_path),
         ] {
@@ -311,8 +308,6 @@ impl Templates {
                 server_name => &f.server_name,
                 listen_port => f.listen_port,
                 tls => f.tls,
-                cert_path => &f.cert_path,
-                key_path => &f.key_path,
                 backend_path => &f.backend_path,
                 ca_path => &f.ca_path,
             },
@@ -725,8 +720,6 @@ mod tests {
             server_name: "registry.lab".into(),
             listen_port: 5000,
             tls: true,
-            cert_path: "/etc/regboot/registry/certs/registry-chain.crt".into(),
-            key_path: "/etc/regboot/registry/certs/registry.key".into(),
             backend_path: "/etc/nginx/regboot-backend.conf".into(),
             ca_path: "/etc/nginx/regboot-registry-ca.crt".into(),
         };
@@ -736,7 +729,6 @@ mod tests {
         for line in [
             "include /etc/nginx/regboot-backend.conf;",
             "listen 5000 ssl;",
-            "ssl_certificate /etc/regboot/registry/certs/registry-chain.crt;",
             "client_max_body_size 0;",
             "proxy_request_buffering off;",
             "proxy_set_header Host $http_host;",

@@ -452,7 +452,12 @@ fn registry_front_verifies_the_container_behind_it() {
     let backend = write(
         dir,
         "backend.conf",
-        format!("upstream registry_backend {{ server 127.0.0.1:{backend_port}; }}\n"),
+        format!(
+            "upstream registry_backend {{ server 127.0.0.1:{backend_port}; }}\n\
+             ssl_certificate {};\nssl_certificate_key {};\n",
+            chain.display(),
+            key.display()
+        ),
     );
     let port = free_port();
     let conf = Templates::embedded()
@@ -460,8 +465,6 @@ fn registry_front_verifies_the_container_behind_it() {
             server_name: HOSTNAME.into(),
             listen_port: port,
             tls: true,
-            cert_path: chain.display().to_string(),
-            key_path: key.display().to_string(),
             backend_path: backend.display().to_string(),
             ca_path: ca.display().to_string(),
         })

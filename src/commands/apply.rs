@@ -30,7 +30,6 @@ pub fn run_playbook(cli: &Cli, kind: Kind, args: &PlaybookArgs) -> Result<ExitCo
         keep_state: false,
         limit: args.limit.clone(),
         read_only: matches!(kind, Kind::Verify),
-        registry_mode: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let mut report = runtime.block_on(engine::run(&inv, &playbook, &opts))?;

@@ -9,9 +9,8 @@ use crate::cli::{Cli, Output};
 use crate::engine::{fleet, limit};
 use crate::host::RemoteHost;
 use crate::inventory::{self, Host, Inventory, Role};
-use crate::material::{Material, RegistryMode};
+use crate::material::Material;
 use crate::pki::StateDir;
-use crate::render::Templates;
 
 /// What `catalog` and `ui` read: the registry hosts inside the limit, the CA to trust and a
 /// login (read only: nothing is created in the state directory).
@@ -32,17 +31,10 @@ impl Source {
             .collect();
         anyhow::ensure!(!hosts.is_empty(), "no registry host inside --limit");
         let state = StateDir::at(&inv.state_dir(cli.state_dir.as_deref()));
-        let material = Material::prepare(
-            &inv,
-            &state,
-            &Templates::embedded(),
-            true,
-            false,
-            RegistryMode::Serving,
-        )?;
+        let material = Material::prepare(&inv, &state, true, false)?;
         Ok(Source {
             ca: material.tls.map(|t| t.ca_pem),
-            auth: material.smoke_login,
+            auth: crate::modules::smoke_test::login(&inv, &state, true)?,
             inv,
             hosts,
         })

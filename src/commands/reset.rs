@@ -30,7 +30,6 @@ pub fn reset(cli: &Cli, args: &ResetArgs) -> Result<ExitCode> {
         keep_state: false,
         limit: args.limit.clone(),
         read_only: true,
-        registry_mode: Default::default(),
     };
     let interactive = std::io::stdin().is_terminal() && !json;
     if !args.plan && !args.yes && !interactive {

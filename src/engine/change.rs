@@ -34,6 +34,9 @@ pub enum Action {
         args: Vec<String>,
         stdin_file: Option<PathBuf>,
     },
+    /// Remove a file (missing is fine): a change a module can tell from the others (the trust
+    /// store rebuilds its bundle from scratch after one).
+    RemoveFile { path: String },
     /// Wait (bounded) until the registry on this host answers `GET /v2/` with 200 or 401.
     WaitHealthy {
         hostname: String,
@@ -91,6 +94,24 @@ impl Change {
             raw_diff: None,
             one_at_a_time: false,
         }
+    }
+
+    /// `remove PATH`: the file goes, when there.
+    pub fn remove_file(path: &str) -> Change {
+        Change {
+            summary: format!("remove {path}"),
+            diff: None,
+            raw_diff: None,
+            action: Action::RemoveFile {
+                path: path.to_string(),
+            },
+            one_at_a_time: false,
+        }
+    }
+
+    /// Whether it removes a file.
+    pub fn removes_file(&self) -> bool {
+        matches!(self.action, Action::RemoveFile { .. })
     }
 
     /// Wait (bounded) until the registry on this host answers `GET /v2/` (see
@@ -164,6 +185,10 @@ impl Change {
                 host.run(what, script, &args, stdin.as_deref())
                     .await
                     .map(|_| ())
+            }
+            Action::RemoveFile { path } => {
+                let what = format!("remove {path}");
+                (host.run(&what, r#"rm -f -- "$1""#, &[path], None).await).map(|_| ())
             }
             Action::WaitHealthy {
                 hostname,

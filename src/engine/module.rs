@@ -15,6 +15,7 @@ use crate::facts::Facts;
 use crate::host::RemoteHost;
 use crate::inventory::{Host, Inventory};
 use crate::material::Material;
+use crate::pki::StateDir;
 use crate::pki::rotation::CaRole;
 use crate::render::Templates;
 
@@ -125,6 +126,14 @@ pub(crate) trait Module: Sync {
         false
     }
 
+    /// What it computes once for the run before any host is touched (a credential from the
+    /// state directory, a rendered config), kept in `Material` under its name
+    /// (`Material::prepared`): a missing credential stops the run before its first change.
+    /// Asked of the modules of the playbook's steps that converge to present.
+    fn prepare(&self, _cx: &PrepareCx) -> Result<Option<Prepared>> {
+        Ok(None)
+    }
+
     /// A `once` step: act on the fleet as a whole.
     fn once<'a>(&'a self, _cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
         let name = self.name();
@@ -132,6 +141,19 @@ pub(crate) trait Module: Sync {
             async move { bail!("module {name} runs per host: drop `once: true` from its step") },
         )
     }
+}
+
+/// What a module computed for the run (`Module::prepare`).
+pub(crate) type Prepared = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// What `Module::prepare` sees.
+pub(crate) struct PrepareCx<'a> {
+    pub inv: &'a Inventory,
+    /// Its secrets; read-only in `verify`, where what is missing is an error.
+    pub state: &'a StateDir,
+    pub templates: &'a Templates,
+    /// Plan: write nothing (a missing secret is made up, not stored).
+    pub check: bool,
 }
 
 /// What a module sees for one host.

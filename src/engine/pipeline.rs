@@ -153,6 +153,7 @@ async fn one_host(
             }
         };
         let failed = error.is_some();
+        let changed = !changes.is_empty();
         made.push(Made {
             step: k,
             changes,
@@ -162,7 +163,7 @@ async fn one_host(
         if failed {
             break;
         }
-        if step.module.provides_engine() && !r.reprobe_if_changed(step, &request(r.node.host)).await
+        if step.module.provides_engine() && changed && !r.reprobe(step, &request(r.node.host)).await
         {
             break;
         }

@@ -13,6 +13,7 @@ use super::fleet::{self, Node};
 use super::footprint;
 use super::limit;
 use super::memo::Memo;
+use super::module::PrepareCx;
 use super::pipeline;
 use super::playbook::{Playbook, State, Step};
 use super::printer::Printer;
@@ -20,7 +21,7 @@ use super::probe::ProbeRequest;
 use super::report::{HostReport, Phase, RunReport};
 use super::step::{self, Run, StepCx};
 use crate::inventory::{Host, Inventory, TlsMode};
-use crate::material::{Material, RegistryMode};
+use crate::material::Material;
 use crate::pki::StateDir;
 use crate::render::Templates;
 
@@ -39,8 +40,6 @@ pub struct Options {
     pub limit: Option<String>,
     /// Never write the state directory (verify): it must hold what the run needs.
     pub read_only: bool,
-    /// The registry config the run renders (read-only while `regboot gc` collects).
-    pub registry_mode: RegistryMode,
 }
 
 impl Options {
@@ -56,7 +55,6 @@ impl Options {
             keep_state: true,
             limit: None,
             read_only: false,
-            registry_mode: RegistryMode::Serving,
         }
     }
 }
@@ -155,22 +153,25 @@ async fn run_probed(
     }
     let templates = Templates::embedded();
     let material = if removes_only {
-        Material {
-            tls: None,
-            users: Vec::new(),
-            smoke_login: None,
-            registry_config: String::new(),
-            notes: Vec::new(),
-        }
+        Material::none()
     } else {
-        Material::prepare(
+        let mut material = Material::prepare(inv, state_dir, opts.check, opts.keep_state)?;
+        let cx = PrepareCx {
             inv,
-            state_dir,
-            &templates,
-            opts.check,
-            opts.keep_state,
-            opts.registry_mode,
-        )?
+            state: state_dir,
+            templates: &templates,
+            check: opts.check,
+        };
+        for step in playbook.steps.iter().filter(|s| s.state == State::Present) {
+            let name = step.module.name();
+            if material.prepared.contains_key(name) {
+                continue;
+            }
+            if let Some(prepared) = step.module.prepare(&cx)? {
+                material.prepared.insert(name, prepared);
+            }
+        }
+        material
     };
     let out = Printer::new(opts.quiet, opts.diff || opts.check, opts.diff, opts.check);
     for n in &material.notes {
@@ -247,14 +248,16 @@ async fn run_probed(
         }
         out.step(&step.name);
         let started = Instant::now();
-        let (halt, within) = if step.once {
-            (None, step::once(&cx, step, &mut runs, &mut report).await?)
+        let (end, within) = if step.once {
+            let within = step::once(&cx, step, &mut runs, &mut report).await?;
+            (step::StepEnd::default(), within)
         } else {
             (step::per_host(&cx, step, &mut runs).await, Vec::new())
         };
         if step.module.provides_engine() && !opts.check {
-            reprobe(inv, playbook, step, &mut runs).await;
+            reprobe(inv, playbook, step, &mut runs, &end.changed).await;
         }
+        let halt = end.halted_after;
         report.phases.push(phase(&step.name, started));
         report.phases.extend(within);
         if let Some(after) = halt {
@@ -297,12 +300,23 @@ fn phase(name: &str, started: Instant) -> Phase {
     }
 }
 
-/// The hosts a step that installs or starts the engine changed are read again: the package
-/// brought runtimes (docker.io brings containerd) that the later steps must see in this run.
-async fn reprobe(inv: &Inventory, playbook: &Playbook, step: &Step, runs: &mut [Run<'_, '_>]) {
-    join_all(runs.iter_mut().map(|r| async move {
+/// The hosts a step that installs or starts the engine changed (`changed`: indexes into
+/// `runs`) are read again: the package brought runtimes (docker.io brings containerd) that
+/// the later steps must see in this run.
+async fn reprobe(
+    inv: &Inventory,
+    playbook: &Playbook,
+    step: &Step,
+    runs: &mut [Run<'_, '_>],
+    changed: &[usize],
+) {
+    let changed = runs
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| changed.contains(i));
+    join_all(changed.map(|(_, r)| async move {
         let req = probe_request(inv, r.node.host, playbook);
-        r.reprobe_if_changed(step, &req).await
+        r.reprobe(step, &req).await
     }))
     .await;
 }

@@ -52,16 +52,11 @@ impl Run<'_, '_> {
         });
     }
 
-    /// After `step` (one that installs or starts the engine) changed this host, read it again:
-    /// the package brought runtimes the later steps must see. False when the host failed.
-    pub async fn reprobe_if_changed(&mut self, step: &Step, req: &ProbeRequest) -> bool {
-        let changed = self.node.alive()
-            && self
-                .report
-                .steps
-                .last()
-                .is_some_and(|s| s.step == step.name && s.status == Status::Changed);
-        let Some(remote) = self.node.remote.as_ref().filter(|_| changed) else {
+    /// After `step` (one that installs or starts the engine) made changes on this host, read
+    /// it again: the package brought runtimes the later steps must see. False when the host
+    /// failed.
+    pub async fn reprobe(&mut self, step: &Step, req: &ProbeRequest) -> bool {
+        let Some(remote) = self.node.remote.as_ref().filter(|_| self.node.alive()) else {
             return self.node.alive();
         };
         match probe::probe(&remote.session, req).await {
@@ -124,12 +119,16 @@ pub(super) fn changes_for(cx: &StepCx<'_>, step: &Step, r: &Run<'_, '_>) -> Resu
     }
 }
 
-/// A per-host step. Returns the host after which a roll halted, if one did.
-pub(super) async fn per_host(
-    cx: &StepCx<'_>,
-    step: &Step,
-    runs: &mut [Run<'_, '_>],
-) -> Option<String> {
+/// What a per-host step did: the host after which a roll halted, if one did, and the hosts
+/// (indexes into the runs) where it made changes.
+#[derive(Default)]
+pub(super) struct StepEnd {
+    pub halted_after: Option<String>,
+    pub changed: Vec<usize>,
+}
+
+/// A per-host step.
+pub(super) async fn per_host(cx: &StepCx<'_>, step: &Step, runs: &mut [Run<'_, '_>]) -> StepEnd {
     let StepCx { check, out, .. } = *cx;
     let mut planned: Vec<(usize, Vec<Change>)> = Vec::new();
     for (i, r) in runs.iter_mut().enumerate() {
@@ -162,7 +161,7 @@ pub(super) async fn per_host(
         for (i, changes) in &planned {
             runs[*i].done(&step.name, changes);
         }
-        return None;
+        return StepEnd::default();
     }
     // Hosts whose changes disrupt them go one at a time after the others, as a roll does.
     let (exclusive, parallel): (Vec<_>, Vec<_>) = planned
@@ -174,6 +173,7 @@ pub(super) async fn per_host(
         None => vec![parallel],
     };
     let rolls = step.serial.is_some();
+    let mut changed = Vec::new();
     for (batch, halts) in batches
         .into_iter()
         .map(|b| (b, rolls))
@@ -204,7 +204,12 @@ pub(super) async fn per_host(
         for ((i, changes), result) in batch.iter().zip(results) {
             let r = &mut runs[*i];
             match result {
-                Ok(()) => r.done(&step.name, changes),
+                Ok(()) => {
+                    r.done(&step.name, changes);
+                    if !changes.is_empty() {
+                        changed.push(*i);
+                    }
+                }
                 Err(e) => {
                     let msg = format!("{e:#}");
                     out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
@@ -225,10 +230,16 @@ pub(super) async fn per_host(
                     );
                 }
             }
-            return Some(after);
+            return StepEnd {
+                halted_after: Some(after),
+                changed,
+            };
         }
     }
-    None
+    StepEnd {
+        halted_after: None,
+        changed,
+    }
 }
 
 fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {

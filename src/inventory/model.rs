@@ -89,6 +89,9 @@ pub struct Registry {
     pub login_agents: Vec<String>,
     /// distribution 3.x's OpenTelemetry trace export; `None`: off.
     pub tracing: Option<Tracing>,
+    /// config.yml's `maintenance.readonly` (pulls only). Not read from the inventory file:
+    /// `regboot gc` sets it for the roll that pauses pushes while its collector runs.
+    pub read_only: bool,
 }
 
 /// Where distribution 3.x exports traces (its `OTEL_*` environment).

@@ -163,6 +163,9 @@ fn create(boot: &Boot, host: &LabHost) -> Result<()> {
         "--tmpfs=/run/lock",
         "--stop-signal=SIGRTMIN+3",
         "--env=container=docker",
+        // As on a machine (docker's default in a container is 0): only root binds ports
+        // below 1024, which the registry's front relies on (registry_front::SLOTS).
+        "--sysctl=net.ipv4.ip_unprivileged_port_start=1024",
         // The inner engines' overlay storage cannot sit on the container's own overlay:
         // anonymous volumes, removed with the container.
         "--volume=/var/lib/docker",

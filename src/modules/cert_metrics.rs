@@ -46,7 +46,7 @@ impl Module for CertMetrics {
     fn absent(&self, cx: &Ctx) -> Result<Vec<Change>> {
         Ok(path(cx.inv)
             .filter(|p| cx.state.files.get(p).is_some_and(Option::is_some))
-            .map(|p| Change::script(format!("remove {p}"), r#"rm -f -- "$1""#, &[&p]))
+            .map(|p| Change::remove_file(&p))
             .into_iter()
             .collect())
     }

@@ -602,6 +602,9 @@ mod tests {
                             files.remove(path);
                         }
                     }
+                    Action::RemoveFile { path } => {
+                        files.remove(&path);
+                    }
                     Action::WaitHealthy { .. } | Action::Bundle(_) => unreachable!(),
                 }
                 for r in &refs {

@@ -19,6 +19,7 @@ pub(crate) mod hosts_block;
 pub(crate) mod keepalived;
 pub(crate) mod lb_packages;
 pub(crate) mod nginx;
+pub(crate) mod registry_config;
 pub(crate) mod registry_container;
 pub(crate) mod registry_data;
 pub(crate) mod registry_files;
@@ -100,11 +101,7 @@ pub(crate) fn ca_files(
         let p = path(Some(role));
         let wanted = tls.extra_cas.iter().any(|(r, _)| *r == role);
         if !wanted && state.file(&p).is_some() {
-            changes.push(Change::script(
-                format!("remove {p}"),
-                r#"rm -f -- "$1""#,
-                &[&p],
-            ));
+            changes.push(Change::remove_file(&p));
         }
     }
     changes
@@ -438,11 +435,17 @@ pub(crate) mod testing {
                 key_pem: "KEY\n".into(),
                 extra_cas: Vec::new(),
             }),
-            users: Vec::new(),
-            smoke_login: None,
-            registry_config: "version: 0.1\n".into(),
+            prepared: [("registry_files", registry_data())].into(),
             notes: Vec::new(),
         }
+    }
+
+    /// What registry_files prepares, without users.
+    fn registry_data() -> crate::engine::module::Prepared {
+        std::sync::Arc::new(super::registry_config::RegistryData {
+            users: Vec::new(),
+            config: "version: 0.1\n".into(),
+        })
     }
 
     /// The changes `module` wants on `host` (present or absent), with [`material`].

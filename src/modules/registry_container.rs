@@ -15,24 +15,20 @@
 //! the next run finishes it (nginx already passes to the new one) or undoes it (it does not).
 
 use anyhow::{Result, bail};
-use sha2::{Digest, Sha256};
 
-use super::registry_files::{self, ManagedFile};
-use super::registry_front::{self, BACKEND};
+use super::registry_files::{self, ManagedFile, digest};
+use super::registry_front::{self, BACKEND, CERT_LABEL, SET_LABEL};
 use super::{Ctx, Module};
 use crate::engine::change::Change;
 use crate::engine::footprint::{self, Footprint};
 use crate::engine::probe::{Container, HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 
-pub(crate) const NAME: &str = "regboot-registry";
+pub(crate) const NAME: &str = registry_files::CONTAINER;
 /// The container a roll starts beside the serving one; it takes `NAME` once nginx passes to it.
 pub(crate) const NEXT: &str = "regboot-registry-next";
 /// The label with a container's loopback port (the backend file names the one nginx uses).
 const BACKEND_LABEL: &str = "io.regboot.backend";
-/// The label naming the config set the container mounts (`START`): its config and
-/// certificate labels' values, which digest the files.
-const SET_LABEL: &str = "io.regboot.set";
 /// The label naming the front (absent on containers that published the port themselves).
 const FRONT_LABEL: &str = "io.regboot.front";
 
@@ -52,8 +48,22 @@ if command -v flock >/dev/null 2>&1; then
   flock -w 300 8 || { echo "another roll on this host held /run/regboot-roll.lock for 300 s" >&2; exit 1; }
 fi
 current() { sed -n 's/^ *server 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$backend" 2>/dev/null | head -n 1; }
+# Args: a container. The directory of the certificate it serves: its config set's copy (the
+# base dir's for a container from before config sets); none without TLS.
+certs_of() {
+  s=$(docker inspect -f '{{index .Config.Labels "io.regboot.set"}}' "$1" 2>/dev/null) || s=
+  d=/etc/regboot/registry/certs
+  [ -z "$s" ] || d=/etc/regboot/registry/sets/$s/certs
+  if [ -f "$d/registry-chain.crt" ]; then echo "$d"; fi
+}
+# Args: a loopback port and the container serving there: nginx passes to it and serves the
+# certificate it serves (as `registry_front::backend` writes the file).
 point() {
+  d=$(certs_of "$2")
   printf '# Written by regboot: the registry container nginx passes requests to now.\nupstream registry_backend {\n    server 127.0.0.1:%s;\n    keepalive 16;\n}\n' "$1" >"$backend.tmp"
+  if [ -n "$d" ]; then
+    printf 'ssl_certificate %s/registry-chain.crt;\nssl_certificate_key %s/registry.key;\n' "$d" "$d" >>"$backend.tmp"
+  fi
   mv -f "$backend.tmp" "$backend"
 }
 workers() {
@@ -127,7 +137,7 @@ settle() {
   fi
   own=$(docker inspect -f '{{index .Config.Labels "io.regboot.backend"}}' regboot-registry 2>/dev/null) || own=
   if [ -n "$own" ] && [ "$own" != "$(current)" ]; then
-    point "$own"
+    point "$own" regboot-registry
     nginx -t -q
     systemctl enable --quiet nginx
     systemctl reload-or-restart nginx
@@ -162,6 +172,14 @@ if [ ! -d "$dir" ]; then
   if [ -d "$base/certs" ]; then cp -pR "$base/certs/." "$dir.tmp/certs/"; fi
   mv "$dir.tmp" "$dir"
 fi
+# Without TLS nginx cannot check who answers on the port: only root may bind it.
+if ! grep -q '^ *certificate:' "$dir/config.yml"; then
+  low=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null) || low=1024
+  if [ "$low" -le "$port" ]; then
+    echo "net.ipv4.ip_unprivileged_port_start is $low on this host: any local user may listen on 127.0.0.1:$port, where nginx passes the registry's requests (and credentials) without TLS to check who answers. Raise it to 1024 (sysctl -w net.ipv4.ip_unprivileged_port_start=1024, and in /etc/sysctl.d; a container host: docker run --sysctl net.ipv4.ip_unprivileged_port_start=1024), or use tls.mode self-signed or provided" >&2
+    exit 1
+  fi
+fi
 if [ "$(current)" = "$port" ]; then
   echo "nginx passes to 127.0.0.1:$port already: a roll of an interrupted run finished after this run read the host; run again" >&2
   exit 1
@@ -194,21 +212,16 @@ if ! docker inspect regboot-registry-next >/dev/null 2>&1; then
   echo "regboot-registry-next is gone: another run changed this host meanwhile; run again" >&2
   exit 1
 fi
-was=$(current)
-point "$port"
-if ! nginx -t -q; then [ -n "$was" ] && point "$was"; exit 1; fi
+cp -p "$backend" "$backend.was" 2>/dev/null || true
+point "$port" regboot-registry-next
+if ! nginx -t -q; then
+  if [ -f "$backend.was" ]; then mv -f "$backend.was" "$backend"; fi
+  exit 1
+fi
+rm -f "$backend.was"
 finish
 "#
 );
-
-fn digest(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-        h.update([0]);
-    }
-    hex::encode(h.finalize())[..16].to_string()
-}
 
 /// What the container runs with, one label per input (a hash for files), so the container
 /// itself says whether it is current and plan can say what changed.
@@ -232,7 +245,7 @@ fn labels(cx: &Ctx, files: &[ManagedFile]) -> Vec<(&'static str, &'static str, S
             ]),
         ),
         (
-            "io.regboot.cert",
+            CERT_LABEL,
             "certificate",
             digest(&[file(registry_files::CHAIN), file(registry_files::KEY)]),
         ),
@@ -249,11 +262,7 @@ fn set_id(labels: &[(&str, &str, String)]) -> String {
             .find(|(k, _, _)| *k == key)
             .map_or("", |(_, _, v)| v.as_str())
     };
-    format!(
-        "{}-{}",
-        value("io.regboot.config"),
-        value("io.regboot.cert")
-    )
+    format!("{}-{}", value("io.regboot.config"), value(CERT_LABEL))
 }
 
 /// Why the container must be (re)created, or `None` when it is as wanted.
@@ -274,6 +283,16 @@ fn reason(
         Some(format!("{} changed", changed.join(", ")))
     } else if !c.labels.contains_key(SET_LABEL) {
         Some("config files move to a directory of their own".into())
+    } else if !c
+        .labels
+        .get(BACKEND_LABEL)
+        .and_then(|p| p.parse().ok())
+        .is_some_and(|p| registry_front::SLOTS.contains(&p))
+    {
+        let [blue, green] = registry_front::SLOTS;
+        Some(format!(
+            "its loopback port moves to {blue} or {green}, which only root may bind"
+        ))
     } else if cx.state.image_id(&cx.inv.registry.image) != Some(c.image_id.as_str()) {
         Some("new image id".into())
     } else if !c.running {
@@ -513,10 +532,16 @@ mod tests {
         let crate::engine::change::Action::Script { args, .. } = &changes[0].action else {
             panic!("a script first")
         };
+        // The script adds the port's label; the container serves on the front's first slot.
+        let port = (
+            BACKEND_LABEL.to_string(),
+            registry_front::SLOTS[0].to_string(),
+        );
         args.iter()
             .filter(|a| a.starts_with("io.regboot."))
             .filter_map(|a| a.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([port])
             .collect()
     }
 
@@ -614,7 +639,7 @@ mod tests {
         let state = |own: &[(String, String)], front: u16, next: Option<Container>| {
             let mut st = StateBuilder::new()
                 .container("sha256:1", true, own)
-                .file(BACKEND, &registry_front::backend(front));
+                .file(BACKEND, &registry_front::backend(front, None));
             if let Some(next) = next {
                 st.0.containers.insert(NEXT.into(), next);
             }
@@ -708,6 +733,10 @@ mod tests {
         unfronted.retain(|(k, _)| k != FRONT_LABEL);
         let mut unversioned = labels.clone();
         unversioned.retain(|(k, _)| k != SET_LABEL);
+        // Issue 26 item 1: on a port any user may bind (before the front's slots were).
+        let mut unprivileged = labels.clone();
+        unprivileged.retain(|(k, _)| k != BACKEND_LABEL);
+        unprivileged.push((BACKEND_LABEL.into(), "41500".into()));
         let mut with_htpasswd = labels.clone();
         with_htpasswd.push(("io.regboot.htpasswd".into(), "an old user list".into()));
         // (state, the first change's summary prefix, or None: nothing to do)
@@ -742,6 +771,15 @@ mod tests {
                 StateBuilder::new().container("sha256:1", true, &unversioned),
                 Some(
                     "roll regboot-registry blue/green (config files move to a directory of their own)",
+                ),
+            ),
+            (
+                StateBuilder::new()
+                    .container("sha256:1", true, &unprivileged)
+                    .file(BACKEND, &registry_front::backend(41500, None)),
+                Some(
+                    "roll regboot-registry blue/green (its loopback port moves to 415 or 416, \
+                     which only root may bind): start the new one (registry:2) on 127.0.0.1:415",
                 ),
             ),
             // Published the port itself (before the front): the one roll that interrupts.

@@ -6,9 +6,12 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use sha2::{Digest, Sha256};
 
+use super::registry_config;
 use super::{Ctx, Module, file_change};
 use crate::engine::change::Change;
+use crate::engine::module::{PrepareCx, Prepared};
 use crate::engine::probe::{HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 use crate::material::Material;
@@ -19,6 +22,9 @@ pub(crate) const CONFIG: &str = "/etc/regboot/registry/config.yml";
 pub(crate) const CHAIN: &str = "/etc/regboot/registry/certs/registry-chain.crt";
 pub(crate) const KEY: &str = "/etc/regboot/registry/certs/registry.key";
 pub(crate) const HTPASSWD: &str = "/etc/regboot/registry/auth/htpasswd";
+
+/// The registry container, which mounts these files (`registry_container`).
+pub(crate) const CONTAINER: &str = "regboot-registry";
 
 /// The collector `regboot gc` runs while the replicas are read-only (`crate::gc`).
 pub(crate) const COLLECTOR: &str = "regboot-gc";
@@ -43,6 +49,16 @@ pub(crate) fn refuse_while_collecting(cx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// A short digest of `parts` (each ended by a NUL): what a registry container's labels hold.
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
 /// A file regboot owns on the host, as it should be.
 pub(crate) struct ManagedFile {
     pub path: &'static str,
@@ -63,9 +79,10 @@ pub(crate) fn desired(cx: &Ctx) -> Result<Arc<Vec<ManagedFile>>> {
 }
 
 fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
+    let data = registry_config::of(material)?;
     let mut files = vec![ManagedFile {
         path: CONFIG,
-        data: material.registry_config.clone().into_bytes(),
+        data: data.config.clone().into_bytes(),
         mode: 0o600,
         secret: true,
     }];
@@ -83,11 +100,11 @@ fn compute(material: &Material, state: &HostState) -> Result<Vec<ManagedFile>> {
             secret: true,
         });
     }
-    if !material.users.is_empty() {
+    if !data.users.is_empty() {
         let current = state.text(HTPASSWD);
         files.push(ManagedFile {
             path: HTPASSWD,
-            data: htpasswd::render(current.as_deref(), &material.users)?.into_bytes(),
+            data: htpasswd::render(current.as_deref(), &data.users)?.into_bytes(),
             mode: 0o600,
             secret: true,
         });
@@ -105,6 +122,11 @@ pub(crate) struct RegistryFiles;
 impl Module for RegistryFiles {
     fn name(&self) -> &'static str {
         "registry_files"
+    }
+
+    /// The users and config.yml, once for the run (`registry_config`).
+    fn prepare(&self, cx: &PrepareCx) -> Result<Option<Prepared>> {
+        Ok(Some(Arc::new(registry_config::prepare(cx)?)))
     }
 
     fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {

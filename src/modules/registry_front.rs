@@ -16,7 +16,7 @@ use super::{Ctx, Module, file_change, nginx, registry_files};
 use crate::engine::change::Change;
 use crate::engine::footprint::{self, Footprint};
 use crate::engine::packages::{self, Package};
-use crate::engine::probe::{HostState, ProbeRequest};
+use crate::engine::probe::{Container, HostState, ProbeRequest};
 use crate::inventory::{Host, Inventory};
 use crate::render::RegistryFront as Conf;
 
@@ -30,8 +30,12 @@ const NGINX: Package = Package {
     command: "nginx",
     name: "nginx",
 };
-/// The two loopback ports the containers take turns on (blue, green).
-pub(crate) const SLOTS: [u16; 2] = [41500, 41501];
+/// The two loopback ports the containers take turns on (blue, green): below 1024, so only
+/// root may bind them. Without TLS nginx cannot tell the registry from another listener, so
+/// no other user must be able to take a port while its container is down (a dockerd
+/// restart); the roll refuses a host whose `net.ipv4.ip_unprivileged_port_start` lets them.
+/// Below 512 too, out of the range where glibc's bindresvport picks ports (NFS, NIS).
+pub(crate) const SLOTS: [u16; 2] = [415, 416];
 
 const RELOAD: &str = r#"set -eu
 nginx -t -q
@@ -43,12 +47,37 @@ systemctl disable --now --quiet nginx 2>/dev/null || true
 rm -f /etc/nginx/regboot-backend.conf /etc/nginx/regboot-registry-ca.crt
 "#;
 
-/// The backend file naming `port`.
-pub(crate) fn backend(port: u16) -> String {
-    format!(
+/// The label naming the config set a registry container mounts.
+pub(crate) const SET_LABEL: &str = "io.regboot.set";
+/// The label digesting the certificate and key a registry container serves.
+pub(crate) const CERT_LABEL: &str = "io.regboot.cert";
+
+/// The backend file naming `port` and, with TLS, the directory of the certificate nginx
+/// serves (as the roll's `point` writes it).
+pub(crate) fn backend(port: u16, certs: Option<&str>) -> String {
+    let mut text = format!(
         "# Written by regboot: the registry container nginx passes requests to now.\n\
          upstream registry_backend {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n"
-    )
+    );
+    if let Some(dir) = certs {
+        text.push_str(&format!(
+            "ssl_certificate {dir}/registry-chain.crt;\nssl_certificate_key {dir}/registry.key;\n"
+        ));
+    }
+    text
+}
+
+/// Where the certificate `container` serves sits on the host: its config set's copy, or the
+/// base dir's (a container from before config sets, or one without TLS, or none yet).
+fn certs_of(container: Option<&Container>) -> String {
+    let no_cert = registry_files::digest(&[b"", b""]);
+    let label = |c: &Container, key: &str| c.labels.get(key).cloned();
+    match container.and_then(|c| Some((label(c, SET_LABEL)?, label(c, CERT_LABEL)?))) {
+        Some((set, cert)) if cert != no_cert => {
+            format!("{}/sets/{set}/certs", registry_files::BASE)
+        }
+        _ => format!("{}/certs", registry_files::BASE),
+    }
 }
 
 /// The loopback port of the container serving now, as the host's backend file names it
@@ -80,8 +109,10 @@ impl Module for RegistryFront {
         "registry_front"
     }
 
-    fn want(&self, _inv: &Inventory, _host: &Host, req: &mut ProbeRequest) {
+    fn want(&self, inv: &Inventory, host: &Host, req: &mut ProbeRequest) {
         req.content.extend([CONF, BACKEND].map(String::from));
+        // The serving container's labels: the certificate a new backend file names.
+        super::want_registry(inv, host, req);
         req.hash.push(CA.into());
         req.commands.push(NGINX.command.into());
         req.services.push(SERVICE.into());
@@ -104,17 +135,24 @@ impl Module for RegistryFront {
             server_name: reg.hostname.clone(),
             listen_port: reg.port,
             tls: cx.material.tls.is_some(),
-            cert_path: registry_files::CHAIN.into(),
-            key_path: registry_files::KEY.into(),
             backend_path: BACKEND.into(),
             ca_path: CA.into(),
         })?;
         // The files the config names go first: nginx -t reads them when it tests the config.
-        if cx.state.file(BACKEND).is_none() {
+        // The roll rewrites the backend file; this step writes it when there is none, or when
+        // one from before it named the certificate lacks it.
+        let text = cx.state.text(BACKEND);
+        let tls = cx.material.tls.is_some();
+        let names_cert = text
+            .as_deref()
+            .is_some_and(|t| t.contains("ssl_certificate "));
+        if text.is_none() || (tls && !names_cert) {
+            let certs = tls.then(|| certs_of(cx.state.container(registry_files::CONTAINER)));
+            let port = current_port(text.as_deref());
             changes.extend(file_change(
                 cx.state,
                 BACKEND,
-                backend(SLOTS[0]).as_bytes(),
+                backend(port, certs.as_deref()).as_bytes(),
                 0o644,
                 false,
             ));
@@ -174,7 +212,7 @@ mod tests {
     #[test]
     fn ports_alternate() {
         assert_eq!(current_port(None), SLOTS[0]);
-        assert_eq!(current_port(Some(&backend(SLOTS[1]))), SLOTS[1]);
+        assert_eq!(current_port(Some(&backend(SLOTS[1], Some("/d")))), SLOTS[1]);
         assert_eq!(next_port(SLOTS[0]), SLOTS[1]);
         assert_eq!(next_port(SLOTS[1]), SLOTS[0]);
     }
@@ -200,12 +238,45 @@ mod tests {
             .command("nginx", true)
             .file(CA, &testing::written(&changes, CA).unwrap())
             .file(CONF, &testing::written(&changes, nginx::STAGED).unwrap())
-            .file(BACKEND, &backend(SLOTS[1]));
+            .file(BACKEND, &backend(SLOTS[1], Some("/somewhere")));
         assert!(
             testing::run(&RegistryFront, &inv, "h1", &done, true)
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// Issue 26 item 3: nginx serves the serving container's own copy of the certificate,
+    /// named in the backend file, never the base dir's that an apply rewrites before its roll.
+    /// A fresh host's file names the base dir (the first container copies it); a file from
+    /// before this named none gets the serving container's set, its port kept.
+    #[test]
+    fn the_backend_file_names_the_serving_containers_certificate() {
+        let inv = testing::inventory("");
+        let base = format!("{}/certs", registry_files::BASE);
+        let fresh = StateBuilder::new().command("nginx", true);
+        let changes = testing::run(&RegistryFront, &inv, "h1", &fresh, true).unwrap();
+        assert_eq!(
+            testing::written(&changes, BACKEND).unwrap(),
+            backend(SLOTS[0], Some(&base))
+        );
+        let labels = [
+            (SET_LABEL.to_string(), "abc-def".to_string()),
+            (CERT_LABEL.to_string(), "def".to_string()),
+        ];
+        let old = StateBuilder::new()
+            .command("nginx", true)
+            .container("sha256:1", true, &labels)
+            .file(BACKEND, &backend(SLOTS[1], None));
+        let changes = testing::run(&RegistryFront, &inv, "h1", &old, true).unwrap();
+        let set = format!("{}/sets/abc-def/certs", registry_files::BASE);
+        assert_eq!(
+            testing::written(&changes, BACKEND).unwrap(),
+            backend(SLOTS[1], Some(&set))
+        );
+        let text = backend(SLOTS[1], Some(&set));
+        assert!(text.contains(&format!("ssl_certificate {set}/registry-chain.crt;\n")));
+        assert!(text.contains(&format!("ssl_certificate_key {set}/registry.key;\n")));
     }
 
     /// Its footprint, end to end without a lab: apply's first step records that nginx was
@@ -237,7 +308,7 @@ mod tests {
             .command("nginx", true)
             .service(SERVICE, "active")
             .file(CONF, "regboot's\n")
-            .file(BACKEND, &backend(SLOTS[0]))
+            .file(BACKEND, &backend(SLOTS[0], None))
             .file(&saved, "the operator's\n")
             .file(footprint::MANIFEST, &manifest);
         let changes = testing::run(&RegistryFront, &inv, "h1", &applied, false).unwrap();

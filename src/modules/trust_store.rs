@@ -77,7 +77,7 @@ impl Module for TrustStore {
         let store = store_of(&cx.state.facts)?;
         let mut changes = ca_files(cx.state, tls, |role| anchor(&store, role));
         if !changes.is_empty() {
-            let removes = changes.iter().any(|c| c.summary.starts_with("remove "));
+            let removes = changes.iter().any(Change::removes_file);
             changes.push(update_after(&store, cx, removes));
         }
         Ok(changes)
@@ -87,7 +87,7 @@ impl Module for TrustStore {
         let store = store_of(&cx.state.facts)?;
         let mut changes: Vec<Change> = anchors(&store)
             .filter(|f| cx.state.file(&f.path).is_some())
-            .map(|f| Change::script(format!("remove {}", f.path), r#"rm -f -- "$1""#, &[&f.path]))
+            .map(|f| Change::remove_file(&f.path))
             .collect();
         if !changes.is_empty() {
             changes.push(update_after(&store, cx, true));

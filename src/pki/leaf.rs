@@ -280,7 +280,12 @@ pub fn ensure(state: &StateDir, ca: &Ca, spec: &LeafSpec) -> Result<LeafOutcome>
 /// (`rotate --leaf`), archiving the certificate and key it replaces. The caller writes the
 /// chain (`write_chain`).
 pub fn replace(state: &StateDir, ca: &Ca, spec: &LeafSpec) -> Result<()> {
-    let leaf = issue(ca, spec)?;
+    store(state, &issue(ca, spec)?)
+}
+
+/// Write `leaf` into `state`, archiving the certificate and key it replaces. The caller
+/// writes the chain (`write_chain`).
+pub fn store(state: &StateDir, leaf: &IssuedLeaf) -> Result<()> {
     state.archive(REGISTRY_CERT)?;
     state.archive(REGISTRY_KEY)?;
     state.write_secret(REGISTRY_KEY, &leaf.key_pem)?;

@@ -378,7 +378,7 @@ fn an_interrupted_roll_is_drift_that_apply_settles() {
         "host1",
         "docker inspect -f '{{index .Config.Labels \"io.regboot.backend\"}}' regboot-registry",
     );
-    let other = if own == "41500" { "41501" } else { "41500" };
+    let other = if own == "415" { "416" } else { "415" };
     let plan = |why: &str| {
         let out = regboot(&inv, &["plan"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -13,6 +13,7 @@ mod catalog;
 mod ci;
 mod docker_install;
 mod engine;
+mod front;
 mod gc;
 mod ha;
 mod lab_cmd;

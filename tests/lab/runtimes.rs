@@ -246,8 +246,9 @@ fn every_runtime_trusts_the_registry(
         .collect();
     assert_eq!(running, [("host1", true), ("host2", false)], "{facts:#}");
 
-    // Converged: plan exits 0, a second apply changes and restarts nothing; -v says why
-    // host2 pulls with ctr, once (host1's docker pull goes through dockerd's API).
+    // Converged: plan exits 0, a second apply changes and restarts nothing; -v says once why
+    // host2 pushes with docker's commands and once why it pulls with ctr (host1's docker pull
+    // goes through dockerd's API).
     let out = regboot(&inv, &["plan"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let out = regboot(&inv, &["apply", "-v", "-o", "json"]);
@@ -257,10 +258,13 @@ fn every_runtime_trusts_the_registry(
     let stderr = String::from_utf8_lossy(&out.stderr);
     let said: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.contains("host2: the smoke test runs `ctr pull`"))
+        .filter(|l| l.contains("the smoke test runs"))
         .collect();
     assert!(
-        said.len() == 1 && said[0].contains("could not open"),
+        said.len() == 2
+            && said[0].contains("host2: the smoke test runs `docker load` and `docker push`")
+            && said[1].contains("host2: the smoke test runs `ctr pull`")
+            && said.iter().all(|l| l.contains("could not open")),
         "{stderr}"
     );
     assert_eq!(containerd_started(&lab, "host3"), after, "restarted again");

@@ -101,6 +101,7 @@ impl Checker<'_> {
             users,
             login_agents: r.login_agents,
             tracing,
+            read_only: false,
         }
     }
 

@@ -7,6 +7,7 @@
 mod api_pull;
 mod api_push;
 pub mod image;
+mod login;
 mod outcome;
 mod run;
 
@@ -14,9 +15,10 @@ use anyhow::Result;
 use futures::future::BoxFuture;
 
 use super::{FleetCx, Module, Outcome};
-use crate::engine::module::Member;
+use crate::engine::module::{Member, PrepareCx, Prepared};
 use crate::host::RemoteHost;
 use crate::inventory::{Inventory, Role};
+pub(crate) use login::login;
 use run::{Client, SmokeTarget};
 
 pub(crate) struct SmokeTest;
@@ -39,6 +41,12 @@ fn skip_reason(inv: &Inventory, check: bool) -> Option<(String, bool)> {
 impl Module for SmokeTest {
     fn name(&self) -> &'static str {
         "smoke_test"
+    }
+
+    fn prepare(&self, cx: &PrepareCx) -> Result<Option<Prepared>> {
+        Ok(Some(std::sync::Arc::new(login(
+            cx.inv, cx.state, cx.check,
+        )?)))
     }
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {

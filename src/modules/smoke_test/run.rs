@@ -5,8 +5,10 @@
 //! (`inventory::SMOKE_USER`), the password always through stdin, never in a command line: into
 //! a temporary DOCKER_CONFIG or podman auth file, or through a terminal for ctr. Its artefacts
 //! have fixed names (the `regboot-smoke` repository, `/run/regboot-smoke*` config dirs and
-//! marker, ctr's `regboot` namespace), so a host removes what an earlier, interrupted run left:
-//! the pusher always, a puller when that run's config dir or marker is still there.
+//! marker, ctr's `regboot` namespace), so a host removes what an earlier, interrupted run left
+//! when that run's config dir or marker is still there. Where the login user may open dockerd's
+//! or containerd's socket, the push and the pulls go through their APIs instead
+//! (`api_push.rs`, `api_pull.rs`): no CLI starts on the host.
 
 use std::time::Instant;
 
@@ -53,12 +55,17 @@ if [ -n "$user" ]; then
 fi
 "#;
 
-const PUSH: &str = r#"out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
-docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image"
+/// Loads the image from stdin (after the password's line) and pushes it; the digest comes from
+/// the push's own `<tag>: digest:` line. On exit the image goes, as after a pull ([`PULL`]),
+/// so nothing is left for the end of the run.
+const PUSH: &str = r#"trap 'docker rmi "$image" >/dev/null 2>&1 && rm -rf "$DOCKER_CONFIG" || rm -f "$DOCKER_CONFIG/config.json"' EXIT
+docker load >/dev/null || exit 1
+out=$(docker push "$image" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }
+printf '%s\n' "$out" | sed -n "s|^${image##*:}: digest: \(sha256:[0-9a-f]*\).*|${image%:*}@\1|p"
 "#;
 
-/// Sets `left` when an earlier pull was interrupted or failed: its DOCKER_CONFIG dir is still
-/// there. Only then does a puller sweep ([`SWEEP`]): each docker CLI start costs the host tens
+/// Sets `left` when an earlier push or pull was interrupted or failed: its DOCKER_CONFIG dir is
+/// still there. Only then does a host sweep ([`SWEEP`]): each docker CLI start costs the host tens
 /// of ms of CPU, which add up on a fleet.
 const LEFT: &str = r#"left=
 for d in /run/regboot-smoke.*; do [ -e "$d" ] && left=1; break; done
@@ -114,7 +121,8 @@ podman pull --quiet --tls-verify=true --authfile "$auth" "$image" >/dev/null || 
 podman image inspect --format '{{.Digest}}' "$image"
 "#;
 
-const PODMAN_PUSH: &str = r#"cat > "$dir/image.tar"
+const PODMAN_PUSH: &str = r#"trap 'rm -rf "$dir"; podman rmi "$image" >/dev/null 2>&1' EXIT
+cat > "$dir/image.tar"
 podman load --quiet --input "$dir/image.tar" >/dev/null || exit 1
 podman push --quiet --tls-verify=true --authfile "$auth" --digestfile "$dir/digest" "$image" || exit 1
 cat "$dir/digest"
@@ -166,6 +174,18 @@ impl Client {
             }
             Client::Containerd | Client::Cri => format!("{ARGS}{CTR_PULL}"),
             Client::Podman => format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PULL}"),
+        }
+    }
+
+    /// The report's action and the script that loads the image from stdin (after the
+    /// password's line), pushes it, prints its digest and removes it (args: [`ARGS`]).
+    fn push_script(self) -> (&'static str, String) {
+        match self {
+            Client::Podman => ("podman push", format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}")),
+            _ => (
+                "docker push",
+                format!("{ARGS}{LEFT}if [ -n \"$left\" ]; then\n{SWEEP}fi\n{LOGIN}{PUSH}"),
+            ),
         }
     }
 
@@ -252,7 +272,7 @@ pub async fn run(
     on_result: &(dyn Fn(&SmokeHost) + Sync),
 ) -> Smoke {
     let registry = replicas.first().map(|(_, r)| *r);
-    let (user, password) = material.smoke_login.clone().unwrap_or_default();
+    let (user, password) = super::login::of(material).unwrap_or_default();
     let reference = inv.reference(&inv.registry.hostname);
     let repo = format!("{reference}/{REPOSITORY}");
     let nonce = hex::encode(rand::random::<[u8; 6]>());
@@ -271,46 +291,24 @@ pub async fn run(
     let push_client = pusher.pusher().unwrap_or(Client::Docker);
     let arch = smoke_image::go_arch(pusher.arch).unwrap_or("amd64");
     let built = smoke_image::build(&image, arch, &nonce);
-    // dockerd's API where the login user may open its socket: it also removes the image.
+    // dockerd's API where the login user may open its socket. Either way the pusher removes
+    // the image once pushed.
     let through_api = match (&built, push_client) {
         (Ok(b), Client::Docker) => {
             api_push::push(&pusher.remote.session, &b.tarball, &args, &pw).await
         }
         _ => None,
     };
-    let removed = through_api.is_some();
     let pushed = async {
         if let Some(pushed) = through_api {
             return pushed;
         }
-        let built = built?;
-        let out = match push_client {
-            Client::Podman => {
-                // stdin: the password's line, then the image.
-                let mut input = pw.clone();
-                input.extend_from_slice(&built.tarball);
-                let push = format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}");
-                pusher
-                    .remote
-                    .run("podman push", &push, &args, Some(&input))
-                    .await?
-            }
-            _ => {
-                let load = format!("{ARGS}{SWEEP}docker load >/dev/null\n");
-                pusher
-                    .remote
-                    .run(
-                        "docker load of the smoke image",
-                        &load,
-                        &args,
-                        Some(&built.tarball),
-                    )
-                    .await?;
-                let push = format!("{ARGS}{LOGIN}{PUSH}");
-                retry_name_lookup(|| pusher.remote.run("docker push", &push, &args, Some(&pw)))
-                    .await?
-            }
-        };
+        // stdin: the password's line, then the image.
+        let mut input = pw.clone();
+        input.extend_from_slice(&built?.tarball);
+        let (action, push) = push_client.push_script();
+        let out =
+            retry_name_lookup(|| pusher.remote.run(action, &push, &args, Some(&input))).await?;
         push_client
             .digest(&out.stdout_text(), &repo)
             .context("the push reported no digest")
@@ -329,9 +327,6 @@ pub async fn run(
     });
     found.phase("push".into(), start);
     let Ok(digest) = pushed else {
-        if !removed {
-            let _ = remove_pushed(pusher, push_client, &image).await;
-        }
         return found.smoke;
     };
 
@@ -376,9 +371,6 @@ pub async fn run(
 
     let start = Instant::now();
     let cleanup = async {
-        if !removed {
-            remove_pushed(pusher, push_client, &image).await?;
-        }
         match (inv.registry.delete_enabled, registry) {
             (true, Some(reg)) => delete_manifest(inv, material, reg, &digest, auth).await,
             _ => Ok(()),
@@ -442,25 +434,6 @@ async fn pull(
         seconds: start.elapsed().as_secs_f64(),
         detail,
     }
-}
-
-/// The pushed image removed from the pusher.
-async fn remove_pushed(pusher: &SmokeTarget<'_>, client: Client, image: &str) -> Result<()> {
-    let program = if client == Client::Podman {
-        "podman"
-    } else {
-        "docker"
-    };
-    pusher
-        .remote
-        .run(
-            &format!("{program} rmi of the smoke image"),
-            r#""$1" rmi "$2" >/dev/null"#,
-            &[program, image],
-            None,
-        )
-        .await
-        .map(|_| ())
 }
 
 fn replica_request<'a>(
@@ -594,9 +567,9 @@ mod tests {
 
     #[test]
     fn every_client_script_parses() {
-        let push = format!("{ARGS}{PODMAN_LOGIN}{PODMAN_PUSH}");
+        let pushes = [Client::Docker, Client::Podman].map(|c| c.push_script().1);
         let pulls = [Client::Docker, Client::Containerd, Client::Podman].map(Client::pull_script);
-        for script in pulls.iter().chain([&push]) {
+        for script in pulls.iter().chain(&pushes) {
             let out = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .output()
@@ -605,6 +578,25 @@ mod tests {
         }
         // ctr reads the password from script(1)'s terminal: never on a command line.
         assert!(!CTR_PULL.contains("$user:") && CTR_PULL.contains("-E never"));
+    }
+
+    #[test]
+    fn a_docker_push_prints_its_digest_as_a_pull_does() {
+        let last = PUSH.lines().last().unwrap();
+        let out = "The push refers to repository [r.lab:5000/regboot-smoke]\n\
+                   5f70bf18a086: Pushed\n\
+                   ab12: digest: sha256:6d2e size: 527";
+        let run = std::process::Command::new("sh")
+            .args(["-c", &format!("image=$1; out=$2\n{last}"), "sh"])
+            .args(["r.lab:5000/regboot-smoke:ab12", out])
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(
+            Client::Docker.digest(&printed, "r.lab:5000/regboot-smoke"),
+            Some("sha256:6d2e".to_string()),
+            "{printed}"
+        );
     }
 
     #[test]
