@@ -68,6 +68,31 @@ pub enum Command {
     #[command(subcommand)]
     Inventory(InventoryCommand),
 
+    /// Build an offline bundle for air-gapped hosts (`packages.bundle`).
+    ///
+    /// For every OS release and architecture of the fleet (read from the hosts, or named
+    /// with --release for hosts not reachable from here): the packages apply may install with
+    /// their dependencies (.debs, resolved by apt for that release), the registry image, and
+    /// manifest.json with every file's SHA-256. Run on a machine that reaches the mirrors;
+    /// running it again fetches only what is missing (docs/bundle.md).
+    Bundle {
+        /// The bundle directory (created or completed).
+        dir: PathBuf,
+
+        /// Bundle these releases instead of reading the hosts (OS-VERSION-ARCH as os-release
+        /// and Debian name them, e.g. debian-12-amd64); repeatable.
+        #[arg(long = "release", value_name = "OS-VERSION-ARCH")]
+        releases: Vec<String>,
+
+        /// The Debian mirror to download from (default http://deb.debian.org/debian).
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+
+        /// Leave the registry image out.
+        #[arg(long)]
+        no_image: bool,
+    },
+
     /// Print what every host is: OS, init system, docker, sudo, daemon.json.
     ///
     /// Connects to every host (in parallel) and prints what it is: OS, init system, docker,
@@ -444,6 +469,14 @@ pub enum LabCommand {
         /// Where to write the key, known_hosts and inventory. Default: .regboot-lab/NAME/
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// No package mirror reachable from the hosts (an internal docker network): install
+        /// through `packages.bundle` (docs/bundle.md).
+        #[arg(long)]
+        air_gapped: bool,
+        /// The inventory installs packages from the lab's bundle, built once into the lab
+        /// cache (docs/bundle.md), never from the mirror.
+        #[arg(long)]
+        bundle: bool,
     },
     /// Show the labs on this docker engine (or only --name): hosts, state, addresses.
     Status {

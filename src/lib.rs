@@ -4,6 +4,7 @@
 //! and later commands can call it directly.
 
 pub(crate) mod backup;
+pub mod bundle;
 pub(crate) mod catalog;
 pub mod cli;
 mod commands;

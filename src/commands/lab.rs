@@ -16,6 +16,8 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
             k3s,
             name,
             dir,
+            air_gapped,
+            bundle,
         } => {
             let started = Instant::now();
             let lab = lab::up(&LabOptions {
@@ -26,6 +28,8 @@ pub fn lab(cli: &Cli, cmd: &LabCommand) -> Result<ExitCode> {
                 containerd: *containerd,
                 dir: dir.clone(),
                 k3s: k3s.clone(),
+                air_gapped: *air_gapped,
+                bundle: *bundle,
             })?;
             if cli.output == Output::Json {
                 super::json::print(&lab)?;

@@ -11,6 +11,7 @@ use crate::cli::{
 
 mod apply;
 mod backup;
+mod bundle;
 mod catalog;
 mod certs;
 mod facts;
@@ -55,6 +56,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     match &cli.command {
         Command::Inventory(InventoryCommand::Check) => inventory_check(&cli),
+        Command::Bundle {
+            dir,
+            releases,
+            mirror,
+            no_image,
+        } => bundle::bundle(&cli, dir, releases, mirror.as_deref(), *no_image),
         Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),
         Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
             known_hosts_forget(&cli, host, *port, file.as_ref())

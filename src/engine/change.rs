@@ -45,6 +45,9 @@ pub enum Action {
         /// A script whose output explains a timeout (the server's last log lines).
         diagnose: &'static str,
     },
+    /// Install packages from an offline bundle (`packages.bundle`): send what the host lacks,
+    /// check it, install with no mirror.
+    Bundle(Box<crate::bundle::install::Install>),
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +137,17 @@ impl Change {
         }
     }
 
+    /// Install from a bundle (see `Action::Bundle`).
+    pub fn bundle(summary: String, install: crate::bundle::install::Install) -> Change {
+        Change {
+            summary,
+            diff: None,
+            raw_diff: None,
+            action: Action::Bundle(Box::new(install)),
+            one_at_a_time: false,
+        }
+    }
+
     /// Wait (bounded) until dockerd answers `docker info`.
     pub fn wait_docker() -> Change {
         Change::script("wait until dockerd answers docker info", WAIT_DOCKER, &[])
@@ -182,6 +196,7 @@ impl Change {
                 ca_pem,
                 diagnose,
             } => wait_healthy(host, hostname, *port, ca_pem.as_deref(), diagnose).await,
+            Action::Bundle(install) => install.apply(host).await,
         }
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod probe;
 pub mod progress;
 pub mod report;
 pub(crate) mod runner;
+mod sources;
 mod step;
 
 pub use playbook::Playbook;

@@ -95,6 +95,7 @@ pub async fn run(inv: &Inventory, playbook: &Playbook, opts: &Options) -> Result
                 .steps
                 .iter()
                 .any(|s| s.once && s.module.plans_over_ssh() && s.hosts.matches(h))
+                || super::sources::may_ask(inv, playbook, h)
         };
         let request = |h: &Host| probe_request(inv, h, playbook);
         let nodes = fleet::connect_probe(&hosts, opts.forks, request, keep).await;
@@ -206,6 +207,8 @@ async fn run_probed(
             memo: Memo::default(),
         })
         .collect();
+    let mut nodes: Vec<&mut Node> = runs.iter_mut().map(|r| &mut *r.node).collect();
+    super::sources::check(inv, playbook, &mut nodes).await;
     for r in &mut runs {
         if let Some(problem) = readiness_problem(inv, r.node.host, playbook, r.node) {
             r.node.fail(problem);

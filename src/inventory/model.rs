@@ -32,6 +32,9 @@ pub struct Inventory {
     pub metrics_textfile_dir: Option<PathBuf>,
     /// `swarm.existing`: the registry hosts may be in a swarm regboot did not make.
     pub swarm_existing: bool,
+    /// `packages.bundle`: the offline bundle (`regboot bundle`) packages are installed from;
+    /// `None`: from each host's own package sources.
+    pub packages_bundle: Option<PathBuf>,
 }
 
 /// The default of `tls.ca_stage_soak`: a day, so every host and every cached client sees

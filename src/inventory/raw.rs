@@ -27,6 +27,8 @@ pub struct RawInventory {
     #[serde(default)]
     pub metrics: RawMetrics,
     pub swarm: Option<RawSwarm>,
+    #[serde(default)]
+    pub packages: RawPackages,
 }
 
 /// `swarm:` (with `registry.deploy: swarm`).
@@ -35,6 +37,13 @@ pub struct RawInventory {
 pub struct RawSwarm {
     /// The registry hosts' swarm was made by someone else: regboot may use it.
     pub existing: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPackages {
+    /// A directory `regboot bundle` made: packages come from it, not from the hosts' mirrors.
+    pub bundle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

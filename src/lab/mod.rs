@@ -4,6 +4,7 @@
 //!
 //! `up` is safe to run again: a running lab is left as it is and no file is rewritten.
 
+pub mod bundle;
 mod cache;
 mod docker;
 mod engine;
@@ -135,6 +136,12 @@ pub struct LabOptions {
     pub dir: Option<PathBuf>,
     /// A k3s binary to run as a k3s server on the runtimes profile's host3.
     pub k3s: Option<PathBuf>,
+    /// The inventory installs packages from the lab's cached bundle (`bundle::ensure`), not
+    /// from the mirror.
+    pub bundle: bool,
+    /// The hosts reach nothing outside the lab network (no default route), so no package
+    /// mirror: packages come from a bundle (`packages.bundle`, `bundle::ensure`).
+    pub air_gapped: bool,
 }
 
 impl LabOptions {
@@ -157,6 +164,8 @@ impl Default for LabOptions {
             containerd: ContainerdLine::Release,
             dir: None,
             k3s: None,
+            air_gapped: false,
+            bundle: false,
         }
     }
 }
@@ -273,6 +282,10 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
             images.insert(flavor.name(), image::ensure(&cache, opts.release, flavor)?);
         }
     }
+    let bundle_dir = opts
+        .bundle
+        .then(|| bundle::ensure(opts.release))
+        .transpose()?;
     let image_archive = dir.join(labdir::ARCHIVE);
     registry_image::install_archive(&archive, &image_archive)?;
     let authorized_key = labdir::ensure_key(&dir, name)?;
@@ -331,6 +344,9 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
     if let Some(binary) = &opts.k3s {
         k3s::install(&lab_hosts[k3s::HOST - 1].container, binary)?;
     }
+    if opts.air_gapped {
+        bundle::air_gap(&lab_hosts)?;
+    }
     let known_hosts_path = dir.join(labdir::KNOWN_HOSTS);
     labdir::write_if_changed(
         &known_hosts_path,
@@ -354,11 +370,12 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         }
     };
     let inventory_path = dir.join(labdir::INVENTORY);
-    let text = match (&vip, opts.profile) {
+    let mut text = match (&vip, opts.profile) {
         (Some(vip), _) => inventory::render_ha(name, &dir, &network.name, &lab_hosts, vip),
         (None, Profile::Swarm) => inventory::render_swarm(name, &dir, &network.name, &lab_hosts),
         (None, _) => inventory::render(name, &dir, &network.name, &lab_hosts),
     };
+    text.extend(bundle_dir.as_deref().map(bundle::inventory_section));
     labdir::write_if_changed(&inventory_path, text.as_bytes(), 0o644)?;
     Ok(Lab {
         name: name.to_string(),

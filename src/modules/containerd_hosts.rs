@@ -605,7 +605,7 @@ mod tests {
                     Action::RemoveFile { path } => {
                         files.remove(&path);
                     }
-                    Action::WaitHealthy { .. } => unreachable!(),
+                    Action::WaitHealthy { .. } | Action::Bundle(_) => unreachable!(),
                 }
                 for r in &refs {
                     let named = named(&files[&format!("{ROOT}/{r}/hosts.toml")]);

@@ -89,10 +89,13 @@ impl Module for DockerInstall {
             };
             // With what it recommends (apt), as Debian's docker.io expects.
             changes.push(packages::install(
+                cx.inv,
+                cx.host,
+                &cx.state.facts,
                 format!("install {pkg} (docker.install)"),
                 &[pkg],
                 true,
-            ));
+            )?);
         }
         let start = match facts.init {
             InitSystem::Systemd => START_SYSTEMD,

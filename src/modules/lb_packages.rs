@@ -64,10 +64,13 @@ impl Module for LbPackages {
             return Ok(Vec::new());
         }
         Ok(vec![packages::install(
+            cx.inv,
+            cx.host,
+            &cx.state.facts,
             format!("install {}", missing.join(" ")),
             &missing,
             false,
-        )])
+        )?])
     }
 }
 

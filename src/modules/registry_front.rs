@@ -123,10 +123,13 @@ impl Module for RegistryFront {
         let mut changes = Vec::new();
         if cx.state.command(NGINX.command) != Some(true) {
             changes.push(packages::install(
+                cx.inv,
+                cx.host,
+                &cx.state.facts,
                 "install nginx (the registry's front)",
                 &[NGINX.name],
                 false,
-            ));
+            )?);
         }
         let conf = cx.templates.registry_front_conf(&Conf {
             server_name: reg.hostname.clone(),

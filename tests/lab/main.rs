@@ -7,6 +7,7 @@ mod support;
 mod agent_login;
 mod apply;
 mod backup;
+mod bundle;
 mod ca_constraints;
 mod catalog;
 mod ci;

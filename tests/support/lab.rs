@@ -50,6 +50,8 @@ impl TestLab {
         let lab = lab::up(&LabOptions {
             name,
             dir: Some(dir.path().join("lab")),
+            // CI without the mirror in the loop: packages from the lab's cached bundle.
+            bundle: opts.bundle || std::env::var_os("REGBOOT_LAB_BUNDLE").is_some(),
             ..opts
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));

@@ -194,8 +194,9 @@ impl<'a> Checker<'a> {
         let hosts = self.hosts(&raw.defaults, &raw.hosts, ssh_config.as_ref());
         self.daemon_json_keys(&raw.docker.daemon_json);
         let ha = raw.ha.as_ref().map(|h| self.ha(h));
-        let registry = self.registry(raw.registry, &hosts);
+        let mut registry = self.registry(raw.registry, &hosts);
         let registry_deploy = registry.deploy;
+        let packages_bundle = raw.packages.bundle.map(|d| self.bundle(&d, &mut registry));
         let tls = self.tls(raw.tls);
         let inv = Inventory {
             path: path.to_path_buf(),
@@ -216,6 +217,7 @@ impl<'a> Checker<'a> {
                 PathBuf::from(d)
             }),
             swarm_existing: self.swarm(raw.swarm, &registry_deploy),
+            packages_bundle,
         };
         self.cross_checks(&inv);
         inv
@@ -233,6 +235,36 @@ impl<'a> Checker<'a> {
             );
         }
         raw.existing.unwrap_or(false)
+    }
+
+    /// `packages.bundle`: a bundle directory; its manifest is checked when there is one (a
+    /// missing one is said where a package is needed: `regboot bundle` may be about to make
+    /// it). Without `image_archive`, the registry image comes from the bundle when it holds
+    /// `registry.image`.
+    fn bundle(&mut self, dir: &str, registry: &mut Registry) -> PathBuf {
+        let dir = self.resolve_path(dir);
+        if !dir.join(crate::bundle::MANIFEST).exists() {
+            return dir;
+        }
+        match crate::bundle::Manifest::load(&dir) {
+            Err(e) => self.error(
+                &at(&["packages", "bundle"]),
+                format!("{e:#}"),
+                Some(format!(
+                    "build it with `regboot bundle -i INVENTORY {}` on a machine that reaches \
+                     the mirrors",
+                    dir.display()
+                )),
+            ),
+            Ok(m) => {
+                if registry.image_archive.is_none()
+                    && let Some(image) = m.image.filter(|i| i.name == registry.image)
+                {
+                    registry.image_archive = Some(dir.join(image.file));
+                }
+            }
+        }
+        dir
     }
 
     fn smoke_parallel_pulls(&mut self, raw: Option<i64>) -> usize {
