@@ -337,13 +337,9 @@ pub(crate) fn want(
 }
 
 /// What `module` needs probed in a step that converges to `to`: its `want` and its
-/// footprint's.
-pub(crate) fn request(
-    module: &dyn Module,
-    inv: &Inventory,
-    host: &Host,
-    to: State,
-) -> ProbeRequest {
+/// footprint's. Only the debug builds' read check needs it whole.
+#[cfg(debug_assertions)]
+fn request(module: &dyn Module, inv: &Inventory, host: &Host, to: State) -> ProbeRequest {
     let mut req = ProbeRequest::default();
     module.want(inv, host, &mut req);
     want(module, inv, host, to, &mut req);
