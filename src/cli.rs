@@ -469,7 +469,7 @@ pub enum LabCommand {
         /// Where to write the key, known_hosts and inventory. Default: .regboot-lab/NAME/
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// No package mirror reachable from the hosts (an internal docker network): install
+        /// No package mirror reachable from the hosts (their default route is taken away): install
         /// through `packages.bundle` (docs/bundle.md).
         #[arg(long)]
         air_gapped: bool,
