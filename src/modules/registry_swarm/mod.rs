@@ -146,19 +146,32 @@ impl Module for RegistrySwarm {
     }
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        Box::pin(async move {
-            let mut doing = Doing {
-                check: cx.check,
-                changed: Vec::new(),
-                notes: Vec::new(),
-            };
-            if cx.inv.registry.deploy != Deploy::Swarm || cx.members.is_empty() {
-                return Ok(doing.outcome(cx, Ok(())));
-            }
-            let result = converge(cx, &mut doing).await;
-            Ok(doing.outcome(cx, result))
-        })
+        Box::pin(async move { in_swarm(cx, Work::Converge).await })
     }
+}
+
+/// What a swarm step does: apply and rotate converge, reset takes down.
+enum Work {
+    Converge,
+    TakeDown,
+}
+
+/// Runs `work` when the registry is a Swarm service on some registry host, gathering what it
+/// changed and said; otherwise the step is ok and touches nothing.
+async fn in_swarm(cx: &FleetCx<'_>, work: Work) -> Result<Outcome> {
+    let mut doing = Doing {
+        check: cx.check,
+        changed: Vec::new(),
+        notes: Vec::new(),
+    };
+    if cx.inv.registry.deploy != Deploy::Swarm || cx.members.is_empty() {
+        return Ok(doing.outcome(cx, Ok(())));
+    }
+    let result = match work {
+        Work::Converge => converge(cx, &mut doing).await,
+        Work::TakeDown => take_down(cx, &mut doing).await,
+    };
+    Ok(doing.outcome(cx, result))
 }
 
 async fn converge(cx: &FleetCx<'_>, doing: &mut Doing) -> Result<()> {
@@ -429,18 +442,7 @@ impl Module for SwarmReset {
     }
 
     fn once<'a>(&'a self, cx: &'a FleetCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        Box::pin(async move {
-            let mut doing = Doing {
-                check: cx.check,
-                changed: Vec::new(),
-                notes: Vec::new(),
-            };
-            if cx.inv.registry.deploy != Deploy::Swarm || cx.members.is_empty() {
-                return Ok(doing.outcome(cx, Ok(())));
-            }
-            let result = take_down(cx, &mut doing).await;
-            Ok(doing.outcome(cx, result))
-        })
+        Box::pin(async move { in_swarm(cx, Work::TakeDown).await })
     }
 }
 
