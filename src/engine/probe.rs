@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 
 use crate::facts::{Containerd, Facts, InitSystem, Os, Runtime, SudoAccess};
-use crate::runtime_api::docker;
+use crate::runtime_api::{ApiError, docker};
 use crate::ssh::{ExecError, RemoteCommand, Session};
 
 /// The probe as sent: without its comment lines (every byte of a request is buffered once per
@@ -205,40 +205,76 @@ impl ProbeRequest {
 
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
 /// (then only the facts are worth anything, and `HostState::as_root` says so). A root login
-/// reads dockerd's facts from its API (`GET /info` over the socket) beside the script, which
-/// then starts no docker CLI for them (about 60 ms of the host's CPU); sshd opens the socket
-/// as the login user, so a sudo login keeps `docker info` as root, and so does a root login
-/// whose API call fails (said in -v).
+/// reads dockerd from its API over the socket beside the script (`GET /info`, then each image
+/// and container asked for by name), so the script starts no docker CLI (each start tens of
+/// ms of the host's CPU); sshd opens the socket as the login user, so a sudo login keeps the
+/// `docker` commands as root, and so does a root login whose API calls fail (said in -v).
 pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     let api = !session.target().sudo;
-    let (text, info) = tokio::join!(run(session, req, api), async {
+    let (text, read) = tokio::join!(run(session, req, api), async {
         if api {
-            Some(docker::info(session).await)
+            Some(from_api(session, req).await)
         } else {
             None
         }
     });
     let text = text?;
     let left_to_api = text.lines().any(|l| l == "docker\tapi");
-    match info {
-        Some(Ok(info)) if left_to_api => {
+    match read {
+        Some(Ok(read)) if left_to_api => {
             let mut st = parse(&text).context("unexpected probe output")?;
             st.facts.docker = Runtime {
                 installed: true,
                 running: true,
-                version: Some(info.server_version.clone()),
+                version: Some(read.info.server_version.clone()),
             };
-            st.facts.docker_containerd_store = info.containerd_store();
+            st.facts.docker_containerd_store = read.info.containerd_store();
+            (st.images, st.containers) = (read.images, read.containers);
             Ok(st)
         }
         Some(Err(e)) if left_to_api => {
             let host = &session.target().name;
-            tracing::info!("{host}: reading dockerd with `docker info`: {e}");
+            tracing::info!("{host}: reading dockerd with the docker CLI: {e}");
             let text = run(session, req, false).await?;
             parse(&text).context("unexpected probe output")
         }
         _ => parse(&text).context("unexpected probe output"),
     }
+}
+
+/// What dockerd's API says: its facts, and the images and containers `req` names (each a
+/// request on one socket connection; a missing one is left out, as the script leaves it).
+struct FromApi {
+    info: docker::Info,
+    images: HashMap<String, String>,
+    containers: HashMap<String, Container>,
+}
+
+async fn from_api(session: &Session, req: &ProbeRequest) -> Result<FromApi, ApiError> {
+    let engine = docker::Engine::connect(session).await?;
+    let info = engine.info().await?;
+    let mut images = HashMap::new();
+    for name in &req.images {
+        if let Some(id) = engine.image_id(name).await? {
+            images.insert(name.clone(), id);
+        }
+    }
+    let mut containers = HashMap::new();
+    for name in &req.containers {
+        if let Some(c) = engine.container(name).await? {
+            let container = Container {
+                image_id: c.image,
+                running: c.state.running,
+                labels: c.config.labels.unwrap_or_default(),
+            };
+            containers.insert(name.clone(), container);
+        }
+    }
+    Ok(FromApi {
+        info,
+        images,
+        containers,
+    })
 }
 
 /// The probe script's output; `api`: dockerd's facts are read from its API instead.

@@ -3,10 +3,11 @@
 # h: (report sha256 and mode) or c: (also the content, base64), and names prefixed with
 # x: (a command: is it on PATH), s: (a systemd unit: is-active), d: (is it a directory),
 # i: (an image: its id) or k: (a container: image, running, labels; both when dockerd runs), and
-# v: (print every runtime's version), a: (the caller reads dockerd's GET /info over its socket
-# beside this script: where the socket is, no `docker info`). One record per line: KIND<TAB>NAME<TAB>VALUE... Never
-# fails: what it cannot read, it says. (regboot sends it without its comment lines.) A file's
-# content is sent up to 1 MiB and one byte, whatever it grows to: regboot refuses more.
+# v: (print every runtime's version), a: (the caller reads dockerd over its socket beside this
+# script, GET /info and the images and containers: where the socket is, no docker CLI starts).
+# One record per line: KIND<TAB>NAME<TAB>VALUE... Never fails: what it cannot read, it says.
+# (regboot sends it without its comment lines.) A file's content is sent up to 1 MiB and one
+# byte, whatever it grows to: regboot refuses more.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
 versions=
@@ -95,10 +96,10 @@ if [ -z "$v" ]; then
   v=$( (dockerd --version || docker --version) 2>/dev/null | sed -n 's/^Docker version \([^,]*\).*/\1/p' | head -n 1)
   printf 'docker\tstopped\t%s\n' "${v:--}"; exit 0
 fi
-if [ "$info" = api ]; then printf 'docker\tapi\n'; else
+# Left to the API: the caller reads the images and containers asked for there too.
+if [ "$info" = api ]; then printf 'docker\tapi\n'; exit 0; fi
 printf 'docker\trunning\t%s\n' "$v"
 case ${info#*	} in *io.containerd.snapshotter*) printf 'docker_store\tcontainerd\n' ;; esac
-fi
 for a in "$@"; do
   case $a in
     i:*) id=$(docker image inspect --format '{{.Id}}' "${a#i:}" 2>/dev/null) || id=-

@@ -51,9 +51,28 @@ impl Info {
     }
 }
 
-/// `GET /info` on a connection of its own.
-pub async fn info(session: &Session) -> Result<Info, ApiError> {
-    Engine::connect(session).await?.info().await
+/// What regboot reads of `GET /containers/<name>/json` (what `docker inspect` prints).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerInfo {
+    /// The image's id (`sha256:...`).
+    pub image: String,
+    pub state: ContainerState,
+    pub config: ContainerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `null` when the container has none.
+    #[serde(default)]
+    pub labels: Option<std::collections::HashMap<String, String>>,
 }
 
 /// One connection to dockerd's socket on the host; clones share it, and their requests take
@@ -83,6 +102,41 @@ impl<'a> Engine<'a> {
     pub async fn info(&self) -> Result<Info, ApiError> {
         let body = self.request("GET", "/info", None, None).await?;
         serde_json::from_slice(&body).map_err(|e| self.failed("GET /info", e.to_string()))
+    }
+
+    /// `GET /images/<name>/json`: the id of image `name`, `None` when dockerd has none by
+    /// that name (what `docker image inspect --format {{.Id}}` prints).
+    pub async fn image_id(&self, name: &str) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Image {
+            id: String,
+        }
+        let Some(body) = self.inspect(&format!("/images/{name}/json"), name).await? else {
+            return Ok(None);
+        };
+        let image: Image = serde_json::from_slice(&body)
+            .map_err(|e| self.failed(&format!("GET /images/{name}/json"), e.to_string()))?;
+        Ok(Some(image.id))
+    }
+
+    /// `GET /containers/<name>/json`: container `name`, `None` when there is none.
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, ApiError> {
+        let path = format!("/containers/{name}/json");
+        let Some(body) = self.inspect(&path, name).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map_err(|e| self.failed(&format!("GET {path}"), e.to_string()))
+    }
+
+    /// A GET of an object by name; `None` on dockerd's 404 (no such object).
+    async fn inspect(&self, path: &str, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        self.check_reference(name)?;
+        match self.request("GET", path, None, None).await {
+            Err(ApiError::Failed { reason, .. }) if reason.starts_with("HTTP 404") => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// `POST /images/load`: the `docker save` tarball `tarball` loaded (its tags with it).
@@ -329,6 +383,22 @@ mod tests {
             String::from_utf8(json).unwrap(),
             r#"{"username":"u","password":"p","serveraddress":"r:5000"}"#
         );
+    }
+
+    /// As dockerd 20.10 answers `GET /containers/<name>/json` (trimmed): labels or `null`.
+    #[test]
+    fn a_container_is_read_as_docker_inspect_prints_it() {
+        let c: ContainerInfo = serde_json::from_str(
+            r#"{"Id":"ab","Name":"/regboot-registry","Image":"sha256:1","State":{"Status":"running","Running":true},"Config":{"Image":"registry:2","Labels":{"regboot.config":"x"}}}"#,
+        )
+        .unwrap();
+        assert!(c.state.running && c.image == "sha256:1");
+        assert_eq!(c.config.labels.unwrap()["regboot.config"], "x");
+        let c: ContainerInfo = serde_json::from_str(
+            r#"{"Image":"sha256:2","State":{"Running":false},"Config":{"Labels":null}}"#,
+        )
+        .unwrap();
+        assert!(!c.state.running && c.config.labels.is_none());
     }
 
     #[test]
