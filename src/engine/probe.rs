@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::facts::{Containerd, Facts, InitSystem, Os, Runtime, SudoAccess};
 use crate::runtime_api::{ApiError, docker};
@@ -24,6 +25,9 @@ static PROBE: LazyLock<String> = LazyLock::new(|| {
             s
         })
 });
+
+/// containerd's config, which the probe reads when containerd is installed.
+const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 
 /// Most of a file the probe reads (`probe.sh` sends one byte more, so more is seen).
 const FILE_LIMIT: usize = 1 << 20;
@@ -112,6 +116,10 @@ impl HostState {
             || format!("the content of {path}"),
             |r| r.content.iter().any(|p| p == path),
         );
+        self.text_of(path)
+    }
+
+    fn text_of(&self, path: &str) -> Option<String> {
         let file = self.files.get(path)?.as_ref()?;
         Some(String::from_utf8_lossy(file.content.as_deref()?).into_owned())
     }
@@ -347,6 +355,8 @@ fn parse(text: &str) -> Result<HostState> {
     let mut st = HostState::default();
     let mut os_release = String::new();
     let mut containerd_config: Option<String> = None;
+    // The config came as a file asked with its content.
+    let mut containerd_config_read = false;
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -374,7 +384,8 @@ fn parse(text: &str) -> Result<HostState> {
             ["file", p, "-"] => {
                 st.files.insert(p.to_string(), None);
             }
-            ["file", p, mode, sha, rest @ ..] => {
+            // With its content (hashed here), or without (its hash in a `sha256` record).
+            ["file", p, mode, "", rest @ ..] => {
                 let content = match rest {
                     [] => None,
                     [b64] => Some(content(p, b64)?),
@@ -382,10 +393,18 @@ fn parse(text: &str) -> Result<HostState> {
                 };
                 let file = FileState {
                     mode: u32::from_str_radix(mode, 8).context("file mode")?,
-                    sha256: sha.to_string(),
+                    sha256: content
+                        .as_ref()
+                        .map(|c| hex::encode(Sha256::digest(c)))
+                        .unwrap_or_default(),
                     content,
                 };
                 st.files.insert(p.to_string(), Some(file));
+            }
+            ["sha256", p, sum] => {
+                if let Some(Some(file)) = st.files.get_mut(*p) {
+                    file.sha256 = sum.to_string();
+                }
             }
             ["command", name, path] => {
                 st.commands.insert(name.to_string(), *path != "-");
@@ -403,8 +422,9 @@ fn parse(text: &str) -> Result<HostState> {
             ["runtime", "crio", v @ ..] => st.facts.crio = runtime(v),
             ["runtime", ..] => {}
             ["containerd_config", "-"] => {}
+            ["containerd_config", "file"] => containerd_config_read = true,
             ["containerd_config", b64] => {
-                let text = content("/etc/containerd/config.toml", b64)?;
+                let text = content(CONTAINERD_CONFIG, b64)?;
                 containerd_config = Some(String::from_utf8_lossy(&text).into_owned());
             }
             ["kube", unit, state, version] => {
@@ -432,6 +452,9 @@ fn parse(text: &str) -> Result<HostState> {
         }
     }
     st.facts.os = Os::from_release(&os_release);
+    if containerd_config_read {
+        containerd_config = st.text_of(CONTAINERD_CONFIG);
+    }
     let containerd = std::mem::take(&mut st.facts.containerd.runtime);
     st.facts.containerd = Containerd::with_config(containerd, containerd_config.as_deref());
     Ok(st)
@@ -441,29 +464,58 @@ fn parse(text: &str) -> Result<HostState> {
 mod tests {
     use super::*;
 
-    /// The script run by this machine's sh gives facts that agree with this machine.
+    /// The script run by this machine's sh gives facts that agree with this machine, and each
+    /// file's mode, hash and content (names with spaces and pattern characters too).
     #[test]
     fn script_runs_locally_and_parses() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, data: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.display().to_string()
+        };
+        let (hashed, read) = (file("a b*", b"one\n", 0o600), file("c", b"two\tx", 0o644));
+        let empty = file("e", b"", 0o640);
+        let missing = dir.path().join("gone").display().to_string();
         let out = std::process::Command::new("sh")
+            .args(["-c", PROBE.as_str(), "regboot", "h:/etc/os-release"])
             .args([
-                "-c",
-                PROBE.as_str(),
-                "regboot",
-                "h:/etc/os-release",
-                "x:sh",
-                "d:/etc",
-                "d:/nonexistent-dir",
+                format!("h:{hashed}"),
+                format!("c:{read}"),
+                format!("c:{empty}"),
             ])
+            .args([format!("h:{missing}"), format!("c:{missing}")])
+            .args(["x:sh", "x:no-such-command", "d:/etc", "d:/nonexistent-dir"])
             .env_remove("SUDO_USER")
             .output()
             .unwrap();
         assert!(out.status.success());
-        let st = parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let st = parse(&text).unwrap();
         let release = Os::from_release(&std::fs::read_to_string("/etc/os-release").unwrap());
         assert_eq!(st.facts.os, release);
         assert_eq!(st.facts.arch, std::env::consts::ARCH);
         assert!(st.files["/etc/os-release"].is_some() && st.commands["sh"]);
+        assert!(!st.commands["no-such-command"]);
         assert!(st.dirs["/etc"] && !st.dirs["/nonexistent-dir"]);
+        let sha = |data: &[u8]| hex::encode(Sha256::digest(data));
+        let want = [
+            (&hashed, 0o600, sha(b"one\n"), None),
+            (&read, 0o644, sha(b"two\tx"), Some(b"two\tx".to_vec())),
+            (&empty, 0o640, sha(b""), Some(Vec::new())),
+        ];
+        for (path, mode, sha256, content) in want {
+            let got = st.files[path].clone();
+            let want = FileState {
+                mode,
+                sha256,
+                content,
+            };
+            assert_eq!(got, Some(want), "{path}: {text}");
+        }
+        assert_eq!(st.files[&missing], None);
     }
 
     /// Issue 26 item 10: a managed file the host grew huge is read only to just past the
@@ -551,7 +603,7 @@ mod tests {
     #[test]
     fn parses_every_record() {
         let text = "arch\tx86_64\ninit\tsystemd\nos\tID=debian\nos\tVERSION_ID=\"12\"\nsudo\troot\n\
-            file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
+            file\t/etc/a\t644\t\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\t\taGk=\nsha256\t/etc/a\tabc\n\
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
             runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\nruntime\tcrio\t\n\
             containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
@@ -583,12 +635,21 @@ mod tests {
             Some("/etc/containerd/certs.d")
         );
         assert_eq!(st.facts.containerd.release(), (1, 6));
-        assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
+        let a = st.files["/etc/a"].as_ref().unwrap();
+        assert_eq!(
+            (a.mode, a.sha256.as_str(), &a.content),
+            (0o644, "abc", &None)
+        );
         assert_eq!(st.files["/etc/b"], None);
         let hosts = st.files["/etc/hosts"].as_ref().unwrap();
         assert_eq!(
             (hosts.mode, hosts.content.as_deref()),
             (0o600, Some(&b"hi"[..]))
+        );
+        // `printf hi | sha256sum`
+        assert_eq!(
+            hosts.sha256,
+            "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"
         );
         assert_eq!(st.images["registry:2"], "sha256:1");
         assert!(!st.images.contains_key("other:1"));
