@@ -187,8 +187,8 @@ pub struct ProbeRequest {
     pub commands: Vec<String>,
     pub services: Vec<String>,
     pub dirs: Vec<String>,
-    /// Every runtime's version (else only what a module needs: containerd's when its config
-    /// sets no `config_path`).
+    /// Every runtime's version and dockerd's image store (else only what a module needs:
+    /// containerd's version when its config sets no `config_path`, dockerd's).
     pub versions: bool,
 }
 
@@ -213,7 +213,7 @@ impl ProbeRequest {
 
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
 /// (then only the facts are worth anything, and `HostState::as_root` says so). A root login
-/// reads dockerd from its API over the socket beside the script (`GET /info`, then each image
+/// reads dockerd from its API over the socket beside the script (its version, then each image
 /// and container asked for by name), so the script starts no docker CLI (each start tens of
 /// ms of the host's CPU); sshd opens the socket as the login user, so a sudo login keeps the
 /// `docker` commands as root, and so does a root login whose API calls fail (said in -v).
@@ -234,9 +234,9 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
             st.facts.docker = Runtime {
                 installed: true,
                 running: true,
-                version: Some(read.info.server_version.clone()),
+                version: Some(read.version),
             };
-            st.facts.docker_containerd_store = read.info.containerd_store();
+            st.facts.docker_containerd_store = read.containerd_store;
             (st.images, st.containers) = (read.images, read.containers);
             Ok(st)
         }
@@ -253,14 +253,23 @@ pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
 /// What dockerd's API says: its facts, and the images and containers `req` names (each a
 /// request on one socket connection; a missing one is left out, as the script leaves it).
 struct FromApi {
-    info: docker::Info,
+    version: String,
+    /// Read with the versions only (`GET /info`).
+    containerd_store: bool,
     images: HashMap<String, String>,
     containers: HashMap<String, Container>,
 }
 
 async fn from_api(session: &Session, req: &ProbeRequest) -> Result<FromApi, ApiError> {
     let engine = docker::Engine::connect(session).await?;
-    let info = engine.info().await?;
+    // GET /info only when asked for every version (dockerd starts two programs for it).
+    let (version, containerd_store) = if req.versions {
+        let info = engine.info().await?;
+        let store = info.containerd_store();
+        (info.server_version, store)
+    } else {
+        (engine.version().await?, false)
+    };
     let mut images = HashMap::new();
     for name in &req.images {
         if let Some(id) = engine.image_id(name).await? {
@@ -279,7 +288,8 @@ async fn from_api(session: &Session, req: &ProbeRequest) -> Result<FromApi, ApiE
         }
     }
     Ok(FromApi {
-        info,
+        version,
+        containerd_store,
         images,
         containers,
     })

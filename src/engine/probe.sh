@@ -123,8 +123,14 @@ if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; 
 fi
 # One `docker info` (each docker CLI start costs the host tens of ms of CPU, which adds up on a
 # fleet): the engine's version, then whether it keeps its images in containerd (its
-# containerd-snapshotter store) or in its own.
-if [ -n "$api" ] && [ -S /var/run/docker.sock ]; then info=api; else
+# containerd-snapshotter store) or in its own. Without v:, only whether dockerd runs matters
+# (the version and store are for `regboot facts`): its pid file naming a live dockerd says so.
+pid= comm=
+[ -z "$versions" ] && [ -r /var/run/docker.pid ] && { read -r pid < /var/run/docker.pid || :; } \
+  && [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && read -r comm < "/proc/$pid/comm"
+if [ -n "$api" ] && [ -S /var/run/docker.sock ]; then info=api
+elif [ "$comm" = dockerd ]; then info='-	'
+else
 info=$(docker info --format '{{.ServerVersion}}	{{range .DriverStatus}}{{index . 0}}={{index . 1}} {{end}}' 2>/dev/null) || info=
 fi
 v=${info%%	*}

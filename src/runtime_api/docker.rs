@@ -11,7 +11,7 @@ use base64::Engine as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{CONTENT_TYPE, HOST, SERVER};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -102,6 +102,17 @@ impl<'a> Engine<'a> {
     pub async fn info(&self) -> Result<Info, ApiError> {
         let body = self.request("GET", "/info", None, None).await?;
         serde_json::from_slice(&body).map_err(|e| self.failed("GET /info", e.to_string()))
+    }
+
+    /// `GET /_ping`: dockerd's version, from the `Server` header of its answers
+    /// (`Docker/20.10.24 (linux)`). Unlike `GET /info`, for which dockerd starts
+    /// `runc --version` and `docker-init --version`, it costs the host next to nothing.
+    pub async fn version(&self) -> Result<String, ApiError> {
+        let (server, _) = self.send("GET", "/_ping", None, None).await?;
+        server
+            .as_deref()
+            .and_then(server_version)
+            .ok_or_else(|| self.failed("GET /_ping", format!("no docker version in {server:?}")))
     }
 
     /// `GET /images/<name>/json`: the id of image `name`, `None` when dockerd has none by
@@ -238,6 +249,18 @@ impl<'a> Engine<'a> {
         registry_auth: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, ApiError> {
+        let (_, body) = self.send(method, path, registry_auth, body).await?;
+        Ok(body)
+    }
+
+    /// One request on the connection; the `Server` header and the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        registry_auth: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(Option<String>, Vec<u8>), ApiError> {
         let call = format!("{method} {path}");
         let mut req = hyper::Request::builder()
             .method(method)
@@ -258,13 +281,15 @@ impl<'a> Engine<'a> {
             sender.ready().await?;
             let answer = sender.send_request(req).await?;
             let code = answer.status().as_u16();
+            let server = answer.headers().get(SERVER).and_then(|v| v.to_str().ok());
+            let server = server.map(str::to_string);
             let body = Limited::new(answer.into_body(), MAX_BODY)
                 .collect()
                 .await
                 .map_err(|e| anyhow::Error::from_boxed(e).context("reading the answer"))?;
-            anyhow::Ok((code, body.to_bytes().to_vec()))
+            anyhow::Ok((code, server, body.to_bytes().to_vec()))
         };
-        let (code, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        let (code, server, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .map_err(|_| {
                 self.failed(
@@ -274,7 +299,7 @@ impl<'a> Engine<'a> {
             })?
             .map_err(|e| self.failed(&call, format!("{e:#}")))?;
         if (200..300).contains(&code) {
-            return Ok(body);
+            return Ok((server, body));
         }
         // Errors come as {"message": "..."}.
         let message = serde_json::from_slice::<serde_json::Value>(&body)
@@ -287,6 +312,13 @@ impl<'a> Engine<'a> {
     fn failed(&self, call: &str, reason: String) -> ApiError {
         failed(self.session, call, reason)
     }
+}
+
+/// The version in dockerd's `Server` header: `Docker/<version> (<os>)`.
+fn server_version(header: &str) -> Option<String> {
+    let rest = header.strip_prefix("Docker/")?;
+    let version = rest.split_whitespace().next()?;
+    Some(version.to_string())
 }
 
 /// docker's `X-Registry-Auth`: the credential as URL-safe base64 JSON (`{}` without one).
@@ -383,6 +415,17 @@ mod tests {
             String::from_utf8(json).unwrap(),
             r#"{"username":"u","password":"p","serveraddress":"r:5000"}"#
         );
+    }
+
+    #[test]
+    fn the_version_is_read_from_the_server_header() {
+        assert_eq!(
+            server_version("Docker/20.10.24+dfsg1 (linux)").as_deref(),
+            Some("20.10.24+dfsg1")
+        );
+        assert_eq!(server_version("Docker/28.5.1").as_deref(), Some("28.5.1"));
+        assert_eq!(server_version("nginx"), None);
+        assert_eq!(server_version("Docker/"), None);
     }
 
     /// As dockerd 20.10 answers `GET /containers/<name>/json` (trimmed): labels or `null`.
