@@ -2,8 +2,8 @@
 //! hosts; nginx, keepalived and curl on lb hosts; docker.io with what it recommends, for
 //! `docker.install`) for a lab release, and the lab's registry image. Built once into the lab
 //! cache (under its lock, so concurrent tests build it once) and then used as it is, without
-//! asking the mirror again: a lab whose inventory names it (`lab up --bundle`,
-//! `REGBOOT_LAB_BUNDLE=1` for the tests) installs nothing from the mirror.
+//! asking the mirror again: a lab whose inventory names it (`lab up --bundle`, and every lab
+//! test: tests/support/lab.rs) installs nothing from the mirror.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -65,10 +65,11 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The inventory's lines that install from `dir`.
-pub(super) fn inventory_section(dir: &std::path::Path) -> String {
+/// The inventory's lines that install from `dir` (a section of their own, followed by a blank
+/// line).
+pub fn inventory_section(dir: &std::path::Path) -> String {
     format!(
-        "\npackages:\n  bundle: {}\n",
+        "packages:\n  bundle: {}\n\n",
         serde_yaml_ng::to_string(&dir.to_string_lossy())
             .map(|y| y.trim_end().to_string())
             .unwrap_or_else(|_| dir.display().to_string())
