@@ -57,6 +57,7 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
             releases: BTreeMap::from([(key.clone(), wanted)]),
             image: Some((registry_image::IMAGE.into(), Some(archive))),
             mirror: std::env::var("REGBOOT_LAB_MIRROR").ok(),
+            refresh: false,
         };
         build::build(&dir, &spec)
             .map(|_| ())
