@@ -236,11 +236,11 @@ mod tests {
         ] {
             let with = with_section(&text, &section);
             assert!(with.ends_with("tls:\n  mode: self-signed\n"), "{with}");
-            let with = format!("{with}  os_trust_store: false\n");
-            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&with).unwrap();
+            assert_eq!(with.replace(&section, ""), text);
+            let appended = format!("{with}  os_trust_store: false\n");
+            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&appended).unwrap();
             assert_eq!(doc["packages"]["bundle"].as_str(), Some("/c/my bundle"));
             assert_eq!(doc["tls"]["os_trust_store"].as_bool(), Some(false));
-            assert_eq!(with.replace(&section, ""), text);
         }
     }
 }
