@@ -223,8 +223,9 @@ mod tests {
         assert_eq!(s3["endpoint"].as_str(), Some("http://10.231.0.4:8333"));
     }
 
-    /// The bundle's section goes near the top of every profile's inventory: the file ends
-    /// with `tls:` as before, so a line appended there still belongs to it.
+    /// The bundle's section goes near the top of every profile's inventory: the file ends as
+    /// before, so a line a test appends (`  os_trust_store: false` after `tls:`) still
+    /// belongs to the last section.
     #[test]
     fn the_bundle_section_sits_after_the_version() {
         let hosts: Vec<LabHost> = (1..=8).map(|n| host(n, "root", 22)).collect();
@@ -235,12 +236,14 @@ mod tests {
             render_swarm("t", Path::new("/tmp/lab"), "net", &hosts[..3]),
         ] {
             let with = with_section(&text, &section);
-            assert!(with.ends_with("tls:\n  mode: self-signed\n"), "{with}");
             assert_eq!(with.replace(&section, ""), text);
-            let appended = format!("{with}  os_trust_store: false\n");
-            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&appended).unwrap();
+            assert!(with.contains(&format!("version: 1\n\n{section}defaults:")));
+            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&with).unwrap();
             assert_eq!(doc["packages"]["bundle"].as_str(), Some("/c/my bundle"));
-            assert_eq!(doc["tls"]["os_trust_store"].as_bool(), Some(false));
         }
+        let basic = with_section(&render("t", Path::new("/l"), "n", &hosts[..3]), &section);
+        let appended = format!("{basic}  os_trust_store: false\n");
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&appended).unwrap();
+        assert_eq!(doc["tls"]["os_trust_store"].as_bool(), Some(false));
     }
 }
