@@ -14,20 +14,19 @@ use super::{LabHost, Release, cache, docker, registry_image};
 use crate::bundle::build::{self, Spec, Wanted};
 use crate::bundle::{Manifest, ReleaseKey, deb_arch};
 
-/// Each package, and whether apt brings what it recommends.
-const PACKAGES: [(&str, bool); 4] = [
+/// Each package, and whether apt brings what it recommends: what apply installs, and the
+/// tests' own tools on lab hosts (prometheus-node-exporter; `TestLab::install`).
+const PACKAGES: [(&str, bool); 5] = [
     ("nginx", false),
     ("keepalived", false),
     ("curl", false),
     ("docker.io", true),
+    ("prometheus-node-exporter", false),
 ];
 
-/// The bundle for lab hosts of `release`, built into the lab cache the first time.
-pub fn ensure(release: Release) -> Result<PathBuf> {
-    let cache = cache::dir();
-    let name = format!("bundle-{}", release.name());
-    let dir = cache.join(&name);
-    let key = ReleaseKey {
+/// The bundle's name for lab hosts of `release` (`debian-12-amd64`).
+pub fn key(release: Release) -> ReleaseKey {
+    ReleaseKey {
         os: "debian".into(),
         version: match release {
             Release::Bookworm => "12",
@@ -35,7 +34,15 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
         }
         .into(),
         arch: deb_arch(std::env::consts::ARCH).into(),
-    };
+    }
+}
+
+/// The bundle for lab hosts of `release`, built into the lab cache the first time.
+pub fn ensure(release: Release) -> Result<PathBuf> {
+    let cache = cache::dir();
+    let name = format!("bundle-{}", release.name());
+    let dir = cache.join(&name);
+    let key = key(release);
     let complete = || {
         Manifest::load(&dir).ok().is_some_and(|m| {
             m.image.is_some()

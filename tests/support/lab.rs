@@ -135,6 +135,54 @@ impl TestLab {
         crate::support::cli::regboot_env(inventory, args, &self.s3_env())
     }
 
+    /// Install `packages` (the tests' own tools: curl, prometheus-node-exporter) on `host`
+    /// from the lab's bundle, with apt and the bundle's files only: no mirror is asked.
+    pub fn install(&self, host: &str, packages: &[&str]) {
+        let dir = lab::bundle::ensure(self.lab.release).expect("the lab's bundle");
+        let key = lab::bundle::key(self.lab.release).to_string();
+        let manifest = regboot::bundle::Manifest::load(&dir).expect("the bundle's manifest");
+        let release = &manifest.releases[&key];
+        let mut files = vec![regboot::bundle::INDEX];
+        for p in packages {
+            let closure = release.packages.get(*p);
+            let closure = closure.unwrap_or_else(|| panic!("the lab's bundle has no {p}"));
+            files.extend(closure.iter().map(String::as_str));
+        }
+        let tar = tempfile::NamedTempFile::new().expect("temp file");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(dir.join(&key))
+            .arg("-cf")
+            .arg(tar.path())
+            .args(&files)
+            .status()
+            .expect("run tar");
+        assert!(status.success(), "tar of the bundle's files");
+        let receive = "sudo -n sh -c 'rm -rf /tmp/lab-debs && mkdir /tmp/lab-debs && \
+                       tar -x -C /tmp/lab-debs'";
+        let out = self.ssh_with_stdin(self.host(host), receive, Some(tar.path()));
+        assert!(out.status.success(), "sending the bundle's files: {out:?}");
+        self.root_script(
+            host,
+            &format!(
+                r#"set -eu
+export DEBIAN_FRONTEND=noninteractive
+d=/tmp/lab-debs; t=$(mktemp -d)
+mkdir -p "$t/lists/partial" "$t/cache/archives/partial" "$t/parts"
+echo "deb [trusted=yes] file:$d ./" > "$t/sources.list"
+a() {{
+  apt-get -qq -o Dir::Etc::SourceList="$t/sources.list" -o Dir::Etc::SourceParts="$t/parts" \
+    -o Dir::State::Lists="$t/lists" -o Dir::Cache="$t/cache" -o APT::Sandbox::User=root "$@"
+}}
+a update
+a install -y --no-install-recommends {} >/dev/null
+rm -rf "$d" "$t"
+"#,
+                packages.join(" ")
+            ),
+        );
+    }
+
     /// What reset must put back on `host`: every path under /etc and
     /// /usr/local/share/ca-certificates with its type, mode and symlink target, and each
     /// regular file's SHA-256; then what `more` (shell lines) prints.
