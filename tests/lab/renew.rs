@@ -230,11 +230,7 @@ fn the_timer_fires_renew_on_a_lab_host(lab: &TestLab, inv: &Path) {
 /// certificates, what host1 serves), with the values `certs check -o json` reports.
 fn node_exporter_serves_the_textfile(lab: &TestLab, inv: &Path, tmp: &Path) {
     let agent = lab.host("host3");
-    lab.ssh_ok(
-        agent,
-        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
-         apt-get install -y -qq prometheus-node-exporter curl >/dev/null 2>&1",
-    );
+    lab.install(&agent.name, &["prometheus-node-exporter", "curl"]);
     let file = tmp.join("regboot.prom");
     let (_, check) = run_json(
         inv,
