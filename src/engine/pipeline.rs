@@ -7,10 +7,10 @@
 //! Hosts wait for each other only at a step's gates, and only when they have changes to make
 //! there (a host with nothing to change passes without waiting): `serial: N` lets N hosts make
 //! the step's changes at once, a change marked one-at-a-time goes one host at a time; a free
-//! place goes to the waiting host first in the inventory (`gate.rs`); a step marked `wait_for_all` lets a host make its changes
-//! only once every host is through the steps before it. The first failure of a gated change
-//! halts the run: no host starts that step's gated changes after it (those waiting fail, "not
-//! started"), and no host starts another step.
+//! place goes to the waiting host first in the inventory (`gate.rs`). A step marked
+//! `wait_for_all` lets a host make its changes only once every host is through the steps
+//! before it. The first failure of a gated change halts the run: no host starts that step's
+//! gated changes after it (those waiting fail, "not started"), and no host starts another step.
 //!
 //! A plan goes the same way with a sink that records the changes instead of making them (and
 //! so never reprobes a host). What each step did is printed, grouped per step, when every host
