@@ -14,11 +14,14 @@
 #
 #   bench/peers.sh 5            # RUNS=3 by default
 #   RUNS=5 bench/peers.sh 20
+#   PEERS=pyinfra bench/peers.sh 50   # pyinfra alone beside regboot (Ansible's runs are the longest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n=${1:?usage: bench/peers.sh N}
 RUNS=${RUNS:-3}
+PEERS=${PEERS:-"ansible pyinfra"}
+case " $PEERS " in *" pyinfra "*) ;; *) echo "PEERS must include pyinfra (the ratios are to it)" >&2; exit 1 ;; esac
 [ "$n" -ge 2 ] && [ "$n" -le 60 ] || { echo "N: 2 to 60 hosts" >&2; exit 1; }
 
 # REGBOOT: a build to measure instead of this tree's release build.
@@ -73,7 +76,9 @@ on_all() {
   for p in "${pids[@]}"; do wait "$p"; done
 }
 # Ansible runs its modules with Python on the host; the lab's minimal Debian has none.
-on_all 'command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3-minimal; } >/dev/null 2>&1'
+case " $PEERS " in *" ansible "*)
+  on_all 'command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3-minimal; } >/dev/null 2>&1' ;;
+esac
 
 # Undo the client side (the peers' cold runs start from here): the same paths regboot uses.
 undo='rm -rf /etc/docker/certs.d/registry.lab:5000 /usr/local/share/ca-certificates/regboot-registry.lab.crt;
@@ -179,7 +184,7 @@ floor_run() {
 
 for _ in $(seq 1 "$RUNS"); do
   measure floor "$work/floor.log" floor_run
-  for tool in ansible pyinfra; do
+  for tool in $PEERS; do
     on_all "$undo"
     measure "$tool cold" "$work/$tool.log" "${tool}_run"
     measure "$tool no-op" "$work/$tool.log" "${tool}_run"
@@ -195,8 +200,9 @@ floor=$(med floor)
 pyinfra_noop=$(med "pyinfra no-op")
 pyinfra_cold=$(med "pyinfra cold")
 printf '%-20s %8s %6s %7s %8s %8s %7s %8s %6s\n' "$n hosts" wall floor/x pyinfra "client" hosts "/agent" bound wall/bd
-for k in floor "regboot no-op plan" "regboot no-op apply" "regboot cold apply" \
-  "ansible no-op" "ansible cold" "pyinfra no-op" "pyinfra cold"; do
+rows=(floor "regboot no-op plan" "regboot no-op apply" "regboot cold apply")
+for tool in $PEERS; do rows+=("$tool no-op" "$tool cold"); done
+for k in "${rows[@]}"; do
   m=$(med "$k")
   hosts=$(med "$k/hosts")
   # Cold runs are compared with pyinfra's cold run, the others with its no-op run.

@@ -2,6 +2,7 @@
 //! connection each, `forks` handshakes at once) and read each in one round trip (the probe).
 //! apply, plan, verify, rotate, `certs check` and `facts` all start here.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,12 +134,27 @@ pub(crate) async fn connect_probe<'a>(
     keep: impl Fn(&Host) -> bool,
 ) -> Vec<Node<'a>> {
     let targets = announce(hosts);
-    let asks: Arc<Vec<(String, ProbeRequest, bool)>> = Arc::new(
+    // Hosts of one role ask the same: one request kept for them all, not one a host (a few KB
+    // each, held until every host is read).
+    let mut unique: HashSet<Arc<ProbeRequest>> = HashSet::new();
+    let asks: Arc<Vec<(String, Arc<ProbeRequest>, bool)>> = Arc::new(
         hosts
             .iter()
-            .map(|h| (h.name.clone(), request(h), keep(h)))
+            .map(|h| {
+                let req = request(h);
+                let shared = match unique.get(&req) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let shared = Arc::new(req);
+                        unique.insert(shared.clone());
+                        shared
+                    }
+                };
+                (h.name.clone(), shared, keep(h))
+            })
             .collect(),
     );
+    drop(unique);
     let probed = ssh::run_timed(&targets, forks, move |i, session| {
         let asks = asks.clone();
         async move {

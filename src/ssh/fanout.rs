@@ -45,12 +45,21 @@ where
     let dialer = Arc::new(Dialer::default());
     let forks = Arc::new(Semaphore::new(forks.max(1)));
     let work = Arc::new(work);
+    // A task is spawned only once its turn comes, and joined as soon as it is done: a task's
+    // memory is as large as its largest state (an SSH handshake's, several KB), so a fleet's
+    // worth of them waiting (or done and not joined) would grow with the fleet, not `forks`.
     let mut set = JoinSet::new();
+    let mut results = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().cloned().enumerate() {
-        let (dialer, forks, work) = (dialer.clone(), forks.clone(), work.clone());
+        let slot = forks.clone().acquire_owned().await;
+        while let Some(done) = set.try_join_next() {
+            // As `join_all` does: a task's panic is this function's.
+            results.push(done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
+        }
+        let (dialer, work) = (dialer.clone(), work.clone());
         set.spawn(async move {
             // The semaphore lives as long as this function and is never closed.
-            let _slot = forks.acquire_owned().await;
+            let _slot = slot;
             let started = Instant::now();
             let result = match Session::connect_with(&dialer, &target).await {
                 Ok(session) => Ok(work(i, session).await),
@@ -59,7 +68,7 @@ where
             (i, target, result, started.elapsed())
         });
     }
-    let mut results: Vec<_> = set.join_all().await;
+    results.extend(set.join_all().await);
     results.sort_by_key(|(i, ..)| *i);
     results
         .into_iter()
