@@ -13,6 +13,10 @@ use regboot::pki::{Ca, CaSpec, StateDir, leaf};
 use regboot::tls_setup as setup;
 use time::Duration;
 
+#[path = "support/tls.rs"]
+#[allow(dead_code)]
+mod tls;
+
 fn inventory_text(aliases: &str, tls: &str) -> String {
     format!(
         "\
@@ -380,9 +384,18 @@ fn check_exit_codes_follow_renew_before_and_validity() {
     assert_eq!(json["certificates"][0]["status"], "valid");
     assert_eq!(json["certificates"][1]["status"], "expires-soon");
 
-    spec.validity = Duration::seconds(1);
-    lab.put_leaf(&leaf::issue(&ca, &spec).unwrap());
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // The same certificate once expired (issued already past its end: no waiting).
+    let current = leaf::issue(&ca, &spec).unwrap();
+    let read = |f: &str| std::fs::read_to_string(lab.state_path().join(f)).unwrap();
+    lab.put_leaf(&leaf::IssuedLeaf {
+        cert_pem: tls::expired_copy(
+            &current.cert_pem,
+            &current.key_pem,
+            &read(CA_CERT),
+            &read(CA_KEY),
+        ),
+        key_pem: current.key_pem,
+    });
     let out = lab.run(&["certs", "check", "--local"]);
     assert_eq!(code(&out), 2, "{}", stdout(&out));
     assert!(stdout(&out).contains("EXPIRED"));

@@ -98,3 +98,33 @@ pub fn dns(name: &str) -> ServerName<'static> {
 pub fn ip(addr: &str) -> ServerName<'static> {
     ServerName::IpAddress(addr.parse::<std::net::IpAddr>().unwrap().into())
 }
+
+/// `cert_pem` (a server certificate, its key `key_pem`) issued again by the CA (`ca_cert_pem`,
+/// `ca_key_pem`) with the same names and key, valid from two hours ago until one hour ago:
+/// that certificate once it has expired, without waiting for it.
+pub fn expired_copy(cert_pem: &str, key_pem: &str, ca_cert_pem: &str, ca_key_pem: &str) -> String {
+    use rcgen::{
+        CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
+        SanType,
+    };
+    let info = regboot::pki::cert_info(cert_pem).unwrap();
+    let mut params = CertificateParams::new(info.dns_sans.clone()).unwrap();
+    params
+        .subject_alt_names
+        .extend(info.ip_sans.iter().map(|ip| SanType::IpAddress(*ip)));
+    let cn = info.sans().into_iter().next().unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if info.key_algorithm.starts_with("RSA") {
+        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(2);
+    params.not_after = now - time::Duration::hours(1);
+    let key = KeyPair::from_pem(key_pem).unwrap();
+    let issuer =
+        Issuer::from_ca_cert_pem(ca_cert_pem, KeyPair::from_pem(ca_key_pem).unwrap()).unwrap();
+    params.signed_by(&key, &issuer).unwrap().pem()
+}
