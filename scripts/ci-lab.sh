@@ -5,7 +5,8 @@
 #
 #   scripts/ci-lab.sh [REGBOOT]     REGBOOT: the regboot binary (default: `regboot` on PATH)
 #
-# Environment: REGBOOT_CI_LAB (lab name, default ci-PID), REGBOOT_CI_HOSTS (default 3).
+# Environment: REGBOOT_CI_LAB (lab name, default ci-PID), REGBOOT_CI_HOSTS (default 3),
+# REGBOOT_CI_BUNDLE=1 (packages from the lab's cached bundle, not the mirror: `lab up --bundle`).
 # Needs root (or the docker group) on a Debian/Ubuntu machine: scripts/install-deps.sh.
 # The GitHub Actions workflow (.github/workflows/lab.yml), the GitLab CI file (.gitlab-ci.yml)
 # and regboot's own test suite (tests/lab/ci.rs) all run this script.
@@ -27,7 +28,9 @@ trap down EXIT
 step() { echo "== ci-lab: $*"; }
 
 step "lab up ($hosts hosts)"
-"$regboot" lab up --name "$name" --dir "$lab" --hosts "$hosts"
+bundle=()
+[ "${REGBOOT_CI_BUNDLE:-}" = 1 ] && bundle=(--bundle)
+"$regboot" lab up --name "$name" --dir "$lab" --hosts "$hosts" "${bundle[@]}"
 
 step "plan (exit 2: changes pending)"
 code=0

@@ -11,8 +11,10 @@ set -euo pipefail
 # procps: pgrep, which the SSH tests use to find a test sshd's session processes.
 # chromium: the `regboot ui` lab test loads the page in a real headless browser.
 # prometheus: its promtool checks the metrics `certs check -o prometheus` writes.
+# debian-archive-keyring: the lab tests' package bundle is resolved by this machine's apt against
+# Debian's signed archive (once per machine, src/lab/bundle.rs).
 packages=(openssl openssh-server openssh-client curl docker-registry nginx-light keepalived skopeo
-  sudo docker.io debootstrap unzip procps chromium prometheus)
+  sudo docker.io debootstrap unzip procps chromium prometheus debian-archive-keyring)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

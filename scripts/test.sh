@@ -9,7 +9,9 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # cargo-nextest (on this machine kind) runs test binaries side by side, the lab tests a few at
-# a time (.config/nextest.toml); plain cargo test runs the binaries one after another.
+# a time (.config/nextest.toml); plain cargo test runs the binaries one after another. The lab
+# tests install packages from the lab's cached bundle, which the first of them builds once per
+# machine while the others wait on its lock (about half a minute; docs/testing.md).
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --all-targets --test-threads="${REGBOOT_TEST_THREADS:-6}"
 else

@@ -74,7 +74,8 @@ pub enum Command {
     /// with --release for hosts not reachable from here): the packages apply may install with
     /// their dependencies (.debs, resolved by apt for that release), the registry image, and
     /// manifest.json with every file's SHA-256. Run on a machine that reaches the mirrors;
-    /// running it again fetches only what is missing (docs/bundle.md).
+    /// running it again fetches only what is missing, and nothing when the bundle already
+    /// holds every package asked for with its files intact (docs/bundle.md).
     Bundle {
         /// The bundle directory (created or completed).
         dir: PathBuf,
@@ -91,6 +92,11 @@ pub enum Command {
         /// Leave the registry image out.
         #[arg(long)]
         no_image: bool,
+
+        /// Resolve every release again against fresh package lists, to take in newer
+        /// (security) updates; .debs already there are not downloaded again.
+        #[arg(long)]
+        refresh: bool,
     },
 
     /// Print what every host is: OS, init system, docker, sudo, daemon.json.

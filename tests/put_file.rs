@@ -1,5 +1,6 @@
 //! `RemoteHost::put_file` against a real OpenSSH sshd on loopback: a file is replaced whole or
 //! not at all, whether the stream is short, the client is killed mid-transfer or the disk fills.
+//! And a script longer than the SSH command timeout (the bundle's install) run detached.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use regboot::bundle::install::Detached;
 use regboot::host::{Mode, PUT_FILE, RemoteHost};
 use regboot::ssh::{RemoteCommand, Session};
 use sha2::{Digest, Sha256};
@@ -282,4 +284,57 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// With a 2 s command timeout, a plain 3 s command is cut off; run detached (as the bundle's
+/// install is), it completes, with its arguments. A failing one brings its exit status and
+/// output; one past its own bound is reported as still running; nothing is left behind.
+#[tokio::test]
+async fn a_detached_script_outlives_the_command_timeout() {
+    let fx = Fixture::start();
+    let target = fx.sshd.target(
+        "h1",
+        "root",
+        Some(&fx.key),
+        &fx.dir.path().join("known_hosts"),
+    );
+    let mut session = Session::connect(&target).await.unwrap();
+    session.set_command_timeout(Duration::from_secs(2));
+    let host = RemoteHost::new(session);
+    let err = host
+        .run("sleeping", "sleep 3", &[], None)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("did not finish within 2 s"),
+        "{err:#}"
+    );
+
+    let state = fx.dir.path().join("state");
+    let status = state.join("status");
+    let run = |script: &'static str, bound: u64| Detached {
+        what: "a long script",
+        script,
+        args: &["two words"],
+        status: status.to_str().unwrap(),
+        bound: Duration::from_secs(bound),
+        slice: Duration::from_secs(1),
+    };
+    let start = Instant::now();
+    run(r#"sleep 3; [ "$1" = "two words" ]"#, 30)
+        .run(&host)
+        .await
+        .unwrap();
+    assert!(start.elapsed() >= Duration::from_secs(3));
+    assert!(!state.exists(), "the status files are removed");
+
+    let err = run("echo boom >&2; exit 3", 30)
+        .run(&host)
+        .await
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("exit 3") && err.contains("boom"), "{err}");
+
+    let err = run("sleep 4", 1).run(&host).await.unwrap_err();
+    assert!(format!("{err:#}").contains("still runs"), "{err:#}");
 }

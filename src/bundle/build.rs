@@ -1,8 +1,13 @@
 //! Building a bundle on a machine that reaches the mirrors: for each release, apt runs with a
 //! private sources list, lists, cache and an empty dpkg status (so it resolves the whole
-//! dependency closure, whatever a host already has), downloads into the release's directory
-//! (apt keeps what it already has there: a re-run fetches only what is missing), and the
-//! records of the chosen versions become the release's flat repository index.
+//! dependency closure, whatever a host already has), downloads into the release's directory,
+//! and the records of the chosen versions become the release's flat repository index.
+//!
+//! Again on the same directory: a release whose manifest entry already holds every package
+//! asked for (with its recommends when asked so), and whose files all match the manifest's
+//! SHA-256, is kept as it is without asking apt anything (seconds). Otherwise apt runs for it
+//! again, for what it held and what is asked now (a bundle only grows), and downloads only the
+//! .debs its directory lacks. `refresh` re-resolves every release against fresh lists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,18 +35,40 @@ pub struct Spec {
     pub image: Option<(String, Option<PathBuf>)>,
     /// The Debian mirror (default http://deb.debian.org/debian); Ubuntu uses its archive.
     pub mirror: Option<String>,
+    /// Resolve every release again against fresh package lists, even a complete one (newer
+    /// security updates come in; the .debs already there are not downloaded again).
+    pub refresh: bool,
 }
 
 /// Build or complete the bundle in `dir`; prints a line per step on stderr.
 pub fn build(dir: &Path, spec: &Spec) -> Result<Manifest> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // An unreadable or absent manifest: every release is resolved (apt still keeps its .debs).
+    let old = Manifest::load(dir).unwrap_or_default();
     let mut manifest = Manifest {
         version: 1,
         ..Manifest::default()
     };
+    // Digests already checked against the files, by path in the bundle.
+    let mut checked = BTreeMap::new();
     for (key, wanted) in &spec.releases {
         let start = Instant::now();
-        let release = release(dir, key, wanted, spec.mirror.as_deref())
+        let name = key.to_string();
+        let before = old.releases.get(&name);
+        if let Some((r, sums)) = kept(dir, &name, wanted, &old, spec.refresh)? {
+            eprintln!(
+                "{key}: complete, nothing fetched ({} packages, {} files checked in {:.1} s)",
+                r.packages.len(),
+                sums.len(),
+                start.elapsed().as_secs_f64()
+            );
+            checked.extend(sums);
+            manifest.releases.insert(name, r.clone());
+            continue;
+        }
+        let mut asked = wanted.clone();
+        asked.extend(before.map(Release::asked).unwrap_or_default());
+        let release = release(dir, key, &asked, spec.mirror.as_deref())
             .with_context(|| format!("bundling {key}"))?;
         eprintln!(
             "{key}: {} packages, {} files ({:.1} s)",
@@ -49,7 +76,20 @@ pub fn build(dir: &Path, spec: &Spec) -> Result<Manifest> {
             release.debs.len(),
             start.elapsed().as_secs_f64()
         );
-        manifest.releases.insert(key.to_string(), release);
+        manifest.releases.insert(name, release);
+    }
+    // Releases bundled before and not asked for now stay, when their files are whole.
+    for (name, r) in &old.releases {
+        if manifest.releases.contains_key(name) {
+            continue;
+        }
+        match intact(dir, name, r, &old)? {
+            Some(sums) => {
+                checked.extend(sums);
+                manifest.releases.insert(name.clone(), r.clone());
+            }
+            None => eprintln!("{name}: left out (name it with --release to fetch it again)"),
+        }
     }
     if let Some((name, archive)) = &spec.image {
         image(dir, name, archive.as_deref())?;
@@ -61,21 +101,62 @@ pub fn build(dir: &Path, spec: &Spec) -> Result<Manifest> {
     let mut files: Vec<String> = manifest
         .releases
         .iter()
-        .flat_map(|(key, r)| {
-            r.debs
-                .keys()
-                .map(move |f| format!("{key}/{f}"))
-                .chain([format!("{key}/{INDEX}")])
-        })
+        .flat_map(|(key, r)| r.files().map(move |f| format!("{key}/{f}")))
         .collect();
     files.extend(manifest.image.as_ref().map(|i| i.file.clone()));
     for f in files {
-        let sum = sha256_file(&dir.join(&f))?;
+        let sum = match checked.remove(&f) {
+            Some(sum) => sum,
+            None => sha256_file(&dir.join(&f))?,
+        };
         manifest.files.insert(f, sum);
     }
     let text = serde_json::to_vec_pretty(&manifest)?;
     crate::fsutil::write_atomic(&dir.join(super::MANIFEST), &text, 0o644)?;
     Ok(manifest)
+}
+
+/// Release `name` of the `old` manifest and its files' digests, when it can stay as it is: it
+/// holds every package of `wanted` and its files are whole (and no `refresh` was asked for).
+fn kept<'a>(
+    dir: &Path,
+    name: &str,
+    wanted: &BTreeSet<Wanted>,
+    old: &'a Manifest,
+    refresh: bool,
+) -> Result<Option<(&'a Release, BTreeMap<String, String>)>> {
+    match old.releases.get(name) {
+        Some(r) if !refresh && r.holds(wanted) => Ok(intact(dir, name, r, old)?.map(|s| (r, s))),
+        _ => Ok(None),
+    }
+}
+
+/// The digests of release `name`'s files when every one is there and matches `old`'s
+/// manifest (`None`, saying which one on stderr, when one is missing or differs).
+fn intact(
+    dir: &Path,
+    name: &str,
+    release: &Release,
+    old: &Manifest,
+) -> Result<Option<BTreeMap<String, String>>> {
+    let mut sums = BTreeMap::new();
+    for f in release.files() {
+        let path = format!("{name}/{f}");
+        let want = old.files.get(&path);
+        let file = dir.join(&path);
+        let got = if file.is_file() {
+            Some(sha256_file(&file)?)
+        } else {
+            None
+        };
+        if got.is_none() || got.as_ref() != want {
+            let why = if got.is_none() { "missing" } else { "changed" };
+            eprintln!("{name}: {path} is {why}: resolving the release again");
+            return Ok(None);
+        }
+        sums.insert(path, got.unwrap_or_default());
+    }
+    Ok(Some(sums))
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -257,6 +338,11 @@ fn release(
         codename: codename(key)?.into(),
         arch: key.arch.clone(),
         packages,
+        recommends: wanted
+            .iter()
+            .filter(|w| w.recommends)
+            .map(|w| w.name.clone())
+            .collect(),
         debs,
     })
 }
@@ -363,6 +449,128 @@ fn image(dir: &Path, name: &str, archive: Option<&Path>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wanted(list: &[(&str, bool)]) -> BTreeSet<Wanted> {
+        list.iter()
+            .map(|(name, recommends)| Wanted {
+                name: name.to_string(),
+                recommends: *recommends,
+            })
+            .collect()
+    }
+
+    /// A bundle of debian-12-amd64 holding nginx (2 files) and docker.io with recommends.
+    fn bundle(dir: &Path) -> Manifest {
+        let key = "debian-12-amd64";
+        std::fs::create_dir_all(dir.join(key)).unwrap();
+        let mut m = Manifest {
+            version: 1,
+            ..Manifest::default()
+        };
+        let mut release = Release {
+            os: "debian".into(),
+            version: "12".into(),
+            codename: "bookworm".into(),
+            arch: "amd64".into(),
+            packages: BTreeMap::new(),
+            recommends: BTreeSet::from(["docker.io".to_string()]),
+            debs: BTreeMap::new(),
+        };
+        for (p, deps) in [
+            ("nginx", &["nginx", "libc6"][..]),
+            ("docker.io", &["docker.io"]),
+        ] {
+            let files: Vec<String> = deps.iter().map(|d| deb_file(d, "1", "amd64")).collect();
+            for (d, f) in deps.iter().zip(&files) {
+                std::fs::write(dir.join(key).join(f), format!("deb {d}")).unwrap();
+                release.debs.insert(
+                    f.clone(),
+                    Deb {
+                        package: d.to_string(),
+                        version: "1".into(),
+                        arch: "amd64".into(),
+                        size: 5,
+                    },
+                );
+            }
+            release.packages.insert(p.into(), files);
+        }
+        std::fs::write(dir.join(key).join(INDEX), "Package: nginx\n").unwrap();
+        for f in release.files() {
+            let path = format!("{key}/{f}");
+            m.files
+                .insert(path.clone(), sha256_file(&dir.join(&path)).unwrap());
+        }
+        m.releases.insert(key.into(), release);
+        std::fs::write(
+            dir.join(crate::bundle::MANIFEST),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+        m
+    }
+
+    /// A complete release stays as it is, without apt: the whole build is a digest check. More
+    /// packages, a recommends not resolved before, a damaged or missing file, or `refresh`
+    /// send it back to apt.
+    #[test]
+    fn a_complete_release_is_kept_and_anything_missing_resolves_it_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let old = bundle(dir);
+        let key = "debian-12-amd64";
+        let asked = wanted(&[("nginx", false), ("docker.io", true)]);
+        let (_, sums) = kept(dir, key, &asked, &old, false).unwrap().unwrap();
+        assert_eq!(sums.len(), 4);
+        assert!(
+            kept(dir, key, &wanted(&[("nginx", false)]), &old, false)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            kept(dir, key, &asked, &old, true).unwrap().is_none(),
+            "refresh"
+        );
+        let more = wanted(&[("nginx", false), ("keepalived", false)]);
+        assert!(
+            kept(dir, key, &more, &old, false).unwrap().is_none(),
+            "more"
+        );
+        let nginx_recommends = wanted(&[("nginx", true)]);
+        assert!(
+            kept(dir, key, &nginx_recommends, &old, false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            kept(dir, "debian-13-amd64", &asked, &old, false)
+                .unwrap()
+                .is_none()
+        );
+
+        // The whole build, with a mirror that cannot answer: nothing is asked of apt.
+        let spec = Spec {
+            releases: BTreeMap::from([(key.parse().unwrap(), asked.clone())]),
+            image: None,
+            mirror: Some("http://127.0.0.1:9/debian".into()),
+            refresh: false,
+        };
+        let again = build(dir, &spec).unwrap();
+        assert_eq!(again.files, old.files);
+        assert_eq!(again.releases[key].asked(), asked);
+
+        let deb = dir.join(key).join(deb_file("libc6", "1", "amd64"));
+        std::fs::write(&deb, "damaged").unwrap();
+        assert!(
+            kept(dir, key, &asked, &old, false).unwrap().is_none(),
+            "damaged"
+        );
+        std::fs::remove_file(&deb).unwrap();
+        assert!(
+            kept(dir, key, &asked, &old, false).unwrap().is_none(),
+            "missing"
+        );
+    }
 
     #[test]
     fn reads_what_apt_would_install() {

@@ -3,9 +3,14 @@
 //! .debs of the closure travel (one tar stream), every file is checked against the manifest's
 //! SHA-256 on the host, and apt installs from the files as a flat repository with its own
 //! sources, lists and cache, so no mirror is contacted. The files go once the install succeeds.
+//!
+//! The install runs detached on the host ([`Detached`]) under its own bound, [`INSTALL_TIMEOUT`],
+//! not the SSH command timeout (120 s): a slow host's dpkg is not cut off midway, and a lost
+//! connection does not kill it either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -14,6 +19,42 @@ use crate::host::RemoteHost;
 
 /// Where the files wait on the host until apt has installed them.
 pub const REMOTE_DIR: &str = "/var/cache/regboot/bundle";
+/// The detached install's exit status (`.log`: its output; `.pid`: its process).
+const STATUS: &str = "/var/cache/regboot/bundle-install";
+/// How long apt may take to install from the bundle on one host (docker.io with its
+/// recommends unpacks hundreds of MB: minutes on a slow disk).
+pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// One wait for it: well under the SSH command timeout.
+const WAIT_SLICE: Duration = Duration::from_secs(60);
+
+/// `$1` the status file, `$2` a script, then its arguments: the script runs in a session of
+/// its own (no hangup when the connection goes), its exit status written to `$1` at the end.
+const START: &str = r#"set -eu
+s=$1; shift
+mkdir -p "${s%/*}"
+rm -f "$s" "$s.tmp" "$s.log" "$s.pid"
+setsid sh -c 's=$1; body=$2; shift 2; echo $$ >"$s.pid"; rc=0; sh -c "$body" regboot "$@" >"$s.log" 2>&1 || rc=$?; echo $rc >"$s.tmp"; mv "$s.tmp" "$s"' \
+  regboot "$s" "$@" </dev/null >/dev/null 2>&1 &
+"#;
+
+/// `$1` the status file, `$2` how many fifths of a second to wait: `running`, `lost` (its
+/// process is gone without a status), or `exit N` with its output's tail on stderr (the
+/// status, output and their directory, when empty, are removed then).
+const WAIT: &str = r#"set -u
+s=$1; n=$2; i=0
+while [ ! -e "$s" ] && [ "$i" -lt "$n" ]; do
+  if [ -e "$s.pid" ] && ! kill -0 "$(cat "$s.pid")" 2>/dev/null && [ ! -e "$s" ]; then
+    echo lost; exit 0
+  fi
+  sleep 0.2; i=$((i + 1))
+done
+[ -e "$s" ] || { echo running; exit 0; }
+rc=$(cat "$s")
+tail -c 4000 "$s.log" >&2 2>/dev/null
+rm -f "$s" "$s.log" "$s.pid"
+rmdir "${s%/*}" 2>/dev/null
+echo "exit $rc"
+"#;
 
 /// `$1` the directory: installed packages (`i NAME VERSION`), then the bundle files already
 /// there (`f SHA256 NAME`).
@@ -189,14 +230,68 @@ impl Install {
         };
         let mut args = vec![REMOTE_DIR, op];
         args.extend(self.packages.iter().map(String::as_str));
-        host.run(
-            &format!("installing {} from the bundle", self.packages.join(" ")),
-            INSTALL,
-            &args,
-            None,
-        )
+        Detached {
+            what: &format!("installing {} from the bundle", self.packages.join(" ")),
+            script: INSTALL,
+            args: &args,
+            status: STATUS,
+            bound: INSTALL_TIMEOUT,
+            slice: WAIT_SLICE,
+        }
+        .run(host)
         .await
-        .map(|_| ())
+    }
+}
+
+/// A script that may run longer than one SSH command may: started in the background on the
+/// host, then waited for in slices (each a command well under the SSH timeout) up to `bound`.
+pub struct Detached<'a> {
+    /// What it does, for errors ("installing nginx from the bundle").
+    pub what: &'a str,
+    pub script: &'a str,
+    pub args: &'a [&'a str],
+    /// Where its exit status goes on the host (beside it: `.log`, `.pid`).
+    pub status: &'a str,
+    pub bound: Duration,
+    pub slice: Duration,
+}
+
+impl Detached<'_> {
+    /// Run it; an error carries its exit status and output's tail.
+    pub async fn run(&self, host: &RemoteHost) -> Result<()> {
+        let what = self.what;
+        let mut args = vec![self.status, self.script];
+        args.extend(self.args);
+        host.run(&format!("starting {what}"), START, &args, None)
+            .await?;
+        let start = Instant::now();
+        let fifths = (self.slice.as_millis() / 200).max(1).to_string();
+        loop {
+            let out = host
+                .run(
+                    &format!("waiting for {what}"),
+                    WAIT,
+                    &[self.status, &fifths],
+                    None,
+                )
+                .await?;
+            match out.stdout_text().trim() {
+                "exit 0" => return Ok(()),
+                "lost" => bail!(
+                    "{what}: its process on the host ended without an exit status (was it \
+                     killed?); its output is in {}.log there: run again",
+                    self.status
+                ),
+                "running" if start.elapsed() < self.bound => {}
+                "running" => bail!(
+                    "{what} still runs on the host after {} s, the bound for it: let it end \
+                     (its output: {}.log there), then run again",
+                    self.bound.as_secs(),
+                    self.status
+                ),
+                other => bail!("{what} failed ({other}): {}", out.stderr_tail().trim()),
+            }
+        }
     }
 }
 
@@ -215,7 +310,7 @@ mod tests {
 
     #[test]
     fn the_scripts_parse() {
-        for script in [LIST, RECEIVE, INSTALL] {
+        for script in [LIST, RECEIVE, INSTALL, START, WAIT] {
             let out = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .output()

@@ -6,7 +6,7 @@
 pub mod build;
 pub mod install;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -42,8 +42,38 @@ pub struct Release {
     /// What apply may install, each with the .deb files of its dependency closure (resolved
     /// against an empty system, so it holds whatever a host of the release may lack).
     pub packages: BTreeMap<String, Vec<String>>,
+    /// The packages resolved with what they recommend (docker.io); absent in bundles made
+    /// before it was recorded, which are then resolved again for such a package.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub recommends: BTreeSet<String>,
     /// By file name (in the release's directory).
     pub debs: BTreeMap<String, Deb>,
+}
+
+impl Release {
+    /// The release's files, relative to its directory: the .debs and the index.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.debs.keys().map(String::as_str).chain([INDEX])
+    }
+
+    /// What was asked for: each package and whether with its recommends.
+    pub fn asked(&self) -> BTreeSet<build::Wanted> {
+        self.packages
+            .keys()
+            .map(|name| build::Wanted {
+                name: name.clone(),
+                recommends: self.recommends.contains(name),
+            })
+            .collect()
+    }
+
+    /// Whether it holds every package of `wanted` (resolved with its recommends when asked so).
+    pub fn holds(&self, wanted: &BTreeSet<build::Wanted>) -> bool {
+        wanted.iter().all(|w| {
+            self.packages.contains_key(&w.name)
+                && (!w.recommends || self.recommends.contains(&w.name))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -26,6 +26,7 @@ pub fn bundle(
     releases: &[String],
     mirror: Option<&str>,
     no_image: bool,
+    refresh: bool,
 ) -> Result<ExitCode> {
     let start = Instant::now();
     let inv = inventory::load(cli.inventory_path()?)?;
@@ -50,6 +51,7 @@ pub fn bundle(
             )
         }),
         mirror: mirror.map(str::to_string),
+        refresh,
     };
     let manifest = build::build(dir, &spec)?;
     let bytes: u64 = manifest

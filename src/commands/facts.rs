@@ -110,6 +110,7 @@ fn print_table(rows: &[Row]) {
         "INIT",
         "DOCKER",
         "OTHER RUNTIMES",
+        "KUBERNETES",
         "SUDO",
         "DAEMON.JSON",
         "CONNECT",
@@ -145,6 +146,7 @@ fn print_table(rows: &[Row]) {
                 json_word(&f.init),
                 docker,
                 other_runtimes(f),
+                kubernetes(f.kubernetes.as_ref()),
                 json_word(&f.sudo),
                 if *daemon_json_exists { "yes" } else { "no" }.to_string(),
                 format!("{connect_ms} ms"),
@@ -205,10 +207,37 @@ fn other_runtimes(f: &crate::facts::Facts) -> String {
     }
 }
 
+/// The Kubernetes node a host is: `k3s server v1.30.4+k3s1 running`, `kubelet stopped`, `-`.
+fn kubernetes(k: Option<&crate::facts::Kubernetes>) -> String {
+    let Some(k) = k else {
+        return "-".to_string();
+    };
+    let mut words = vec![k.distribution.name().to_string()];
+    words.extend(k.role.map(|r| json_word(&r)));
+    words.extend(k.version.clone());
+    words.push(if k.active { "running" } else { "stopped" }.to_string());
+    words.join(" ")
+}
+
 /// An enum's serde name (debian, systemd, nopasswd...), so text and JSON say the same.
 fn json_word(v: &impl Serialize) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Kubernetes;
+
+    #[test]
+    fn the_kubernetes_column_names_distribution_role_version_and_state() {
+        let k3s = Kubernetes::from_unit("k3s-agent", "active", "v1.30.4+k3s1").unwrap();
+        assert_eq!(kubernetes(Some(&k3s)), "k3s agent v1.30.4+k3s1 running");
+        let kubelet = Kubernetes::from_unit("kubelet", "inactive", "").unwrap();
+        assert_eq!(kubernetes(Some(&kubelet)), "kubelet stopped");
+        assert_eq!(kubernetes(None), "-");
+    }
 }

@@ -61,7 +61,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             releases,
             mirror,
             no_image,
-        } => bundle::bundle(&cli, dir, releases, mirror.as_deref(), *no_image),
+            refresh,
+        } => bundle::bundle(&cli, dir, releases, mirror.as_deref(), *no_image, *refresh),
         Command::Facts { forks, limit } => facts(&cli, usize::from(*forks), limit.as_deref()),
         Command::KnownHosts(KnownHostsCommand::Forget { host, port, file }) => {
             known_hosts_forget(&cli, host, *port, file.as_ref())

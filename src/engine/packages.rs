@@ -127,6 +127,7 @@ mod tests {
             codename: "bookworm".into(),
             arch: "amd64".into(),
             packages: Default::default(),
+            recommends: Default::default(),
             debs: Default::default(),
         };
         for (p, v) in debs {

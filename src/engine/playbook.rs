@@ -51,6 +51,8 @@ struct RawStep {
     #[serde(default)]
     once: bool,
     #[serde(default)]
+    wait_for_all: bool,
+    #[serde(default)]
     state: State,
 }
 
@@ -59,10 +61,16 @@ pub struct Step {
     pub name: String,
     pub(crate) module: &'static dyn Module,
     pub hosts: Hosts,
-    /// Hosts changed at once, halting at the first failure; `None`: all at once.
+    /// How many hosts make the step's changes at once (a roll: the first failure halts the
+    /// run); `None`: all at once.
     pub serial: Option<usize>,
-    /// Run the module once for the fleet (its reachable hosts of `hosts`), not per host.
+    /// Run the module once for the fleet (its reachable hosts of `hosts`), not per host: a
+    /// barrier, it starts when every host is through the steps before it.
     pub once: bool,
+    /// A host makes this step's changes only once every host is through the steps before it
+    /// (one with nothing to change here goes on): for a step that must come after a roll
+    /// before it has finished on all hosts.
+    pub wait_for_all: bool,
     pub state: State,
 }
 
@@ -108,12 +116,21 @@ impl Playbook {
                     known.join(", ")
                 );
             };
+            if s.once && (s.wait_for_all || s.serial.is_some()) {
+                bail!(
+                    "playbook {name}, step {:?}: a `once` step runs once for the fleet, after \
+                     every host is through the steps before it: `serial` and `wait_for_all` \
+                     are for per-host steps",
+                    s.name
+                );
+            }
             steps.push(Step {
                 name: s.name,
                 module,
                 hosts: s.hosts,
                 serial: s.serial,
                 once: s.once,
+                wait_for_all: s.wait_for_all,
                 state: s.state,
             });
         }
@@ -185,6 +202,42 @@ mod tests {
                 REGISTRY
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn wait_for_all_is_for_per_host_steps() {
+        let parse = |step: &str| {
+            let text =
+                format!("name: t\nsteps:\n  - {{ name: x, module: certs_d, hosts: all{step} }}\n");
+            Playbook::parse("t.yml", &text, REGISTRY)
+        };
+        let step = parse(", serial: 1, wait_for_all: true").unwrap().steps[0].clone();
+        assert!(step.wait_for_all && step.serial == Some(1));
+        assert!(!parse("").unwrap().steps[0].wait_for_all);
+        let err = parse(", once: true, wait_for_all: true").err().unwrap();
+        assert!(
+            format!("{err:#}").contains("are for per-host steps"),
+            "{err:#}"
+        );
+        // The steps that must come after a roll has finished on all hosts say so.
+        let waits = |p: Playbook| -> Vec<&str> {
+            (p.steps.iter().filter(|s| s.wait_for_all))
+                .map(|s| s.module.name())
+                .collect()
+        };
+        assert_eq!(
+            waits(crate::playbooks::apply().unwrap()),
+            [
+                "rancher_registries_agents",
+                "registry_container",
+                "nginx",
+                "keepalived"
+            ]
+        );
+        assert_eq!(
+            waits(crate::playbooks::rotate().unwrap()),
+            ["registry_container", "nginx"]
         );
     }
 }

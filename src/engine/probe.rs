@@ -7,9 +7,10 @@ use std::sync::LazyLock;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::facts::{Containerd, Facts, InitSystem, Os, Runtime, SudoAccess};
-use crate::runtime_api::docker;
+use crate::runtime_api::{ApiError, docker};
 use crate::ssh::{ExecError, RemoteCommand, Session};
 
 /// The probe as sent: without its comment lines (every byte of a request is buffered once per
@@ -24,6 +25,9 @@ static PROBE: LazyLock<String> = LazyLock::new(|| {
             s
         })
 });
+
+/// containerd's config, which the probe reads when containerd is installed.
+const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 
 /// Most of a file the probe reads (`probe.sh` sends one byte more, so more is seen).
 const FILE_LIMIT: usize = 1 << 20;
@@ -112,6 +116,10 @@ impl HostState {
             || format!("the content of {path}"),
             |r| r.content.iter().any(|p| p == path),
         );
+        self.text_of(path)
+    }
+
+    fn text_of(&self, path: &str) -> Option<String> {
         let file = self.files.get(path)?.as_ref()?;
         Some(String::from_utf8_lossy(file.content.as_deref()?).into_owned())
     }
@@ -179,8 +187,8 @@ pub struct ProbeRequest {
     pub commands: Vec<String>,
     pub services: Vec<String>,
     pub dirs: Vec<String>,
-    /// Every runtime's version (else only what a module needs: containerd's when its config
-    /// sets no `config_path`).
+    /// Every runtime's version and dockerd's image store (else only what a module needs:
+    /// containerd's version when its config sets no `config_path`, dockerd's).
     pub versions: bool,
 }
 
@@ -205,40 +213,86 @@ impl ProbeRequest {
 
 /// Read the host behind `session`: as root, or as the login user when sudo wants a password
 /// (then only the facts are worth anything, and `HostState::as_root` says so). A root login
-/// reads dockerd's facts from its API (`GET /info` over the socket) beside the script, which
-/// then starts no docker CLI for them (about 60 ms of the host's CPU); sshd opens the socket
-/// as the login user, so a sudo login keeps `docker info` as root, and so does a root login
-/// whose API call fails (said in -v).
+/// reads dockerd from its API over the socket beside the script (its version, then each image
+/// and container asked for by name), so the script starts no docker CLI (each start tens of
+/// ms of the host's CPU); sshd opens the socket as the login user, so a sudo login keeps the
+/// `docker` commands as root, and so does a root login whose API calls fail (said in -v).
 pub async fn probe(session: &Session, req: &ProbeRequest) -> Result<HostState> {
     let api = !session.target().sudo;
-    let (text, info) = tokio::join!(run(session, req, api), async {
+    let (text, read) = tokio::join!(run(session, req, api), async {
         if api {
-            Some(docker::info(session).await)
+            Some(from_api(session, req).await)
         } else {
             None
         }
     });
     let text = text?;
     let left_to_api = text.lines().any(|l| l == "docker\tapi");
-    match info {
-        Some(Ok(info)) if left_to_api => {
+    match read {
+        Some(Ok(read)) if left_to_api => {
             let mut st = parse(&text).context("unexpected probe output")?;
             st.facts.docker = Runtime {
                 installed: true,
                 running: true,
-                version: Some(info.server_version.clone()),
+                version: Some(read.version),
             };
-            st.facts.docker_containerd_store = info.containerd_store();
+            st.facts.docker_containerd_store = read.containerd_store;
+            (st.images, st.containers) = (read.images, read.containers);
             Ok(st)
         }
         Some(Err(e)) if left_to_api => {
             let host = &session.target().name;
-            tracing::info!("{host}: reading dockerd with `docker info`: {e}");
+            tracing::info!("{host}: reading dockerd with the docker CLI: {e}");
             let text = run(session, req, false).await?;
             parse(&text).context("unexpected probe output")
         }
         _ => parse(&text).context("unexpected probe output"),
     }
+}
+
+/// What dockerd's API says: its facts, and the images and containers `req` names (each a
+/// request on one socket connection; a missing one is left out, as the script leaves it).
+struct FromApi {
+    version: String,
+    /// Read with the versions only (`GET /info`).
+    containerd_store: bool,
+    images: HashMap<String, String>,
+    containers: HashMap<String, Container>,
+}
+
+async fn from_api(session: &Session, req: &ProbeRequest) -> Result<FromApi, ApiError> {
+    let engine = docker::Engine::connect(session).await?;
+    // GET /info only when asked for every version (dockerd starts two programs for it).
+    let (version, containerd_store) = if req.versions {
+        let info = engine.info().await?;
+        let store = info.containerd_store();
+        (info.server_version, store)
+    } else {
+        (engine.version().await?, false)
+    };
+    let mut images = HashMap::new();
+    for name in &req.images {
+        if let Some(id) = engine.image_id(name).await? {
+            images.insert(name.clone(), id);
+        }
+    }
+    let mut containers = HashMap::new();
+    for name in &req.containers {
+        if let Some(c) = engine.container(name).await? {
+            let container = Container {
+                image_id: c.image,
+                running: c.state.running,
+                labels: c.config.labels.unwrap_or_default(),
+            };
+            containers.insert(name.clone(), container);
+        }
+    }
+    Ok(FromApi {
+        version,
+        containerd_store,
+        images,
+        containers,
+    })
 }
 
 /// The probe script's output; `api`: dockerd's facts are read from its API instead.
@@ -311,6 +365,8 @@ fn parse(text: &str) -> Result<HostState> {
     let mut st = HostState::default();
     let mut os_release = String::new();
     let mut containerd_config: Option<String> = None;
+    // The config came as a file asked with its content.
+    let mut containerd_config_read = false;
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -338,7 +394,8 @@ fn parse(text: &str) -> Result<HostState> {
             ["file", p, "-"] => {
                 st.files.insert(p.to_string(), None);
             }
-            ["file", p, mode, sha, rest @ ..] => {
+            // With its content (hashed here), or without (its hash in a `sha256` record).
+            ["file", p, mode, "", rest @ ..] => {
                 let content = match rest {
                     [] => None,
                     [b64] => Some(content(p, b64)?),
@@ -346,10 +403,18 @@ fn parse(text: &str) -> Result<HostState> {
                 };
                 let file = FileState {
                     mode: u32::from_str_radix(mode, 8).context("file mode")?,
-                    sha256: sha.to_string(),
+                    sha256: content
+                        .as_ref()
+                        .map(|c| hex::encode(Sha256::digest(c)))
+                        .unwrap_or_default(),
                     content,
                 };
                 st.files.insert(p.to_string(), Some(file));
+            }
+            ["sha256", p, sum] => {
+                if let Some(Some(file)) = st.files.get_mut(*p) {
+                    file.sha256 = sum.to_string();
+                }
             }
             ["command", name, path] => {
                 st.commands.insert(name.to_string(), *path != "-");
@@ -367,8 +432,9 @@ fn parse(text: &str) -> Result<HostState> {
             ["runtime", "crio", v @ ..] => st.facts.crio = runtime(v),
             ["runtime", ..] => {}
             ["containerd_config", "-"] => {}
+            ["containerd_config", "file"] => containerd_config_read = true,
             ["containerd_config", b64] => {
-                let text = content("/etc/containerd/config.toml", b64)?;
+                let text = content(CONTAINERD_CONFIG, b64)?;
                 containerd_config = Some(String::from_utf8_lossy(&text).into_owned());
             }
             ["kube", unit, state, version] => {
@@ -396,6 +462,9 @@ fn parse(text: &str) -> Result<HostState> {
         }
     }
     st.facts.os = Os::from_release(&os_release);
+    if containerd_config_read {
+        containerd_config = st.text_of(CONTAINERD_CONFIG);
+    }
     let containerd = std::mem::take(&mut st.facts.containerd.runtime);
     st.facts.containerd = Containerd::with_config(containerd, containerd_config.as_deref());
     Ok(st)
@@ -405,29 +474,58 @@ fn parse(text: &str) -> Result<HostState> {
 mod tests {
     use super::*;
 
-    /// The script run by this machine's sh gives facts that agree with this machine.
+    /// The script run by this machine's sh gives facts that agree with this machine, and each
+    /// file's mode, hash and content (names with spaces and pattern characters too).
     #[test]
     fn script_runs_locally_and_parses() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, data: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.display().to_string()
+        };
+        let (hashed, read) = (file("a b*", b"one\n", 0o600), file("c", b"two\tx", 0o644));
+        let empty = file("e", b"", 0o640);
+        let missing = dir.path().join("gone").display().to_string();
         let out = std::process::Command::new("sh")
+            .args(["-c", PROBE.as_str(), "regboot", "h:/etc/os-release"])
             .args([
-                "-c",
-                PROBE.as_str(),
-                "regboot",
-                "h:/etc/os-release",
-                "x:sh",
-                "d:/etc",
-                "d:/nonexistent-dir",
+                format!("h:{hashed}"),
+                format!("c:{read}"),
+                format!("c:{empty}"),
             ])
+            .args([format!("h:{missing}"), format!("c:{missing}")])
+            .args(["x:sh", "x:no-such-command", "d:/etc", "d:/nonexistent-dir"])
             .env_remove("SUDO_USER")
             .output()
             .unwrap();
         assert!(out.status.success());
-        let st = parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let st = parse(&text).unwrap();
         let release = Os::from_release(&std::fs::read_to_string("/etc/os-release").unwrap());
         assert_eq!(st.facts.os, release);
         assert_eq!(st.facts.arch, std::env::consts::ARCH);
         assert!(st.files["/etc/os-release"].is_some() && st.commands["sh"]);
+        assert!(!st.commands["no-such-command"]);
         assert!(st.dirs["/etc"] && !st.dirs["/nonexistent-dir"]);
+        let sha = |data: &[u8]| hex::encode(Sha256::digest(data));
+        let want = [
+            (&hashed, 0o600, sha(b"one\n"), None),
+            (&read, 0o644, sha(b"two\tx"), Some(b"two\tx".to_vec())),
+            (&empty, 0o640, sha(b""), Some(Vec::new())),
+        ];
+        for (path, mode, sha256, content) in want {
+            let got = st.files[path].clone();
+            let want = FileState {
+                mode,
+                sha256,
+                content,
+            };
+            assert_eq!(got, Some(want), "{path}: {text}");
+        }
+        assert_eq!(st.files[&missing], None);
     }
 
     /// Issue 26 item 10: a managed file the host grew huge is read only to just past the
@@ -515,7 +613,7 @@ mod tests {
     #[test]
     fn parses_every_record() {
         let text = "arch\tx86_64\ninit\tsystemd\nos\tID=debian\nos\tVERSION_ID=\"12\"\nsudo\troot\n\
-            file\t/etc/a\t644\tabc\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\tx\taGk=\n\
+            file\t/etc/a\t644\t\nfile\t/etc/b\t-\nfile\t/etc/hosts\t600\t\taGk=\nsha256\t/etc/a\tabc\n\
             command\tnginx\t/usr/sbin/nginx\ncommand\tkeepalived\t-\nservice\tnginx\tactive\n\
             runtime\tcontainerd\t1.6.20~ds1\nruntime\tpodman\t-\nruntime\tbuildah\t1.28.2\nruntime\tcrio\t\n\
             containerd_config\tdmVyc2lvbj0yCltwbHVnaW5zLiJpby5jb250YWluZXJkLmdycGMudjEuY3JpIi5yZWdpc3RyeV0KY29uZmlnX3BhdGg9Ii9ldGMvY29udGFpbmVyZC9jZXJ0cy5kIgo=\n\
@@ -547,12 +645,21 @@ mod tests {
             Some("/etc/containerd/certs.d")
         );
         assert_eq!(st.facts.containerd.release(), (1, 6));
-        assert_eq!(st.files["/etc/a"].as_ref().unwrap().mode, 0o644);
+        let a = st.files["/etc/a"].as_ref().unwrap();
+        assert_eq!(
+            (a.mode, a.sha256.as_str(), &a.content),
+            (0o644, "abc", &None)
+        );
         assert_eq!(st.files["/etc/b"], None);
         let hosts = st.files["/etc/hosts"].as_ref().unwrap();
         assert_eq!(
             (hosts.mode, hosts.content.as_deref()),
             (0o600, Some(&b"hi"[..]))
+        );
+        // `printf hi | sha256sum`
+        assert_eq!(
+            hosts.sha256,
+            "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"
         );
         assert_eq!(st.images["registry:2"], "sha256:1");
         assert!(!st.images.contains_key("other:1"));

@@ -1,12 +1,12 @@
 //! Runs a playbook: open the fleet (connect, lock and probe every host inside the limit),
 //! check that the hosts' CA is the state directory's, prepare the material, then run the
-//! steps in order (`step.rs`), halting the run when a roll halts.
+//! steps in order: each segment of per-host steps through the scheduler (`pipeline.rs`),
+//! each `once` step (`step.rs`) between them, halting the run when a roll halts.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use futures::future::join_all;
 
 use super::ca_guard;
 use super::fleet::{self, Node};
@@ -218,52 +218,34 @@ async fn run_probed(
         }
     }
 
+    // Segments (the per-host steps between two `once` steps) go through the one scheduler;
+    // a `once` step is a barrier: it starts when every host is through the segment before.
     let steps = &playbook.steps;
+    let request = |h: &Host| probe_request(inv, h, playbook);
     let mut i = 0;
     while i < steps.len() {
-        // Per-host steps without a roll: each host goes through them on its own (a plan only
-        // reads, so it goes step by step and prints as it goes).
-        let own_pace = |s: &Step| !s.once && s.serial.is_none() && !opts.check;
-        let segment = steps[i..].iter().take_while(|s| own_pace(s)).count();
-        if segment > 1 {
-            let request = |h: &Host| probe_request(inv, h, playbook);
+        let step = &steps[i];
+        if !step.once {
+            let segment = steps[i..].iter().take_while(|s| !s.once).count();
             let (phases, halt) =
                 pipeline::run(&cx, &steps[i..i + segment], &mut runs, &request).await;
             report.phases.extend(phases);
-            match halt {
-                Some(h) => {
-                    halted(&out, &mut report, steps, i + h.step, &h.after);
-                    break;
-                }
-                None => {
-                    i += segment;
-                    continue;
-                }
+            if let Some(h) = halt {
+                halted(&out, &mut report, steps, i + h.step, &h.after);
+                break;
             }
+            i += segment;
+            continue;
         }
-        let step = &steps[i];
         i += 1;
         if !runs.iter().any(|r| step.hosts.matches(r.node.host)) {
             continue;
         }
         out.step(&step.name);
         let started = Instant::now();
-        let (end, within) = if step.once {
-            let within = step::once(&cx, step, &mut runs, &mut report).await?;
-            (step::StepEnd::default(), within)
-        } else {
-            (step::per_host(&cx, step, &mut runs).await, Vec::new())
-        };
-        if step.module.provides_engine() && !opts.check {
-            reprobe(inv, playbook, step, &mut runs, &end.changed).await;
-        }
-        let halt = end.halted_after;
+        let within = step::once(&cx, step, &mut runs, &mut report).await?;
         report.phases.push(phase(&step.name, started));
         report.phases.extend(within);
-        if let Some(after) = halt {
-            halted(&out, &mut report, steps, i - 1, &after);
-            break;
-        }
     }
 
     for r in &mut runs {
@@ -298,27 +280,6 @@ fn phase(name: &str, started: Instant) -> Phase {
         phase: name.to_string(),
         seconds: started.elapsed().as_secs_f64(),
     }
-}
-
-/// The hosts a step that installs or starts the engine changed (`changed`: indexes into
-/// `runs`) are read again: the package brought runtimes (docker.io brings containerd) that
-/// the later steps must see in this run.
-async fn reprobe(
-    inv: &Inventory,
-    playbook: &Playbook,
-    step: &Step,
-    runs: &mut [Run<'_, '_>],
-    changed: &[usize],
-) {
-    let changed = runs
-        .iter_mut()
-        .enumerate()
-        .filter(|(i, _)| changed.contains(i));
-    join_all(changed.map(|(_, r)| async move {
-        let req = probe_request(inv, r.node.host, playbook);
-        r.reprobe(step, &req).await
-    }))
-    .await;
 }
 
 /// Why a reachable host cannot take part: sudo wants a password, or a module of its steps

@@ -1,12 +1,10 @@
-//! Running one step of a playbook over the hosts: each host's changes from its module, shown
-//! (check mode) or made: all hosts at once, or `serial` at a time halting at the first
-//! failure; changes marked one-at-a-time go one host at a time. A `once` step runs its module
-//! once for the fleet.
+//! What the steps of a run share: each host's run (its node, report and memo), a module's
+//! changes for a host, making them; and the `once` step, which runs its module once for the
+//! fleet. The per-host steps are scheduled by `pipeline.rs`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use futures::future::join_all;
 
 use super::change::Change;
 use super::fleet::Node;
@@ -117,140 +115,6 @@ pub(super) fn changes_for(cx: &StepCx<'_>, step: &Step, r: &Run<'_, '_>) -> Resu
         State::Present => step.module.present(&cx),
         State::Absent => step.module.absent(&cx),
     }
-}
-
-/// What a per-host step did: the host after which a roll halted, if one did, and the hosts
-/// (indexes into the runs) where it made changes.
-#[derive(Default)]
-pub(super) struct StepEnd {
-    pub halted_after: Option<String>,
-    pub changed: Vec<usize>,
-}
-
-/// A per-host step.
-pub(super) async fn per_host(cx: &StepCx<'_>, step: &Step, runs: &mut [Run<'_, '_>]) -> StepEnd {
-    let StepCx { check, out, .. } = *cx;
-    let mut planned: Vec<(usize, Vec<Change>)> = Vec::new();
-    for (i, r) in runs.iter_mut().enumerate() {
-        if !r.node.alive() || !step.hosts.matches(r.node.host) {
-            continue;
-        }
-        match changes_for(cx, step, r) {
-            Ok(changes) => planned.push((i, changes)),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
-                r.fail(&step.name, msg);
-            }
-        }
-    }
-    if check {
-        let exclusive: Vec<&str> = planned
-            .iter()
-            .filter(|(_, c)| c.iter().any(|c| c.one_at_a_time))
-            .map(|(i, _)| runs[*i].node.host.name.as_str())
-            .collect();
-        if !exclusive.is_empty() {
-            out.line(&format!("  one host at a time: {}", exclusive.join(", ")));
-        }
-        let shown: Vec<(&str, &[Change])> = planned
-            .iter()
-            .map(|(i, c)| (runs[*i].node.host.name.as_str(), c.as_slice()))
-            .collect();
-        out.changes(&shown);
-        for (i, changes) in &planned {
-            runs[*i].done(&step.name, changes);
-        }
-        return StepEnd::default();
-    }
-    // Hosts whose changes disrupt them go one at a time after the others, as a roll does.
-    let (exclusive, parallel): (Vec<_>, Vec<_>) = planned
-        .into_iter()
-        .partition(|(_, c)| c.iter().any(|c| c.one_at_a_time));
-    let batches: Vec<Vec<(usize, Vec<Change>)>> = match step.serial {
-        Some(n) => chunks(parallel, n.max(1)),
-        None if parallel.is_empty() => Vec::new(),
-        None => vec![parallel],
-    };
-    let rolls = step.serial.is_some();
-    let mut changed = Vec::new();
-    for (batch, halts) in batches
-        .into_iter()
-        .map(|b| (b, rolls))
-        .chain(chunks(exclusive, 1).into_iter().map(|b| (b, true)))
-    {
-        let results = join_all(batch.iter().map(|(i, changes)| {
-            let node = &runs[*i].node;
-            let remote = node.remote.as_ref().expect("alive nodes are connected");
-            apply_all(&step.name, &node.host.name, remote, changes)
-        }))
-        .await;
-        let results: Vec<Result<()>> = batch
-            .iter()
-            .zip(results)
-            .map(|((i, _), (result, took))| {
-                runs[*i].node.busy += took;
-                result
-            })
-            .collect();
-        let mut failed = None;
-        let made: Vec<(&str, &[Change])> = batch
-            .iter()
-            .zip(&results)
-            .filter(|(_, result)| result.is_ok())
-            .map(|((i, c), _)| (runs[*i].node.host.name.as_str(), c.as_slice()))
-            .collect();
-        out.changes(&made);
-        for ((i, changes), result) in batch.iter().zip(results) {
-            let r = &mut runs[*i];
-            match result {
-                Ok(()) => {
-                    r.done(&step.name, changes);
-                    if !changes.is_empty() {
-                        changed.push(*i);
-                    }
-                }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    out.line(&format!("  {}: FAILED: {msg}", r.node.host.name));
-                    r.fail(&step.name, msg);
-                    failed.get_or_insert(r.node.host.name.clone());
-                }
-            }
-        }
-        if let Some(after) = failed.filter(|_| halts) {
-            for r in runs.iter_mut() {
-                let waiting = r.node.alive()
-                    && step.hosts.matches(r.node.host)
-                    && !r.report.steps.iter().any(|s| s.step == step.name);
-                if waiting {
-                    r.fail(
-                        &step.name,
-                        format!("not started: the roll halted after {after} failed"),
-                    );
-                }
-            }
-            return StepEnd {
-                halted_after: Some(after),
-                changed,
-            };
-        }
-    }
-    StepEnd {
-        halted_after: None,
-        changed,
-    }
-}
-
-fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
-    let mut out: Vec<Vec<T>> = Vec::new();
-    for item in items {
-        match out.last_mut() {
-            Some(last) if last.len() < size => last.push(item),
-            _ => out.push(vec![item]),
-        }
-    }
-    out
 }
 
 /// A `once` step: the module acts on the fleet's reachable hosts of the step's role. Returns

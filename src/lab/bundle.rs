@@ -2,8 +2,8 @@
 //! hosts; nginx, keepalived and curl on lb hosts; docker.io with what it recommends, for
 //! `docker.install`) for a lab release, and the lab's registry image. Built once into the lab
 //! cache (under its lock, so concurrent tests build it once) and then used as it is, without
-//! asking the mirror again: a lab whose inventory names it (`lab up --bundle`,
-//! `REGBOOT_LAB_BUNDLE=1` for the tests) installs nothing from the mirror.
+//! asking the mirror again: a lab whose inventory names it (`lab up --bundle`, and every lab
+//! test: tests/support/lab.rs) installs nothing from the mirror.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -14,20 +14,19 @@ use super::{LabHost, Release, cache, docker, registry_image};
 use crate::bundle::build::{self, Spec, Wanted};
 use crate::bundle::{Manifest, ReleaseKey, deb_arch};
 
-/// Each package, and whether apt brings what it recommends.
-const PACKAGES: [(&str, bool); 4] = [
+/// Each package, and whether apt brings what it recommends: what apply installs, and the
+/// tests' own tools on lab hosts (prometheus-node-exporter; `TestLab::install`).
+const PACKAGES: [(&str, bool); 5] = [
     ("nginx", false),
     ("keepalived", false),
     ("curl", false),
     ("docker.io", true),
+    ("prometheus-node-exporter", false),
 ];
 
-/// The bundle for lab hosts of `release`, built into the lab cache the first time.
-pub fn ensure(release: Release) -> Result<PathBuf> {
-    let cache = cache::dir();
-    let name = format!("bundle-{}", release.name());
-    let dir = cache.join(&name);
-    let key = ReleaseKey {
+/// The bundle's name for lab hosts of `release` (`debian-12-amd64`).
+pub fn key(release: Release) -> ReleaseKey {
+    ReleaseKey {
         os: "debian".into(),
         version: match release {
             Release::Bookworm => "12",
@@ -35,7 +34,15 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
         }
         .into(),
         arch: deb_arch(std::env::consts::ARCH).into(),
-    };
+    }
+}
+
+/// The bundle for lab hosts of `release`, built into the lab cache the first time.
+pub fn ensure(release: Release) -> Result<PathBuf> {
+    let cache = cache::dir();
+    let name = format!("bundle-{}", release.name());
+    let dir = cache.join(&name);
+    let key = key(release);
     let complete = || {
         Manifest::load(&dir).ok().is_some_and(|m| {
             m.image.is_some()
@@ -57,6 +64,7 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
             releases: BTreeMap::from([(key.clone(), wanted)]),
             image: Some((registry_image::IMAGE.into(), Some(archive))),
             mirror: std::env::var("REGBOOT_LAB_MIRROR").ok(),
+            refresh: false,
         };
         build::build(&dir, &spec)
             .map(|_| ())
@@ -65,10 +73,11 @@ pub fn ensure(release: Release) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The inventory's lines that install from `dir`.
-pub(super) fn inventory_section(dir: &std::path::Path) -> String {
+/// The inventory's lines that install from `dir` (a section of their own, followed by a blank
+/// line).
+pub fn inventory_section(dir: &std::path::Path) -> String {
     format!(
-        "\npackages:\n  bundle: {}\n",
+        "packages:\n  bundle: {}\n\n",
         serde_yaml_ng::to_string(&dir.to_string_lossy())
             .map(|y| y.trim_end().to_string())
             .unwrap_or_else(|_| dir.display().to_string())

@@ -125,6 +125,19 @@ fn s3_registry(dir: &Path, hosts: &[LabHost], profile: super::Profile, extra: &s
     )
 }
 
+/// `text` with `section` after its `version:` line: near the top, so tests that append lines
+/// to the last section (`tls:`) still extend that one.
+pub(super) fn with_section(text: &str, section: &str) -> String {
+    const AFTER: &str = "version: 1\n\n";
+    match text.find(AFTER) {
+        Some(at) => {
+            let at = at + AFTER.len();
+            format!("{}{section}{}", &text[..at], &text[at..])
+        }
+        None => format!("{text}\n{section}"),
+    }
+}
+
 /// A YAML scalar for any string (quoted when it needs to be).
 fn yaml_str(s: &str) -> String {
     serde_yaml_ng::to_string(s)
@@ -208,5 +221,29 @@ mod tests {
         assert_eq!(doc["registry"]["deploy"].as_str(), Some("swarm"));
         let s3 = &doc["registry"]["storage"]["s3"];
         assert_eq!(s3["endpoint"].as_str(), Some("http://10.231.0.4:8333"));
+    }
+
+    /// The bundle's section goes near the top of every profile's inventory: the file ends as
+    /// before, so a line a test appends (`  os_trust_store: false` after `tls:`) still
+    /// belongs to the last section.
+    #[test]
+    fn the_bundle_section_sits_after_the_version() {
+        let hosts: Vec<LabHost> = (1..=8).map(|n| host(n, "root", 22)).collect();
+        let section = crate::lab::bundle::inventory_section(Path::new("/c/my bundle"));
+        for text in [
+            render("t", Path::new("/tmp/lab"), "net", &hosts[..3]),
+            render_ha("t", Path::new("/tmp/lab"), "net", &hosts, "10.231.0.200"),
+            render_swarm("t", Path::new("/tmp/lab"), "net", &hosts[..3]),
+        ] {
+            let with = with_section(&text, &section);
+            assert_eq!(with.replace(&section, ""), text);
+            assert!(with.contains(&format!("version: 1\n\n{section}defaults:")));
+            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&with).unwrap();
+            assert_eq!(doc["packages"]["bundle"].as_str(), Some("/c/my bundle"));
+        }
+        let basic = with_section(&render("t", Path::new("/l"), "n", &hosts[..3]), &section);
+        let appended = format!("{basic}  os_trust_store: false\n");
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&appended).unwrap();
+        assert_eq!(doc["tls"]["os_trust_store"].as_bool(), Some(false));
     }
 }

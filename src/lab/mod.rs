@@ -375,7 +375,9 @@ pub fn up(opts: &LabOptions) -> Result<Lab> {
         (None, Profile::Swarm) => inventory::render_swarm(name, &dir, &network.name, &lab_hosts),
         (None, _) => inventory::render(name, &dir, &network.name, &lab_hosts),
     };
-    text.extend(bundle_dir.as_deref().map(bundle::inventory_section));
+    if let Some(bundle_dir) = &bundle_dir {
+        text = inventory::with_section(&text, &bundle::inventory_section(bundle_dir));
+    }
     labdir::write_if_changed(&inventory_path, text.as_bytes(), 0o644)?;
     Ok(Lab {
         name: name.to_string(),

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{CONTENT_TYPE, HOST, SERVER};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -51,9 +51,28 @@ impl Info {
     }
 }
 
-/// `GET /info` on a connection of its own.
-pub async fn info(session: &Session) -> Result<Info, ApiError> {
-    Engine::connect(session).await?.info().await
+/// What regboot reads of `GET /containers/<name>/json` (what `docker inspect` prints).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerInfo {
+    /// The image's id (`sha256:...`).
+    pub image: String,
+    pub state: ContainerState,
+    pub config: ContainerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `null` when the container has none.
+    #[serde(default)]
+    pub labels: Option<std::collections::HashMap<String, String>>,
 }
 
 /// One connection to dockerd's socket on the host; clones share it, and their requests take
@@ -83,6 +102,52 @@ impl<'a> Engine<'a> {
     pub async fn info(&self) -> Result<Info, ApiError> {
         let body = self.request("GET", "/info", None, None).await?;
         serde_json::from_slice(&body).map_err(|e| self.failed("GET /info", e.to_string()))
+    }
+
+    /// `GET /_ping`: dockerd's version, from the `Server` header of its answers
+    /// (`Docker/20.10.24 (linux)`). Unlike `GET /info`, for which dockerd starts
+    /// `runc --version` and `docker-init --version`, it costs the host next to nothing.
+    pub async fn version(&self) -> Result<String, ApiError> {
+        let (server, _) = self.send("GET", "/_ping", None, None).await?;
+        server
+            .as_deref()
+            .and_then(server_version)
+            .ok_or_else(|| self.failed("GET /_ping", format!("no docker version in {server:?}")))
+    }
+
+    /// `GET /images/<name>/json`: the id of image `name`, `None` when dockerd has none by
+    /// that name (what `docker image inspect --format {{.Id}}` prints).
+    pub async fn image_id(&self, name: &str) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Image {
+            id: String,
+        }
+        let Some(body) = self.inspect(&format!("/images/{name}/json"), name).await? else {
+            return Ok(None);
+        };
+        let image: Image = serde_json::from_slice(&body)
+            .map_err(|e| self.failed(&format!("GET /images/{name}/json"), e.to_string()))?;
+        Ok(Some(image.id))
+    }
+
+    /// `GET /containers/<name>/json`: container `name`, `None` when there is none.
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, ApiError> {
+        let path = format!("/containers/{name}/json");
+        let Some(body) = self.inspect(&path, name).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map_err(|e| self.failed(&format!("GET {path}"), e.to_string()))
+    }
+
+    /// A GET of an object by name; `None` on dockerd's 404 (no such object).
+    async fn inspect(&self, path: &str, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        self.check_reference(name)?;
+        match self.request("GET", path, None, None).await {
+            Err(ApiError::Failed { reason, .. }) if reason.starts_with("HTTP 404") => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// `POST /images/load`: the `docker save` tarball `tarball` loaded (its tags with it).
@@ -184,6 +249,18 @@ impl<'a> Engine<'a> {
         registry_auth: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, ApiError> {
+        let (_, body) = self.send(method, path, registry_auth, body).await?;
+        Ok(body)
+    }
+
+    /// One request on the connection; the `Server` header and the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        registry_auth: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(Option<String>, Vec<u8>), ApiError> {
         let call = format!("{method} {path}");
         let mut req = hyper::Request::builder()
             .method(method)
@@ -204,13 +281,15 @@ impl<'a> Engine<'a> {
             sender.ready().await?;
             let answer = sender.send_request(req).await?;
             let code = answer.status().as_u16();
+            let server = answer.headers().get(SERVER).and_then(|v| v.to_str().ok());
+            let server = server.map(str::to_string);
             let body = Limited::new(answer.into_body(), MAX_BODY)
                 .collect()
                 .await
                 .map_err(|e| anyhow::Error::from_boxed(e).context("reading the answer"))?;
-            anyhow::Ok((code, body.to_bytes().to_vec()))
+            anyhow::Ok((code, server, body.to_bytes().to_vec()))
         };
-        let (code, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        let (code, server, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .map_err(|_| {
                 self.failed(
@@ -220,7 +299,7 @@ impl<'a> Engine<'a> {
             })?
             .map_err(|e| self.failed(&call, format!("{e:#}")))?;
         if (200..300).contains(&code) {
-            return Ok(body);
+            return Ok((server, body));
         }
         // Errors come as {"message": "..."}.
         let message = serde_json::from_slice::<serde_json::Value>(&body)
@@ -233,6 +312,13 @@ impl<'a> Engine<'a> {
     fn failed(&self, call: &str, reason: String) -> ApiError {
         failed(self.session, call, reason)
     }
+}
+
+/// The version in dockerd's `Server` header: `Docker/<version> (<os>)`.
+fn server_version(header: &str) -> Option<String> {
+    let rest = header.strip_prefix("Docker/")?;
+    let version = rest.split_whitespace().next()?;
+    Some(version.to_string())
 }
 
 /// docker's `X-Registry-Auth`: the credential as URL-safe base64 JSON (`{}` without one).
@@ -329,6 +415,33 @@ mod tests {
             String::from_utf8(json).unwrap(),
             r#"{"username":"u","password":"p","serveraddress":"r:5000"}"#
         );
+    }
+
+    #[test]
+    fn the_version_is_read_from_the_server_header() {
+        assert_eq!(
+            server_version("Docker/20.10.24+dfsg1 (linux)").as_deref(),
+            Some("20.10.24+dfsg1")
+        );
+        assert_eq!(server_version("Docker/28.5.1").as_deref(), Some("28.5.1"));
+        assert_eq!(server_version("nginx"), None);
+        assert_eq!(server_version("Docker/"), None);
+    }
+
+    /// As dockerd 20.10 answers `GET /containers/<name>/json` (trimmed): labels or `null`.
+    #[test]
+    fn a_container_is_read_as_docker_inspect_prints_it() {
+        let c: ContainerInfo = serde_json::from_str(
+            r#"{"Id":"ab","Name":"/regboot-registry","Image":"sha256:1","State":{"Status":"running","Running":true},"Config":{"Image":"registry:2","Labels":{"regboot.config":"x"}}}"#,
+        )
+        .unwrap();
+        assert!(c.state.running && c.image == "sha256:1");
+        assert_eq!(c.config.labels.unwrap()["regboot.config"], "x");
+        let c: ContainerInfo = serde_json::from_str(
+            r#"{"Image":"sha256:2","State":{"Running":false},"Config":{"Labels":null}}"#,
+        )
+        .unwrap();
+        assert!(!c.state.running && c.config.labels.is_none());
     }
 
     #[test]

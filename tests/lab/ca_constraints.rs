@@ -89,13 +89,9 @@ fn the_cluster_trusts_the_registry_and_refuses_a_rogue_server_signed_by_the_same
     let constraints = info.name_constraints.expect("apply made a constrained CA");
     assert!(constraints.permits_dns("registry.lab"), "{constraints:?}");
 
-    // curl on an agent installs from Debian's mirror (the host image has none).
+    // curl on an agent, from the lab's bundle (the host image has none).
     let agent = lab.host("host2");
-    lab.ssh_ok(
-        agent,
-        "command -v curl >/dev/null || { sudo -n apt-get update -qq >/dev/null && \
-         sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }",
-    );
+    lab.install(&agent.name, &["curl"]);
     let registry = lab.host("host1");
     let (code, out) = curl_os_store(
         &lab,

@@ -13,6 +13,8 @@ fn the_ci_rehearsal_script_sets_up_verifies_and_removes_a_lab() {
         .env("REGBOOT_CI_LAB", &name)
         // Two hosts: a registry and an agent that pulls from it, the cheapest full rehearsal.
         .env("REGBOOT_CI_HOSTS", "2")
+        // Like every lab test: packages from the lab's cached bundle (docs/testing.md).
+        .env("REGBOOT_CI_BUNDLE", "1")
         .env_remove("AWS_CA_BUNDLE")
         .output()
         .unwrap();

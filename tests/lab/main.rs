@@ -18,6 +18,7 @@ mod gc;
 mod ha;
 mod lab_cmd;
 mod output;
+mod probe_api;
 mod renew;
 mod reset;
 mod reset_ha;

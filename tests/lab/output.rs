@@ -90,6 +90,21 @@ fn assert_progress(stderr: &str) {
             .any(|(h, w)| *h == "host1" && w.starts_with("registry image: load ")),
         "{stderr}"
     );
+    // Hosts wait for each other only where a step has something to do: the k3s roll (no k3s
+    // here) holds no agent back, so the agents are through their CA steps while the registry
+    // host still installs nginx (apt-get: seconds).
+    let at = |host: &str, what: &str| {
+        (events.iter())
+            .position(|(h, w)| *h == host && w.starts_with(what))
+            .unwrap_or_else(|| panic!("no {host}: {what}... in:\n{stderr}"))
+    };
+    let nginx_in = at("host1", "registry front: write /etc/nginx/nginx.conf");
+    for agent in ["host2", "host3"] {
+        assert!(
+            at(agent, "CA in the OS trust store: ") < nginx_in,
+            "{agent} waited for host1's nginx:\n{stderr}"
+        );
+    }
 }
 
 /// A certificate for the registry's name that regboot's CA did not sign.

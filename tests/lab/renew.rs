@@ -101,17 +101,6 @@ fn renew_rotates_a_short_lived_ca_stage_by_stage_and_renews_a_leaf_once() {
     let (code, report) = run_json(&inv, &["apply"]);
     assert_eq!(code, 0, "{report:#}");
 
-    // Debian's node_exporter (and curl) for the end of the test, installed from the mirror
-    // in the background meanwhile; `node_exporter_serves_the_textfile` waits for it.
-    lab.root_script(
-        "host3",
-        "cat > /tmp/node-exporter.sh <<'EOF'
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-node-exporter curl
-echo \"exit $?\"
-EOF
-nohup sh /tmp/node-exporter.sh >/tmp/node-exporter.log 2>&1 </dev/null &",
-    );
     let agent = lab.host("host3");
     push_image(&lab, agent);
     let script = tmp.path().join("pull-loop.sh");
@@ -264,18 +253,7 @@ fn the_timer_fires_renew_on_a_lab_host(lab: &TestLab, inv: &Path) {
 /// certificates, what host1 serves), with the values `certs check -o json` reports.
 fn node_exporter_serves_the_textfile(lab: &TestLab, inv: &Path, tmp: &Path) {
     let agent = lab.host("host3");
-    let started = std::time::Instant::now();
-    let installed = lab.root_script(
-        "host3",
-        "for i in $(seq 600); do \
-           tail -n 1 /tmp/node-exporter.log | grep -q '^exit ' && break; sleep 0.5; done; \
-         cat /tmp/node-exporter.log",
-    );
-    assert!(installed.ends_with("exit 0"), "{installed}");
-    println!(
-        "node_exporter's install ended {:.1} s after the test asked for it",
-        started.elapsed().as_secs_f64()
-    );
+    lab.install(&agent.name, &["prometheus-node-exporter", "curl"]);
     let file = tmp.join("regboot.prom");
     let (_, check) = run_json(
         inv,

@@ -407,13 +407,7 @@ pub(crate) fn start_loops(t: &Topology, tmp: &Path) {
         ),
     );
     // The probe's client (the host image has no curl).
-    lab.ssh_ok(
-        pusher,
-        &root(
-            pusher,
-            "DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq curl >/dev/null",
-        ),
-    );
+    lab.install(&pusher.name, &["curl"]);
     let start = |h: &LabHost, name: &str, script: &str, args: &str| {
         let file = tmp.join(name);
         std::fs::write(&file, script).unwrap();

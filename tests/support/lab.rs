@@ -50,8 +50,10 @@ impl TestLab {
         let lab = lab::up(&LabOptions {
             name,
             dir: Some(dir.path().join("lab")),
-            // CI without the mirror in the loop: packages from the lab's cached bundle.
-            bundle: opts.bundle || std::env::var_os("REGBOOT_LAB_BUNDLE").is_some(),
+            // No test waits on the Debian mirror: packages come from the lab's cached bundle
+            // (built once per machine under the lab cache's lock, docs/testing.md).
+            // REGBOOT_LAB_PACKAGES=mirror installs from the mirror instead, to compare.
+            bundle: std::env::var("REGBOOT_LAB_PACKAGES").as_deref() != Ok("mirror"),
             ..opts
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));
@@ -131,6 +133,54 @@ impl TestLab {
     /// `regboot ARGS -i INVENTORY` with the HA lab's S3 keys in its environment.
     pub fn regboot_s3_on(&self, inventory: &Path, args: &[&str]) -> Output {
         crate::support::cli::regboot_env(inventory, args, &self.s3_env())
+    }
+
+    /// Install `packages` (the tests' own tools: curl, prometheus-node-exporter) on `host`
+    /// from the lab's bundle, with apt and the bundle's files only: no mirror is asked.
+    pub fn install(&self, host: &str, packages: &[&str]) {
+        let dir = lab::bundle::ensure(self.lab.release).expect("the lab's bundle");
+        let key = lab::bundle::key(self.lab.release).to_string();
+        let manifest = regboot::bundle::Manifest::load(&dir).expect("the bundle's manifest");
+        let release = &manifest.releases[&key];
+        let mut files = vec![regboot::bundle::INDEX];
+        for p in packages {
+            let closure = release.packages.get(*p);
+            let closure = closure.unwrap_or_else(|| panic!("the lab's bundle has no {p}"));
+            files.extend(closure.iter().map(String::as_str));
+        }
+        let tar = tempfile::NamedTempFile::new().expect("temp file");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(dir.join(&key))
+            .arg("-cf")
+            .arg(tar.path())
+            .args(&files)
+            .status()
+            .expect("run tar");
+        assert!(status.success(), "tar of the bundle's files");
+        let receive = "sudo -n sh -c 'rm -rf /tmp/lab-debs && mkdir /tmp/lab-debs && \
+                       tar -x -C /tmp/lab-debs'";
+        let out = self.ssh_with_stdin(self.host(host), receive, Some(tar.path()));
+        assert!(out.status.success(), "sending the bundle's files: {out:?}");
+        self.root_script(
+            host,
+            &format!(
+                r#"set -eu
+export DEBIAN_FRONTEND=noninteractive
+d=/tmp/lab-debs; t=$(mktemp -d)
+mkdir -p "$t/lists/partial" "$t/cache/archives/partial" "$t/parts"
+echo "deb [trusted=yes] file:$d ./" > "$t/sources.list"
+a() {{
+  apt-get -qq -o Dir::Etc::SourceList="$t/sources.list" -o Dir::Etc::SourceParts="$t/parts" \
+    -o Dir::State::Lists="$t/lists" -o Dir::Cache="$t/cache" -o APT::Sandbox::User=root "$@"
+}}
+a update
+a install -y --no-install-recommends {} >/dev/null
+rm -rf "$d" "$t"
+"#,
+                packages.join(" ")
+            ),
+        );
     }
 
     /// What reset must put back on `host`: every path under /etc and
