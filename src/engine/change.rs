@@ -61,7 +61,7 @@ pub struct Change {
     pub raw_diff: Option<String>,
     pub action: Action,
     /// Disrupts the host (a dockerd restart): the runner makes such changes on one host at a
-    /// time, in the order hosts reach them, stopping at the first failure.
+    /// time, in inventory order, stopping at the first failure.
     pub one_at_a_time: bool,
 }
 

@@ -6,11 +6,11 @@
 //!
 //! Hosts wait for each other only at a step's gates, and only when they have changes to make
 //! there (a host with nothing to change passes without waiting): `serial: N` lets N hosts make
-//! the step's changes at once, a change marked one-at-a-time goes one host at a time, each in
-//! the order hosts reach the gate; a step marked `wait_for_all` lets a host make its changes
-//! only once every host is through the steps before it. The first failure of a gated change
-//! halts the run: no host starts that step's gated changes after it (those waiting fail, "not
-//! started"), and no host starts another step.
+//! the step's changes at once, a change marked one-at-a-time goes one host at a time; a free
+//! place goes to the waiting host first in the inventory (`gate.rs`). A step marked
+//! `wait_for_all` lets a host make its changes only once every host is through the steps
+//! before it. The first failure of a gated change halts the run: no host starts that step's
+//! gated changes after it (those waiting fail, "not started"), and no host starts another step.
 //!
 //! A plan goes the same way with a sink that records the changes instead of making them (and
 //! so never reprobes a host). What each step did is printed, grouped per step, when every host
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::join_all;
-use tokio::sync::{Semaphore, SemaphorePermit, watch};
+use tokio::sync::watch;
 
 use super::change::Change;
 use super::playbook::Step;
@@ -28,6 +28,9 @@ use super::probe::ProbeRequest;
 use super::report::Phase;
 use super::step::{Run, StepCx, apply_all, changes_for};
 use crate::inventory::Host;
+use gate::{Gate, Inside};
+
+mod gate;
 
 /// How one host's step ended.
 enum Outcome {
@@ -55,8 +58,8 @@ pub(super) struct Halt {
 
 /// A step's gates: its roll (`serial`) and its one-at-a-time changes.
 struct Gates {
-    roll: Option<Semaphore>,
-    one: Semaphore,
+    roll: Option<Gate>,
+    one: Gate,
 }
 
 /// What the hosts of a segment share.
@@ -99,8 +102,8 @@ pub(super) async fn run(
         gates: steps
             .iter()
             .map(|s| Gates {
-                roll: s.serial.map(|n| Semaphore::new(n.max(1))),
-                one: Semaphore::new(1),
+                roll: s.serial.map(Gate::new),
+                one: Gate::new(1),
             })
             .collect(),
         at: watch::Sender::new(vec![0; runs.len()]),
@@ -198,7 +201,7 @@ async fn one_host(
                 break;
             }
         };
-        let (gated, permits) = turn(shared, k, &changes).await;
+        let (gated, inside) = turn(shared, i, k, &changes).await;
         if let Some(after) = shared.halted_after() {
             if gated {
                 let why = format!("not started: the roll halted after {after} failed");
@@ -228,7 +231,7 @@ async fn one_host(
                 Outcome::Failed(msg)
             }
         };
-        drop(permits);
+        drop(inside);
         let go_on = matches!(outcome, Outcome::Made);
         let reprobe = go_on && !cx.check && step.module.provides_engine() && !changes.is_empty();
         made.push(Made {
@@ -245,30 +248,38 @@ async fn one_host(
     made
 }
 
-/// Wait until host may make `changes` in step `k`: every host through the steps before it
-/// (`wait_for_all`), then the step's gates its changes take. Nothing to change: no wait.
-/// Returns whether a gate was taken, and the permits (held while the changes are made).
+/// Wait until host `i` may make `changes` in step `k`: every host through the steps before
+/// it (`wait_for_all`), then the step's gates its changes take (queued in the first before the
+/// wait, so hosts that wait together enter in inventory order). Nothing to change: no wait.
+/// Returns whether a gate was taken, and the places inside (held while the changes are made).
 async fn turn<'g>(
     shared: &'g Shared<'_>,
+    i: usize,
     k: usize,
     changes: &[Change],
-) -> (bool, Vec<SemaphorePermit<'g>>) {
+) -> (bool, Vec<Inside<'g>>) {
     if changes.is_empty() {
         return (false, Vec::new());
     }
+    let gates = &shared.gates[k];
+    let one = changes.iter().any(|c| c.one_at_a_time);
+    let mut gates = [gates.roll.as_ref(), one.then_some(&gates.one)]
+        .into_iter()
+        .flatten();
+    let first = gates.next().map(|g| g.queue(i));
     if shared.steps[k].wait_for_all {
         let mut at = shared.at.subscribe();
         // The sender lives as long as the segment: this cannot end in an error.
         let _ = at.wait_for(|at| at.iter().all(|&s| s >= k)).await;
     }
-    let gates = &shared.gates[k];
-    let one = changes.iter().any(|c| c.one_at_a_time);
-    let mut permits = Vec::new();
-    for gate in [gates.roll.as_ref(), one.then_some(&gates.one)]
-        .into_iter()
-        .flatten()
-    {
-        permits.extend(gate.acquire().await.ok());
+    let mut inside = Vec::new();
+    if let Some(ticket) = first {
+        inside.push(ticket.enter().await);
     }
-    (!permits.is_empty(), permits)
+    // The one-at-a-time gate is queued only from inside the roll's: a host queued there first
+    // would wait for a slot of the roll another host holds while waiting for it.
+    for gate in gates {
+        inside.push(gate.queue(i).enter().await);
+    }
+    (!inside.is_empty(), inside)
 }
