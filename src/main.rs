@@ -8,14 +8,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // One malloc arena for every thread: glibc gives each thread that allocates its own, whose
-    // freed memory stays with it, and a plan of 1,000 hosts then peaked at 71 MB instead of
-    // 59 MB (its async tasks are small and hop between the runtime's threads).
-    // SAFETY: a malloc tuning call before any thread starts.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
     let mut cli = match regboot::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // A usage error with `-o json` is a JSON document too (help and version stay text).
