@@ -66,6 +66,13 @@ pub struct Change {
 }
 
 impl Change {
+    /// Drop the bytes a file write carries (a plan keeps its changes only to print them).
+    pub fn forget_data(&mut self) {
+        if let Action::PutFile { data, .. } = &mut self.action {
+            *data = Vec::new();
+        }
+    }
+
     pub fn put_file(path: &str, data: Vec<u8>, mode: Mode, diff: Option<String>) -> Change {
         Change {
             summary: format!("write {path}"),

@@ -226,7 +226,13 @@ async fn run_probed(
     while i < steps.len() {
         let step = &steps[i];
         if !step.once {
-            let segment = steps[i..].iter().take_while(|s| !s.once).count();
+            // A plan makes nothing, so its hosts gain nothing from going on at their own pace;
+            // a step at a time, it holds one step's changes of every host instead of a whole
+            // segment's (a plan of 1,000 hosts).
+            let segment = match opts.check {
+                true => 1,
+                false => steps[i..].iter().take_while(|s| !s.once).count(),
+            };
             let (phases, halt) =
                 pipeline::run(&cx, &steps[i..i + segment], &mut runs, &request).await;
             report.phases.extend(phases);
