@@ -160,6 +160,8 @@ fn lab_hosts_boot_answer_ssh_run_docker_and_go_away() {
         name: lab.name.clone(),
         hosts: 3,
         dir: Some(lab.dir.clone()),
+        // As `TestLab::up` brought it up: another package source would be another inventory.
+        bundle: TestLab::from_bundle(),
         ..LabOptions::default()
     })
     .unwrap();

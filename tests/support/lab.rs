@@ -43,6 +43,14 @@ impl TestLab {
         )
     }
 
+    /// Whether test labs install from the lab's cached bundle: every one does, so no test
+    /// waits on the Debian mirror (built once per machine under the lab cache's lock,
+    /// docs/testing.md). REGBOOT_LAB_PACKAGES=mirror installs from the mirror instead, to
+    /// compare.
+    pub fn from_bundle() -> bool {
+        std::env::var("REGBOOT_LAB_PACKAGES").as_deref() != Ok("mirror")
+    }
+
     /// A lab of `opts`, named for the test and in a directory of its own.
     pub fn up_options(test: &str, opts: LabOptions) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir for the lab");
@@ -50,10 +58,7 @@ impl TestLab {
         let lab = lab::up(&LabOptions {
             name,
             dir: Some(dir.path().join("lab")),
-            // No test waits on the Debian mirror: packages come from the lab's cached bundle
-            // (built once per machine under the lab cache's lock, docs/testing.md).
-            // REGBOOT_LAB_PACKAGES=mirror installs from the mirror instead, to compare.
-            bundle: std::env::var("REGBOOT_LAB_PACKAGES").as_deref() != Ok("mirror"),
+            bundle: Self::from_bundle(),
             ..opts
         })
         .unwrap_or_else(|e| panic!("lab up for {test}: {e:#}"));
