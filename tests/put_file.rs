@@ -37,13 +37,24 @@ impl Fixture {
     }
 
     async fn host(&self) -> RemoteHost {
+        RemoteHost::new(self.session().await)
+    }
+
+    /// A host whose commands are cut off after `timeout` (the default is 120 s).
+    async fn host_timing_out(&self, timeout: Duration) -> RemoteHost {
+        let mut session = self.session().await;
+        session.set_command_timeout(timeout);
+        RemoteHost::new(session)
+    }
+
+    async fn session(&self) -> Session {
         let target = self.sshd.target(
             "h1",
             "root",
             Some(&self.key),
             &self.dir.path().join("known_hosts"),
         );
-        RemoteHost::new(Session::connect(&target).await.unwrap())
+        Session::connect(&target).await.unwrap()
     }
 
     /// A directory on the "remote" side holding `daemon.json` with the old content.
@@ -180,15 +191,7 @@ async fn a_connection_cut_by_the_host_leaves_the_old_file() {
     let (dir, file) = fx.managed_dir("cut");
     // A client waiting for window space may notice the cut only at its command timeout
     // (120 s by default): a short one bounds this test.
-    let target = fx.sshd.target(
-        "h1",
-        "root",
-        Some(&fx.key),
-        &fx.dir.path().join("known_hosts"),
-    );
-    let mut session = Session::connect(&target).await.unwrap();
-    session.set_command_timeout(Duration::from_secs(10));
-    let host = RemoteHost::new(session);
+    let host = fx.host_timing_out(Duration::from_secs(10)).await;
     let path = file.to_str().unwrap().to_string();
     let write = tokio::spawn(async move { host.put_file(&path, &data(TOTAL), Mode::Keep).await });
     let probe_dir = dir.clone();
@@ -292,15 +295,7 @@ impl Drop for Tmpfs {
 #[tokio::test]
 async fn a_detached_script_outlives_the_command_timeout() {
     let fx = Fixture::start();
-    let target = fx.sshd.target(
-        "h1",
-        "root",
-        Some(&fx.key),
-        &fx.dir.path().join("known_hosts"),
-    );
-    let mut session = Session::connect(&target).await.unwrap();
-    session.set_command_timeout(Duration::from_secs(2));
-    let host = RemoteHost::new(session);
+    let host = fx.host_timing_out(Duration::from_secs(2)).await;
     let err = host
         .run("sleeping", "sleep 3", &[], None)
         .await
