@@ -29,11 +29,13 @@ const WAIT_SLICE: Duration = Duration::from_secs(60);
 
 /// `$1` the status file, `$2` a script, then its arguments: the script runs in a session of
 /// its own (no hangup when the connection goes), its exit status written to `$1` at the end.
+/// The pid file and the status appear whole (renamed into place): a wait that read a pid file
+/// still being written took the empty pid for a process gone (CI, under load).
 const START: &str = r#"set -eu
 s=$1; shift
 mkdir -p "${s%/*}"
-rm -f "$s" "$s.tmp" "$s.log" "$s.pid"
-setsid sh -c 's=$1; body=$2; shift 2; echo $$ >"$s.pid"; rc=0; sh -c "$body" regboot "$@" >"$s.log" 2>&1 || rc=$?; echo $rc >"$s.tmp"; mv "$s.tmp" "$s"' \
+rm -f "$s" "$s.tmp" "$s.log" "$s.pid" "$s.pid.tmp"
+setsid sh -c 's=$1; body=$2; shift 2; echo $$ >"$s.pid.tmp"; mv "$s.pid.tmp" "$s.pid"; rc=0; sh -c "$body" regboot "$@" >"$s.log" 2>&1 || rc=$?; echo $rc >"$s.tmp"; mv "$s.tmp" "$s"' \
   regboot "$s" "$@" </dev/null >/dev/null 2>&1 &
 "#;
 
@@ -43,7 +45,8 @@ setsid sh -c 's=$1; body=$2; shift 2; echo $$ >"$s.pid"; rc=0; sh -c "$body" reg
 const WAIT: &str = r#"set -u
 s=$1; n=$2; i=0
 while [ ! -e "$s" ] && [ "$i" -lt "$n" ]; do
-  if [ -e "$s.pid" ] && ! kill -0 "$(cat "$s.pid")" 2>/dev/null && [ ! -e "$s" ]; then
+  p=$(cat "$s.pid" 2>/dev/null) || p=
+  if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null && [ ! -e "$s" ]; then
     echo lost; exit 0
   fi
   sleep 0.2; i=$((i + 1))
@@ -317,5 +320,29 @@ mod tests {
                 .unwrap();
             assert!(out.status.success(), "{out:?}");
         }
+    }
+
+    /// What WAIT answers (one fifth of a second) for a status path whose pid file holds `pid`.
+    fn wait_answer(pid: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().join("install");
+        std::fs::write(dir.path().join("install.pid"), pid).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", WAIT, "regboot"])
+            .arg(&s)
+            .arg("1")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn a_pid_file_not_yet_written_is_running_and_a_gone_process_is_lost() {
+        assert_eq!(wait_answer(""), "running");
+        assert_eq!(wait_answer(&std::process::id().to_string()), "running");
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id().to_string();
+        gone.wait().unwrap();
+        assert_eq!(wait_answer(&pid), "lost");
     }
 }
