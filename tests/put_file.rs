@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use regboot::bundle::install::Detached;
+use regboot::host::Detached;
 use regboot::host::{Mode, PUT_FILE, RemoteHost};
 use regboot::ssh::{RemoteCommand, Session};
 use sha2::{Digest, Sha256};
@@ -308,10 +308,10 @@ async fn a_detached_script_outlives_the_command_timeout() {
     let state = fx.dir.path().join("state");
     let status = state.join("status");
     let run = |script: &'static str, bound: u64| Detached {
-        what: "a long script",
+        what: "a long script".into(),
         script,
-        args: &["two words"],
-        status: status.to_str().unwrap(),
+        args: vec!["two words".into()],
+        status: status.to_str().unwrap().into(),
         bound: Duration::from_secs(bound),
         slice: Duration::from_secs(1),
     };

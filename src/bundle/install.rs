@@ -10,54 +10,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::{INDEX, Manifest, ReleaseKey};
-use crate::host::RemoteHost;
+use crate::host::{Detached, RemoteHost};
 
 /// Where the files wait on the host until apt has installed them.
 pub const REMOTE_DIR: &str = "/var/cache/regboot/bundle";
 /// The detached install's exit status (`.log`: its output; `.pid`: its process).
 const STATUS: &str = "/var/cache/regboot/bundle-install";
-/// How long apt may take to install from the bundle on one host (docker.io with its
-/// recommends unpacks hundreds of MB: minutes on a slow disk).
+/// How long a package install may take on one host, from the bundle or a mirror (docker.io
+/// with its recommends unpacks hundreds of MB: minutes on a slow disk or mirror).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// One wait for it: well under the SSH command timeout.
-const WAIT_SLICE: Duration = Duration::from_secs(60);
-
-/// `$1` the status file, `$2` a script, then its arguments: the script runs in a session of
-/// its own (no hangup when the connection goes), its exit status written to `$1` at the end.
-/// The pid file and the status appear whole (renamed into place): a wait that read a pid file
-/// still being written took the empty pid for a process gone (CI, under load).
-const START: &str = r#"set -eu
-s=$1; shift
-mkdir -p "${s%/*}"
-rm -f "$s" "$s.tmp" "$s.log" "$s.pid" "$s.pid.tmp"
-setsid sh -c 's=$1; body=$2; shift 2; echo $$ >"$s.pid.tmp"; mv "$s.pid.tmp" "$s.pid"; rc=0; sh -c "$body" regboot "$@" >"$s.log" 2>&1 || rc=$?; echo $rc >"$s.tmp"; mv "$s.tmp" "$s"' \
-  regboot "$s" "$@" </dev/null >/dev/null 2>&1 &
-"#;
-
-/// `$1` the status file, `$2` how many fifths of a second to wait: `running`, `lost` (its
-/// process is gone without a status), or `exit N` with its output's tail on stderr (the
-/// status, output and their directory, when empty, are removed then).
-const WAIT: &str = r#"set -u
-s=$1; n=$2; i=0
-while [ ! -e "$s" ] && [ "$i" -lt "$n" ]; do
-  p=$(cat "$s.pid" 2>/dev/null) || p=
-  if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null && [ ! -e "$s" ]; then
-    echo lost; exit 0
-  fi
-  sleep 0.2; i=$((i + 1))
-done
-[ -e "$s" ] || { echo running; exit 0; }
-rc=$(cat "$s")
-tail -c 4000 "$s.log" >&2 2>/dev/null
-rm -f "$s" "$s.log" "$s.pid"
-rmdir "${s%/*}" 2>/dev/null
-echo "exit $rc"
-"#;
+pub const WAIT_SLICE: Duration = Duration::from_secs(60);
 
 /// `$1` the directory: installed packages (`i NAME VERSION`), then the bundle files already
 /// there (`f SHA256 NAME`).
@@ -234,67 +202,15 @@ impl Install {
         let mut args = vec![REMOTE_DIR, op];
         args.extend(self.packages.iter().map(String::as_str));
         Detached {
-            what: &format!("installing {} from the bundle", self.packages.join(" ")),
+            what: format!("installing {} from the bundle", self.packages.join(" ")),
             script: INSTALL,
-            args: &args,
-            status: STATUS,
+            args: args.into_iter().map(String::from).collect(),
+            status: STATUS.into(),
             bound: INSTALL_TIMEOUT,
             slice: WAIT_SLICE,
         }
         .run(host)
         .await
-    }
-}
-
-/// A script that may run longer than one SSH command may: started in the background on the
-/// host, then waited for in slices (each a command well under the SSH timeout) up to `bound`.
-pub struct Detached<'a> {
-    /// What it does, for errors ("installing nginx from the bundle").
-    pub what: &'a str,
-    pub script: &'a str,
-    pub args: &'a [&'a str],
-    /// Where its exit status goes on the host (beside it: `.log`, `.pid`).
-    pub status: &'a str,
-    pub bound: Duration,
-    pub slice: Duration,
-}
-
-impl Detached<'_> {
-    /// Run it; an error carries its exit status and output's tail.
-    pub async fn run(&self, host: &RemoteHost) -> Result<()> {
-        let what = self.what;
-        let mut args = vec![self.status, self.script];
-        args.extend(self.args);
-        host.run(&format!("starting {what}"), START, &args, None)
-            .await?;
-        let start = Instant::now();
-        let fifths = (self.slice.as_millis() / 200).max(1).to_string();
-        loop {
-            let out = host
-                .run(
-                    &format!("waiting for {what}"),
-                    WAIT,
-                    &[self.status, &fifths],
-                    None,
-                )
-                .await?;
-            match out.stdout_text().trim() {
-                "exit 0" => return Ok(()),
-                "lost" => bail!(
-                    "{what}: its process on the host ended without an exit status (was it \
-                     killed?); its output is in {}.log there: run again",
-                    self.status
-                ),
-                "running" if start.elapsed() < self.bound => {}
-                "running" => bail!(
-                    "{what} still runs on the host after {} s, the bound for it: let it end \
-                     (its output: {}.log there), then run again",
-                    self.bound.as_secs(),
-                    self.status
-                ),
-                other => bail!("{what} failed ({other}): {}", out.stderr_tail().trim()),
-            }
-        }
     }
 }
 
@@ -313,36 +229,12 @@ mod tests {
 
     #[test]
     fn the_scripts_parse() {
-        for script in [LIST, RECEIVE, INSTALL, START, WAIT] {
+        for script in [LIST, RECEIVE, INSTALL] {
             let out = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{out:?}");
         }
-    }
-
-    /// What WAIT answers (one fifth of a second) for a status path whose pid file holds `pid`.
-    fn wait_answer(pid: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let s = dir.path().join("install");
-        std::fs::write(dir.path().join("install.pid"), pid).unwrap();
-        let out = std::process::Command::new("sh")
-            .args(["-c", WAIT, "regboot"])
-            .arg(&s)
-            .arg("1")
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    #[test]
-    fn a_pid_file_not_yet_written_is_running_and_a_gone_process_is_lost() {
-        assert_eq!(wait_answer(""), "running");
-        assert_eq!(wait_answer(&std::process::id().to_string()), "running");
-        let mut gone = std::process::Command::new("true").spawn().unwrap();
-        let pid = gone.id().to_string();
-        gone.wait().unwrap();
-        assert_eq!(wait_answer(&pid), "lost");
     }
 }

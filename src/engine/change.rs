@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::host::{Mode, RemoteHost};
+use crate::host::{Detached, Mode, RemoteHost};
 use crate::registry_http::{self, Request};
 
 /// Polls `docker info` until the engine answers (bounded: 60 tries, one a second).
@@ -48,6 +48,9 @@ pub enum Action {
     /// Install packages from an offline bundle (`packages.bundle`): send what the host lacks,
     /// check it, install with no mirror.
     Bundle(Box<crate::bundle::install::Install>),
+    /// Run a root script detached on the host under its own bound (a package install may
+    /// outlast the SSH command timeout).
+    Detached(Detached),
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +158,17 @@ impl Change {
         }
     }
 
+    /// Run `detached` on the host (see `Action::Detached`).
+    pub fn detached(summary: String, detached: Detached) -> Change {
+        Change {
+            summary,
+            diff: None,
+            raw_diff: None,
+            action: Action::Detached(detached),
+            one_at_a_time: false,
+        }
+    }
+
     /// Wait (bounded) until dockerd answers `docker info`.
     pub fn wait_docker() -> Change {
         Change::script("wait until dockerd answers docker info", WAIT_DOCKER, &[])
@@ -204,6 +218,7 @@ impl Change {
                 diagnose,
             } => wait_healthy(host, hostname, *port, ca_pem.as_deref(), diagnose).await,
             Action::Bundle(install) => install.apply(host).await,
+            Action::Detached(detached) => detached.run(host).await,
         }
     }
 }

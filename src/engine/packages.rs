@@ -1,12 +1,16 @@
 //! Packages installed and purged with the host's own package manager: the one ladder every
 //! module that brings a package uses (its footprint names the package, so reset purges it).
 //! With `packages.bundle` the packages come from the offline bundle instead (`crate::bundle`).
+//! Either way the package manager runs detached on the host under [`INSTALL_TIMEOUT`], not
+//! the SSH command timeout: a slow mirror or disk does not cut an install midway.
 
 use anyhow::{Result, bail};
 
 use super::change::Change;
-use crate::bundle::{Manifest, ReleaseKey, install::Install};
+use crate::bundle::install::{INSTALL_TIMEOUT, Install, WAIT_SLICE};
+use crate::bundle::{Manifest, ReleaseKey};
 use crate::facts::Facts;
+use crate::host::Detached;
 use crate::inventory::{Host, Inventory};
 
 /// Args: the operation (`install`, `install-recommends`, `purge`), then packages. Picks the
@@ -37,6 +41,9 @@ else
 fi
 "#;
 
+/// The package manager's exit status on the host (see [`Detached`]).
+const STATUS: &str = "/var/cache/regboot/packages";
+
 /// A package regboot may install, and the command that shows it is there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Package {
@@ -45,9 +52,17 @@ pub(crate) struct Package {
 }
 
 fn run(summary: String, op: &str, packages: &[&str]) -> Change {
-    let mut args = vec![op];
-    args.extend(packages);
-    Change::script(summary, SCRIPT, &args)
+    let mut args = vec![op.to_string()];
+    args.extend(packages.iter().map(|p| p.to_string()));
+    let detached = Detached {
+        what: summary.clone(),
+        script: SCRIPT,
+        args,
+        status: STATUS.into(),
+        bound: INSTALL_TIMEOUT,
+        slice: WAIT_SLICE,
+    };
+    Change::detached(summary, detached)
 }
 
 /// Install `packages` (never upgraded: callers pass only missing ones). `recommends`: with
@@ -189,6 +204,23 @@ mod tests {
             err.contains("debian-13-amd64") && err.contains("--release debian-13-amd64"),
             "{err}"
         );
+    }
+
+    /// Without a bundle the host's package manager runs detached under the install's bound,
+    /// not the SSH command timeout.
+    #[test]
+    fn a_mirror_install_runs_detached_under_its_own_bound() {
+        let inv = testing::inventory("");
+        let host = StateBuilder::new()
+            .command("nginx", true)
+            .command("curl", true)
+            .command("keepalived", false);
+        let changes = testing::run(&LbPackages, &inv, "h1", &host, true).unwrap();
+        let crate::engine::change::Action::Detached(install) = &changes[0].action else {
+            panic!("{:?}", changes[0].action);
+        };
+        assert_eq!(install.args, ["install", "keepalived"]);
+        assert_eq!(install.bound, INSTALL_TIMEOUT);
     }
 
     #[test]

@@ -605,7 +605,9 @@ mod tests {
                     Action::RemoveFile { path } => {
                         files.remove(&path);
                     }
-                    Action::WaitHealthy { .. } | Action::Bundle(_) => unreachable!(),
+                    Action::WaitHealthy { .. } | Action::Bundle(_) | Action::Detached(_) => {
+                        unreachable!()
+                    }
                 }
                 for r in &refs {
                     let named = named(&files[&format!("{ROOT}/{r}/hosts.toml")]);
