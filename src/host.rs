@@ -5,8 +5,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ssh::{ExecOutput, RemoteCommand, Session};
 
-mod detached;
-pub use detached::Detached;
+pub mod detached;
 
 /// Writes stdin to `$1` atomically: a temp file in the same directory, owner kept from the old
 /// file, mode `$2` (or the old file's mode when `$2` is `keep`), fsync, rename. EOF alone does

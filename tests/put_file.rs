@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use regboot::host::Detached;
+use regboot::host::detached::Detached;
 use regboot::host::{Mode, PUT_FILE, RemoteHost};
 use regboot::ssh::{RemoteCommand, Session};
 use sha2::{Digest, Sha256};

@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::{INDEX, Manifest, ReleaseKey};
-use crate::host::{Detached, RemoteHost};
+use crate::host::RemoteHost;
+use crate::host::detached::Detached;
 
 /// Where the files wait on the host until apt has installed them.
 pub const REMOTE_DIR: &str = "/var/cache/regboot/bundle";

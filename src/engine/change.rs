@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::host::{Detached, Mode, RemoteHost};
+use crate::host::detached::Detached;
+use crate::host::{Mode, RemoteHost};
 use crate::registry_http::{self, Request};
 
 /// Polls `docker info` until the engine answers (bounded: 60 tries, one a second).

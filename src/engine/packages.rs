@@ -10,7 +10,7 @@ use super::change::Change;
 use crate::bundle::install::{INSTALL_TIMEOUT, Install, WAIT_SLICE};
 use crate::bundle::{Manifest, ReleaseKey};
 use crate::facts::Facts;
-use crate::host::Detached;
+use crate::host::detached::Detached;
 use crate::inventory::{Host, Inventory};
 
 /// Args: the operation (`install`, `install-recommends`, `purge`), then packages. Picks the
