@@ -15,6 +15,8 @@
 #   bench/peers.sh 5            # RUNS=3 by default
 #   RUNS=5 bench/peers.sh 20
 #   PEERS=pyinfra bench/peers.sh 50   # pyinfra alone beside regboot (Ansible's runs are the longest)
+#   BUNDLE=1 bench/peers.sh 20        # regboot installs nginx from the lab's bundle (`lab up
+#                                     # --bundle`, docs/bundle.md), not the hosts' mirror
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +50,7 @@ if [ ! -x "$venv/bin/pyinfra" ] || [ ! -x "$venv/bin/ansible-playbook" ]; then
 fi
 echo "peers: $("$venv/bin/ansible-playbook" --version | head -n 1), pyinfra $("$venv/bin/pyinfra" --version 2>&1 | tail -n 1)"
 
-"$regboot" lab up --hosts "$n" --name "$lab" --dir "$work/lab" >/dev/null
+"$regboot" lab up --hosts "$n" --name "$lab" --dir "$work/lab" ${BUNDLE:+--bundle} >/dev/null
 inv=$work/lab/inventory.yml
 # The CA the client side places (regboot's own, so every tool installs the same file).
 "$regboot" certs init -i "$inv" >/dev/null
