@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{INDEX, Manifest, ReleaseKey};
 use crate::host::RemoteHost;
-use crate::host::detached::Detached;
+use crate::host::detached::{self, Detached};
 
 /// Where the files wait on the host until apt has installed them.
 pub const REMOTE_DIR: &str = "/var/cache/regboot/bundle";
@@ -25,8 +25,6 @@ const STATUS: &str = "/var/cache/regboot/bundle-install";
 /// How long a package install may take on one host, from the bundle or a mirror (docker.io
 /// with its recommends unpacks hundreds of MB: minutes on a slow disk or mirror).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// One wait for it: well under the SSH command timeout.
-pub const WAIT_SLICE: Duration = Duration::from_secs(60);
 
 /// `$1` the directory: installed packages (`i NAME VERSION`), then the bundle files already
 /// there (`f SHA256 NAME`).
@@ -208,7 +206,7 @@ impl Install {
             args: args.into_iter().map(String::from).collect(),
             status: STATUS.into(),
             bound: INSTALL_TIMEOUT,
-            slice: WAIT_SLICE,
+            slice: detached::SLICE,
         }
         .run(host)
         .await

@@ -7,10 +7,10 @@
 use anyhow::{Result, bail};
 
 use super::change::Change;
-use crate::bundle::install::{INSTALL_TIMEOUT, Install, WAIT_SLICE};
+use crate::bundle::install::{INSTALL_TIMEOUT, Install};
 use crate::bundle::{Manifest, ReleaseKey};
 use crate::facts::Facts;
-use crate::host::detached::Detached;
+use crate::host::detached::{self, Detached};
 use crate::inventory::{Host, Inventory};
 
 /// Args: the operation (`install`, `install-recommends`, `purge`), then packages. Picks the
@@ -60,7 +60,7 @@ fn run(summary: String, op: &str, packages: &[&str]) -> Change {
         args,
         status: STATUS.into(),
         bound: INSTALL_TIMEOUT,
-        slice: WAIT_SLICE,
+        slice: detached::SLICE,
     };
     Change::detached(summary, detached)
 }

@@ -8,6 +8,10 @@ use anyhow::{Result, bail};
 
 use super::RemoteHost;
 
+/// One wait for a detached script: half the SSH command timeout (120 s), so a wait is never
+/// cut off on a loaded host.
+pub const SLICE: Duration = Duration::from_secs(60);
+
 /// `$1` the status file, `$2` a script, then its arguments: the script runs in a session of
 /// its own (no hangup when the connection goes), its exit status written to `$1` at the end.
 /// The pid file and the status appear whole (renamed into place): a wait that read a pid file
@@ -50,7 +54,7 @@ pub struct Detached {
     /// Where its exit status goes on the host (beside it: `.log`, `.pid`).
     pub status: String,
     pub bound: Duration,
-    /// One wait: well under the SSH command timeout.
+    /// One wait ([`SLICE`]; tests with a short command timeout take less).
     pub slice: Duration,
 }
 
